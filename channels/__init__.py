@@ -1,0 +1,1 @@
+"""Channels behind one small interface: endpoints, groups, sends and inbound outcomes."""

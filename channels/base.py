@@ -1,0 +1,82 @@
+"""The channel interface: one module per channel implements `Channel`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One delivery, rendered, ready for a channel to send to one endpoint."""
+
+    delivery_id: int
+    endpoint_id: int
+    address: str
+    unit_code: str | None
+    attempt: int
+    priority: str
+    expires_at: datetime | None
+    title: str
+    body: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The channel took the message. `state` is how far it got: sent, delivered, played."""
+
+    state: str
+    event: str
+    provider_id: str | None = None
+    detail: str | None = None
+
+
+class TransientSendError(Exception):
+    """Worth retrying later (timeouts, 429, 5xx); `retry_after` in seconds when told."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class PermanentSendError(Exception):
+    """Will never succeed for this endpoint (bad address, refused); kept with the provider code."""
+
+    def __init__(self, reason: str, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An inbound event mapped to a delivery state (a player ack, a status callback, ...)."""
+
+    delivery_id: int
+    state: str
+    event: str
+    at: datetime
+    actor: str
+    provider_id: str | None = None
+    error: str | None = None
+    detail: str | None = None
+    endpoint_id: int | None = None  # when set, the event must come from this endpoint
+    retry_at: datetime | None = None  # with state retry_wait: when to try again
+
+
+class Channel(ABC):
+    name: ClassVar[str]
+    # True when sending a delivery again after a crash cannot reach people twice
+    # (the far side deduplicates on the delivery id). SMS is not.
+    resend_safe: ClassVar[bool]
+
+    @abstractmethod
+    def send(self, message: Outbound) -> Accepted:
+        """Send one message; raise TransientSendError or PermanentSendError on failure."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

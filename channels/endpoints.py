@@ -1,0 +1,124 @@
+"""Endpoints (a player, a phone number, an LED board, a web site) and groups of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, Engine, select
+from sqlmodel import Field, SQLModel, UniqueConstraint
+
+from coso.db import chunks, insert_ignoring_duplicates
+from coso.errors import InputError
+from coso.units import resolve_unit_codes
+
+CHANNELS = ("web", "loudspeaker", "sms", "led")
+
+
+class Endpoint(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(index=True)
+    address: str
+    name: str = ""
+    unit_code: str | None = Field(default=None, index=True)
+    enabled: bool = True
+    created_at: datetime
+
+
+class EndpointGroup(SQLModel, table=True):
+    """Named selection: explicit members plus every endpoint in the listed units."""
+
+    __tablename__ = "endpoint_group"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    channel: str
+    unit_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    description: str = ""
+
+
+class GroupMember(SQLModel, table=True):
+    __tablename__ = "group_member"
+
+    group_id: int = Field(foreign_key="endpoint_group.id", primary_key=True)
+    endpoint_id: int = Field(foreign_key="endpoint.id", primary_key=True)
+
+
+def check_channel(field: str, channel: str) -> str:
+    if channel not in CHANNELS:
+        raise InputError(field, channel, f"unknown channel; one of {list(CHANNELS)}")
+    return channel
+
+
+def add_endpoints(engine: Engine, rows: Sequence[dict[str, object]], now: datetime) -> int:
+    """Add endpoints (channel, address, name, unit_code); existing ones are left as they are."""
+    table = Endpoint.__table__
+    stamped = [
+        {"enabled": True, "name": "", "unit_code": None, **r, "created_at": now} for r in rows
+    ]
+    with engine.begin() as conn:
+        for batch in chunks(stamped, 2000):
+            conn.execute(insert_ignoring_duplicates(conn, table), list(batch))
+    return len(stamped)
+
+
+def resolve_targets(
+    engine: Engine, channel: str, targets: dict[str, list[str]]
+) -> list[tuple[int, str | None]]:
+    """Targets {endpoints: [address], groups: [name], units: [code]} → [(endpoint id, unit)].
+
+    Evaluated when an occurrence fires, so endpoints added to a unit later are included.
+    """
+    endpoint = Endpoint.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(endpoint.c.id, endpoint.c.address, endpoint.c.unit_code).where(
+                endpoint.c.channel == channel, endpoint.c.enabled.is_(True)
+            )
+        ).all()
+        chosen: set[int] = set()
+        by_address = {address: eid for eid, address, _ in rows}
+        for address in targets.get("endpoints", []):
+            if address in by_address:
+                chosen.add(by_address[address])
+        unit_codes = set(targets.get("units", []))
+        for name in targets.get("groups", []):
+            group = conn.execute(
+                select(EndpointGroup.__table__).where(EndpointGroup.__table__.c.name == name)
+            ).first()
+            if group is None:
+                continue
+            unit_codes.update(group.unit_codes or [])
+            members = conn.scalars(
+                select(GroupMember.__table__.c.endpoint_id).where(
+                    GroupMember.__table__.c.group_id == group.id
+                )
+            )
+            chosen.update(members)
+    if unit_codes:
+        covered: set[str] = set()
+        for codes in resolve_unit_codes(engine, unit_codes).values():
+            covered |= codes
+        chosen.update(eid for eid, _, unit in rows if unit in covered)
+    units = {eid: unit for eid, _, unit in rows}
+    return sorted((eid, units[eid]) for eid in chosen if eid in units)
+
+
+def group_names(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.scalars(select(EndpointGroup.__table__.c.name)))
+
+
+def endpoint_addresses(engine: Engine, channel: str, addresses: Iterable[str]) -> set[str]:
+    wanted = list(addresses)
+    table = Endpoint.__table__
+    with engine.connect() as conn:
+        return set(
+            conn.scalars(
+                select(table.c.address).where(
+                    table.c.channel == channel, table.c.address.in_(wanted)
+                )
+            )
+        )

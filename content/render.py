@@ -1,0 +1,81 @@
+"""Render content for a channel: the item's body is a sandboxed Jinja2 template, strict on
+undefined names, wrapped by the channel's own template in content/templates/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+)
+from jinja2.sandbox import SandboxedEnvironment
+
+from coso.errors import InputError
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+# Names a content body may use; anything else is refused when the plan is imported.
+CONTEXT_NAMES = frozenset({"plan", "unit", "endpoint", "local_time", "scheduled_for", "content"})
+
+
+@dataclass(frozen=True)
+class Rendered:
+    title: str
+    body: str
+
+
+@cache
+def _environment() -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def check_template(field: str, text: str) -> None:
+    """Refuse a body that does not parse or that uses a name coso does not provide."""
+    env = _environment()
+    try:
+        parsed = env.parse(text)
+    except TemplateSyntaxError as exc:
+        raise InputError(
+            field, text[:60], f"template error on line {exc.lineno}: {exc.message}"
+        ) from exc
+    unknown = meta.find_undeclared_variables(parsed) - CONTEXT_NAMES
+    if unknown:
+        raise InputError(
+            field,
+            text[:60],
+            f"uses undefined name(s) {sorted(unknown)}; available: {sorted(CONTEXT_NAMES)}",
+        )
+
+
+@lru_cache(maxsize=512)
+def _compiled(text: str) -> Template:
+    return _environment().from_string(text)
+
+
+def render(channel: str, title: str, body: str, context: dict[str, Any]) -> Rendered:
+    """Render a content item for `channel`; UndefinedError becomes an InputError."""
+    try:
+        text = _compiled(body).render(context)
+        text_title = _compiled(title).render(context)
+        wrapped = (
+            _environment()
+            .get_template(f"{channel}.html.j2")
+            .render(context, title=text_title, body=text)
+        )
+    except UndefinedError as exc:
+        raise InputError("content.body", body[:60], f"undefined name: {exc.message}") from exc
+    return Rendered(title=text_title, body=wrapped)

@@ -1,0 +1,1 @@
+"""coso foundation: configuration, database, clock, administrative units and organisations."""

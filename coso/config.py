@@ -1,0 +1,134 @@
+"""Settings: defaults, then a TOML file, then COSO_* environment variables (COSO_DATABASE__URL)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from coso.clock import zone
+from coso.durations import parse_duration
+from coso.errors import InputError
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite:///coso-data/coso.db"
+    echo: bool = False
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+
+
+class TimerSettings(BaseModel):
+    horizon: str = "15m"
+    reconcile_every: str = "5s"
+    default_zone: str = "Asia/Ho_Chi_Minh"
+    default_misfire_grace: str = "15m"
+    default_validity: str = "2h"
+
+    @field_validator("horizon", "reconcile_every", "default_misfire_grace", "default_validity")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("default_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+
+class RetrySettings(BaseModel):
+    first_delay: str = "10s"
+    max_delay: str = "10m"
+    max_attempts: int = Field(8, ge=1)
+
+
+class DispatcherSettings(BaseModel):
+    fanout_batch: int = Field(1000, ge=1)
+    claim_batch: int = Field(100, ge=1)
+    idle_poll: float = Field(0.5, gt=0)
+    retry: RetrySettings = RetrySettings()
+
+
+class WordPressSite(BaseModel):
+    name: str
+    url: str
+    username: str
+    application_password: str
+    status: str = "publish"
+
+
+class WebChannelSettings(BaseModel):
+    concurrency: int = Field(4, ge=1)
+    rate_per_second: int = Field(50, ge=1)
+    timeout: float = Field(10.0, gt=0)
+    sites: list[WordPressSite] = []
+
+
+class ChannelSettings(BaseModel):
+    web: WebChannelSettings = WebChannelSettings()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COSO_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: str = "coso-data"
+    database: DatabaseSettings = DatabaseSettings()
+    server: ServerSettings = ServerSettings()
+    timer: TimerSettings = TimerSettings()
+    dispatcher: DispatcherSettings = DispatcherSettings()
+    channels: ChannelSettings = ChannelSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file, the file over defaults.
+        return (env_settings, init_settings)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from `path` (or $COSO_CONFIG, or ./coso.toml when present)."""
+    chosen = path or os.environ.get("COSO_CONFIG")
+    if chosen is None and Path("coso.toml").exists():
+        chosen = "coso.toml"
+    data: dict[str, Any] = {}
+    source = str(chosen) if chosen else "defaults"
+    if chosen:
+        try:
+            data = tomllib.loads(Path(chosen).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise InputError("config", str(chosen), "file not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError("config", str(chosen), f"not valid TOML: {exc}") from exc
+    data = _merge(data, overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(field, first.get("input"), first["msg"], source=source) from exc
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,25 @@
+"""Every table, imported in one place for migrations and `coso init`."""
+
+from channels.endpoints import Endpoint, EndpointGroup, GroupMember
+from channels.web import BulletinPost
+from content.models import ContentItem
+from coso.units import AdminUnit, Organisation, UnitMapping
+from dispatcher.models import ActivityEntry, Delivery
+from schedules.models import Occurrence, Plan, PlanTarget, Schedule
+
+__all__ = [
+    "ActivityEntry",
+    "AdminUnit",
+    "BulletinPost",
+    "ContentItem",
+    "Delivery",
+    "Endpoint",
+    "EndpointGroup",
+    "GroupMember",
+    "Occurrence",
+    "Organisation",
+    "Plan",
+    "PlanTarget",
+    "Schedule",
+    "UnitMapping",
+]

@@ -1,0 +1,220 @@
+"""Administrative units as dated data, the mapping from pre-2025 codes, and organisations."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import Engine, delete, func, select
+from sqlmodel import Field, SQLModel, UniqueConstraint
+
+from coso.db import chunks, insert_ignoring_duplicates
+from coso.errors import InputError
+
+CURRENT_DATASET = "2025"
+LEGACY_DATASET = "pre-2025"
+REFORM_DATE = date(2025, 7, 1)
+
+
+class AdminUnit(SQLModel, table=True):
+    """A province or commune-level unit of one dataset version (GSO codes, zero-padded)."""
+
+    __tablename__ = "admin_unit"
+    __table_args__ = (UniqueConstraint("dataset", "code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dataset: str = Field(index=True)
+    code: str = Field(index=True)
+    name: str
+    kind: str  # tỉnh, thành phố trung ương, huyện, xã, phường, đặc khu, ...
+    level: int  # 1 province, 2 district (legacy only), 3 commune
+    parent_code: str | None = Field(default=None, index=True)
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+
+class UnitMapping(SQLModel, table=True):
+    """A legacy unit maps to one or more current units (a commune may have been split)."""
+
+    __tablename__ = "unit_mapping"
+
+    old_code: str = Field(primary_key=True)
+    new_code: str = Field(primary_key=True)
+
+
+class Organisation(SQLModel, table=True):
+    """Owns schedules: a district culture centre, a commune people's committee, ..."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    kind: str = "agency"
+    unit_code: str | None = None
+
+
+def province_code(code: int) -> str:
+    return f"{code:02d}"
+
+
+def commune_code(code: int) -> str:
+    return f"{code:05d}"
+
+
+def current_unit_rows() -> list[dict[str, object]]:
+    """The 34 provinces and 3,321 communes shipped by the vietnam-provinces package."""
+    import vietnam_provinces
+
+    data = json.loads(vietnam_provinces.NESTED_DIVISIONS_JSON_PATH.read_text(encoding="utf-8"))
+    rows: list[dict[str, object]] = []
+    for province in data:
+        pcode = province_code(province["code"])
+        rows.append(_unit(pcode, province["name"], province["division_type"], 1, None))
+        for ward in province["wards"]:
+            rows.append(
+                _unit(commune_code(ward["code"]), ward["name"], ward["division_type"], 3, pcode)
+            )
+    return rows
+
+
+def _unit(code: str, name: str, kind: str, level: int, parent: str | None) -> dict[str, object]:
+    return {
+        "dataset": CURRENT_DATASET,
+        "code": code,
+        "name": name,
+        "kind": kind,
+        "level": level,
+        "parent_code": parent,
+        "valid_from": REFORM_DATE,
+        "valid_to": None,
+    }
+
+
+def load_current_units(engine: Engine) -> int:
+    """Load (idempotently) the current units; returns how many the dataset holds."""
+    rows = current_unit_rows()
+    table = AdminUnit.__table__
+    with engine.begin() as conn:
+        for batch in chunks(rows, 1000):
+            conn.execute(insert_ignoring_duplicates(conn, table), list(batch))
+    return len(rows)
+
+
+LEGACY_COLUMNS = ("code", "name", "kind", "level", "parent_code", "new_codes")
+
+
+def import_legacy_units(engine: Engine, path: Path) -> int:
+    """Import pre-2025 units from CSV with columns code,name,kind,level,parent_code,new_codes.
+
+    new_codes lists the current codes (separated by ';') a unit became. The whole file is
+    checked first; one bad row and nothing is imported.
+    """
+    known = current_codes(engine)
+    units: list[dict[str, object]] = []
+    mappings: list[dict[str, str]] = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in LEGACY_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError("columns", reader.fieldnames, f"missing {missing}", source=str(path))
+        for row in reader:
+            line = reader.line_num
+            code = (row["code"] or "").strip()
+            if not code:
+                raise InputError("code", row["code"], "is empty", source=str(path), line=line)
+            try:
+                level = int(row["level"])
+            except ValueError as exc:
+                raise InputError(
+                    "level", row["level"], "must be 1, 2 or 3", source=str(path), line=line
+                ) from exc
+            units.append(
+                {
+                    "dataset": LEGACY_DATASET,
+                    "code": code,
+                    "name": row["name"].strip(),
+                    "kind": row["kind"].strip(),
+                    "level": level,
+                    "parent_code": (row["parent_code"] or "").strip() or None,
+                    "valid_from": None,
+                    "valid_to": REFORM_DATE,
+                }
+            )
+            for new in filter(None, (c.strip() for c in (row["new_codes"] or "").split(";"))):
+                if new not in known:
+                    raise InputError(
+                        "new_codes", new, "is not a current unit code", source=str(path), line=line
+                    )
+                mappings.append({"old_code": code, "new_code": new})
+    with engine.begin() as conn:
+        conn.execute(insert_ignoring_duplicates(conn, AdminUnit.__table__), units)
+        if mappings:
+            conn.execute(insert_ignoring_duplicates(conn, UnitMapping.__table__), mappings)
+    return len(units)
+
+
+def current_codes(engine: Engine) -> set[str]:
+    table = AdminUnit.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(select(table.c.code).where(table.c.dataset == CURRENT_DATASET))
+        return {r[0] for r in rows}
+
+
+def resolve_unit_codes(engine: Engine, codes: Iterable[str]) -> dict[str, set[str]]:
+    """Each code → itself and every current unit below it; legacy codes go through the mapping.
+
+    Raises InputError for a code that is neither current nor legacy.
+    """
+    unit = AdminUnit.__table__
+    mapping = UnitMapping.__table__
+    result: dict[str, set[str]] = {}
+    with engine.connect() as conn:
+        parents: dict[str, list[str]] = {}
+        for code, parent in conn.execute(
+            select(unit.c.code, unit.c.parent_code).where(unit.c.dataset == CURRENT_DATASET)
+        ):
+            parents.setdefault(parent, []).append(code)
+        current = {c for children in parents.values() for c in children}
+        for code in codes:
+            if code in current:
+                start = {code}
+            else:
+                start = set(
+                    conn.scalars(select(mapping.c.new_code).where(mapping.c.old_code == code))
+                )
+                if not start:
+                    raise InputError("unit", code, "is not a known administrative unit code")
+            found = set(start)
+            frontier = list(start)
+            while frontier:
+                children = parents.get(frontier.pop(), [])
+                found.update(children)
+                frontier.extend(children)
+            result[code] = found
+    return result
+
+
+def unit_names(engine: Engine, codes: Iterable[str]) -> dict[str, str]:
+    wanted = list(set(codes))
+    table = AdminUnit.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(table.c.code, table.c.name).where(
+                table.c.code.in_(wanted), table.c.dataset == CURRENT_DATASET
+            )
+        )
+        return dict(rows.all())
+
+
+def count_units(engine: Engine) -> dict[str, int]:
+    table = AdminUnit.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(select(table.c.dataset, func.count()).group_by(table.c.dataset)).all()
+    return {dataset: n for dataset, n in rows}
+
+
+def clear_legacy_units(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(UnitMapping.__table__))
+        conn.execute(delete(AdminUnit.__table__).where(AdminUnit.dataset == LEGACY_DATASET))

@@ -1,0 +1,78 @@
+"""Build the channel messages for claimed deliveries: look up the content, plan, unit and
+endpoint once per batch, and render the content for the channel."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, Row, select
+
+from channels.base import Outbound
+from channels.endpoints import Endpoint
+from content.models import ContentItem
+from content.render import render
+from coso.clock import local_text
+from coso.units import unit_names
+from schedules.models import PRIORITIES, Plan
+
+PRIORITY_NAMES = {rank: name for name, rank in PRIORITIES.items()}
+
+
+def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound | tuple[int, str]]:
+    """An Outbound per delivery, or (delivery id, reason) when it cannot be rendered."""
+    content_t, plan_t, endpoint_t = ContentItem.__table__, Plan.__table__, Endpoint.__table__
+    with engine.connect() as conn:
+        contents = {
+            r.id: r
+            for r in conn.execute(
+                select(content_t).where(content_t.c.id.in_({d.content_id for d in claimed}))
+            )
+        }
+        plans = {
+            r.id: r
+            for r in conn.execute(
+                select(plan_t).where(plan_t.c.id.in_({d.plan_id for d in claimed}))
+            )
+        }
+        endpoints = {
+            r.id: r
+            for r in conn.execute(
+                select(endpoint_t).where(endpoint_t.c.id.in_({d.endpoint_id for d in claimed}))
+            )
+        }
+    names = unit_names(engine, {d.unit_code for d in claimed if d.unit_code})
+    out: list[Outbound | tuple[int, str]] = []
+    for d in claimed:
+        content, plan, endpoint = contents[d.content_id], plans[d.plan_id], endpoints[d.endpoint_id]
+        if content.state != "approved":
+            out.append((d.id, f"content {content.key!r} is {content.state}, not approved"))
+            continue
+        context = {
+            "plan": {"number": plan.number, "title": plan.title, "issuer": plan.issuer},
+            "unit": {"code": d.unit_code, "name": names.get(d.unit_code, "")},
+            "endpoint": {"address": endpoint.address, "name": endpoint.name},
+            "scheduled_for": d.scheduled_for,
+            "local_time": local_text(d.scheduled_for, plan.zone),
+            "content": {"key": content.key, "title": content.title, "kind": content.kind},
+        }
+        try:
+            rendered = render(d.channel, content.title, content.body, context)
+        except Exception as exc:  # a template that fails for this endpoint fails only it
+            out.append((d.id, f"content {content.key!r} does not render: {exc}"))
+            continue
+        out.append(
+            Outbound(
+                delivery_id=d.id,
+                endpoint_id=d.endpoint_id,
+                address=endpoint.address,
+                unit_code=d.unit_code,
+                attempt=d.attempts,
+                priority=PRIORITY_NAMES.get(d.priority, "normal"),
+                expires_at=d.expires_at,
+                title=rendered.title,
+                body=rendered.body,
+                extra={"plan_number": plan.number, "content_kind": content.kind},
+            )
+        )
+    return out

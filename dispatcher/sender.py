@@ -1,0 +1,129 @@
+"""Send due deliveries of one channel: claim a batch, send with bounded concurrency under
+the channel's rate limit, and record every outcome."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from pyrate_limiter import Duration, Limiter, Rate
+from sqlalchemy import Engine
+
+from channels.base import Channel, Outbound, Outcome, PermanentSendError, TransientSendError
+from coso.clock import Clock
+from coso.config import RetrySettings
+from coso.durations import parse_duration
+from dispatcher.messages import build_messages
+from dispatcher.states import FAILED, RETRY_WAIT
+from dispatcher.transitions import apply_outcomes, claim, expire_overdue
+
+log = logging.getLogger(__name__)
+
+
+class Sender:
+    def __init__(
+        self,
+        engine: Engine,
+        channel: Channel,
+        clock: Clock,
+        *,
+        concurrency: int,
+        rate_per_second: int,
+        retry: RetrySettings,
+        batch: int,
+        worker: str,
+    ) -> None:
+        self.engine, self.channel, self.clock = engine, channel, clock
+        self.batch, self.worker = batch, worker
+        self.retry = retry
+        self._limiter = Limiter(Rate(rate_per_second, Duration.SECOND))
+        self._pool = ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix=f"send-{channel.name}"
+        )
+
+    def send_due(self) -> int:
+        """One round: expire what is overdue, then claim, send and record one batch."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            expire_overdue(conn, now, self.channel.name)
+        with self.engine.begin() as conn:
+            claimed = claim(conn, self.channel.name, now, self.batch, self.worker)
+        if not claimed:
+            return 0
+        outcomes: list[Outcome] = []
+        messages: list[Outbound] = []
+        for item in build_messages(self.engine, claimed):
+            if isinstance(item, Outbound):
+                messages.append(item)
+            else:
+                outcomes.append(
+                    Outcome(item[0], FAILED, "failed", now, "dispatcher", error=item[1])
+                )
+        outcomes += self._pool.map(self._send_one, messages)
+        with self.engine.begin() as conn:
+            _, refused = apply_outcomes(conn, outcomes)
+        for o in refused:
+            log.warning("outcome for delivery %s refused (state moved on)", o.delivery_id)
+        return len(claimed)
+
+    def _send_one(self, message: Outbound) -> Outcome:
+        self._limiter.try_acquire(self.channel.name)
+        actor = f"channel:{self.channel.name}"
+        try:
+            accepted = self.channel.send(message)
+        except PermanentSendError as exc:
+            reason = f"{exc.code}: {exc.reason}" if exc.code else exc.reason
+            return Outcome(
+                message.delivery_id, FAILED, "failed", self.clock.now(), actor, error=reason
+            )
+        except TransientSendError as exc:
+            return self._retry_or_fail(message, exc.reason, exc.retry_after)
+        except Exception as exc:  # an unexpected error is retried, never lost
+            log.exception(
+                "channel %s raised on delivery %s", self.channel.name, message.delivery_id
+            )
+            return self._retry_or_fail(message, f"{type(exc).__name__}: {exc}", None)
+        return Outcome(
+            message.delivery_id,
+            accepted.state,
+            accepted.event,
+            self.clock.now(),
+            actor,
+            provider_id=accepted.provider_id,
+            detail=accepted.detail,
+        )
+
+    def _retry_or_fail(self, message: Outbound, reason: str, retry_after: float | None) -> Outcome:
+        now = self.clock.now()
+        actor = f"channel:{self.channel.name}"
+        if message.attempt >= self.retry.max_attempts:
+            return Outcome(
+                message.delivery_id,
+                FAILED,
+                "failed",
+                now,
+                actor,
+                error=f"gave up after {message.attempt} attempts: {reason}",
+            )
+        return Outcome(
+            message.delivery_id,
+            RETRY_WAIT,
+            "retry",
+            now,
+            actor,
+            error=reason,
+            retry_at=now + backoff(self.retry, message.attempt, retry_after),
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.channel.close()
+
+def backoff(retry: RetrySettings, attempt: int, retry_after: float | None) -> timedelta:
+    """Exponential from first_delay, capped at max_delay; a longer Retry-After wins."""
+    first = parse_duration(retry.first_delay)
+    delay = min(first * (2 ** (attempt - 1)), parse_duration(retry.max_delay))
+    if retry_after is not None:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return delay

@@ -1,0 +1,149 @@
+"""The dispatcher service: timer, fan-out and one sender per channel, over one database.
+
+`tick()` does one synchronous round (tests drive it with a manual clock); `start()` runs the
+same work on threads for `coso serve`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from channels.base import Channel
+from channels.web import WebChannel
+from coso.clock import Clock
+from coso.config import Settings
+from coso.durations import parse_duration
+from dispatcher.fanout import fan_out_pending
+from dispatcher.sender import Sender
+from dispatcher.transitions import recover_interrupted
+from schedules.firing import fire_due
+from schedules.timer import Timer
+
+log = logging.getLogger(__name__)
+
+
+def default_channels(engine: Engine, settings: Settings, clock: Clock) -> dict[str, Channel]:
+    return {"web": WebChannel(engine, settings.channels.web, clock.now)}
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock,
+        channels: dict[str, Channel] | None = None,
+    ) -> None:
+        self.engine, self.settings, self.clock = engine, settings, clock
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.channels = (
+            channels if channels is not None else default_channels(engine, settings, clock)
+        )
+        limits = {"web": settings.channels.web}
+        self.senders = {
+            name: Sender(
+                engine,
+                channel,
+                clock,
+                concurrency=getattr(limits.get(name), "concurrency", 4),
+                rate_per_second=getattr(limits.get(name), "rate_per_second", 50),
+                retry=settings.dispatcher.retry,
+                batch=settings.dispatcher.claim_batch,
+                worker=self.worker,
+            )
+            for name, channel in self.channels.items()
+        }
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._fire_lock = threading.Lock()
+        self.timer: Timer | None = None
+
+    # --- one synchronous round, for tests and for the threads below ---------------------
+
+    def recover(self) -> int:
+        """Settle deliveries a crashed process left in `sending` (run once at start)."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            return sum(
+                recover_interrupted(conn, now, name, ch.resend_safe)
+                for name, ch in self.channels.items()
+            )
+
+    def fire(self) -> int:
+        """Create due occurrences and fan them out; returns deliveries created."""
+        with self._fire_lock:
+            now = self.clock.now()
+            fire_due(self.engine, now)
+            created = fan_out_pending(self.engine, now, self.settings.dispatcher.fanout_batch)
+        if created:
+            self._wake.set()
+        return created
+
+    def drain(self, max_rounds: int = 100_000) -> int:
+        """Send until nothing is due now; returns deliveries handled."""
+        total = 0
+        for _ in range(max_rounds):
+            handled = sum(sender.send_due() for sender in self.senders.values())
+            total += handled
+            if handled == 0:
+                break
+        return total
+
+    def tick(self) -> int:
+        self.fire()
+        return self.drain()
+
+    # --- threads, for `coso serve` -------------------------------------------------------
+
+    def start(self) -> None:
+        self.recover()
+        timer_settings = self.settings.timer
+        self.timer = Timer(
+            self.engine,
+            self.clock,
+            self._fire_safely,
+            horizon=parse_duration(timer_settings.horizon),
+            reconcile_every=parse_duration(timer_settings.reconcile_every),
+        )
+        for name, sender in self.senders.items():
+            thread = threading.Thread(
+                target=self._send_loop, args=(sender.send_due,), name=f"sender-{name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self.timer.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self.timer:
+            self.timer.stop()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for sender in self.senders.values():
+            sender.close()
+
+    def _fire_safely(self) -> None:
+        try:
+            self.fire()
+        except Exception:
+            log.exception("fan-out failed; will retry on the next reconcile")
+
+    def _send_loop(self, send_due: Callable[[], int]) -> None:
+        idle = self.settings.dispatcher.idle_poll
+        while not self._stop.is_set():
+            try:
+                handled = send_due()
+            except Exception:
+                log.exception("sender round failed; retrying")
+                handled = 0
+            if handled == 0:
+                self._wake.wait(idle)
+                self._wake.clear()

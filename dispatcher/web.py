@@ -1,0 +1,89 @@
+"""The web app: the public bulletin (/bulletin, /bulletin.atom) and a small console."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+from feedgen.feed import FeedGenerator
+from sqlalchemy import Engine
+
+from coso.clock import local_text
+from coso.config import Settings
+from coso.errors import InputError
+from coso.units import unit_names
+from dispatcher.queries import LogFilter, activity, bulletin, delivery_counts, find_plan, list_plans
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES.env.filters["local"] = local_text
+
+
+def create_app(engine: Engine, settings: Settings) -> FastAPI:
+    app = FastAPI(title="coso", docs_url="/api/docs")
+    public = settings.server.public_url.rstrip("/")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(request, "index.html", {"plans": list_plans(engine)})
+
+    @app.get("/plans/{ref:path}", response_class=HTMLResponse)
+    def plan_page(request: Request, ref: str) -> HTMLResponse:
+        try:
+            plan = find_plan(engine, ref)
+        except InputError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return TEMPLATES.TemplateResponse(
+            request,
+            "plan.html",
+            {
+                "plan": plan,
+                "counts": sorted(delivery_counts(engine, plan.id).items()),
+                "log": activity(engine, plan.id, LogFilter(limit=100)),
+            },
+        )
+
+    @app.get("/bulletin", response_class=HTMLResponse)
+    def bulletin_page(
+        request: Request, unit: Annotated[str | None, Query(max_length=10)] = None
+    ) -> HTMLResponse:
+        posts = bulletin(engine, unit)
+        title = unit_names(engine, [unit]).get(unit, unit) if unit else None
+        return TEMPLATES.TemplateResponse(
+            request,
+            "bulletin.html",
+            {
+                "posts": posts,
+                "unit": unit,
+                "unit_title": title,
+                "zone": settings.timer.default_zone,
+            },
+        )
+
+    @app.get("/bulletin.atom")
+    def bulletin_feed(unit: Annotated[str | None, Query(max_length=10)] = None) -> Response:
+        feed = FeedGenerator()
+        feed.id(f"{public}/bulletin" + (f"?unit={unit}" if unit else ""))
+        feed.title("Bản tin cơ sở" + (f" — {unit}" if unit else ""))
+        feed.link(href=f"{public}/bulletin", rel="alternate")
+        feed.language("vi")
+        posts = bulletin(engine, unit)
+        for post in reversed(posts):
+            entry = feed.add_entry()
+            entry.id(f"{public}/bulletin/{post['id']}")
+            entry.title(post["title"])
+            entry.content(post["body_html"], type="html")
+            entry.published(post["published_at"])
+            entry.updated(post["published_at"])
+            entry.link(href=f"{public}/bulletin?unit={post['unit_code'] or ''}")
+        if posts:
+            feed.updated(posts[0]["published_at"])
+        return Response(feed.atom_str(pretty=True), media_type="application/atom+xml")
+
+    return app

@@ -1,0 +1,1 @@
+"""Plans, schedules and their recurrence, occurrences, and the timer that fires them."""
