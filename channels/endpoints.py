@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, Engine, select
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from coso.db import chunks, insert_ignoring_duplicates
+from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
 from coso.units import resolve_unit_codes
 
@@ -58,7 +58,7 @@ def add_endpoints(engine: Engine, rows: Sequence[dict[str, object]], now: dateti
     stamped = [
         {"enabled": True, "name": "", "unit_code": None, **r, "created_at": now} for r in rows
     ]
-    with engine.begin() as conn:
+    with write(engine) as conn:
         for batch in chunks(stamped, 2000):
             conn.execute(insert_ignoring_duplicates(conn, table), list(batch))
     return len(stamped)

@@ -18,7 +18,7 @@ from sqlmodel import Field, SQLModel
 
 from channels.base import Accepted, Channel, Outbound, PermanentSendError, TransientSendError
 from coso.config import WebChannelSettings, WordPressSite
-from coso.db import insert_ignoring_duplicates
+from coso.db import insert_ignoring_duplicates, write
 
 PUBLISHED = "published"
 WP_STATUSES = "publish,future,draft,pending,private"
@@ -78,7 +78,7 @@ class WebChannel(Channel):
             "plan_number": message.extra.get("plan_number", ""),
             "published_at": self._now(),
         }
-        with self._engine.begin() as conn:
+        with write(self._engine) as conn:
             conn.execute(insert_ignoring_duplicates(conn, table), [row])
             post_id = conn.scalar(
                 select(table.c.id).where(table.c.delivery_id == message.delivery_id)

@@ -26,8 +26,7 @@ def make_engine(url: str, echo: bool = False) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, echo=echo, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        # Let SQLAlchemy issue BEGIN so a transaction holds the write lock from its start.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=10)
 
@@ -40,6 +39,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A write transaction takes the write lock at BEGIN: a deferred one that reads first
+    # and writes later fails at once (not after busy_timeout) when another writer committed.
+    immediate = conn.get_execution_options().get("coso_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def writer(engine: Engine) -> Engine:
+    """The engine for write transactions (and ORM sessions that write)."""
+    return engine.execution_options(coso_write=True)
+
+
+def write(engine: Engine) -> Any:
+    """`with write(engine) as conn:` — one write transaction, committed at the end."""
+    return writer(engine).begin()
 
 
 def is_postgres(bind: Engine | Connection) -> bool:
@@ -69,7 +85,7 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    with write(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -77,7 +93,7 @@ def migrate(engine: Engine) -> None:
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One unit of work: committed when the block ends, rolled back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(writer(engine), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine, delete, func, select
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from coso.db import chunks, insert_ignoring_duplicates
+from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
 
 CURRENT_DATASET = "2025"
@@ -95,7 +95,7 @@ def load_current_units(engine: Engine) -> int:
     """Load (idempotently) the current units; returns how many the dataset holds."""
     rows = current_unit_rows()
     table = AdminUnit.__table__
-    with engine.begin() as conn:
+    with write(engine) as conn:
         for batch in chunks(rows, 1000):
             conn.execute(insert_ignoring_duplicates(conn, table), list(batch))
     return len(rows)
@@ -147,7 +147,7 @@ def import_legacy_units(engine: Engine, path: Path) -> int:
                         "new_codes", new, "is not a current unit code", source=str(path), line=line
                     )
                 mappings.append({"old_code": code, "new_code": new})
-    with engine.begin() as conn:
+    with write(engine) as conn:
         conn.execute(insert_ignoring_duplicates(conn, AdminUnit.__table__), units)
         if mappings:
             conn.execute(insert_ignoring_duplicates(conn, UnitMapping.__table__), mappings)
@@ -215,6 +215,6 @@ def count_units(engine: Engine) -> dict[str, int]:
 
 
 def clear_legacy_units(engine: Engine) -> None:
-    with engine.begin() as conn:
+    with write(engine) as conn:
         conn.execute(delete(UnitMapping.__table__))
         conn.execute(delete(AdminUnit.__table__).where(AdminUnit.dataset == LEGACY_DATASET))

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select, update
 
 from channels.endpoints import resolve_targets
-from coso.db import chunks, insert_ignoring_duplicates
+from coso.db import chunks, insert_ignoring_duplicates, write
 from dispatcher.models import Delivery
 from dispatcher.states import MISSED, PENDING
 from dispatcher.transitions import LOG_SOURCE, append_log, log_rows
@@ -54,7 +54,7 @@ def fan_out(engine: Engine, occurrence_id: int, now: datetime, batch: int) -> in
     targets = resolve_targets(engine, sch.channel, sch.targets)
     for part in chunks(targets, batch):
         rows = [{**base, "endpoint_id": eid, "unit_code": unit} for eid, unit in part]
-        with engine.begin() as conn:
+        with write(engine) as conn:
             inserted = conn.execute(
                 insert_ignoring_duplicates(conn, D).returning(*LOG_SOURCE), rows
             ).all()
@@ -71,6 +71,6 @@ def fan_out(engine: Engine, occurrence_id: int, now: datetime, batch: int) -> in
                 entries = log_rows(inserted, at=now, event="queued", state=PENDING, actor="timer")
             append_log(conn, entries)
         created += len(inserted)
-    with engine.begin() as conn:
+    with write(engine) as conn:
         conn.execute(update(O).where(O.c.id == occ.id).values(fanned_out_at=now))
     return created

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from channels.base import Channel, Outbound, Outcome, PermanentSendError, TransientSendError
 from coso.clock import Clock
 from coso.config import RetrySettings
+from coso.db import write
 from coso.durations import parse_duration
 from dispatcher.messages import build_messages
 from dispatcher.states import FAILED, RETRY_WAIT
@@ -45,9 +46,9 @@ class Sender:
     def send_due(self) -> int:
         """One round: expire what is overdue, then claim, send and record one batch."""
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             expire_overdue(conn, now, self.channel.name)
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             claimed = claim(conn, self.channel.name, now, self.batch, self.worker)
         if not claimed:
             return 0
@@ -61,7 +62,7 @@ class Sender:
                     Outcome(item[0], FAILED, "failed", now, "dispatcher", error=item[1])
                 )
         outcomes += self._pool.map(self._send_one, messages)
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             _, refused = apply_outcomes(conn, outcomes)
         for o in refused:
             log.warning("outcome for delivery %s refused (state moved on)", o.delivery_id)
@@ -119,6 +120,7 @@ class Sender:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self.channel.close()
+
 
 def backoff(retry: RetrySettings, attempt: int, retry_after: float | None) -> timedelta:
     """Exponential from first_delay, capped at max_delay; a longer Retry-After wins."""

@@ -18,6 +18,7 @@ from channels.base import Channel
 from channels.web import WebChannel
 from coso.clock import Clock
 from coso.config import Settings
+from coso.db import write
 from coso.durations import parse_duration
 from dispatcher.fanout import fan_out_pending
 from dispatcher.sender import Sender
@@ -70,7 +71,7 @@ class Dispatcher:
     def recover(self) -> int:
         """Settle deliveries a crashed process left in `sending` (run once at start)."""
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             return sum(
                 recover_interrupted(conn, now, name, ch.resend_safe)
                 for name, ch in self.channels.items()

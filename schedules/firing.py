@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 
-from coso.db import insert_ignoring_duplicates
+from coso.db import insert_ignoring_duplicates, write
 from schedules.models import DUE, MISSED, Occurrence, Schedule
 from schedules.timing import timing_of
 
@@ -43,7 +43,7 @@ def fire_due(engine: Engine, now: datetime) -> int:
                     else None,
                 }
             )
-        with engine.begin() as conn:
+        with write(engine) as conn:
             if rows:
                 result = conn.execute(insert_ignoring_duplicates(conn, O).returning(O.c.id), rows)
                 created += len(result.all())

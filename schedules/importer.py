@@ -21,6 +21,7 @@ from content.models import APPROVED, ContentItem
 from content.render import check_template
 from coso.clock import zone
 from coso.config import Settings
+from coso.db import writer
 from coso.durations import parse_duration
 from coso.errors import InputError, InputErrors
 from coso.units import Organisation, resolve_unit_codes
@@ -216,7 +217,7 @@ def _until(value: datetime | date | None) -> str | None:
 def _write(engine: Engine, settings: Settings, pf: PlanFile, now: datetime) -> Plan:
     head = pf.plan
     plan_zone = head.zone or settings.timer.default_zone
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(writer(engine), expire_on_commit=False) as session:
         organisation_id = None
         if head.organisation:
             org = session.exec(
