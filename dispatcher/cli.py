@@ -340,3 +340,7 @@ def units_show(code: str) -> None:
     out.print(f"{code}: {len(codes)} current unit(s)")
     for c in sorted(codes)[:50]:
         out.print(f"  {c}  {names.get(c, '')}")
+
+
+if __name__ == "__main__":
+    run()

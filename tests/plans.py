@@ -1,0 +1,63 @@
+"""Plan files the tests write: a valid weekly plan, and ways to break it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+WEEKLY_PLAN = """\
+[plan]
+number = "95/KH-UBND"
+title = "Tuyên truyền cải cách hành chính năm 2021"
+issuer = "UBND tỉnh Lạng Sơn"
+organisation = "Trung tâm Văn hóa tỉnh Lạng Sơn"
+period_start = 2021-04-21
+period_end = 2021-12-31
+zone = "Asia/Ho_Chi_Minh"
+
+[[targets]]
+channel = "web"
+count = 2
+per = "week"
+units = ["20"]
+
+[[content]]
+key = "cchc"
+title = "Thủ tục mới — {{ unit.name }}"
+body = \"\"\"
+Kính gửi bà con {{ unit.name }}.
+
+Bản tin lúc {{ local_time }}.
+\"\"\"
+state = "approved"
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06040"
+unit = "06040"
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06046"
+unit = "06046"
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06112"
+unit = "06112"
+
+[[schedules]]
+name = "CCHC Mon/Thu"
+content = "cchc"
+channel = "web"
+targets = { units = ["20"] }
+start = 2021-05-03T06:00:00
+rrule = "FREQ=WEEKLY;BYDAY=MO,TH"
+validity = "12h"
+misfire_grace = "30m"
+"""
+
+
+def write_plan(tmp_path: Path, text: str = WEEKLY_PLAN, name: str = "plan.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,103 @@
+"""Bad plan files exit non-zero, name the field and value, and change nothing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlmodel import SQLModel
+from typer.testing import CliRunner
+
+import coso.models  # noqa: F401
+from dispatcher.cli import app
+from tests.plans import WEEKLY_PLAN, write_plan
+
+runner = CliRunner()
+
+
+def snapshot(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            name: conn.scalar(select(func.count()).select_from(table))
+            for name, table in SQLModel.metadata.tables.items()
+        }
+
+
+@pytest.fixture
+def cli(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COSO_DATABASE__URL", db_url)
+    monkeypatch.delenv("COSO_CONFIG", raising=False)
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, list(args))
+
+    return invoke
+
+
+CASES = {
+    "malformed TOML": (
+        WEEKLY_PLAN.replace('title = "Tuyên', 'title = Tuyên'),
+        r"plan\.toml:3: toml = .*malformed TOML",
+    ),
+    "unknown zone": (
+        WEEKLY_PLAN.replace('zone = "Asia/Ho_Chi_Minh"', 'zone = "Asia/Hanoi"'),
+        r"plan\.toml:8: plan\.zone = 'Asia/Hanoi': unknown time zone",
+    ),
+    "invalid RRULE": (
+        WEEKLY_PLAN.replace("FREQ=WEEKLY;BYDAY=MO,TH", "FREQ=FORTNIGHTLY;BYDAY=MO"),
+        r"plan\.toml:47: schedules\[0\]\.rrule = 'FREQ=FORTNIGHTLY;BYDAY=MO': not a valid",
+    ),
+    "unapproved content": (
+        WEEKLY_PLAN.replace('state = "approved"', 'state = "draft"'),
+        r"plan\.toml:43: schedules\[0\]\.content = 'cchc': content is 'draft'; only approved",
+    ),
+    "unknown administrative unit": (
+        WEEKLY_PLAN.replace('targets = { units = ["20"] }', 'targets = { units = ["99"] }'),
+        r"plan\.toml:45: schedules\[0\]\.targets\.units = '99': is not a known administrative",
+    ),
+    "unknown field": (
+        WEEKLY_PLAN.replace('priority = "normal"', "").replace(
+            'validity = "12h"', 'validity = "12h"\npriorty = "high"'
+        ),
+        r"plan\.toml:49: schedules\[0\]\.priorty = 'high': Extra inputs are not permitted",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_plan_file_exits_non_zero_naming_field_and_changes_nothing(
+    case: str, cli, engine: Engine, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    text, message = CASES[case]
+    before = snapshot(engine)
+    result = cli("plan", "import", str(write_plan(tmp_path, text)))
+    assert result.exit_code == 2, result.output
+    assert re.search(message, result.output.replace("\n", " ")), result.output
+    assert snapshot(engine) == before
+
+
+def test_duplicate_plan_number_is_refused_and_changes_nothing(
+    cli, engine: Engine, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    first = cli("plan", "import", str(write_plan(tmp_path)))
+    assert first.exit_code == 0, first.output
+    before = snapshot(engine)
+    again = write_plan(tmp_path, WEEKLY_PLAN.replace("CCHC Mon/Thu", "Other"), "again.toml")
+    result = cli("plan", "import", str(again))
+    assert result.exit_code == 2
+    assert "again.toml:2: plan.number = '95/KH-UBND': a plan with this number already" in (
+        result.output.replace("\n", " ")
+    )
+    assert snapshot(engine) == before
+
+
+def test_every_error_of_a_file_is_reported_at_once(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = WEEKLY_PLAN.replace('zone = "Asia/Ho_Chi_Minh"', 'zone = "Mars/Base"').replace(
+        "FREQ=WEEKLY", "FREQ=SOMETIMES"
+    )
+    result = cli("plan", "import", str(write_plan(tmp_path, text)))
+    assert result.exit_code == 2
+    assert "plan.zone = 'Mars/Base'" in result.output
+    assert "schedules[0].rrule = 'FREQ=SOMETIMES;BYDAY=MO,TH'" in result.output
