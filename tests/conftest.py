@@ -21,7 +21,9 @@ from coso.config import Settings, load_settings
 from coso.db import make_engine, migrate
 from coso.units import load_current_units
 
-PG_ADMIN_URL = os.environ.get("COSO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "COSO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 _pg_state: dict[str, object] = {}
 
 

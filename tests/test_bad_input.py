@@ -38,7 +38,7 @@ def cli(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untype
 
 CASES = {
     "malformed TOML": (
-        WEEKLY_PLAN.replace('title = "Tuyên', 'title = Tuyên'),
+        WEEKLY_PLAN.replace('title = "Tuyên', "title = Tuyên"),
         r"plan\.toml:3: toml = .*malformed TOML",
     ),
     "unknown zone": (

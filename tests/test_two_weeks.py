@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import Engine, func, select
@@ -50,9 +50,7 @@ def test_weekly_plan_over_two_weeks_fires_each_slot_once_to_each_endpoint(
             select(Occurrence.scheduled_for).order_by(Occurrence.scheduled_for)
         ).all()
         assert occurrences == expected
-        states = conn.execute(
-            select(Delivery.state, func.count()).group_by(Delivery.state)
-        ).all()
+        states = conn.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
         assert dict(states) == {"delivered": 12}
         pairs = conn.execute(select(Delivery.occurrence_id, Delivery.endpoint_id)).all()
         assert len(set(pairs)) == 12
