@@ -81,7 +81,6 @@ class ChannelSettings(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COSO_", env_nested_delimiter="__", extra="forbid")
 
-    data_dir: str = "coso-data"
     database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()
     timer: TimerSettings = TimerSettings()

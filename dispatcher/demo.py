@@ -19,7 +19,7 @@ DEMO_COMMUNES = {"06040": "Xã Thất Khê", "06046": "Xã Tràng Định", "061
 
 def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
     local_now = now.astimezone(zone(plan_zone)).replace(tzinfo=None, microsecond=0)
-    first = local_now + timedelta(seconds=20)
+    first = local_now + timedelta(seconds=5)
     return PlanFile.model_validate(
         {
             "plan": {

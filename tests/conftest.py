@@ -95,7 +95,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def settings(db_url: str, tmp_path: Path) -> Settings:
     return load_settings(
         None,
-        data_dir=str(tmp_path),
         database={"url": db_url},
         dispatcher={"idle_poll": 0.05, "retry": {"first_delay": "10s", "max_attempts": 4}},
         channels={"web": {"rate_per_second": 10_000, "concurrency": 4}},

@@ -1,0 +1,76 @@
+"""Delivery states only move forward, whoever reports and in whatever order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from channels.base import Outcome
+from coso.clock import ManualClock
+from coso.config import Settings
+from coso.db import write
+from dispatcher.models import ActivityEntry, Delivery
+from dispatcher.service import Dispatcher
+from dispatcher.transitions import apply_outcomes
+from schedules.importer import import_plan_file
+from tests.plans import write_plan
+
+SLOT = datetime(2021, 5, 2, 23, 0, tzinfo=UTC)
+
+
+def _one_delivery(engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path) -> int:
+    import_plan_file(engine, settings, write_plan(tmp_path), clock.now())
+    clock.set(SLOT)
+    Dispatcher(engine, settings, clock).fire()
+    with engine.connect() as conn:
+        return conn.scalars(select(Delivery.id).order_by(Delivery.id)).first()  # type: ignore[return-value]
+
+
+def test_out_of_order_and_unknown_outcomes_are_refused_and_change_nothing(
+    engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path
+) -> None:
+    delivery_id = _one_delivery(engine, settings, clock, tmp_path)
+    at = SLOT + timedelta(minutes=1)
+    later = [
+        Outcome(delivery_id, "sending", "claimed", at, "test"),
+        Outcome(delivery_id, "delivered", "delivered", at, "test"),
+        Outcome(delivery_id, "sent", "sent", at, "test"),  # arrives after delivered
+        Outcome(delivery_id, "failed", "failed", at, "test", error="30003"),
+        Outcome(987654, "delivered", "delivered", at, "test"),  # no such delivery
+    ]
+    with write(engine) as conn:
+        applied, refused = apply_outcomes(conn, later)
+    assert [o.state for o in applied] == ["sending", "delivered"]
+    assert [(o.delivery_id, o.state) for o in refused] == [
+        (delivery_id, "sent"),
+        (delivery_id, "failed"),
+        (987654, "delivered"),
+    ]
+    with engine.connect() as conn:
+        assert conn.scalar(select(Delivery.state).where(Delivery.id == delivery_id)) == "delivered"
+        events = conn.scalars(
+            select(ActivityEntry.event)
+            .where(ActivityEntry.delivery_id == delivery_id)
+            .order_by(ActivityEntry.id)
+        ).all()
+    assert events == ["queued", "claimed", "delivered"]
+
+
+def test_outcome_from_another_endpoint_is_refused(
+    engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path
+) -> None:
+    delivery_id = _one_delivery(engine, settings, clock, tmp_path)
+    with engine.connect() as conn:
+        endpoint = conn.scalar(select(Delivery.endpoint_id).where(Delivery.id == delivery_id))
+    at = SLOT + timedelta(minutes=1)
+    with write(engine) as conn:
+        apply_outcomes(conn, [Outcome(delivery_id, "sending", "claimed", at, "test")])
+        _, refused = apply_outcomes(
+            conn,
+            [Outcome(delivery_id, "played", "finished", at, "player:x", endpoint_id=endpoint + 1)],
+        )
+    assert len(refused) == 1
+    with engine.connect() as conn:
+        assert conn.scalar(select(Delivery.state).where(Delivery.id == delivery_id)) == "sending"
