@@ -3,12 +3,15 @@ their log entries; a repeated or interrupted fan-out never creates a second deli
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, select, text, update
 
 from channels.endpoints import resolve_targets
-from coso.db import chunks, insert_ignoring_duplicates, write
+from coso.db import chunks, write
 from dispatcher.models import Delivery
 from dispatcher.states import MISSED, PENDING
 from dispatcher.transitions import LOG_SOURCE, append_log, log_rows
@@ -53,11 +56,8 @@ def fan_out(engine: Engine, occurrence_id: int, now: datetime, batch: int) -> in
     created = 0
     targets = resolve_targets(engine, sch.channel, sch.targets)
     for part in chunks(targets, batch):
-        rows = [{**base, "endpoint_id": eid, "unit_code": unit} for eid, unit in part]
         with write(engine) as conn:
-            inserted = conn.execute(
-                insert_ignoring_duplicates(conn, D).returning(*LOG_SOURCE), rows
-            ).all()
+            inserted = _insert_batch(conn, base, part)
             if missed:
                 entries = log_rows(
                     inserted,
@@ -74,3 +74,54 @@ def fan_out(engine: Engine, occurrence_id: int, now: datetime, batch: int) -> in
     with write(engine) as conn:
         conn.execute(update(O).where(O.c.id == occ.id).values(fanned_out_at=now))
     return created
+
+
+# Constant columns of a batch, then the two that vary per endpoint.
+_BASE_COLUMNS = (
+    "occurrence_id",
+    "plan_id",
+    "schedule_id",
+    "content_id",
+    "channel",
+    "priority",
+    "scheduled_for",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "expires_at",
+    "created_at",
+    "updated_at",
+)
+_SOURCES = {
+    # One statement per batch whatever its size: the endpoints travel as two arrays (or one
+    # JSON array on SQLite), so the SQL text stays short and the driver does not re-parse it.
+    "postgresql": "SELECT {base}, src.endpoint_id, src.unit_code FROM unnest("
+    "CAST(:endpoint_ids AS integer[]), CAST(:unit_codes AS varchar[])) "
+    "AS src(endpoint_id, unit_code)",
+    "sqlite": "SELECT {base}, json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+    "FROM json_each(:pairs) WHERE true",
+}
+
+
+def _insert_batch(
+    conn: Connection, base: dict[str, Any], part: Sequence[tuple[int, str | None]]
+) -> list[Row[Any]]:
+    """Insert the deliveries of `part` not yet there; return just the new ones (for the log)."""
+    source = _SOURCES[conn.dialect.name].format(base=", ".join(f":{c}" for c in _BASE_COLUMNS))
+    columns = ", ".join((*_BASE_COLUMNS, "endpoint_id", "unit_code"))
+    returning = ", ".join(c.name for c in LOG_SOURCE)
+    statement = (
+        text(
+            f"INSERT INTO delivery ({columns}) {source} "
+            f"ON CONFLICT (occurrence_id, endpoint_id) DO NOTHING RETURNING {returning}"
+        )
+        .bindparams(*(bindparam(c, type_=D.c[c].type) for c in _BASE_COLUMNS))
+        .columns(*LOG_SOURCE)
+    )
+    params = dict(base)
+    if conn.dialect.name == "postgresql":
+        params["endpoint_ids"] = [eid for eid, _ in part]
+        params["unit_codes"] = [unit for _, unit in part]
+    else:
+        params["pairs"] = json.dumps(list(part))
+    return list(conn.execute(statement, params).all())

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints coso's figure next to a raw baseline from the same run."""
