@@ -56,7 +56,15 @@ class DispatcherSettings(BaseModel):
     fanout_batch: int = Field(1000, ge=1)
     claim_batch: int = Field(100, ge=1)
     idle_poll: float = Field(0.5, gt=0)
+    heartbeat: str = "2s"
+    lease: str = "15s"
     retry: RetrySettings = RetrySettings()
+
+    @field_validator("heartbeat", "lease")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
 
 class WordPressSite(BaseModel):

@@ -4,7 +4,7 @@ from channels.endpoints import Endpoint, EndpointGroup, GroupMember
 from channels.web import BulletinPost
 from content.models import ContentItem
 from coso.units import AdminUnit, Organisation, UnitMapping
-from dispatcher.models import ActivityEntry, Delivery
+from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker
 from schedules.models import Occurrence, Plan, PlanTarget, Schedule
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "BulletinPost",
     "ContentItem",
     "Delivery",
+    "DispatcherWorker",
     "Endpoint",
     "EndpointGroup",
     "GroupMember",

@@ -56,3 +56,15 @@ class ActivityEntry(SQLModel, table=True):
     state: str | None = None
     actor: str
     detail: str | None = None
+
+
+class DispatcherWorker(SQLModel, table=True):
+    """A running dispatcher process; its heartbeat tells others its claims are alive."""
+
+    __tablename__ = "dispatcher_worker"
+
+    id: str = Field(primary_key=True)  # host:pid:nonce, as written in delivery.claimed_by
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime

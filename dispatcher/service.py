@@ -7,8 +7,6 @@ same work on threads for `coso serve`.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable
 
@@ -21,8 +19,10 @@ from coso.config import Settings
 from coso.db import write
 from coso.durations import parse_duration
 from dispatcher.fanout import fan_out_pending
+from dispatcher.leader import TimerLock
 from dispatcher.sender import Sender
 from dispatcher.transitions import recover_interrupted
+from dispatcher.workers import forget, heartbeat, new_worker_id, orphaned_claims, register
 from schedules.firing import fire_due
 from schedules.timer import Timer
 
@@ -42,7 +42,7 @@ class Dispatcher:
         channels: dict[str, Channel] | None = None,
     ) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker = new_worker_id()
         self.channels = (
             channels if channels is not None else default_channels(engine, settings, clock)
         )
@@ -65,17 +65,25 @@ class Dispatcher:
         self._threads: list[threading.Thread] = []
         self._fire_lock = threading.Lock()
         self.timer: Timer | None = None
+        self.timer_lock = TimerLock(engine)
 
     # --- one synchronous round, for tests and for the threads below ---------------------
 
     def recover(self) -> int:
-        """Settle deliveries a crashed process left in `sending` (run once at start)."""
+        """Settle deliveries that dead processes left in `sending`."""
         now = self.clock.now()
+        lease = parse_duration(self.settings.dispatcher.lease)
+        dead = orphaned_claims(self.engine, now, lease, self.worker)
+        if not dead:
+            return 0
         with write(self.engine) as conn:
-            return sum(
-                recover_interrupted(conn, now, name, ch.resend_safe)
+            settled = sum(
+                recover_interrupted(conn, now, name, ch.resend_safe, dead)
                 for name, ch in self.channels.items()
             )
+        forget(self.engine, dead)
+        log.info("recovered %d deliveries from stopped process(es) %s", settled, dead)
+        return settled
 
     def fire(self) -> int:
         """Create due occurrences and fan them out; returns deliveries created."""
@@ -104,6 +112,8 @@ class Dispatcher:
     # --- threads, for `coso serve` -------------------------------------------------------
 
     def start(self) -> None:
+        """Register this process, settle what dead ones left, and run timer and senders."""
+        register(self.engine, self.worker, self.clock.now())
         self.recover()
         timer_settings = self.settings.timer
         self.timer = Timer(
@@ -114,22 +124,47 @@ class Dispatcher:
             reconcile_every=parse_duration(timer_settings.reconcile_every),
         )
         for name, sender in self.senders.items():
-            thread = threading.Thread(
-                target=self._send_loop, args=(sender.send_due,), name=f"sender-{name}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
-        self.timer.start()
+            self._spawn(f"sender-{name}", self._send_loop, sender.send_due)
+        self._spawn("heartbeat", self._heartbeat_loop)
+        self._take_timer()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
         if self.timer:
             self.timer.stop()
+        self.timer_lock.release()
         for thread in self._threads:
             thread.join(timeout=10)
         for sender in self.senders.values():
             sender.close()
+        forget(self.engine, [self.worker])
+
+    @property
+    def runs_timer(self) -> bool:
+        return self.timer_lock.held
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _take_timer(self) -> None:
+        """Start the timer if this process wins the timer lock (else another runs it)."""
+        if self.timer and not self.timer_lock.held and self.timer_lock.try_acquire():
+            log.info("this process runs the timer")
+            self.timer.start()
+
+    def _heartbeat_loop(self) -> None:
+        every = parse_duration(self.settings.dispatcher.heartbeat).total_seconds()
+        while not self._stop.wait(every):
+            try:
+                heartbeat(self.engine, self.worker, self.clock.now())
+                if self.recover():
+                    self._wake.set()
+                self._take_timer()
+            except Exception:
+                log.exception("heartbeat failed; retrying")
 
     def _fire_safely(self) -> None:
         try:

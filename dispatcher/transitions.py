@@ -162,10 +162,12 @@ def expire_overdue(conn: Connection, now: datetime, channel: str | None = None) 
     return len(rows)
 
 
-def recover_interrupted(conn: Connection, now: datetime, channel: str, resend_safe: bool) -> int:
-    """After a crash, deliveries left `sending` either go back to the queue (the channel
+def recover_interrupted(
+    conn: Connection, now: datetime, channel: str, resend_safe: bool, workers: Sequence[str]
+) -> int:
+    """Deliveries that dead `workers` left `sending` either go back to the queue (the channel
     deduplicates, or the schedule allows it) or become `unknown` (never silently re-sent)."""
-    sending = and_(D.c.channel == channel, D.c.state == SENDING)
+    sending = and_(D.c.channel == channel, D.c.state == SENDING, D.c.claimed_by.in_(workers))
     if resend_safe:
         requeue = sending
     else:
