@@ -106,6 +106,8 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for noisy in ("alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = _settings()
     clock = SystemClock()
     engine = open_database(settings)
@@ -184,6 +186,9 @@ def plan_show(plan: str) -> None:
 def schedule_preview(
     plan: str,
     days: Annotated[int, typer.Option(min=1, max=366, help="How many days ahead.")] = 7,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day (dd/mm/yyyy); default today.")
+    ] = None,
 ) -> None:
     """What would go out where and when; sends nothing."""
     from dispatcher.queries import find_plan
@@ -191,7 +196,8 @@ def schedule_preview(
 
     engine = open_database(_settings())
     p = find_plan(engine, plan)
-    rows = preview(engine, p.id, datetime.now(UTC), days)
+    first = _day(start, p.zone, "from") or datetime.now(UTC)
+    rows = preview(engine, p.id, first, days)
     table = Table(
         "when",
         "schedule",
@@ -200,7 +206,7 @@ def schedule_preview(
         "priority",
         "endpoints",
         "units",
-        title=f"{p.number}: next {days} days",
+        title=f"{p.number}: {days} days from {local_text(first, p.zone)}",
     )
     for r in rows:
         table.add_row(

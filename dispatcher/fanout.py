@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam, select, text, update
@@ -14,7 +14,7 @@ from channels.endpoints import resolve_targets
 from coso.db import chunks, write
 from dispatcher.models import Delivery
 from dispatcher.states import MISSED, PENDING
-from dispatcher.transitions import LOG_SOURCE, append_log, log_rows
+from dispatcher.transitions import LOG_SOURCE, append_log, duration_text, log_rows
 from schedules.models import MISSED as OCC_MISSED
 from schedules.models import PRIORITIES, Occurrence, Schedule
 
@@ -65,7 +65,8 @@ def fan_out(engine: Engine, occurrence_id: int, now: datetime, batch: int) -> in
                     event="missed",
                     state=MISSED,
                     actor="timer",
-                    detail=f"service was down; {occ.late_seconds}s past the slot",
+                    detail="coso was not running at the slot; back "
+                    f"{duration_text(timedelta(seconds=occ.late_seconds))} later, past the grace",
                 )
             else:
                 entries = log_rows(inserted, at=now, event="queued", state=PENDING, actor="timer")

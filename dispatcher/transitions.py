@@ -15,6 +15,7 @@ from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.states import (
     ALLOWED_FROM,
     EXPIRED,
+    MISSED,
     PENDING,
     RETRY_WAIT,
     SENDING,
@@ -38,6 +39,7 @@ LOG_SOURCE = (
 )
 # Entries later than this after the slot say how late they were.
 LATE_AFTER = timedelta(minutes=1)
+NOT_LATE = (PENDING, RETRY_WAIT, EXPIRED, MISSED)  # these say why themselves
 
 
 def log_rows(
@@ -53,8 +55,8 @@ def log_rows(
     for r in rows:
         note = detail
         lateness = at - r.scheduled_for if r.scheduled_for else timedelta()
-        if state and state not in (PENDING, RETRY_WAIT, EXPIRED) and lateness > LATE_AFTER:
-            late = f"late by {_minutes(lateness)}"
+        if state and state not in NOT_LATE and lateness > LATE_AFTER:
+            late = f"late by {duration_text(lateness)}"
             note = f"{note}; {late}" if note else late
         out.append(
             {
@@ -209,7 +211,7 @@ def recover_interrupted(
     return len(requeued) + len(lost)
 
 
-def _minutes(delta: timedelta) -> str:
+def duration_text(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"

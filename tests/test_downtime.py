@@ -59,8 +59,11 @@ def test_service_back_after_grace_records_missed_and_sends_nothing(
     assert _states(engine) == {"missed": 3}
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(BulletinPost)) == 0
-        events = conn.scalars(select(ActivityEntry.event)).all()
-    assert events == ["missed"] * 3
+        logged = conn.execute(select(ActivityEntry.event, ActivityEntry.detail)).all()
+    assert (
+        logged
+        == [("missed", "coso was not running at the slot; back 45m00s later, past the grace")] * 3
+    )
     # The next slot (Thu 06:00) goes out normally.
     _back_at(engine, settings, clock, SLOT + timedelta(days=3))
     assert _states(engine) == {"missed": 3, "delivered": 3}
