@@ -24,6 +24,8 @@ app = typer.Typer(
 plan_app = typer.Typer(no_args_is_help=True, help="Plans: import, list, show.")
 schedule_app = typer.Typer(no_args_is_help=True, help="Schedules: preview.")
 units_app = typer.Typer(no_args_is_help=True, help="Administrative units.")
+content_app = typer.Typer(no_args_is_help=True, help="Content items: list, approve, retire.")
+app.add_typer(content_app, name="content")
 app.add_typer(plan_app, name="plan")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(units_app, name="units")
@@ -220,6 +222,74 @@ def schedule_preview(
         )
     out.print(table)
     out.print(f"{len(rows)} occurrences, {sum(r.endpoints for r in rows)} deliveries")
+
+
+@schedule_app.command("enable")
+@_guard
+def schedule_enable(schedule_id: int) -> None:
+    """Enable a schedule (its content must be approved); slots from now on fire."""
+    from schedules.editing import set_enabled
+
+    set_enabled(open_database(_settings()), schedule_id, True, datetime.now(UTC))
+    out.print(f"schedule {schedule_id} enabled")
+
+
+@schedule_app.command("disable")
+@_guard
+def schedule_disable(schedule_id: int) -> None:
+    """Disable a schedule; deliveries already queued still go out."""
+    from schedules.editing import set_enabled
+
+    set_enabled(open_database(_settings()), schedule_id, False, datetime.now(UTC))
+    out.print(f"schedule {schedule_id} disabled")
+
+
+@content_app.command("list")
+@_guard
+def content_list(plan: str) -> None:
+    """A plan's content items and their approval state."""
+    from content.approval import list_content
+    from dispatcher.queries import find_plan
+
+    engine = open_database(_settings())
+    p = find_plan(engine, plan)
+    table = Table("key", "kind", "title", "state", "approved by", "approved at")
+    for c in list_content(engine, p.id):
+        table.add_row(
+            c.key,
+            c.kind,
+            c.title,
+            c.state,
+            c.approved_by or "",
+            local_text(c.approved_at, p.zone) if c.approved_at else "",
+        )
+    out.print(table)
+
+
+@content_app.command("approve")
+@_guard
+def content_approve(
+    plan: str, key: str, by: Annotated[str, typer.Option("--by", help="Who approves it.")]
+) -> None:
+    """Approve a draft content item so schedules can send it."""
+    from content.approval import set_state
+    from dispatcher.queries import find_plan
+
+    engine = open_database(_settings())
+    set_state(engine, find_plan(engine, plan).id, key, "approved", by, datetime.now(UTC))
+    out.print(f"{key}: approved by {by}")
+
+
+@content_app.command("retire")
+@_guard
+def content_retire(plan: str, key: str) -> None:
+    """Retire a content item: deliveries not yet sent fail instead of going out."""
+    from content.approval import set_state
+    from dispatcher.queries import find_plan
+
+    engine = open_database(_settings())
+    set_state(engine, find_plan(engine, plan).id, key, "retired", "", datetime.now(UTC))
+    out.print(f"{key}: retired")
 
 
 def _day(value: str | None, tz: str, name: str) -> datetime | None:

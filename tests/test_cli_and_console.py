@@ -18,8 +18,8 @@ from dispatcher.service import Dispatcher
 from dispatcher.web import create_app
 from schedules.importer import import_plan_file
 from tests.conftest import ServerThread
+from tests.helpers import SLOT
 from tests.plans import write_plan
-from tests.test_downtime import SLOT
 
 runner = CliRunner()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select
@@ -10,24 +10,17 @@ from sqlalchemy import Engine, func, select
 from channels.web import BulletinPost
 from coso.clock import ManualClock
 from coso.config import Settings
-from dispatcher.models import ActivityEntry, Delivery
+from dispatcher.models import ActivityEntry
 from dispatcher.service import Dispatcher
 from schedules.importer import import_plan_file
 from schedules.models import Occurrence
+from tests.helpers import SLOT, delivery_states
 from tests.plans import WEEKLY_PLAN, write_plan
-
-SLOT = datetime(2021, 5, 2, 23, 0, tzinfo=UTC)  # Mon 03/05/2021 06:00 in Hồ Chí Minh
 
 
 def _plan(tmp_path: Path, grace: str, validity: str) -> Path:
     text = WEEKLY_PLAN.replace('misfire_grace = "30m"', f'misfire_grace = "{grace}"')
     return write_plan(tmp_path, text.replace('validity = "12h"', f'validity = "{validity}"'))
-
-
-def _states(engine: Engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
-    return dict(rows)
 
 
 def _back_at(engine: Engine, settings: Settings, clock: ManualClock, when: datetime) -> None:
@@ -41,7 +34,7 @@ def test_service_back_within_grace_sends_late_and_says_so(
 ) -> None:
     import_plan_file(engine, settings, _plan(tmp_path, "30m", "12h"), clock.now())
     _back_at(engine, settings, clock, SLOT + timedelta(minutes=10))
-    assert _states(engine) == {"delivered": 3}
+    assert delivery_states(engine) == {"delivered": 3}
     with engine.connect() as conn:
         details = conn.scalars(
             select(ActivityEntry.detail).where(ActivityEntry.event == "published")
@@ -56,7 +49,7 @@ def test_service_back_after_grace_records_missed_and_sends_nothing(
 ) -> None:
     import_plan_file(engine, settings, _plan(tmp_path, "30m", "12h"), clock.now())
     _back_at(engine, settings, clock, SLOT + timedelta(minutes=45))
-    assert _states(engine) == {"missed": 3}
+    assert delivery_states(engine) == {"missed": 3}
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(BulletinPost)) == 0
         logged = conn.execute(select(ActivityEntry.event, ActivityEntry.detail)).all()
@@ -66,7 +59,7 @@ def test_service_back_after_grace_records_missed_and_sends_nothing(
     )
     # The next slot (Thu 06:00) goes out normally.
     _back_at(engine, settings, clock, SLOT + timedelta(days=3))
-    assert _states(engine) == {"missed": 3, "delivered": 3}
+    assert delivery_states(engine) == {"missed": 3, "delivered": 3}
 
 
 def test_delivery_past_its_expiry_is_expired_and_never_sent(
@@ -75,7 +68,7 @@ def test_delivery_past_its_expiry_is_expired_and_never_sent(
     # Grace longer than validity: the occurrence fires late, but its deliveries expired.
     import_plan_file(engine, settings, _plan(tmp_path, "2h", "30m"), clock.now())
     _back_at(engine, settings, clock, SLOT + timedelta(minutes=40))
-    assert _states(engine) == {"expired": 3}
+    assert delivery_states(engine) == {"expired": 3}
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(BulletinPost)) == 0
         expired = conn.scalars(
@@ -102,8 +95,8 @@ def test_retry_wait_past_expiry_is_expired_not_sent(
     dispatcher = Dispatcher(engine, settings, clock, channels={"web": Flaky()})
     clock.set(SLOT)
     dispatcher.tick()
-    assert _states(engine) == {"retry_wait": 3}
+    assert delivery_states(engine) == {"retry_wait": 3}
     clock.set(SLOT + timedelta(seconds=40))  # retry due after 10 s, but expiry at 30 s
     dispatcher.tick()
-    assert _states(engine) == {"expired": 3}
+    assert delivery_states(engine) == {"expired": 3}
     assert Flaky.calls == 3

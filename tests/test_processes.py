@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, update
 
 from channels.base import Accepted, Channel, Outbound
 from channels.endpoints import add_endpoints
@@ -19,8 +19,8 @@ from dispatcher.models import Delivery
 from dispatcher.service import Dispatcher
 from dispatcher.workers import heartbeat, register
 from schedules.importer import import_plan_file
+from tests.helpers import SLOT, delivery_states
 from tests.plans import write_plan
-from tests.test_downtime import SLOT
 
 
 class Recording(Channel):
@@ -58,13 +58,6 @@ def _claim_all(engine: Engine, worker: str) -> None:
         conn.execute(update(Delivery.__table__).values(state="sending", claimed_by=worker))
 
 
-def _states(engine: Engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        return dict(
-            conn.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
-        )
-
-
 def test_claims_of_a_live_process_are_left_alone_and_a_dead_ones_recovered(
     engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path
 ) -> None:
@@ -76,11 +69,11 @@ def test_claims_of_a_live_process_are_left_alone_and_a_dead_ones_recovered(
     clock.advance(timedelta(seconds=10))
     heartbeat(engine, other, clock.now())
     assert me.recover() == 0
-    assert _states(engine) == {"sending": 3}
+    assert delivery_states(engine) == {"sending": 3}
     clock.advance(timedelta(seconds=16))  # silent for longer than the 15 s lease
     assert me.recover() == 3
     # SMS-like channel (no deduplication upstream): never silently re-sent.
-    assert _states(engine) == {"unknown": 3}
+    assert delivery_states(engine) == {"unknown": 3}
 
 
 def test_claims_of_a_stopped_process_on_this_host_are_recovered_at_once(
@@ -134,7 +127,7 @@ def test_sends_respect_the_channel_concurrency_and_rate_limit(
     dispatcher = Dispatcher(engine, settings, clock, channels={"web": channel})
     clock.set(SLOT)
     dispatcher.tick()
-    assert _states(engine) == {"delivered": 25}
+    assert delivery_states(engine) == {"delivered": 25}
     assert channel.most_in_flight == 2
     starts = sorted(channel.starts)
     # Start times are taken just after the limiter lets a send through: allow for that

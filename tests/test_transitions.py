@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -15,9 +15,8 @@ from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.service import Dispatcher
 from dispatcher.transitions import apply_outcomes
 from schedules.importer import import_plan_file
+from tests.helpers import SLOT
 from tests.plans import write_plan
-
-SLOT = datetime(2021, 5, 2, 23, 0, tzinfo=UTC)
 
 
 def _one_delivery(engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, select, update
@@ -12,10 +12,9 @@ from coso.config import Settings
 from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.service import Dispatcher
 from schedules.importer import import_plan_file
+from tests.helpers import SLOT
 from tests.plans import WEEKLY_PLAN, write_plan
 from tests.wordpress_server import PASSWORD, USER, WordPressServer
-
-SLOT = datetime(2021, 5, 2, 23, 0, tzinfo=UTC)
 
 WP_PLAN = WEEKLY_PLAN.replace(
     'targets = { units = ["20"] }', 'targets = { endpoints = ["wordpress:langson"] }'
