@@ -142,26 +142,42 @@ def claim(conn: Connection, channel: str, now: datetime, limit: int, worker: str
     return list(conn.execute(stmt).all())
 
 
+def move_where(
+    conn: Connection,
+    condition: Any,
+    to: str,
+    *,
+    at: datetime,
+    event: str,
+    actor: str,
+    detail: str | None = None,
+    **values: Any,
+) -> int:
+    """Move every delivery matching `condition` (and allowed to move) to `to`, and log it."""
+    rows = conn.execute(
+        update(D)
+        .where(condition, D.c.state.in_(ALLOWED_FROM[to]))
+        .values(state=to, updated_at=at, **values)
+        .returning(*LOG_SOURCE)
+    ).all()
+    append_log(conn, log_rows(rows, at=at, event=event, state=to, actor=actor, detail=detail))
+    return len(rows)
+
+
 def expire_overdue(conn: Connection, now: datetime, channel: str | None = None) -> int:
     """Deliveries not out by their expiry become `expired`; they are never sent after."""
-    condition = and_(D.c.state.in_(ALLOWED_FROM[EXPIRED]), D.c.expires_at <= now)
+    condition = D.c.expires_at <= now
     if channel is not None:
         condition = and_(condition, D.c.channel == channel)
-    rows = conn.execute(
-        update(D).where(condition).values(state=EXPIRED, updated_at=now).returning(*LOG_SOURCE)
-    ).all()
-    append_log(
+    return move_where(
         conn,
-        log_rows(
-            rows,
-            at=now,
-            event="expired",
-            state=EXPIRED,
-            actor="dispatcher",
-            detail="not sent before its expiry",
-        ),
+        condition,
+        EXPIRED,
+        at=now,
+        event="expired",
+        actor="dispatcher",
+        detail="not sent before its expiry",
     )
-    return len(rows)
 
 
 def recover_interrupted(
@@ -170,45 +186,31 @@ def recover_interrupted(
     """Deliveries that dead `workers` left `sending` either go back to the queue (the channel
     deduplicates, or the schedule allows it) or become `unknown` (never silently re-sent)."""
     sending = and_(D.c.channel == channel, D.c.state == SENDING, D.c.claimed_by.in_(workers))
-    if resend_safe:
-        requeue = sending
-    else:
-        allowed = select(Schedule.__table__.c.id).where(
-            Schedule.__table__.c.resend_unknown.is_(True)
-        )
-        requeue = and_(sending, D.c.schedule_id.in_(allowed.scalar_subquery()))
-    requeued = conn.execute(
-        update(D)
-        .where(requeue)
-        .values(state=PENDING, next_attempt_at=now, updated_at=now)
-        .returning(*LOG_SOURCE)
-    ).all()
-    append_log(
+    requeue = sending
+    if not resend_safe:
+        S = Schedule.__table__
+        allowed = select(S.c.id).where(S.c.resend_unknown.is_(True)).scalar_subquery()
+        requeue = and_(sending, D.c.schedule_id.in_(allowed))
+    requeued = move_where(
         conn,
-        log_rows(
-            requeued,
-            at=now,
-            event="requeued",
-            state=PENDING,
-            actor="dispatcher",
-            detail="send interrupted by a restart",
-        ),
+        requeue,
+        PENDING,
+        at=now,
+        event="requeued",
+        actor="dispatcher",
+        detail="send interrupted by a restart",
+        next_attempt_at=now,
     )
-    lost = conn.execute(
-        update(D).where(sending).values(state=UNKNOWN, updated_at=now).returning(*LOG_SOURCE)
-    ).all()
-    append_log(
+    lost = move_where(
         conn,
-        log_rows(
-            lost,
-            at=now,
-            event="unknown",
-            state=UNKNOWN,
-            actor="dispatcher",
-            detail="outcome lost in a restart; not re-sent",
-        ),
+        sending,
+        UNKNOWN,
+        at=now,
+        event="unknown",
+        actor="dispatcher",
+        detail="outcome lost in a restart; not re-sent",
     )
-    return len(requeued) + len(lost)
+    return requeued + lost
 
 
 def duration_text(delta: timedelta) -> str:

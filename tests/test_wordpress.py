@@ -31,6 +31,20 @@ def _with_site(settings: Settings, url: str, password: str = PASSWORD) -> Settin
     return Settings(**data)
 
 
+def _imported(
+    engine: Engine,
+    settings: Settings,
+    clock: ManualClock,
+    tmp_path: Path,
+    url: str,
+    password: str = PASSWORD,
+) -> Settings:
+    """Settings with the WordPress site at `url`, and the plan that posts to it imported."""
+    settings = _with_site(settings, url, password)
+    import_plan_file(engine, settings, write_plan(tmp_path, WP_PLAN), clock.now())
+    return settings
+
+
 def _delivery(engine: Engine) -> Delivery:
     with engine.connect() as conn:
         return conn.execute(select(Delivery.__table__)).one()  # type: ignore[return-value]
@@ -40,8 +54,7 @@ def test_post_published_to_wordpress_with_auth_and_body(
     engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path
 ) -> None:
     with WordPressServer() as wp:
-        settings = _with_site(settings, wp.url)
-        import_plan_file(engine, settings, write_plan(tmp_path, WP_PLAN), clock.now())
+        settings = _imported(engine, settings, clock, tmp_path, wp.url)
         clock.set(SLOT)
         Dispatcher(engine, settings, clock).tick()
         assert len(wp.posts) == 1
@@ -59,8 +72,7 @@ def test_server_error_is_retried_with_backoff_then_published_once(
     engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path
 ) -> None:
     with WordPressServer() as wp:
-        settings = _with_site(settings, wp.url)
-        import_plan_file(engine, settings, write_plan(tmp_path, WP_PLAN), clock.now())
+        settings = _imported(engine, settings, clock, tmp_path, wp.url)
         wp.fail_next = [503]
         clock.set(SLOT)
         dispatcher = Dispatcher(engine, settings, clock)
@@ -86,8 +98,7 @@ def test_send_lost_in_a_crash_is_not_posted_twice(
     engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path
 ) -> None:
     with WordPressServer() as wp:
-        settings = _with_site(settings, wp.url)
-        import_plan_file(engine, settings, write_plan(tmp_path, WP_PLAN), clock.now())
+        settings = _imported(engine, settings, clock, tmp_path, wp.url)
         clock.set(SLOT)
         dispatcher = Dispatcher(engine, settings, clock)
         dispatcher.tick()
@@ -106,8 +117,7 @@ def test_rejected_credentials_fail_permanently_with_the_code(
     engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path
 ) -> None:
     with WordPressServer() as wp:
-        settings = _with_site(settings, wp.url, password="wrong")
-        import_plan_file(engine, settings, write_plan(tmp_path, WP_PLAN), clock.now())
+        settings = _imported(engine, settings, clock, tmp_path, wp.url, password="wrong")
         clock.set(SLOT)
         Dispatcher(engine, settings, clock).tick()
         delivery = _delivery(engine)
