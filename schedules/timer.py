@@ -1,8 +1,8 @@
 """The in-process timer: APScheduler 3 with a memory job store, rebuilt from the database.
 
 The schedule of record is our tables. The timer only holds the fire times of the next
-`horizon`, one date job per time with a stable id, and a reconcile job that notices edited
-schedules (also from another process) and refills the horizon. Lateness is decided by
+`horizon`, one date job per time with a stable id, and a reconcile job that fires anything
+due and rebuilds the jobs when schedules changed (also from another process). Lateness is decided by
 `fire_due`, not by APScheduler (misfire_grace_time=None).
 """
 
@@ -16,7 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from coso.clock import Clock
-from schedules.firing import next_fire_times, schedules_version
+from schedules.firing import next_fire_times
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ class Timer:
         self.engine, self.clock, self.on_fire = engine, clock, on_fire
         self.horizon, self.reconcile_every = horizon, reconcile_every
         self._scheduler = BackgroundScheduler(timezone=UTC)
-        self._version: tuple[object, ...] | None = None
 
     def start(self) -> None:
         self._scheduler.start()
@@ -55,18 +54,17 @@ class Timer:
             self._scheduler.shutdown(wait=False)
 
     def reconcile(self) -> None:
+        """The correction loop: fire whatever is due (a lost job or a clock jump cannot skip
+        a slot), then refill the horizon, which also picks up edited schedules."""
         try:
-            version = schedules_version(self.engine)
-            if version != self._version:
-                self.on_fire()
-            self.rebuild(version)
+            self.on_fire()
+            self.rebuild()
         except Exception:  # the timer thread must survive a database hiccup
             log.exception("timer reconcile failed; will try again")
 
-    def rebuild(self, version: tuple[object, ...] | None = None) -> None:
+    def rebuild(self) -> None:
         """Hold a date job for every fire time in the next horizon, and none other."""
         now = self.clock.now()
-        self._version = version or schedules_version(self.engine)
         wanted = {}
         for schedule_id, when in next_fire_times(self.engine, now, now + self.horizon):
             wanted[f"fire:{schedule_id}:{when.isoformat()}"] = when

@@ -135,3 +135,36 @@ def test_sends_respect_the_channel_concurrency_and_rate_limit(
     busiest = max(sum(1 for t in starts if s <= t < s + 0.95) for s in starts)
     assert busiest <= 10
     assert starts[-1] - starts[0] >= 1.9  # 25 sends at 10/s take two seconds at least
+
+
+def test_two_dispatchers_draining_at_once_send_each_delivery_once(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    clock = ManualClock(SLOT - timedelta(days=1))
+    add_endpoints(
+        engine,
+        [
+            {"channel": "web", "address": f"bulletin:06040-{i}", "unit_code": "06040"}
+            for i in range(297)
+        ],
+        clock.now(),
+    )
+    import_plan_file(engine, settings, write_plan(tmp_path), clock.now())
+    clock.set(SLOT)
+    sent: list[int] = []
+
+    class Counting(Recording):
+        def send(self, message: Outbound) -> Accepted:
+            sent.append(message.delivery_id)
+            return super().send(message)
+
+    first = Dispatcher(engine, settings, clock, channels={"web": Counting(hold=0.001)})
+    second = Dispatcher(engine, settings, clock, channels={"web": Counting(hold=0.001)})
+    first.fire()
+    threads = [threading.Thread(target=d.drain) for d in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert delivery_states(engine) == {"delivered": 300}
+    assert len(sent) == len(set(sent)) == 300
