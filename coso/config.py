@@ -75,15 +75,24 @@ class WordPressSite(BaseModel):
     status: str = "publish"
 
 
-class WebChannelSettings(BaseModel):
+class ChannelLimits(BaseModel):
+    """What every channel has: sends at once, and sends per second."""
+
     concurrency: int = Field(4, ge=1)
     rate_per_second: int = Field(50, ge=1)
+
+
+class WebChannelSettings(ChannelLimits):
     timeout: float = Field(10.0, gt=0)
     sites: list[WordPressSite] = []
 
 
 class ChannelSettings(BaseModel):
     web: WebChannelSettings = WebChannelSettings()
+
+    def limits(self, channel: str) -> ChannelLimits:
+        found = getattr(self, channel, None)
+        return found if isinstance(found, ChannelLimits) else ChannelLimits()
 
 
 class Settings(BaseSettings):

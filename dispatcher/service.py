@@ -46,14 +46,13 @@ class Dispatcher:
         self.channels = (
             channels if channels is not None else default_channels(engine, settings, clock)
         )
-        limits = {"web": settings.channels.web}
         self.senders = {
             name: Sender(
                 engine,
                 channel,
                 clock,
-                concurrency=getattr(limits.get(name), "concurrency", 4),
-                rate_per_second=getattr(limits.get(name), "rate_per_second", 50),
+                concurrency=settings.channels.limits(name).concurrency,
+                rate_per_second=settings.channels.limits(name).rate_per_second,
                 retry=settings.dispatcher.retry,
                 batch=settings.dispatcher.claim_batch,
                 worker=self.worker,
