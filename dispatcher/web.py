@@ -39,13 +39,15 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
             plan = find_plan(engine, ref)
         except InputError as exc:
             raise HTTPException(404, str(exc)) from exc
+        log = activity(engine, plan.id, LogFilter(limit=100))
         return TEMPLATES.TemplateResponse(
             request,
             "plan.html",
             {
                 "plan": plan,
                 "counts": sorted(delivery_counts(engine, plan.id).items()),
-                "log": activity(engine, plan.id, LogFilter(limit=100)),
+                "log": log,
+                "units": unit_names(engine, {e.unit_code for e in log if e.unit_code}),
             },
         )
 

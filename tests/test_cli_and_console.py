@@ -99,5 +99,6 @@ def test_console_pages_show_plans_counts_and_activity(
         plan = httpx.get(server.url + "/plans/95/KH-UBND")
         assert plan.status_code == 200
         assert "<td>missed</td><td>3</td>" in plan.text
+        assert "<td>Xã Thất Khê</td>" in plan.text  # units by name, not code
         assert "late by" not in plan.text
         assert httpx.get(server.url + "/plans/nope").status_code == 404
