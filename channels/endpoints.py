@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import JSON, Column, Engine, select
+from sqlalchemy import JSON, Column, Engine, Row, func, select
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
-from coso.units import resolve_unit_codes
+from coso.units import current_unit_for, resolve_unit_codes
 
 CHANNELS = ("web", "loudspeaker", "sms", "led")
 
@@ -53,15 +56,77 @@ def check_channel(field: str, channel: str) -> str:
 
 
 def add_endpoints(engine: Engine, rows: Sequence[dict[str, object]], now: datetime) -> int:
-    """Add endpoints (channel, address, name, unit_code); existing ones are left as they are."""
+    """Add endpoints (channel, address, name, unit_code); existing ones are left as they are.
+    Returns how many were new."""
     table = Endpoint.__table__
     stamped = [
         {"enabled": True, "name": "", "unit_code": None, **r, "created_at": now} for r in rows
     ]
+    counted = select(func.count()).select_from(table)
     with write(engine) as conn:
+        before = conn.scalar(counted) or 0
         for batch in chunks(stamped, 2000):
             conn.execute(insert_ignoring_duplicates(conn, table), list(batch))
-    return len(stamped)
+        return (conn.scalar(counted) or 0) - before
+
+
+ENDPOINT_COLUMNS = ("channel", "address", "name", "unit")
+
+
+def read_endpoints_csv(engine: Engine, path: Path) -> list[dict[str, object]]:
+    """Rows of a CSV with columns channel,address,name,unit, checked whole: the first bad
+    row raises an error naming its line, field and value."""
+    rows: list[dict[str, object]] = []
+    seen: dict[tuple[str, str], int] = {}
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except FileNotFoundError as exc:
+        raise InputError("file", str(path), "not found") from exc
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ENDPOINT_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError("columns", reader.fieldnames, f"missing {missing}", source=str(path))
+        for record in reader:
+            line = reader.line_num
+            channel = (record["channel"] or "").strip()
+            address = (record["address"] or "").strip()
+            unit = (record["unit"] or "").strip() or None
+            try:
+                check_channel("channel", channel)
+                if not address:
+                    raise InputError("address", record["address"], "is empty")
+                if (channel, address) in seen:
+                    raise InputError("address", address, f"repeats line {seen[channel, address]}")
+                if unit is not None:
+                    unit = current_unit_for(engine, unit)
+            except InputError as exc:
+                raise InputError(
+                    exc.field, exc.value, exc.reason, source=str(path), line=line
+                ) from exc
+            seen[channel, address] = line
+            rows.append(
+                {
+                    "channel": channel,
+                    "address": address,
+                    "name": (record["name"] or "").strip(),
+                    "unit_code": unit,
+                }
+            )
+    return rows
+
+
+def list_endpoints(
+    engine: Engine, channel: str | None, unit: str | None, limit: int
+) -> list[Row[Any]]:
+    table = Endpoint.__table__
+    query = select(table).order_by(table.c.channel, table.c.address).limit(limit)
+    if channel:
+        query = query.where(table.c.channel == channel)
+    if unit:
+        query = query.where(table.c.unit_code.in_(resolve_unit_codes(engine, [unit])[unit]))
+    with engine.connect() as conn:
+        return list(conn.execute(query).all())
 
 
 def resolve_targets(

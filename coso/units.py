@@ -195,6 +195,18 @@ def resolve_unit_codes(engine: Engine, codes: Iterable[str]) -> dict[str, set[st
     return result
 
 
+def current_unit_for(engine: Engine, code: str) -> str:
+    """The one current unit a code stands for: itself, or the unit a legacy code became."""
+    units = resolve_unit_codes(engine, [code])[code]
+    if code in units:
+        return code
+    if len(units) != 1:
+        raise InputError(
+            "unit", code, f"legacy unit became several current units {sorted(units)}; name one"
+        )
+    return next(iter(units))
+
+
 def unit_names(engine: Engine, codes: Iterable[str]) -> dict[str, str]:
     wanted = list(set(codes))
     table = AdminUnit.__table__

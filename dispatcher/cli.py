@@ -24,6 +24,8 @@ app = typer.Typer(
 plan_app = typer.Typer(no_args_is_help=True, help="Plans: import, list, show.")
 schedule_app = typer.Typer(no_args_is_help=True, help="Schedules: preview.")
 units_app = typer.Typer(no_args_is_help=True, help="Administrative units.")
+endpoints_app = typer.Typer(no_args_is_help=True, help="Endpoints: import, list.")
+app.add_typer(endpoints_app, name="endpoints")
 content_app = typer.Typer(no_args_is_help=True, help="Content items: list, approve, retire.")
 app.add_typer(content_app, name="content")
 app.add_typer(plan_app, name="plan")
@@ -390,6 +392,39 @@ def deliveries_command(
             str(d.attempts),
             d.provider_id or "",
             d.last_error or "",
+        )
+    out.print(table)
+
+
+@endpoints_app.command("import")
+@_guard
+def endpoints_import(file: Path) -> None:
+    """Add endpoints from a CSV (channel,address,name,unit); all or nothing."""
+    from channels.endpoints import add_endpoints, list_endpoints, read_endpoints_csv
+
+    engine = open_database(_settings())
+    rows = read_endpoints_csv(engine, file)
+    before = len(list_endpoints(engine, None, None, 10**9))
+    add_endpoints(engine, rows, datetime.now(UTC))
+    added = len(list_endpoints(engine, None, None, 10**9)) - before
+    out.print(f"{added} endpoints added, {len(rows) - added} already known, from {file}")
+
+
+@endpoints_app.command("list")
+@_guard
+def endpoints_list(
+    channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
+    unit: Annotated[str | None, typer.Option(help="Only in this unit (and below).")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 200,
+) -> None:
+    """Endpoints, by channel and address."""
+    from channels.endpoints import list_endpoints
+
+    engine = open_database(_settings())
+    table = Table("id", "channel", "address", "name", "unit", "enabled")
+    for e in list_endpoints(engine, channel, unit, limit):
+        table.add_row(
+            str(e.id), e.channel, e.address, e.name, e.unit_code or "", "yes" if e.enabled else "no"
         )
     out.print(table)
 

@@ -15,7 +15,6 @@ from channels.endpoints import (
     GroupMember,
     endpoint_addresses,
     group_names,
-    resolve_targets,
 )
 from content.models import APPROVED, ContentItem
 from content.render import check_template
@@ -24,7 +23,7 @@ from coso.config import Settings
 from coso.db import writer
 from coso.durations import parse_duration
 from coso.errors import InputError, InputErrors
-from coso.units import Organisation, resolve_unit_codes
+from coso.units import Organisation, current_unit_for, resolve_unit_codes
 from schedules.models import Plan, PlanTarget, Schedule
 from schedules.planfile import PlanFile, field_path, locate, read_plan_file
 from schedules.timing import parse_rrule
@@ -110,7 +109,7 @@ def _check(engine: Engine, settings: Settings, pf: PlanFile, check: _Checker) ->
             file_endpoints[ep.channel].add(ep.address)
         if ep.unit:
             try:
-                _single_current_unit(engine, ep.unit)
+                current_unit_for(engine, ep.unit)
             except InputError as exc:
                 check.fail(("endpoints", i, "unit"), ep.unit, exc.reason)
 
@@ -275,7 +274,7 @@ def _write(engine: Engine, settings: Settings, pf: PlanFile, now: datetime) -> P
                 )
             ).first()
             if exists is None:
-                unit = _single_current_unit(engine, ep.unit) if ep.unit else None
+                unit = current_unit_for(engine, ep.unit) if ep.unit else None
                 session.add(
                     Endpoint(
                         channel=ep.channel,
@@ -333,19 +332,3 @@ def _write(engine: Engine, settings: Settings, pf: PlanFile, now: datetime) -> P
             )
         session.commit()
     return plan
-
-
-def _single_current_unit(engine: Engine, code: str) -> str:
-    units = resolve_unit_codes(engine, [code])[code]
-    if code in units:
-        return code
-    direct = sorted(units)
-    if len(direct) != 1:
-        raise InputError(
-            "unit", code, f"legacy unit maps to several current units {direct}; name one"
-        )
-    return direct[0]
-
-
-def targets_endpoint_count(engine: Engine, schedule: Schedule) -> int:
-    return len(resolve_targets(engine, schedule.channel, schedule.targets))
