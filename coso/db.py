@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -58,10 +56,6 @@ def write(engine: Engine) -> Any:
     return writer(engine).begin()
 
 
-def is_postgres(bind: Engine | Connection) -> bool:
-    return bind.dialect.name == "postgresql"
-
-
 def insert_ignoring_duplicates(bind: Engine | Connection, table: Table) -> Any:
     """INSERT that skips rows violating a unique constraint (the idempotency of fan-out)."""
     if bind.dialect.name == "postgresql":
@@ -88,18 +82,6 @@ def migrate(engine: Engine) -> None:
     with write(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-
-
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: committed when the block ends, rolled back on any error."""
-    with Session(writer(engine), expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
 
 
 def chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -24,13 +24,3 @@ def parse_duration(text: str | int | float) -> timedelta:
     for number, unit in _PART.findall(compact):
         total += timedelta(**{_UNITS[unit]: int(number)})
     return total
-
-
-def format_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    parts = []
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"

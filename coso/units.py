@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, func, select
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from coso.db import chunks, insert_ignoring_duplicates, write
@@ -224,9 +224,3 @@ def count_units(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(select(table.c.dataset, func.count()).group_by(table.c.dataset)).all()
     return {dataset: n for dataset, n in rows}
-
-
-def clear_legacy_units(engine: Engine) -> None:
-    with write(engine) as conn:
-        conn.execute(delete(UnitMapping.__table__))
-        conn.execute(delete(AdminUnit.__table__).where(AdminUnit.dataset == LEGACY_DATASET))

@@ -53,3 +53,18 @@ def test_bad_setting_names_the_field_and_value(tmp_path: Path) -> None:
     bad.write_text("[server]\nport = 99999\n")
     with pytest.raises(InputError, match=r"server.port = 99999"):
         load_settings(bad)
+
+
+def test_bad_duration_names_the_setting(tmp_path: Path) -> None:
+    bad = tmp_path / "coso.toml"
+    bad.write_text('[dispatcher]\nlease = "soon"\n')
+    with pytest.raises(InputError, match=r"dispatcher.lease = 'soon': .*not like '90s'"):
+        load_settings(bad)
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "coso.toml"
+    config.write_text("[server]\nport = 9000\n[channels.web]\nrate_per_second = 5\n")
+    monkeypatch.setenv("COSO_SERVER__PORT", "9100")
+    settings = load_settings(config)
+    assert (settings.server.port, settings.channels.web.rate_per_second) == (9100, 5)
