@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from coso.clock import SystemClock, as_utc, local_text, zone
 from coso.config import Settings, load_settings
-from coso.errors import CosoError, InputErrors
+from coso.errors import CosoError, InputError, InputErrors
 from coso.setup import open_database
 
 app = typer.Typer(
@@ -110,23 +111,38 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("alembic", "apscheduler"):
+    for noisy in ("alembic", "apscheduler", "pyrate_limiter"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = _settings()
+    bind_host = host or settings.server.host
+    bind_port = port or settings.server.port
+    listener = _listen(bind_host, bind_port)  # before anything starts: a taken port stops here
     clock = SystemClock()
     engine = open_database(settings)
     if demo and load_demo(engine, settings, clock.now()):
         out.print("demo plan loaded: a bulletin post goes out every minute")
     dispatcher = Dispatcher(engine, settings, clock)
-    web = create_app(engine, settings)
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, settings), log_level="warning"))
     dispatcher.start()
-    bind_host = host or settings.server.host
-    bind_port = port or settings.server.port
     out.print(f"coso serving on http://{bind_host}:{bind_port}/  (bulletin: /bulletin)")
     try:
-        uvicorn.run(web, host=bind_host, port=bind_port, log_level="warning")
+        server.run(sockets=[listener])
     finally:
         dispatcher.stop()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        reason = f"cannot listen on {host}:{port}: {exc.strerror}"
+        raise InputError("server.port", port, reason) from exc
+    listener.listen(2048)
+    return listener
 
 
 @plan_app.command("import")
@@ -302,7 +318,6 @@ def _day(value: str | None, tz: str, name: str) -> datetime | None:
             return as_utc(datetime.strptime(value, fmt).replace(tzinfo=zone(tz)))
         except ValueError:
             continue
-    from coso.errors import InputError
 
     raise InputError(name, value, "not a date like 21/04/2021 or 2021-04-21")
 
