@@ -55,3 +55,28 @@ def test_demo_publishes_a_post_within_a_minute_and_the_log_shows_it(tmp_path: Pa
         serve.terminate()
         serve.wait(10)
     assert (tmp_path / "coso-data" / "coso.db").exists()
+
+
+def test_serve_on_a_taken_port_stops_with_a_clear_message_before_starting(tmp_path: Path) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSO_")}
+    env["COSO_SERVER__PORT"] = str(port)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "dispatcher.cli", "serve", "--demo"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        taken.close()
+    assert result.returncode == 2
+    assert f"server.port = {port}: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert not (tmp_path / "coso-data").exists()  # nothing was started or written
