@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Engine, Row, func, select
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
+from coso.csvfile import csv_rows
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
 from coso.units import current_unit_for, resolve_unit_codes
@@ -78,41 +78,22 @@ def read_endpoints_csv(engine: Engine, path: Path) -> list[dict[str, object]]:
     row raises an error naming its line, field and value."""
     rows: list[dict[str, object]] = []
     seen: dict[tuple[str, str], int] = {}
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except FileNotFoundError as exc:
-        raise InputError("file", str(path), "not found") from exc
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ENDPOINT_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError("columns", reader.fieldnames, f"missing {missing}", source=str(path))
-        for record in reader:
-            line = reader.line_num
-            channel = (record["channel"] or "").strip()
-            address = (record["address"] or "").strip()
-            unit = (record["unit"] or "").strip() or None
-            try:
-                check_channel("channel", channel)
-                if not address:
-                    raise InputError("address", record["address"], "is empty")
-                if (channel, address) in seen:
-                    raise InputError("address", address, f"repeats line {seen[channel, address]}")
-                if unit is not None:
-                    unit = current_unit_for(engine, unit)
-            except InputError as exc:
-                raise InputError(
-                    exc.field, exc.value, exc.reason, source=str(path), line=line
-                ) from exc
-            seen[channel, address] = line
-            rows.append(
-                {
-                    "channel": channel,
-                    "address": address,
-                    "name": (record["name"] or "").strip(),
-                    "unit_code": unit,
-                }
-            )
+    for line, record in csv_rows(path, ENDPOINT_COLUMNS):
+        channel, address, unit = record["channel"], record["address"], record["unit"] or None
+        try:
+            check_channel("channel", channel)
+            if not address:
+                raise InputError("address", address, "is empty")
+            if (channel, address) in seen:
+                raise InputError("address", address, f"repeats line {seen[channel, address]}")
+            if unit is not None:
+                unit = current_unit_for(engine, unit)
+        except InputError as exc:
+            raise InputError(exc.field, exc.value, exc.reason, source=str(path), line=line) from exc
+        seen[channel, address] = line
+        rows.append(
+            {"channel": channel, "address": address, "name": record["name"], "unit_code": unit}
+        )
     return rows
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from datetime import date
@@ -11,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
+from coso.csvfile import csv_rows
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
 
@@ -113,40 +113,32 @@ def import_legacy_units(engine: Engine, path: Path) -> int:
     known = current_codes(engine)
     units: list[dict[str, object]] = []
     mappings: list[dict[str, str]] = []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in LEGACY_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError("columns", reader.fieldnames, f"missing {missing}", source=str(path))
-        for row in reader:
-            line = reader.line_num
-            code = (row["code"] or "").strip()
-            if not code:
-                raise InputError("code", row["code"], "is empty", source=str(path), line=line)
-            try:
-                level = int(row["level"])
-            except ValueError as exc:
-                raise InputError(
-                    "level", row["level"], "must be 1, 2 or 3", source=str(path), line=line
-                ) from exc
-            units.append(
-                {
-                    "dataset": LEGACY_DATASET,
-                    "code": code,
-                    "name": row["name"].strip(),
-                    "kind": row["kind"].strip(),
-                    "level": level,
-                    "parent_code": (row["parent_code"] or "").strip() or None,
-                    "valid_from": None,
-                    "valid_to": REFORM_DATE,
-                }
+    for line, row in csv_rows(path, LEGACY_COLUMNS):
+        code = row["code"]
+        if not code:
+            raise InputError("code", code, "is empty", source=str(path), line=line)
+        if row["level"] not in ("1", "2", "3"):
+            raise InputError(
+                "level", row["level"], "must be 1, 2 or 3", source=str(path), line=line
             )
-            for new in filter(None, (c.strip() for c in (row["new_codes"] or "").split(";"))):
-                if new not in known:
-                    raise InputError(
-                        "new_codes", new, "is not a current unit code", source=str(path), line=line
-                    )
-                mappings.append({"old_code": code, "new_code": new})
+        units.append(
+            {
+                "dataset": LEGACY_DATASET,
+                "code": code,
+                "name": row["name"],
+                "kind": row["kind"],
+                "level": int(row["level"]),
+                "parent_code": row["parent_code"] or None,
+                "valid_from": None,
+                "valid_to": REFORM_DATE,
+            }
+        )
+        for new in filter(None, (c.strip() for c in row["new_codes"].split(";"))):
+            if new not in known:
+                raise InputError(
+                    "new_codes", new, "is not a current unit code", source=str(path), line=line
+                )
+            mappings.append({"old_code": code, "new_code": new})
     with write(engine) as conn:
         conn.execute(insert_ignoring_duplicates(conn, AdminUnit.__table__), units)
         if mappings:
