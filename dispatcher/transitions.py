@@ -4,11 +4,12 @@ activity log in the same transaction."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, select, text, update
 
 from channels.base import Outcome
 from dispatcher.models import ActivityEntry, Delivery
@@ -83,39 +84,97 @@ def append_log(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         conn.execute(insert(LOG), list(rows))
 
 
+# The outcomes of one statement travel as arrays (PostgreSQL) or one JSON array (SQLite),
+# so a batch of any size is one short statement.
+_OUTCOME_ROWS = {
+    "postgresql": "unnest(CAST(:ids AS integer[]), CAST(:ats AS timestamptz[]), "
+    "CAST(:provider_ids AS varchar[]), CAST(:errors AS varchar[]), "
+    "CAST(:retry_ats AS timestamptz[]), CAST(:endpoint_ids AS integer[])) "
+    "AS u(id, at, provider_id, error, retry_at, endpoint_id)",
+    "sqlite": "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at, "
+    "json_extract(value, '$[2]') AS provider_id, json_extract(value, '$[3]') AS error, "
+    "json_extract(value, '$[4]') AS retry_at, json_extract(value, '$[5]') AS endpoint_id "
+    "FROM json_each(:rows)) AS u",
+}
+
+
 def apply_outcomes(
     conn: Connection, outcomes: Sequence[Outcome]
 ) -> tuple[list[Outcome], list[Outcome]]:
     """Move each delivery forward as its outcome says; returns (applied, refused).
 
     Refused: unknown delivery, wrong endpoint, or a state that is not forward of the current
-    one (a late or repeated callback).
+    one (a late or repeated callback). Outcomes for the same delivery apply in order.
     """
-    applied, refused, entries = [], [], []
-    for o in outcomes:
-        values: dict[str, Any] = {"state": o.state, "updated_at": o.at}
-        if o.provider_id is not None:
-            values["provider_id"] = o.provider_id
-        if o.error is not None:
-            values["last_error"] = o.error[:1000]
-        if o.retry_at is not None:
-            values["next_attempt_at"] = o.retry_at
-        condition = and_(D.c.id == o.delivery_id, D.c.state.in_(ALLOWED_FROM[o.state]))
-        if o.endpoint_id is not None:
-            condition = and_(condition, D.c.endpoint_id == o.endpoint_id)
-        row = conn.execute(
-            update(D).where(condition).values(**values).returning(*LOG_SOURCE)
-        ).first()
-        if row is None:
-            refused.append(o)
-            continue
-        applied.append(o)
-        detail = "; ".join(x for x in (o.detail, o.error) if x) or None
-        entries += log_rows(
-            [row], at=o.at, event=o.event, state=o.state, actor=o.actor, detail=detail
-        )
+    applied: list[Outcome] = []
+    wave: list[Outcome] = []
+    for outcome in outcomes:
+        if any(o.delivery_id == outcome.delivery_id for o in wave):
+            applied += _apply_wave(conn, wave)
+            wave = []
+        wave.append(outcome)
+    applied += _apply_wave(conn, wave)
+    done = {id(o) for o in applied}
+    return applied, [o for o in outcomes if id(o) not in done]
+
+
+def _apply_wave(conn: Connection, wave: Sequence[Outcome]) -> list[Outcome]:
+    """Outcomes for distinct deliveries: one UPDATE per target state."""
+    applied: list[Outcome] = []
+    entries: list[dict[str, Any]] = []
+    by_state: dict[str, list[Outcome]] = {}
+    for o in wave:
+        by_state.setdefault(o.state, []).append(o)
+    for state, group in by_state.items():
+        rows = {r.id: r for r in conn.execute(*_update_statement(conn, state, group))}
+        for o in group:
+            row = rows.get(o.delivery_id)
+            if row is None:
+                continue
+            applied.append(o)
+            detail = "; ".join(x for x in (o.detail, o.error) if x) or None
+            entries += log_rows(
+                [row], at=o.at, event=o.event, state=state, actor=o.actor, detail=detail
+            )
     append_log(conn, entries)
-    return applied, refused
+    return applied
+
+
+def _update_statement(conn: Connection, state: str, group: Sequence[Outcome]) -> tuple[Any, Any]:
+    allowed = ", ".join(f"'{s}'" for s in ALLOWED_FROM[state])  # our own constants
+    returning = ", ".join(f"delivery.{c.name}" for c in LOG_SOURCE)
+    statement = text(
+        f"UPDATE delivery SET state = :state, updated_at = u.at, "
+        f"provider_id = COALESCE(u.provider_id, delivery.provider_id), "
+        f"last_error = COALESCE(u.error, delivery.last_error), "
+        f"next_attempt_at = COALESCE(u.retry_at, delivery.next_attempt_at) "
+        f"FROM {_OUTCOME_ROWS[conn.dialect.name]} "
+        f"WHERE delivery.id = u.id AND delivery.state IN ({allowed}) "
+        f"AND (u.endpoint_id IS NULL OR delivery.endpoint_id = u.endpoint_id) "
+        f"RETURNING {returning}"
+    ).columns(*LOG_SOURCE)
+    errors = [o.error[:1000] if o.error else None for o in group]
+    if conn.dialect.name == "postgresql":
+        return statement, {
+            "state": state,
+            "ids": [o.delivery_id for o in group],
+            "ats": [o.at for o in group],
+            "provider_ids": [o.provider_id for o in group],
+            "errors": errors,
+            "retry_ats": [o.retry_at for o in group],
+            "endpoint_ids": [o.endpoint_id for o in group],
+        }
+    column_type = D.c.updated_at.type.dialect_impl(conn.dialect)
+    stored = column_type.bind_processor(conn.dialect)  # datetimes as the column stores them
+
+    def stamp(when: datetime | None) -> Any:
+        return stored(when) if stored and when is not None else when
+
+    rows = [
+        [o.delivery_id, stamp(o.at), o.provider_id, error, stamp(o.retry_at), o.endpoint_id]
+        for o, error in zip(group, errors, strict=True)
+    ]
+    return statement, {"state": state, "rows": json.dumps(rows)}
 
 
 def claim(conn: Connection, channel: str, now: datetime, limit: int, worker: str) -> list[Row[Any]]:
