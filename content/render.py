@@ -3,6 +3,7 @@ undefined names, wrapped by the channel's own template in content/templates/."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -64,6 +65,28 @@ def check_template(field: str, text: str) -> None:
 @lru_cache(maxsize=512)
 def _compiled(text: str) -> Template:
     return _environment().from_string(text)
+
+
+@lru_cache(maxsize=512)
+def used_names(text: str) -> frozenset[str]:
+    """The context names a template reads."""
+    return frozenset(meta.find_undeclared_variables(_environment().parse(text)))
+
+
+class RenderCache:
+    """Renders once per distinct input: deliveries of one slot to endpoints of the same unit
+    usually read the same text. The key holds exactly the context values the templates use
+    (the channel template reads `plan`), so a cached text is the text a render would give."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, Rendered] = {}
+
+    def render(self, channel: str, title: str, body: str, context: dict[str, Any]) -> Rendered:
+        names = sorted(used_names(title) | used_names(body) | {"plan"})
+        key = json.dumps([channel, title, body, [context.get(n) for n in names]], default=str)
+        if key not in self._done:
+            self._done[key] = render(channel, title, body, context)
+        return self._done[key]
 
 
 def render(channel: str, title: str, body: str, context: dict[str, Any]) -> Rendered:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, Row, select
 from channels.base import Outbound
 from channels.endpoints import Endpoint
 from content.models import ContentItem
-from content.render import render
+from content.render import RenderCache
 from coso.clock import local_text
 from coso.units import unit_names
 from schedules.models import PRIORITIES, Plan
@@ -43,6 +43,7 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
         }
     names = unit_names(engine, {d.unit_code for d in claimed if d.unit_code})
     out: list[Outbound | tuple[int, str]] = []
+    renders = RenderCache()
     for d in claimed:
         content, plan, endpoint = contents[d.content_id], plans[d.plan_id], endpoints[d.endpoint_id]
         if content.state != "approved":
@@ -57,7 +58,7 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
             "content": {"key": content.key, "title": content.title, "kind": content.kind},
         }
         try:
-            rendered = render(d.channel, content.title, content.body, context)
+            rendered = renders.render(d.channel, content.title, content.body, context)
         except Exception as exc:  # a template that fails for this endpoint fails only it
             out.append((d.id, f"content {content.key!r} does not render: {exc}"))
             continue

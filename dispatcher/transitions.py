@@ -108,11 +108,13 @@ def apply_outcomes(
     """
     applied: list[Outcome] = []
     wave: list[Outcome] = []
+    in_wave: set[int] = set()
     for outcome in outcomes:
-        if any(o.delivery_id == outcome.delivery_id for o in wave):
+        if outcome.delivery_id in in_wave:
             applied += _apply_wave(conn, wave)
-            wave = []
+            wave, in_wave = [], set()
         wave.append(outcome)
+        in_wave.add(outcome.delivery_id)
     applied += _apply_wave(conn, wave)
     done = {id(o) for o in applied}
     return applied, [o for o in outcomes if id(o) not in done]
