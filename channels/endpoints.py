@@ -13,7 +13,7 @@ from sqlmodel import Field, SQLModel, UniqueConstraint
 from coso.csvfile import csv_rows
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
-from coso.units import current_unit_for, resolve_unit_codes
+from coso.units import resolve_unit_codes, unit_tree
 
 CHANNELS = ("web", "loudspeaker", "sms", "led")
 
@@ -78,6 +78,7 @@ def read_endpoints_csv(engine: Engine, path: Path) -> list[dict[str, object]]:
     row raises an error naming its line, field and value."""
     rows: list[dict[str, object]] = []
     seen: dict[tuple[str, str], int] = {}
+    units = unit_tree(engine)
     for line, record in csv_rows(path, ENDPOINT_COLUMNS):
         channel, address, unit = record["channel"], record["address"], record["unit"] or None
         try:
@@ -87,7 +88,7 @@ def read_endpoints_csv(engine: Engine, path: Path) -> list[dict[str, object]]:
             if (channel, address) in seen:
                 raise InputError("address", address, f"repeats line {seen[channel, address]}")
             if unit is not None:
-                unit = current_unit_for(engine, unit)
+                unit = units.current_for(unit)
         except InputError as exc:
             raise InputError(exc.field, exc.value, exc.reason, source=str(path), line=line) from exc
         seen[channel, address] = line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -153,50 +154,60 @@ def current_codes(engine: Engine) -> set[str]:
         return {r[0] for r in rows}
 
 
-def resolve_unit_codes(engine: Engine, codes: Iterable[str]) -> dict[str, set[str]]:
-    """Each code → itself and every current unit below it; legacy codes go through the mapping.
+@dataclass(frozen=True)
+class UnitTree:
+    """The current units and the legacy mapping, read once to answer many codes."""
 
-    Raises InputError for a code that is neither current nor legacy.
-    """
-    unit = AdminUnit.__table__
-    mapping = UnitMapping.__table__
-    result: dict[str, set[str]] = {}
+    children: dict[str | None, list[str]]
+    current: frozenset[str]
+    legacy: dict[str, set[str]]
+
+    def below(self, code: str) -> set[str]:
+        """The code and every current unit below it; a legacy code stands for what it became."""
+        if code in self.current:
+            start = {code}
+        elif code in self.legacy:
+            start = set(self.legacy[code])
+        else:
+            raise InputError("unit", code, "is not a known administrative unit code")
+        found, frontier = set(start), list(start)
+        while frontier:
+            kids = self.children.get(frontier.pop(), [])
+            found.update(kids)
+            frontier.extend(kids)
+        return found
+
+    def current_for(self, code: str) -> str:
+        """The one current unit a code stands for: itself, or the unit a legacy code became."""
+        units = self.below(code)
+        if code in units:
+            return code
+        if len(units) != 1:
+            raise InputError(
+                "unit", code, f"legacy unit became several current units {sorted(units)}; name one"
+            )
+        return next(iter(units))
+
+
+def unit_tree(engine: Engine) -> UnitTree:
+    unit, mapping = AdminUnit.__table__, UnitMapping.__table__
+    children: dict[str | None, list[str]] = {}
+    legacy: dict[str, set[str]] = {}
     with engine.connect() as conn:
-        parents: dict[str, list[str]] = {}
         for code, parent in conn.execute(
             select(unit.c.code, unit.c.parent_code).where(unit.c.dataset == CURRENT_DATASET)
         ):
-            parents.setdefault(parent, []).append(code)
-        current = {c for children in parents.values() for c in children}
-        for code in codes:
-            if code in current:
-                start = {code}
-            else:
-                start = set(
-                    conn.scalars(select(mapping.c.new_code).where(mapping.c.old_code == code))
-                )
-                if not start:
-                    raise InputError("unit", code, "is not a known administrative unit code")
-            found = set(start)
-            frontier = list(start)
-            while frontier:
-                children = parents.get(frontier.pop(), [])
-                found.update(children)
-                frontier.extend(children)
-            result[code] = found
-    return result
+            children.setdefault(parent, []).append(code)
+        for old, new in conn.execute(select(mapping.c.old_code, mapping.c.new_code)):
+            legacy.setdefault(old, set()).add(new)
+    current = frozenset(c for kids in children.values() for c in kids)
+    return UnitTree(children, current, legacy)
 
 
-def current_unit_for(engine: Engine, code: str) -> str:
-    """The one current unit a code stands for: itself, or the unit a legacy code became."""
-    units = resolve_unit_codes(engine, [code])[code]
-    if code in units:
-        return code
-    if len(units) != 1:
-        raise InputError(
-            "unit", code, f"legacy unit became several current units {sorted(units)}; name one"
-        )
-    return next(iter(units))
+def resolve_unit_codes(engine: Engine, codes: Iterable[str]) -> dict[str, set[str]]:
+    """Each code → itself and every current unit below it (see UnitTree.below)."""
+    tree = unit_tree(engine)
+    return {code: tree.below(code) for code in codes}
 
 
 def unit_names(engine: Engine, codes: Iterable[str]) -> dict[str, str]:

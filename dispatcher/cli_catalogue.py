@@ -70,13 +70,11 @@ def content_retire(plan: str, key: str) -> None:
 @guard
 def endpoints_import(file: Path) -> None:
     """Add endpoints from a CSV (channel,address,name,unit); all or nothing."""
-    from channels.endpoints import add_endpoints, list_endpoints, read_endpoints_csv
+    from channels.endpoints import add_endpoints, read_endpoints_csv
 
     engine = open_database(current_settings())
     rows = read_endpoints_csv(engine, file)
-    before = len(list_endpoints(engine, None, None, 10**9))
-    add_endpoints(engine, rows, datetime.now(UTC))
-    added = len(list_endpoints(engine, None, None, 10**9)) - before
+    added = add_endpoints(engine, rows, datetime.now(UTC))
     out.print(f"{added} endpoints added, {len(rows) - added} already known, from {file}")
 
 

@@ -23,7 +23,7 @@ from coso.config import Settings
 from coso.db import writer
 from coso.durations import parse_duration
 from coso.errors import InputError, InputErrors
-from coso.units import Organisation, current_unit_for, resolve_unit_codes
+from coso.units import Organisation, UnitTree, unit_tree
 from schedules.models import Plan, PlanTarget, Schedule
 from schedules.planfile import PlanFile, field_path, locate, read_plan_file
 from schedules.timing import parse_rrule
@@ -66,16 +66,17 @@ def import_plan(
 
 
 def _known_units(
-    engine: Engine, check: _Checker, loc: tuple[object, ...], codes: list[str]
+    units: UnitTree, check: _Checker, loc: tuple[object, ...], codes: list[str]
 ) -> None:
     for code in codes:
         try:
-            resolve_unit_codes(engine, [code])
+            units.below(code)
         except InputError as exc:
             check.fail(loc, code, exc.reason)
 
 
 def _check(engine: Engine, settings: Settings, pf: PlanFile, check: _Checker) -> None:
+    units = unit_tree(engine)
     head = pf.plan
     with engine.connect() as conn:
         if conn.scalar(select(Plan.__table__.c.id).where(Plan.__table__.c.number == head.number)):
@@ -90,7 +91,7 @@ def _check(engine: Engine, settings: Settings, pf: PlanFile, check: _Checker) ->
 
     for i, target in enumerate(pf.targets):
         _channel(check, ("targets", i, "channel"), target.channel)
-        _known_units(engine, check, ("targets", i, "units"), target.units)
+        _known_units(units, check, ("targets", i, "units"), target.units)
 
     keys: dict[str, str] = {}
     for i, item in enumerate(pf.content):
@@ -109,7 +110,7 @@ def _check(engine: Engine, settings: Settings, pf: PlanFile, check: _Checker) ->
             file_endpoints[ep.channel].add(ep.address)
         if ep.unit:
             try:
-                current_unit_for(engine, ep.unit)
+                units.current_for(ep.unit)
             except InputError as exc:
                 check.fail(("endpoints", i, "unit"), ep.unit, exc.reason)
 
@@ -128,7 +129,7 @@ def _check(engine: Engine, settings: Settings, pf: PlanFile, check: _Checker) ->
                 group.endpoints,
                 file_endpoints[group.channel],
             )
-        _known_units(engine, check, ("groups", i, "units"), group.units)
+        _known_units(units, check, ("groups", i, "units"), group.units)
 
     for i, sch in enumerate(pf.schedules):
         loc = ("schedules", i)
@@ -162,7 +163,7 @@ def _check(engine: Engine, settings: Settings, pf: PlanFile, check: _Checker) ->
         for name in spec.groups:
             if name not in existing_groups and name not in file_groups:
                 check.fail((*loc, "targets", "groups"), name, "no group with this name")
-        _known_units(engine, check, (*loc, "targets", "units"), spec.units)
+        _known_units(units, check, (*loc, "targets", "units"), spec.units)
         if sch.rrule is not None:
             try:
                 parse_rrule(sch.rrule, sch.start.replace(tzinfo=None))
@@ -214,6 +215,7 @@ def _until(value: datetime | date | None) -> str | None:
 
 
 def _write(engine: Engine, settings: Settings, pf: PlanFile, now: datetime) -> Plan:
+    units = unit_tree(engine)
     head = pf.plan
     plan_zone = head.zone or settings.timer.default_zone
     with Session(writer(engine), expire_on_commit=False) as session:
@@ -274,7 +276,7 @@ def _write(engine: Engine, settings: Settings, pf: PlanFile, now: datetime) -> P
                 )
             ).first()
             if exists is None:
-                unit = current_unit_for(engine, ep.unit) if ep.unit else None
+                unit = units.current_for(ep.unit) if ep.unit else None
                 session.add(
                     Endpoint(
                         channel=ep.channel,

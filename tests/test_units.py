@@ -63,3 +63,22 @@ def test_legacy_file_with_unknown_new_code_imports_nothing(engine: Engine, tmp_p
 def test_unknown_unit_code_is_refused(engine: Engine) -> None:
     with pytest.raises(InputError, match="unit = '12345': is not a known administrative unit"):
         resolve_unit_codes(engine, ["12345"])
+
+
+def test_endpoint_in_a_legacy_unit_that_split_must_name_a_current_one(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from channels.endpoints import read_endpoints_csv
+
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_text(LEGACY, encoding="utf-8")
+    import_legacy_units(engine, legacy)
+    endpoints = tmp_path / "endpoints.csv"
+    endpoints.write_text("channel,address,name,unit\nweb,bulletin:a,,06043\nweb,bulletin:b,,178\n")
+    with pytest.raises(InputError) as error:
+        read_endpoints_csv(engine, endpoints)
+    assert "endpoints.csv:3: unit = '178': legacy unit became several current units" in str(
+        error.value
+    )
+    endpoints.write_text("channel,address,name,unit\nweb,bulletin:a,,06043\n")
+    assert read_endpoints_csv(engine, endpoints)[0]["unit_code"] == "06040"
