@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from coso.clock import zone
@@ -26,18 +26,21 @@ class ServerSettings(BaseModel):
     public_url: str = "http://127.0.0.1:8080"
 
 
-class TimerSettings(BaseModel):
-    horizon: str = "15m"
-    reconcile_every: str = "5s"
-    default_zone: str = "Asia/Ho_Chi_Minh"
-    default_misfire_grace: str = "15m"
-    default_validity: str = "2h"
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
 
-    @field_validator("horizon", "reconcile_every", "default_misfire_grace", "default_validity")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
+
+# A duration as written in settings ("90s", "15m", "2h", "1h30m"), checked when read.
+DurationText = Annotated[str, AfterValidator(_check_duration)]
+
+
+class TimerSettings(BaseModel):
+    horizon: DurationText = "15m"
+    reconcile_every: DurationText = "5s"
+    default_zone: str = "Asia/Ho_Chi_Minh"
+    default_misfire_grace: DurationText = "15m"
+    default_validity: DurationText = "2h"
 
     @field_validator("default_zone")
     @classmethod
@@ -47,8 +50,8 @@ class TimerSettings(BaseModel):
 
 
 class RetrySettings(BaseModel):
-    first_delay: str = "10s"
-    max_delay: str = "10m"
+    first_delay: DurationText = "10s"
+    max_delay: DurationText = "10m"
     max_attempts: int = Field(8, ge=1)
 
 
@@ -56,15 +59,9 @@ class DispatcherSettings(BaseModel):
     fanout_batch: int = Field(1000, ge=1)
     claim_batch: int = Field(100, ge=1)
     idle_poll: float = Field(0.5, gt=0)
-    heartbeat: str = "2s"
-    lease: str = "15s"
+    heartbeat: DurationText = "2s"
+    lease: DurationText = "15s"
     retry: RetrySettings = RetrySettings()
-
-    @field_validator("heartbeat", "lease")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
 
 
 class WordPressSite(BaseModel):

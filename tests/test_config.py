@@ -60,6 +60,9 @@ def test_bad_duration_names_the_setting(tmp_path: Path) -> None:
     bad.write_text('[dispatcher]\nlease = "soon"\n')
     with pytest.raises(InputError, match=r"dispatcher.lease = 'soon': .*not like '90s'"):
         load_settings(bad)
+    bad.write_text('[dispatcher.retry]\nmax_delay = "ten minutes"\n')
+    with pytest.raises(InputError, match=r"dispatcher.retry.max_delay = 'ten minutes'"):
+        load_settings(bad)
 
 
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "activity_entry",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -301,7 +300,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_delivery_provider_id"))
         batch_op.drop_index(batch_op.f("ix_delivery_plan_id"))

@@ -18,7 +18,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "dispatcher_worker",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -31,5 +30,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     op.drop_table("dispatcher_worker")
