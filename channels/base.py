@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,10 @@ class Channel(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+@runtime_checkable
+class BatchChannel(Protocol):
+    """A channel that sends a whole batch at once (publish all, then await all acks)."""
+
+    def send_many(self, messages: Sequence[Outbound]) -> list[Accepted | Exception]: ...

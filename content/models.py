@@ -25,3 +25,19 @@ class ContentItem(SQLModel, table=True):
     approved_by: str | None = None
     approved_at: datetime | None = None
     created_at: datetime
+
+
+class MediaAsset(SQLModel, table=True):
+    """A content item's prepared audio: one format, normalised loudness, fixed checksum."""
+
+    __tablename__ = "media_asset"
+
+    id: int | None = Field(default=None, primary_key=True)
+    content_id: int = Field(foreign_key="content_item.id", unique=True)
+    sha256: str = Field(index=True)
+    file_name: str  # below media.dir: <sha256>.mp3
+    duration_seconds: float
+    loudness_lufs: float
+    size_bytes: int
+    source_name: str
+    created_at: datetime

@@ -1,8 +1,9 @@
 """Every table, imported in one place for migrations and `coso init`."""
 
+from channels.devices import PlayerStatus
 from channels.endpoints import Endpoint, EndpointGroup, GroupMember
 from channels.web import BulletinPost
-from content.models import ContentItem
+from content.models import ContentItem, MediaAsset
 from coso.units import AdminUnit, Organisation, UnitMapping
 from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker
 from schedules.models import Occurrence, Plan, PlanTarget, Schedule
@@ -17,10 +18,12 @@ __all__ = [
     "Endpoint",
     "EndpointGroup",
     "GroupMember",
+    "MediaAsset",
     "Occurrence",
     "Organisation",
     "Plan",
     "PlanTarget",
+    "PlayerStatus",
     "Schedule",
     "UnitMapping",
 ]

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from coso.clock import SystemClock
+from coso.config import ServerSettings
 from coso.errors import CosoError, InputError
 from coso.setup import open_database
 from dispatcher.cli_catalogue import content_app, endpoints_app, units_app
 from dispatcher.cli_common import State, current_settings, guard, out, report
 from dispatcher.cli_plans import deliveries_command, log_command, plan_app, schedule_app
+from dispatcher.cli_players import (
+    content_audio,
+    devices_command,
+    player_command,
+    players_app,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -62,7 +70,8 @@ def serve(
     """Run the web app, the timer and the dispatcher in one process."""
     import uvicorn
 
-    from dispatcher.demo import load_demo
+    from channels.mqtt import LocalBroker
+    from dispatcher.demo import load_demo, start_demo_players
     from dispatcher.service import Dispatcher
     from dispatcher.web import create_app
 
@@ -75,10 +84,20 @@ def serve(
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
     listener = _listen(bind_host, bind_port)  # before anything starts: a taken port stops here
+    if settings.server.public_url == ServerSettings().public_url:  # players fetch media here
+        settings.server.public_url = f"http://{bind_host}:{bind_port}"
     clock = SystemClock()
     engine = open_database(settings)
-    if demo and load_demo(engine, settings, clock.now()):
-        out.print("demo plan loaded: a bulletin post goes out every minute")
+    broker = None
+    if not settings.channels.loudspeaker.broker.url:  # a newcomer sees the whole flow
+        broker = LocalBroker().start()
+        settings.channels.loudspeaker.broker.url = broker.url
+        out.print(f"MQTT broker for loudspeakers: {broker.kind} on {broker.url}")
+    players = None
+    if demo:
+        if load_demo(engine, settings, clock.now()):
+            out.print("demo plan loaded: a bulletin post and a broadcast go out every minute")
+        players = start_demo_players(engine, settings)
     dispatcher = Dispatcher(engine, settings, clock)
     server = uvicorn.Server(uvicorn.Config(create_app(engine, settings), log_level="warning"))
     dispatcher.start()
@@ -86,7 +105,12 @@ def serve(
     try:
         server.run(sockets=[listener])
     finally:
+        if players is not None:
+            players.stop()
+            time.sleep(0.5)  # let coso record them offline
         dispatcher.stop()
+        if broker is not None:
+            broker.stop()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -110,6 +134,10 @@ app.add_typer(endpoints_app, name="endpoints")
 app.add_typer(units_app, name="units")
 app.command("log")(log_command)
 app.command("deliveries")(deliveries_command)
+app.command("player")(player_command)
+app.add_typer(players_app, name="players")
+app.command("devices")(devices_command)
+content_app.command("audio")(content_audio)
 
 
 if __name__ == "__main__":

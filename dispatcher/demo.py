@@ -3,10 +3,15 @@ one every minute, so something goes out within the first minute."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 
+from content.approval import find_content
+from content.media import attach_audio
 from coso.clock import zone
 from coso.config import Settings
 from schedules.importer import import_plan
@@ -49,7 +54,14 @@ def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
                     "công quốc gia.\n\nBản tin lúc {{ local_time }}.",
                     "state": "approved",
                     "approved_by": "Phó Giám đốc Trung tâm",
-                }
+                },
+                {
+                    "key": "cchc-loa",
+                    "kind": "audio",
+                    "title": "Bản tin phát thanh cải cách hành chính",
+                    "state": "approved",
+                    "approved_by": "Phó Giám đốc Trung tâm",
+                },
             ],
             "endpoints": [
                 {
@@ -59,13 +71,27 @@ def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
                     "unit": code,
                 }
                 for code, name in DEMO_COMMUNES.items()
+            ]
+            + [
+                {
+                    "channel": "loudspeaker",
+                    "address": f"loa-{code}",
+                    "name": f"Cụm loa {name}",
+                    "unit": code,
+                }
+                for code, name in DEMO_COMMUNES.items()
             ],
             "groups": [
                 {
                     "name": "trang-tin-xa-demo",
                     "channel": "web",
                     "endpoints": [f"bulletin:{code}" for code in DEMO_COMMUNES],
-                }
+                },
+                {
+                    "name": "loa-xa-demo",
+                    "channel": "loudspeaker",
+                    "endpoints": [f"loa-{code}" for code in DEMO_COMMUNES],
+                },
             ],
             "schedules": [
                 {
@@ -77,7 +103,17 @@ def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
                     "rrule": "FREQ=MINUTELY",
                     "validity": "5m",
                     "misfire_grace": "1m",
-                }
+                },
+                {
+                    "name": "Phát thanh mỗi phút (trình diễn)",
+                    "content": "cchc-loa",
+                    "channel": "loudspeaker",
+                    "targets": {"groups": ["loa-xa-demo"]},
+                    "start": first,
+                    "rrule": "FREQ=MINUTELY",
+                    "validity": "5m",
+                    "misfire_grace": "1m",
+                },
             ],
         }
     )
@@ -89,4 +125,45 @@ def load_demo(engine: Engine, settings: Settings, now: datetime) -> bool:
         if conn.scalar(select(Plan.__table__.c.id).where(Plan.__table__.c.number == DEMO_NUMBER)):
             return False
     import_plan(engine, settings, demo_plan(now, settings.timer.default_zone), now, source="demo")
+    with engine.connect() as conn:
+        plan_id = conn.scalar(
+            select(Plan.__table__.c.id).where(Plan.__table__.c.number == DEMO_NUMBER)
+        )
+    item = find_content(engine, plan_id, "cchc-loa")
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "chime.wav"
+        demo_chime().export(clip, format="wav").close()
+        attach_audio(engine, settings.media, item.id, clip, now)
     return True
+
+
+def demo_chime() -> Any:
+    """Three tones, 2.4 s: something to play without shipping a recording."""
+    from pydub.generators import Sine
+
+    tones = [
+        Sine(f).to_audio_segment(duration=800).fade_in(30).fade_out(200) for f in (523, 659, 784)
+    ]
+    return sum(tones[1:], tones[0]).apply_gain(-12)
+
+
+def start_demo_players(engine: Engine, settings: Settings) -> Any:
+    """Simulated players for the demo communes, on the broker coso uses."""
+    from channels.mqtt import parse_broker_url
+    from channels.player.runtime import PlayerGroup
+    from channels.player.sinks import NullSink
+    from channels.protocol import Topics
+    from content.media import media_dir, player_token, token_secret
+
+    loudspeaker = settings.channels.loudspeaker
+    secret = token_secret(settings.media)
+    return PlayerGroup(
+        [f"loa-{code}" for code in DEMO_COMMUNES],
+        parse_broker_url(loudspeaker.broker.url),
+        loudspeaker.broker,
+        Topics(loudspeaker.topic_prefix),
+        data_dir=media_dir(settings.media).parent / "demo-players",
+        tokens=lambda pid: player_token(secret, pid),
+        sink=NullSink,
+        keep_state=False,
+    ).start()

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, Row, select
 
 from channels.base import Outbound
 from channels.endpoints import Endpoint
+from content.media import media_for
 from content.models import ContentItem
 from content.render import RenderCache
 from coso.clock import local_text
@@ -42,6 +43,7 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
             )
         }
     names = unit_names(engine, {d.unit_code for d in claimed if d.unit_code})
+    audio = media_for(engine, {d.content_id for d in claimed if d.channel == "loudspeaker"})
     out: list[Outbound | tuple[int, str]] = []
     renders = RenderCache()
     for d in claimed:
@@ -49,6 +51,18 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
         if content.state != "approved":
             out.append((d.id, f"content {content.key!r} is {content.state}, not approved"))
             continue
+        extra = {
+            "plan_number": plan.number,
+            "content_kind": content.kind,
+            "schedule_id": d.schedule_id,
+            "scheduled_for": d.scheduled_for,
+        }
+        if d.channel == "loudspeaker":
+            asset = audio.get(d.content_id)
+            if asset is None:
+                out.append((d.id, f"content {content.key!r} has no audio: coso content audio"))
+                continue
+            extra["media"] = {"sha256": asset.sha256, "duration": asset.duration_seconds}
         context = {
             "plan": {"number": plan.number, "title": plan.title, "issuer": plan.issuer},
             "unit": {"code": d.unit_code, "name": names.get(d.unit_code, "")},
@@ -73,7 +87,7 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
                 expires_at=d.expires_at,
                 title=rendered.title,
                 body=rendered.body,
-                extra={"plan_number": plan.number, "content_kind": content.kind},
+                extra=extra,
             )
         )
     return out

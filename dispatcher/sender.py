@@ -10,7 +10,15 @@ from datetime import timedelta
 from pyrate_limiter import Duration, Limiter, Rate
 from sqlalchemy import Engine
 
-from channels.base import Channel, Outbound, Outcome, PermanentSendError, TransientSendError
+from channels.base import (
+    Accepted,
+    BatchChannel,
+    Channel,
+    Outbound,
+    Outcome,
+    PermanentSendError,
+    TransientSendError,
+)
 from coso.clock import Clock
 from coso.config import RetrySettings
 from coso.db import write
@@ -61,18 +69,37 @@ class Sender:
                 outcomes.append(
                     Outcome(item[0], FAILED, "failed", now, "dispatcher", error=item[1])
                 )
-        outcomes += self._pool.map(self._send_one, messages)
+        outcomes += self._send_all(messages)
         with write(self.engine) as conn:
             _, refused = apply_outcomes(conn, outcomes)
-        for o in refused:
-            log.warning("outcome for delivery %s refused (state moved on)", o.delivery_id)
+        for o in refused:  # e.g. a player's `received` overtook the broker's PUBACK
+            log.debug("outcome for delivery %s refused (state moved on)", o.delivery_id)
         return len(claimed)
+
+    def _send_all(self, messages: list[Outbound]) -> list[Outcome]:
+        """Through the channel's batch send when it has one (all out, then all acks), else
+        one by one on the pool."""
+        if not isinstance(self.channel, BatchChannel):
+            return list(self._pool.map(self._send_one, messages))
+        for _ in messages:
+            self._limiter.try_acquire(self.channel.name)
+        results = self.channel.send_many(messages)
+        return [self._outcome(m, r) for m, r in zip(messages, results, strict=True)]
 
     def _send_one(self, message: Outbound) -> Outcome:
         self._limiter.try_acquire(self.channel.name)
+        try:
+            result: Accepted | Exception = self.channel.send(message)
+        except Exception as exc:
+            result = exc
+        return self._outcome(message, result)
+
+    def _outcome(self, message: Outbound, result: Accepted | Exception) -> Outcome:
         actor = f"channel:{self.channel.name}"
         try:
-            accepted = self.channel.send(message)
+            if isinstance(result, Exception):
+                raise result
+            accepted = result
         except PermanentSendError as exc:
             reason = f"{exc.code}: {exc.reason}" if exc.code else exc.reason
             return Outcome(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 
 from channels.base import Channel
+from channels.loudspeaker import LoudspeakerChannel
 from channels.web import WebChannel
 from coso.clock import Clock
 from coso.config import Settings
@@ -20,6 +21,7 @@ from coso.db import write
 from coso.durations import parse_duration
 from dispatcher.fanout import fan_out_pending
 from dispatcher.leader import TimerLock
+from dispatcher.players import PlayerService
 from dispatcher.sender import Sender
 from dispatcher.transitions import recover_interrupted
 from dispatcher.workers import forget, heartbeat, new_worker_id, orphaned_claims, register
@@ -30,7 +32,15 @@ log = logging.getLogger(__name__)
 
 
 def default_channels(engine: Engine, settings: Settings, clock: Clock) -> dict[str, Channel]:
-    return {"web": WebChannel(engine, settings.channels.web, clock.now)}
+    """The web channel always; loudspeakers when a broker is configured (`coso serve` starts
+    one on loopback when none is)."""
+    channels: dict[str, Channel] = {"web": WebChannel(engine, settings.channels.web, clock.now)}
+    loudspeaker = settings.channels.loudspeaker
+    if loudspeaker.broker.url:
+        channels["loudspeaker"] = LoudspeakerChannel(
+            loudspeaker, loudspeaker.broker.url, settings.server.public_url, clock.now
+        )
+    return channels
 
 
 class Dispatcher:
@@ -59,6 +69,12 @@ class Dispatcher:
             )
             for name, channel in self.channels.items()
         }
+        speaker = self.channels.get("loudspeaker")
+        self.players = (
+            PlayerService(engine, settings, clock, speaker)
+            if isinstance(speaker, LoudspeakerChannel)
+            else None
+        )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -125,6 +141,8 @@ class Dispatcher:
         for name, sender in self.senders.items():
             self._spawn(f"sender-{name}", self._send_loop, sender.send_due)
         self._spawn("heartbeat", self._heartbeat_loop)
+        if self.players is not None:
+            self.players.start()
         self._take_timer()
 
     def stop(self) -> None:
@@ -133,6 +151,8 @@ class Dispatcher:
         if self.timer:
             self.timer.stop()
         self.timer_lock.release()
+        if self.players is not None:
+            self.players.stop()
         for thread in self._threads:
             thread.join(timeout=10)
         for sender in self.senders.values():

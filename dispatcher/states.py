@@ -45,3 +45,25 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     EXPIRED: (PENDING, RETRY_WAIT),
     UNKNOWN: (SENDING,),
 }
+
+# Further moves for one channel. Loudspeakers: `delivered` means the player has the command,
+# not that anyone heard it: it can still fail (download, interruption) or expire unplayed,
+# and a player's as-run record is the truth even after coso gave up on the delivery.
+CHANNEL_ALLOWED_FROM: dict[str, dict[str, tuple[str, ...]]] = {
+    "loudspeaker": {
+        FAILED: (DELIVERED,),
+        EXPIRED: (SENT, DELIVERED),
+        PLAYED: (EXPIRED,),
+    },
+}
+
+
+def allowed_sql(to: str) -> str:
+    """SQL condition on table `delivery`: may a delivery move to `to` from where it is?"""
+    quoted = ", ".join(f"'{s}'" for s in ALLOWED_FROM[to])  # our own constants
+    condition = f"delivery.state IN ({quoted})"
+    for channel, extra in CHANNEL_ALLOWED_FROM.items():
+        if to in extra:
+            more = ", ".join(f"'{s}'" for s in extra[to])
+            condition += f" OR (delivery.channel = '{channel}' AND delivery.state IN ({more}))"
+    return f"({condition})"

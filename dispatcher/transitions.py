@@ -22,6 +22,7 @@ from dispatcher.states import (
     SENDING,
     UNKNOWN,
     WAITING,
+    allowed_sql,
 )
 from schedules.models import Schedule
 
@@ -56,7 +57,8 @@ def log_rows(
     for r in rows:
         note = detail
         lateness = at - r.scheduled_for if r.scheduled_for else timedelta()
-        if state and state not in NOT_LATE and lateness > LATE_AFTER:
+        already = note is not None and "late by" in note  # the channel said so itself
+        if state and state not in NOT_LATE and lateness > LATE_AFTER and not already:
             late = f"late by {duration_text(lateness)}"
             note = f"{note}; {late}" if note else late
         out.append(
@@ -143,7 +145,6 @@ def _apply_wave(conn: Connection, wave: Sequence[Outcome]) -> list[Outcome]:
 
 
 def _update_statement(conn: Connection, state: str, group: Sequence[Outcome]) -> tuple[Any, Any]:
-    allowed = ", ".join(f"'{s}'" for s in ALLOWED_FROM[state])  # our own constants
     returning = ", ".join(f"delivery.{c.name}" for c in LOG_SOURCE)
     statement = text(
         f"UPDATE delivery SET state = :state, updated_at = u.at, "
@@ -151,7 +152,7 @@ def _update_statement(conn: Connection, state: str, group: Sequence[Outcome]) ->
         f"last_error = COALESCE(u.error, delivery.last_error), "
         f"next_attempt_at = COALESCE(u.retry_at, delivery.next_attempt_at) "
         f"FROM {_OUTCOME_ROWS[conn.dialect.name]} "
-        f"WHERE delivery.id = u.id AND delivery.state IN ({allowed}) "
+        f"WHERE delivery.id = u.id AND {allowed_sql(state)} "
         f"AND (u.endpoint_id IS NULL OR delivery.endpoint_id = u.endpoint_id) "
         f"RETURNING {returning}"
     ).columns(*LOG_SOURCE)
@@ -217,7 +218,7 @@ def move_where(
     """Move every delivery matching `condition` (and allowed to move) to `to`, and log it."""
     rows = conn.execute(
         update(D)
-        .where(condition, D.c.state.in_(ALLOWED_FROM[to]))
+        .where(condition, text(allowed_sql(to)))
         .values(state=to, updated_at=at, **values)
         .returning(*LOG_SOURCE)
     ).all()

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from feedgen.feed import FeedGenerator
 from sqlalchemy import Engine
 
+from content.media import media_dir, token_secret, token_valid
 from coso.clock import local_text
 from coso.config import Settings
 from coso.errors import InputError
 from coso.units import unit_names
 from dispatcher.queries import LogFilter, activity, bulletin, delivery_counts, find_plan, list_plans
 
+MEDIA_NAME = re.compile(r"[0-9a-f]{64}\.mp3")
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters["local"] = local_text
 
@@ -24,6 +27,20 @@ TEMPLATES.env.filters["local"] = local_text
 def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app = FastAPI(title="coso", docs_url="/api/docs")
     public = settings.server.public_url.rstrip("/")
+
+    media = media_dir(settings.media)
+    secret = token_secret(settings.media)
+
+    @app.get("/media/{name}")
+    def media_file(name: str, request: Request) -> FileResponse:
+        """A prepared clip, for the player that shows its own token."""
+        player = request.headers.get("X-Coso-Player", "")
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not player or not token or not token_valid(secret, player, token):
+            raise HTTPException(401, "send X-Coso-Player and Authorization: Bearer <its token>")
+        if not MEDIA_NAME.fullmatch(name) or not (media / name).is_file():
+            raise HTTPException(404, f"no media {name!r}")
+        return FileResponse(media / name, media_type="audio/mpeg")
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -1,0 +1,290 @@
+"""Commune loudspeakers: IP players over MQTT (docs/player-protocol.md).
+
+Endpoint address = the player id. One `play` (or emergency `interrupt`) command per delivery,
+QoS 1 with a bounded number awaiting the broker's PUBACK; `sent` when the broker has it.
+The player's events come back on its own events topic and are mapped here to outcomes:
+`received` → delivered, `finished` → played (at the true start time), `failed` → failed,
+`expired` → expired. Players ignore a delivery id they have seen, so a command may be sent
+again safely (after a crash, a broker restart, or when no `received` came back).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from channels import protocol as p
+from channels.base import Accepted, Channel, Outbound, Outcome, TransientSendError
+from channels.mqtt import (
+    BrokerAddress,
+    broker_protocol,
+    connect_async,
+    new_client,
+    parse_broker_url,
+)
+from coso.config import LoudspeakerSettings
+from coso.durations import parse_duration
+
+log = logging.getLogger(__name__)
+
+# player event → (delivery state, activity log event)
+EVENT_STATES = {
+    p.RECEIVED: ("delivered", "received"),
+    p.FINISHED: ("played", "played"),
+    p.FAILED: ("failed", "failed"),
+    p.EXPIRED: ("expired", "expired"),
+}
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message from a player, as it arrived."""
+
+    player: str
+    kind: str  # "events" | "status"
+    payload: dict[str, Any]
+    received_at: datetime
+
+
+class LoudspeakerChannel(Channel):
+    name = "loudspeaker"
+    resend_safe = True
+
+    def __init__(
+        self,
+        settings: LoudspeakerSettings,
+        broker_url: str,
+        public_url: str,
+        now: Any,
+    ) -> None:
+        self.settings = settings
+        self.topics = p.Topics(settings.topic_prefix)
+        self.public_url = public_url.rstrip("/")
+        self._now = now
+        self.late_after = parse_duration(settings.late_after)
+        b = settings.broker
+        self.address: BrokerAddress = parse_broker_url(broker_url, b.username, b.password)
+        self.protocol = broker_protocol(self.address, b)
+        self.client = new_client(
+            settings.client_id, self.address, b, self.protocol, persistent=True
+        )
+        self.client.max_inflight_messages_set(settings.max_inflight)
+        self.client.max_queued_messages_set(0)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.inbound: queue.Queue[Inbound] = queue.Queue()
+        self._connected = threading.Event()
+        connect_async(self.client, self.address, b.keepalive, self.protocol, persistent=True)
+
+    @property
+    def mqtt5(self) -> bool:
+        return self.protocol == mqtt.MQTTv5
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker %s refused coso: %s", self.address.url, reason)
+            return
+        client.subscribe([(self.topics.all_events, 1), (self.topics.all_status, 1)])
+        self._connected.set()
+        log.info(
+            "connected to broker %s (MQTT %s)", self.address.url, "5" if self.mqtt5 else "3.1.1"
+        )
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            player, kind = self.topics.parse(message.topic)
+            if kind == "cmd":
+                return
+            payload = p.decode(message.payload) if message.payload else {}
+        except p.ProtocolError as exc:
+            log.warning("ignored a message on %s: %s", message.topic, exc)
+            return
+        self.inbound.put(Inbound(player, kind, payload, self._now()))
+
+    # --- sending ------------------------------------------------------------------------
+
+    def send(self, message: Outbound) -> Accepted:
+        result = self.send_many([message])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def send_many(self, messages: Sequence[Outbound]) -> list[Accepted | Exception]:
+        """Publish every command, then wait for the broker's PUBACKs (bounded in flight)."""
+        now = self._now()
+        pending: list[mqtt.MQTTMessageInfo | Exception] = []
+        for message in messages:
+            try:
+                pending.append(self._publish(message, now))
+            except TransientSendError as exc:
+                pending.append(exc)
+        deadline = time.monotonic() + self.settings.publish_timeout
+        results: list[Accepted | Exception] = []
+        for info in pending:
+            if isinstance(info, Exception):
+                results.append(info)
+                continue
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining > 0:
+                    info.wait_for_publish(remaining)
+            except (RuntimeError, ValueError) as exc:
+                results.append(TransientSendError(f"broker connection lost: {exc}"))
+                continue
+            if info.is_published():
+                results.append(Accepted(state="sent", event="sent", provider_id=f"mqtt:{info.mid}"))
+            else:
+                results.append(
+                    TransientSendError(
+                        f"no PUBACK from {self.address.url} within {self.settings.publish_timeout}s"
+                    )
+                )
+        return results
+
+    def republish(self, messages: Sequence[Outbound]) -> int:
+        """Send commands again without waiting (players deduplicate); returns how many went."""
+        now = self._now()
+        sent = 0
+        for message in messages:
+            try:
+                self._publish(message, now)
+                sent += 1
+            except TransientSendError:
+                break
+        return sent
+
+    def _publish(self, message: Outbound, now: datetime) -> mqtt.MQTTMessageInfo:
+        if not self.client.is_connected():
+            raise TransientSendError(f"not connected to the broker {self.address.url}")
+        media = message.extra.get("media")
+        if media is None:
+            raise TransientSendError("no media")  # build_messages refuses these earlier
+        scheduled = message.extra["scheduled_for"]
+        payload = p.play_command(
+            delivery_id=message.delivery_id,
+            media=self.media_ref(media["sha256"], media["duration"]),
+            not_before=scheduled,
+            expires_at=message.expires_at,
+            priority=message.priority,
+            volume=self.settings.volume,
+            title=message.title,
+            slot=p.slot_key(message.extra["schedule_id"], scheduled),
+            sent_at=now,
+        )
+        properties = None
+        if self.mqtt5:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.ResponseTopic = self.topics.events(message.address)
+            properties.CorrelationData = str(message.delivery_id).encode()
+            if message.expires_at is not None:
+                properties.MessageExpiryInterval = max(
+                    1, int((message.expires_at - now).total_seconds())
+                )
+        info = self.client.publish(
+            self.topics.commands(message.address), p.encode(payload), qos=1, properties=properties
+        )
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise TransientSendError(
+                f"publish to {message.address} failed: {mqtt.error_string(info.rc)}"
+            )
+        return info
+
+    def media_ref(self, sha256: str, duration: float) -> dict[str, Any]:
+        """How a player finds a clip: coso's URL (with its own token), checksum, length."""
+        return {
+            "url": f"{self.public_url}/media/{sha256}.mp3",
+            "sha256": sha256,
+            "duration": duration,
+        }
+
+    def publish_sync(self, player: str, entries: list[dict[str, Any]]) -> bool:
+        payload = {"type": p.SYNC, "generated_at": p.stamp(self._now()), "entries": entries}
+        if not self.client.is_connected():
+            return False
+        info = self.client.publish(self.topics.commands(player), p.encode(payload), qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def publish_command(self, player: str, payload: dict[str, Any]) -> bool:
+        """stop / set_volume, from the operator."""
+        info = self.client.publish(self.topics.commands(player), p.encode(payload), qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def take_inbound(self, limit: int, wait: float) -> list[Inbound]:
+        try:
+            items = [self.inbound.get(timeout=wait)]
+        except queue.Empty:
+            return []
+        while len(items) < limit:
+            try:
+                items.append(self.inbound.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def event_outcomes(
+    endpoint_id: int,
+    player: str,
+    events: Sequence[p.PlayerEvent],
+    slots: dict[str, int],
+    scheduled: dict[int, datetime],
+    late_after: timedelta,
+) -> tuple[list[Outcome], list[p.PlayerEvent]]:
+    """Map a player's events to outcomes bound to that player's endpoint. `slots` resolves
+    events that name only a programme slot; `scheduled` gives each delivery's slot time (to
+    say how late it played). Returns (outcomes, events naming nothing coso knows)."""
+    outcomes: list[Outcome] = []
+    unknown: list[p.PlayerEvent] = []
+    actor = f"player:{player}"
+    for ev in events:
+        if ev.kind not in EVENT_STATES:
+            continue  # downloaded / started: device status only
+        delivery_id = ev.delivery_id if ev.delivery_id is not None else slots.get(ev.slot or "")
+        if delivery_id is None:
+            unknown.append(ev)
+            continue
+        state, event_name = EVENT_STATES[ev.kind]
+        at, detail = ev.at, None
+        if ev.kind == p.FINISHED:
+            at = ev.started_at or ev.at
+            detail = f"played {(ev.at - at).total_seconds():.1f}s from {p.stamp(at)}"
+            slot_time = scheduled.get(delivery_id)
+            if slot_time is not None and at - slot_time > late_after:
+                detail += f"; late by {_seconds(at - slot_time)}"
+        if ev.as_run:
+            detail = f"{detail}; as-run record uploaded on reconnect" if detail else "as-run record"
+        outcomes.append(
+            Outcome(
+                delivery_id,
+                state,
+                event_name,
+                at,
+                actor + (" (as-run)" if ev.as_run else ""),
+                error=ev.reason if ev.kind in (p.FAILED, p.EXPIRED) else None,
+                detail=detail,
+                endpoint_id=endpoint_id,
+            )
+        )
+    return outcomes, unknown
+
+
+def _seconds(delta: timedelta) -> str:
+    total = int(delta.total_seconds())
+    return f"{total // 60}m{total % 60:02d}s"

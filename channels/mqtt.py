@@ -1,0 +1,263 @@
+"""MQTT plumbing shared by coso and the reference player: broker addresses, paho clients
+(MQTT 5 where the broker speaks it, else 3.1.1), and a broker on loopback when none is
+configured (`mosquitto` from PATH, else an embedded amqtt broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from coso.config import BrokerSettings
+from coso.errors import InputError
+
+log = logging.getLogger(__name__)
+SESSION_EXPIRY = 7 * 24 * 3600  # a player's queued commands survive a week offline (MQTT 5)
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str
+    password: str
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str, username: str = "", password: str = "") -> BrokerAddress:
+    """mqtt://[user:pass@]host[:1883] or mqtts://…[:8883]; the error names the URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise InputError("broker.url", url, "not like mqtt://host:1883 or mqtts://host:8883")
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError as exc:
+        raise InputError("broker.url", url, "the port is not a number") from exc
+    return BrokerAddress(
+        host=parts.hostname,
+        port=port,
+        tls=tls,
+        username=unquote(parts.username) if parts.username else username,
+        password=unquote(parts.password) if parts.password else password,
+    )
+
+
+_protocols: dict[tuple[str, int], int] = {}
+
+
+def broker_protocol(address: BrokerAddress, settings: BrokerSettings) -> int:
+    """MQTTv5 when the broker accepts it, else MQTTv311; asked once per broker."""
+    key = (address.host, address.port)
+    if key not in _protocols:
+        probe = new_client(f"coso-probe-{time.monotonic_ns()}", address, settings, mqtt.MQTTv5)
+        connected = threading.Event()
+        result: list[Any] = []
+
+        def on_connect(client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            result.append(reason)
+            connected.set()
+
+        probe.on_connect = on_connect
+        try:
+            probe.connect(address.host, address.port, 10)
+            probe.loop_start()
+            connected.wait(5)
+        except OSError:
+            pass
+        finally:
+            probe.loop_stop()
+            with contextlib.suppress(Exception):
+                probe.disconnect()
+        ok = bool(result) and not result[0].is_failure
+        _protocols[key] = mqtt.MQTTv5 if ok else mqtt.MQTTv311
+    return _protocols[key]
+
+
+def new_client(
+    client_id: str,
+    address: BrokerAddress,
+    settings: BrokerSettings,
+    protocol: int,
+    *,
+    persistent: bool = False,
+) -> mqtt.Client:
+    """A paho client set up with credentials and TLS; not yet connected."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=protocol,
+        clean_session=(not persistent) if protocol != mqtt.MQTTv5 else None,
+    )
+    if address.username:
+        client.username_pw_set(address.username, address.password or None)
+    if address.tls:
+        context = ssl.create_default_context(cafile=settings.ca_file or None)
+        if settings.cert_file:
+            context.load_cert_chain(settings.cert_file, settings.key_file or None)
+        client.tls_set_context(context)
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    return client
+
+
+def connect_properties(protocol: int, persistent: bool) -> Properties | None:
+    if protocol != mqtt.MQTTv5:
+        return None
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = SESSION_EXPIRY if persistent else 0
+    return props
+
+
+def connect_async(
+    client: mqtt.Client, address: BrokerAddress, keepalive: int, protocol: int, persistent: bool
+) -> None:
+    """Start connecting in the background; paho reconnects by itself after a drop."""
+    kwargs: dict[str, Any] = {"keepalive": keepalive}
+    if protocol == mqtt.MQTTv5:
+        kwargs["clean_start"] = not persistent
+        kwargs["properties"] = connect_properties(protocol, persistent)
+    client.connect_async(address.host, address.port, **kwargs)
+    client.loop_start()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mosquitto_path() -> str | None:
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+
+
+def answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class LocalBroker:
+    """A broker on loopback for `coso serve` without a configured one, and for tests:
+    `mosquitto` when installed (MQTT 5), else amqtt embedded in a thread (MQTT 3.1.1)."""
+
+    def __init__(self, port: int | None = None, prefer: str = "auto") -> None:
+        self.port = port or free_port()
+        self.kind = ""
+        self._process: subprocess.Popen[bytes] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._dir = tempfile.TemporaryDirectory(prefix="coso-broker-")
+        self._prefer = prefer
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> LocalBroker:
+        binary = mosquitto_path() if self._prefer in ("auto", "mosquitto") else None
+        if binary:
+            self._start_mosquitto(binary)
+        elif self._prefer == "mosquitto":
+            raise InputError("broker", "mosquitto", "not installed: apt-get install mosquitto")
+        else:
+            self._start_amqtt()
+        deadline = time.monotonic() + 10
+        while not answers("127.0.0.1", self.port, 0.2):
+            if time.monotonic() > deadline:
+                raise InputError("broker", self.url, f"{self.kind} did not start within 10 s")
+            time.sleep(0.01)
+        log.info("started %s on %s", self.kind, self.url)
+        return self
+
+    def _start_mosquitto(self, binary: str) -> None:
+        config = Path(self._dir.name) / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 100000\nmax_inflight_messages 0\n"
+        )
+        self._process = subprocess.Popen(
+            [binary, "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=(Path(self._dir.name) / "mosquitto.log").open("wb"),
+        )
+        self.kind = "mosquitto"
+
+    def _start_amqtt(self) -> None:
+        from amqtt.broker import Broker
+
+        ready = threading.Event()
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {}},
+        }
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+
+            async def main() -> None:
+                broker = Broker(config)
+                await broker.start()
+                ready.set()
+                self._stopped = asyncio.Event()
+                await self._stopped.wait()
+                await broker.shutdown()
+
+            loop.run_until_complete(main())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="amqtt-broker", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        self.kind = "amqtt"
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            self._process = None
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(10)
+            self._loop = None
+
+    def kill(self) -> None:
+        """Stop abruptly (tests: a broker crash)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(5)
+            self._process = None
+        else:
+            self.stop()
+
+    def __enter__(self) -> LocalBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,75 @@
+"""Where a player's audio goes: ffplay or aplay when installed, or a null sink that only
+keeps time (for simulations and machines without sound)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Protocol
+
+
+class Sink(Protocol):
+    def start(self, path: Path, duration: float, volume: int) -> None: ...
+    def done(self) -> bool: ...
+    def stop(self) -> None: ...
+
+
+class NullSink:
+    """Plays nothing, for exactly the clip's duration."""
+
+    def __init__(self) -> None:
+        self._end = 0.0
+
+    def start(self, path: Path, duration: float, volume: int) -> None:
+        self._end = time.monotonic() + duration
+
+    def done(self) -> bool:
+        return time.monotonic() >= self._end
+
+    def stop(self) -> None:
+        self._end = 0.0
+
+
+class ProcessSink:
+    """Plays through an external program, one clip at a time."""
+
+    def __init__(self, command: list[str]) -> None:
+        self._command = command
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, path: Path, duration: float, volume: int) -> None:
+        args = [
+            a.replace("{path}", str(path)).replace("{volume}", str(volume)) for a in self._command
+        ]
+        self._process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def done(self) -> bool:
+        return self._process is None or self._process.poll() is not None
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+        self._process = None
+
+
+def make_sink(kind: str) -> Sink:
+    """`auto` (ffplay, else aplay, else null), `ffplay`, `aplay` or `null`."""
+    ffplay, aplay = shutil.which("ffplay"), shutil.which("aplay")
+    if kind == "null":
+        return NullSink()
+    if kind in ("auto", "ffplay") and ffplay:
+        return ProcessSink(
+            [ffplay, "-nodisp", "-autoexit", "-loglevel", "error", "-volume", "{volume}", "{path}"]
+        )
+    if kind in ("auto", "aplay") and aplay:
+        from content.media import ffmpeg_binary
+
+        pipe = f"'{ffmpeg_binary()}' -loglevel error -i '{{path}}' -f wav - | '{aplay}' -q"
+        return ProcessSink(["sh", "-c", pipe])
+    if kind == "auto":
+        return NullSink()
+    raise ValueError(f"sink {kind!r}: {kind} is not installed (or use --sink null)")

@@ -1,0 +1,177 @@
+"""`coso content audio`, `coso player`, `coso players …` and `coso devices`: loudspeakers."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from coso.clock import local_text
+from coso.config import BrokerSettings, Settings
+from coso.errors import InputError
+from coso.setup import open_database
+from dispatcher.cli_common import current_settings, guard, out
+
+players_app = typer.Typer(no_args_is_help=True, help="Loudspeaker players: simulate, tokens.")
+
+
+@guard
+def content_audio(
+    plan: str,
+    key: str,
+    file: Path,
+    intro: Annotated[Path | None, typer.Option(help="Jingle played before.")] = None,
+    outro: Annotated[Path | None, typer.Option(help="Jingle played after.")] = None,
+) -> None:
+    """Prepare an audio file (one format, normalised loudness, jingles) as a content item's
+    audio for loudspeakers. A corrupt, truncated or unsupported file is refused."""
+    from content.approval import find_content
+    from content.media import attach_audio
+    from dispatcher.queries import find_plan
+
+    settings = current_settings()
+    engine = open_database(settings)
+    item = find_content(engine, find_plan(engine, plan).id, key)
+    asset = attach_audio(engine, settings.media, item.id, file, datetime.now(UTC), intro, outro)
+    out.print(
+        f"{key}: {asset.duration_seconds:.1f} s at {asset.loudness_lufs:.1f} LUFS, "
+        f"sha256 {asset.sha256[:12]}…, {asset.size_bytes:,} bytes"
+    )
+
+
+def _broker(settings: Settings, url: str | None, username: str, password: str) -> BrokerSettings:
+    broker = settings.channels.loudspeaker.broker
+    chosen = url or broker.url
+    if not chosen:
+        raise InputError("--broker", "", "give the broker, e.g. --broker mqtt://127.0.0.1:1883")
+    return broker.model_copy(
+        update={
+            "url": chosen,
+            "username": username or broker.username,
+            "password": password or broker.password,
+        }
+    )
+
+
+def _run_until_stopped(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+BrokerOption = Annotated[str | None, typer.Option("--broker", help="mqtt://host:1883")]
+SinkOption = Annotated[
+    str, typer.Option(help="auto (ffplay, aplay, else null), ffplay, aplay, null")
+]
+
+
+@guard
+def player_command(
+    player_id: Annotated[
+        str, typer.Option("--id", help="This player's id (its endpoint address).")
+    ],
+    broker: BrokerOption = None,
+    token: Annotated[
+        str, typer.Option(envvar="COSO_PLAYER_TOKEN", help="Media token (coso players token ID).")
+    ] = "",
+    data: Annotated[Path, typer.Option(help="Where the player keeps its state and media.")] = Path(
+        "player-data"
+    ),
+    sink: SinkOption = "auto",
+    username: Annotated[str, typer.Option(help="Broker user name.")] = "",
+    password: Annotated[str, typer.Option(envvar="COSO_PLAYER_PASSWORD")] = "",
+) -> None:
+    """Run the reference player: plays what coso sends, reports what it played."""
+    _players([player_id], broker, lambda _pid: token, data, sink, username, password, True)
+
+
+@players_app.command("simulate")
+@guard
+def players_simulate(
+    count: Annotated[int, typer.Option(min=1, help="How many players.")] = 10,
+    id_format: Annotated[str, typer.Option(help="Player ids, from n = 1.")] = "sim-{n:05d}",
+    broker: BrokerOption = None,
+    data: Annotated[Path, typer.Option(help="Shared media cache.")] = Path("player-data"),
+    sink: SinkOption = "null",
+) -> None:
+    """Run COUNT players in this process (demos, load tests); state is kept in memory."""
+    from content.media import player_token, token_secret
+
+    secret = token_secret(current_settings().media)
+    ids = [id_format.format(n=n) for n in range(1, count + 1)]
+    _players(ids, broker, lambda pid: player_token(secret, pid), data, sink, "", "", False)
+
+
+def _players(ids, broker, tokens, data, sink, username, password, keep_state) -> None:  # type: ignore[no-untyped-def]
+    from channels.mqtt import parse_broker_url
+    from channels.player.runtime import PlayerGroup
+    from channels.player.sinks import make_sink
+    from channels.protocol import ProtocolError, Topics
+
+    settings = current_settings()
+    broker_settings = _broker(settings, broker, username, password)
+    address = parse_broker_url(
+        broker_settings.url, broker_settings.username, broker_settings.password
+    )
+    try:
+        make_sink(sink)
+        group = PlayerGroup(
+            ids,
+            address,
+            broker_settings,
+            Topics(settings.channels.loudspeaker.topic_prefix),
+            data_dir=data,
+            tokens=tokens,
+            sink=lambda: make_sink(sink),
+            keep_state=keep_state,
+        )
+    except (ValueError, ProtocolError) as exc:
+        raise InputError("player", ids[0], str(exc)) from exc
+    group.start()
+    out.print(f"{len(ids)} player(s) connecting to {address.url}")
+    try:
+        _run_until_stopped(threading.Event())
+    finally:
+        group.stop()
+
+
+@players_app.command("token")
+@guard
+def players_token(player_id: str) -> None:
+    """The media download token of player PLAYER_ID (give it to that player only)."""
+    from content.media import player_token, token_secret
+
+    out.print(player_token(token_secret(current_settings().media), player_id))
+
+
+@guard
+def devices_command(
+    unit: Annotated[str | None, typer.Option(help="Only players in this unit.")] = None,
+) -> None:
+    """Loudspeaker players: online or not, last seen, what they play, their last failure."""
+    from channels.devices import list_players
+
+    settings = current_settings()
+    engine = open_database(settings)
+    tz = settings.timer.default_zone
+    table = Table("player", "unit", "status", "last seen", "playing", "last failure")
+    for r in list_players(engine, unit):
+        status = "online" if r.online else ("offline" if r.status_at else "never seen")
+        failure = ""
+        if r.last_failure:
+            failure = f"{local_text(r.last_failure_at, tz)}: {r.last_failure}"
+        table.add_row(
+            r.address,
+            r.unit_code or "",
+            status,
+            local_text(r.last_seen, tz) if r.last_seen else "",
+            r.playing or "",
+            failure,
+        )
+    out.print(table)
