@@ -141,3 +141,14 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """A real MQTT broker: 127.0.0.1:1883 when it answers, else one started for the tests."""
+    from tests.loudspeakers import shared_broker_url
+
+    url, broker = shared_broker_url()
+    yield url
+    if broker is not None:
+        broker.stop()

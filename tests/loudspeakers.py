@@ -1,0 +1,225 @@
+"""What the loudspeaker tests share: a real broker, a plan with players, coso running (web
+app for media + dispatcher), and reference players that count what they play."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydub.generators import Sine
+from sqlalchemy import Engine, func, select
+
+from channels.mqtt import LocalBroker, answers, parse_broker_url
+from channels.player.runtime import PlayerGroup
+from channels.player.sinks import NullSink
+from channels.protocol import Topics
+from content.approval import find_content
+from content.media import attach_audio, player_token, token_secret
+from coso.clock import SystemClock
+from coso.config import Settings
+from dispatcher.models import ActivityEntry, Delivery
+from dispatcher.queries import find_plan
+from dispatcher.service import Dispatcher
+from dispatcher.web import create_app
+from schedules.importer import import_plan_file
+from tests.conftest import ServerThread
+from tests.plans import write_plan
+
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def shared_broker_url() -> tuple[str, LocalBroker | None]:
+    """The broker at 127.0.0.1:1883 when it answers; else a private mosquitto (else amqtt)."""
+    if answers("127.0.0.1", 1883):
+        return "mqtt://127.0.0.1:1883", None
+    broker = LocalBroker().start()
+    return broker.url, broker
+
+
+class CountingSink(NullSink):
+    """A null sink that remembers what it was told to play."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.played: list[tuple[str, float]] = []
+
+    def start(self, path: Path, duration: float, volume: int) -> None:
+        self.played.append((path.name, time.time()))
+        super().start(path, duration, volume)
+
+
+def speaker_settings(settings: Settings, broker_url: str, tmp_path: Path, **extra: Any) -> Settings:
+    """The test settings with loudspeakers on `broker_url`, under a topic prefix of their own."""
+    loudspeaker = {
+        "broker": {"url": broker_url, "keepalive": 5},
+        "topic_prefix": f"coso-test-{uuid.uuid4().hex[:8]}/v1",
+        "client_id": f"coso-test-{uuid.uuid4().hex[:8]}",
+        "ack_timeout": "2s",
+        "publish_timeout": 3.0,
+        "late_after": "3s",
+        **extra,
+    }
+    return settings.model_copy(
+        update={
+            "channels": settings.channels.model_copy(
+                update={"loudspeaker": settings.channels.loudspeaker.model_validate(loudspeaker)}
+            ),
+            "media": settings.media.model_copy(update={"dir": str(tmp_path / "media")}),
+            "dispatcher": settings.dispatcher.model_copy(
+                update={
+                    "retry": settings.dispatcher.retry.model_copy(
+                        update={"first_delay": "1s", "max_delay": "2s", "max_attempts": 50}
+                    )
+                }
+            ),
+        }
+    )
+
+
+def clip(tmp_path: Path, seconds: float, freq: int = 440, gain: float = -20.0) -> Path:
+    path = tmp_path / f"clip-{freq}-{seconds}.wav"
+    Sine(freq).to_audio_segment(duration=int(seconds * 1000)).apply_gain(gain).export(
+        path, format="wav"
+    ).close()
+    return path
+
+
+def plan_text(
+    players: list[str],
+    start: datetime,
+    *,
+    validity: str = "10m",
+    priority: str = "normal",
+    number: str = "95/KH-UBND",
+    name: str = "Phát thanh CCHC",
+) -> str:
+    endpoints = "".join(
+        f'[[endpoints]]\nchannel = "loudspeaker"\naddress = "{p}"\nunit = "06040"\n\n'
+        for p in players
+    )
+    return f"""\
+[plan]
+number = "{number}"
+title = "Tuyên truyền cải cách hành chính"
+period_start = 2021-01-01
+period_end = 2099-12-31
+
+[[content]]
+key = "loa"
+kind = "audio"
+title = "Bản tin phát thanh"
+state = "approved"
+
+{endpoints}
+[[groups]]
+name = "loa-{number}"
+channel = "loudspeaker"
+endpoints = {players!r}
+
+[[schedules]]
+name = "{name}"
+content = "loa"
+channel = "loudspeaker"
+targets = {{ groups = ["loa-{number}"] }}
+start = {start.astimezone(ZONE):%Y-%m-%dT%H:%M:%S}
+validity = "{validity}"
+misfire_grace = "1m"
+priority = "{priority}"
+""".replace("'", '"')
+
+
+def import_broadcast(
+    engine: Engine,
+    settings: Settings,
+    tmp_path: Path,
+    players: list[str],
+    start: datetime,
+    audio: Path,
+    **kw: Any,
+) -> int:
+    """Import a one-off broadcast plan with its audio; returns the plan id."""
+    number = kw.get("number", "95/KH-UBND")
+    text = plan_text(players, start, **kw)
+    path = write_plan(tmp_path, text, name=f"plan-{uuid.uuid4().hex[:6]}.toml")
+    import_plan_file(engine, settings, path, SystemClock().now())
+    plan = find_plan(engine, number)
+    item = find_content(engine, plan.id, "loa")
+    attach_audio(engine, settings.media, item.id, audio, SystemClock().now())
+    return plan.id
+
+
+def slot_in(seconds: float) -> datetime:
+    """A whole second at least `seconds` from now (plan files have second precision)."""
+    return (SystemClock().now() + timedelta(seconds=seconds + 1)).replace(microsecond=0)
+
+
+@contextmanager
+def running_coso(engine: Engine, settings: Settings) -> Iterator[Dispatcher]:
+    """The web app (media for players) and the dispatcher, as `coso serve` runs them."""
+    with ServerThread(create_app(engine, settings)) as web:
+        settings.server.public_url = web.url
+        dispatcher = Dispatcher(engine, settings, SystemClock())
+        dispatcher.start()
+        try:
+            yield dispatcher
+        finally:
+            dispatcher.stop()
+
+
+def players(
+    settings: Settings,
+    ids: list[str],
+    tmp_path: Path,
+    *,
+    broker_url: str | None = None,
+    per_connection: int = 500,
+    keep_state: bool = False,
+) -> PlayerGroup:
+    loudspeaker = settings.channels.loudspeaker
+    url = broker_url or loudspeaker.broker.url
+    secret = token_secret(settings.media)
+    return PlayerGroup(
+        ids,
+        parse_broker_url(url),
+        loudspeaker.broker.model_copy(update={"url": url}),
+        Topics(loudspeaker.topic_prefix),
+        data_dir=tmp_path / f"players-{uuid.uuid4().hex[:6]}",
+        tokens=lambda pid: player_token(secret, pid),
+        sink=CountingSink,
+        keep_state=keep_state,
+        per_connection=per_connection,
+    )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def count(engine: Engine, query: Any) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(query) or 0
+
+
+def log_count(engine: Engine, event: str, distinct: bool = False) -> int:
+    column = func.count(func.distinct(ActivityEntry.delivery_id)) if distinct else func.count()
+    return count(engine, select(column).where(ActivityEntry.event == event))
+
+
+def states(engine: Engine) -> dict[int, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(select(Delivery.endpoint_id, Delivery.state)).all())
+
+
+def plays(group: PlayerGroup, player_id: str) -> int:
+    return len(group.player(player_id).sink.played)  # type: ignore[attr-defined]

@@ -1,0 +1,276 @@
+"""Loudspeakers over a real MQTT broker, with reference players as in-process clients."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine, func, select
+
+from channels import protocol as p
+from channels.devices import list_players
+from channels.mqtt import LocalBroker, parse_broker_url
+from coso.config import Settings
+from dispatcher.messages import build_messages
+from dispatcher.models import ActivityEntry, Delivery
+from tests.loudspeakers import (
+    clip,
+    count,
+    import_broadcast,
+    log_count,
+    players,
+    plays,
+    running_coso,
+    slot_in,
+    speaker_settings,
+    states,
+    wait_for,
+)
+
+
+def test_scheduled_broadcast_to_50_players_plays_once_on_each(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    ids = [f"loa-{n:03d}" for n in range(50)]
+    slot = slot_in(3)
+    import_broadcast(engine, settings, tmp_path, ids, slot, clip(tmp_path, 1.0))
+    group = players(settings, ids, tmp_path, per_connection=20).start()
+    try:
+        with running_coso(engine, settings):
+            wait_for(lambda: log_count(engine, "played") >= 50, 40, "50 played entries")
+    finally:
+        group.stop()
+    assert [plays(group, pid) for pid in ids] == [1] * 50
+    assert log_count(engine, "played") == 50
+    assert log_count(engine, "played", distinct=True) == 50
+    assert set(states(engine).values()) == {"played"}
+    with engine.connect() as conn:
+        played_at = conn.scalars(select(ActivityEntry.at).where(ActivityEntry.event == "played"))
+        assert all(abs((at - slot).total_seconds()) < 3 for at in played_at)
+
+
+def test_redelivered_command_plays_once(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    ids = ["loa-a", "loa-b"]
+    import_broadcast(engine, settings, tmp_path, ids, slot_in(2), clip(tmp_path, 0.6))
+    group = players(settings, ids, tmp_path).start()
+    try:
+        with running_coso(engine, settings) as dispatcher:
+            wait_for(lambda: log_count(engine, "played") >= 2, 30, "both played")
+            with engine.connect() as conn:
+                rows = conn.execute(select(Delivery)).all()
+            again = [m for m in build_messages(engine, rows) if not isinstance(m, tuple)]
+            channel = dispatcher.channels["loudspeaker"]
+            for _ in range(3):
+                assert channel.republish(again) == 2  # type: ignore[attr-defined]
+            wait_for(
+                lambda: all(
+                    group.player(pid).state.seq >= 6 for pid in ids
+                ),  # each answered the repeats
+                10,
+                "the players to answer the repeated commands",
+            )
+    finally:
+        group.stop()
+    assert [plays(group, pid) for pid in ids] == [1, 1]
+    assert log_count(engine, "played") == 2
+
+
+def test_forged_event_about_another_players_delivery_is_rejected_and_logged(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    # player A exists (a later broadcast); B has a delivery now
+    import_broadcast(engine, settings, tmp_path, ["loa-a"], slot_in(600), clip(tmp_path, 0.6))
+    import_broadcast(
+        engine, settings, tmp_path, ["loa-b"], slot_in(1), clip(tmp_path, 0.6), number="96/KH"
+    )
+    topics = p.Topics(settings.channels.loudspeaker.topic_prefix)
+    with running_coso(engine, settings):
+        wait_for(lambda: bool(states(engine)), 20, "B's delivery")
+        with engine.connect() as conn:
+            delivery_b = conn.scalar(select(Delivery.id))
+        forger = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="forger-loa-a")
+        address = parse_broker_url(broker_url)
+        forger.connect(address.host, address.port)
+        forger.loop_start()
+        now = p.parse_time("2030-01-01T00:00:00Z", "t")
+        for payload in (
+            p.event("finished", at=now, delivery_id=delivery_b, started_at=now),
+            p.event("finished", at=now, delivery_id=987654, started_at=now),
+        ):
+            forger.publish(topics.events("loa-a"), p.encode(payload), qos=1).wait_for_publish(5)
+        forger.loop_stop()
+        forger.disconnect()
+        wait_for(lambda: log_count(engine, "rejected") >= 1, 10, "the rejection in the log")
+        wait_for(
+            lambda: any(
+                r.address == "loa-a" and r.last_failure and "987654" in r.last_failure
+                for r in list_players(engine)
+            ),
+            10,
+            "the unknown delivery on the device's record",
+        )
+    with engine.connect() as conn:
+        entry = conn.execute(select(ActivityEntry).where(ActivityEntry.event == "rejected")).one()
+        state_b = conn.scalar(select(Delivery.state).where(Delivery.id == delivery_b))
+    assert entry.delivery_id == delivery_b
+    assert entry.actor == "player:loa-a"
+    assert "addressed to player loa-b" in entry.detail
+    assert state_b != "played"
+
+
+def test_offline_player_plays_late_within_validity_and_not_after_expiry(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    slot = slot_in(1)
+    import_broadcast(
+        engine,
+        settings,
+        tmp_path,
+        ["loa-late", "loa-gone"],
+        slot,
+        clip(tmp_path, 0.6),
+        validity="12s",
+    )
+    with running_coso(engine, settings):
+        wait_for(lambda: set(states(engine).values()) == {"sent"}, 20, "both commands sent")
+        late = players(settings, ["loa-late"], tmp_path, keep_state=True)
+        time.sleep(max(0.0, slot.timestamp() + 5 - time.time()))
+        late.start()  # back within validity
+        try:
+            wait_for(lambda: log_count(engine, "played") == 1, 15, "the late player to play")
+            wait_for(lambda: log_count(engine, "expired") == 1, 15, "the other to expire")
+            gone = players(settings, ["loa-gone"], tmp_path, keep_state=True).start()
+            try:
+                wait_for(lambda: gone.player("loa-gone").online, 10, "the second player back")
+                time.sleep(3)  # time enough to (wrongly) play
+            finally:
+                gone.stop()
+        finally:
+            late.stop()
+    assert plays(late, "loa-late") == 1
+    assert plays(gone, "loa-gone") == 0
+    with engine.connect() as conn:
+        played = conn.execute(select(ActivityEntry).where(ActivityEntry.event == "played")).one()
+        rows = dict(conn.execute(select(Delivery.id, Delivery.state)).all())
+    assert "late by" in played.detail
+    assert sorted(rows.values()) == ["expired", "played"]
+
+
+def test_player_that_loses_its_link_after_sync_plays_on_time_and_uploads_as_run(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    slot = slot_in(6)
+    import_broadcast(engine, settings, tmp_path, ["loa-3g"], slot, clip(tmp_path, 0.6))
+    group = players(settings, ["loa-3g"], tmp_path, keep_state=True).start()
+    player = group.player("loa-3g")
+    try:
+        with running_coso(engine, settings):
+            key = p.slot_key(_schedule_id(engine), slot)
+            wait_for(lambda: key in player.state.entries, 15, "the programme to arrive")
+            wait_for(lambda: player.state.entries[key].media["sha256"] in player.ready, 10, "media")
+            group.links[0].drop()  # the 3G link goes down before the slot
+            wait_for(lambda: player.state.entries[key].state == "finished", 15, "offline play")
+            wait_for(
+                lambda: states(engine) and set(states(engine).values()) == {"sent"}, 10, "sent"
+            )
+            group.links[0].restore()
+            wait_for(lambda: log_count(engine, "played") == 1, 20, "the as-run upload")
+    finally:
+        group.stop()
+    assert plays(group, "loa-3g") == 1
+    started = p.parse_time(player.state.entries[key].started_at, "started_at")
+    assert started is not None and abs((started - slot).total_seconds()) < 1
+    with engine.connect() as conn:
+        played = conn.execute(select(ActivityEntry).where(ActivityEntry.event == "played")).one()
+    assert played.at == started  # the true play time, not the upload time
+    assert "late" not in played.detail
+
+
+def _schedule_id(engine: Engine) -> int:
+    from schedules.models import Schedule
+
+    with engine.connect() as conn:
+        return conn.scalar(select(Schedule.id))  # type: ignore[return-value]
+
+
+def test_emergency_interrupts_playing_item_on_every_player_within_2_seconds(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    ids = [f"loa-{n}" for n in range(5)]
+    import_broadcast(engine, settings, tmp_path, ids, slot_in(2), clip(tmp_path, 20, 330))
+    group = players(settings, ids, tmp_path).start()
+    try:
+        with running_coso(engine, settings):
+            wait_for(
+                lambda: all(group.player(i).current is not None for i in ids),
+                20,
+                "normal items playing",
+            )
+            storm = slot_in(1)
+            import_broadcast(
+                engine,
+                settings,
+                tmp_path,
+                ids,
+                storm,
+                clip(tmp_path, 1.0, 880),
+                priority="emergency",
+                number="KHẨN/BÃO",
+                name="Cảnh báo bão",
+            )
+            wait_for(
+                lambda: log_count(engine, "played") == 5, 20, "the emergency played everywhere"
+            )
+    finally:
+        group.stop()
+    for pid in ids:
+        starts = group.player(pid).sink.played  # type: ignore[attr-defined]
+        assert len(starts) == 2
+        assert starts[1][1] - storm.timestamp() < 2.0, f"{pid} interrupted late"
+    with engine.connect() as conn:
+        rows = conn.execute(select(Delivery.priority, Delivery.state, Delivery.last_error)).all()
+    normal = [r for r in rows if r.priority == 0]
+    assert {r.state for r in normal} == {"failed"}
+    assert all("interrupted" in r.last_error for r in normal)
+    assert {r.state for r in rows if r.priority == 2} == {"played"}
+
+
+def test_broker_restart_in_the_middle_of_a_1000_player_fan_out_doubles_nothing(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    broker = LocalBroker().start()  # our own, to restart on the same port
+    settings = speaker_settings(
+        settings, broker.url, tmp_path, max_inflight=20, publish_timeout=2.0
+    )
+    settings.dispatcher.claim_batch = 50
+    ids = [f"loa-{n:04d}" for n in range(1000)]
+    import_broadcast(engine, settings, tmp_path, ids, slot_in(3), clip(tmp_path, 0.6))
+    group = players(settings, ids, tmp_path, per_connection=250).start()
+    try:
+        with running_coso(engine, settings):
+            sent = select(func.count()).select_from(Delivery).where(Delivery.state != "pending")
+            wait_for(lambda: count(engine, sent) >= 50, 30, "the fan-out to be under way")
+            broker.kill()
+            at_kill = log_count(engine, "played")
+            time.sleep(1)
+            broker = LocalBroker(port=broker.port, prefer=broker.kind).start()
+            wait_for(lambda: log_count(engine, "played") >= 1000, 120, "1,000 played")
+            time.sleep(1)  # let anything that would double show itself
+    finally:
+        group.stop()
+        broker.stop()
+    assert at_kill < 1000, "the broker went down after the fan-out"
+    assert [plays(group, pid) for pid in ids] == [1] * 1000
+    assert log_count(engine, "played") == 1000
+    assert log_count(engine, "played", distinct=True) == 1000
+    assert set(states(engine).values()) == {"played"}
