@@ -86,9 +86,10 @@ def player_command(
     sink: SinkOption = "auto",
     username: Annotated[str, typer.Option(help="Broker user name.")] = "",
     password: Annotated[str, typer.Option(envvar="COSO_PLAYER_PASSWORD")] = "",
+    ca_file: Annotated[str, typer.Option(help="TLS: the CA of the broker (mqtts://).")] = "",
 ) -> None:
     """Run the reference player: plays what coso sends, reports what it played."""
-    _players([player_id], broker, lambda _pid: token, data, sink, username, password, True)
+    _players([player_id], broker, lambda _pid: token, data, sink, username, password, True, ca_file)
 
 
 @players_app.command("simulate")
@@ -108,7 +109,7 @@ def players_simulate(
     _players(ids, broker, lambda pid: player_token(secret, pid), data, sink, "", "", False)
 
 
-def _players(ids, broker, tokens, data, sink, username, password, keep_state) -> None:  # type: ignore[no-untyped-def]
+def _players(ids, broker, tokens, data, sink, username, password, keep_state, ca_file="") -> None:  # type: ignore[no-untyped-def]
     from channels.mqtt import parse_broker_url
     from channels.player.runtime import PlayerGroup
     from channels.player.sinks import make_sink
@@ -116,6 +117,8 @@ def _players(ids, broker, tokens, data, sink, username, password, keep_state) ->
 
     settings = current_settings()
     broker_settings = _broker(settings, broker, username, password)
+    if ca_file:
+        broker_settings.ca_file = ca_file
     address = parse_broker_url(
         broker_settings.url, broker_settings.username, broker_settings.password
     )
