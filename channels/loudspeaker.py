@@ -217,11 +217,6 @@ class LoudspeakerChannel(Channel):
         info = self.client.publish(self.topics.commands(player), p.encode(payload), qos=1)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
-    def publish_command(self, player: str, payload: dict[str, Any]) -> bool:
-        """stop / set_volume, from the operator."""
-        info = self.client.publish(self.topics.commands(player), p.encode(payload), qos=1)
-        return info.rc == mqtt.MQTT_ERR_SUCCESS
-
     def take_inbound(self, limit: int, wait: float) -> list[Inbound]:
         try:
             items = [self.inbound.get(timeout=wait)]
