@@ -26,6 +26,7 @@ RECEIVED, DOWNLOADED, STARTED, FINISHED, FAILED, EXPIRED = (
 )
 EVENTS = (RECEIVED, DOWNLOADED, STARTED, FINISHED, FAILED, EXPIRED)
 AS_RUN = "as_run"  # a batch of events kept while offline
+BATCH = "events"  # several live events at once (e.g. received and finished for a repeat)
 ONLINE, OFFLINE = "online", "offline"
 
 
@@ -180,12 +181,13 @@ class PlayerEvent:
 
 
 def read_events(payload: dict[str, Any]) -> list[PlayerEvent]:
-    """The events of one message: a single event, or an `as_run` batch."""
-    if payload.get("type") == AS_RUN:
+    """The events of one message: a single event, or an `events` / `as_run` batch."""
+    kind = payload.get("type")
+    if kind in (AS_RUN, BATCH):
         records = payload.get("records")
-        if not isinstance(records, list):
-            raise ProtocolError("as_run: records must be a list")
-        return [_read_event({"v": VERSION, **r}, as_run=True) for r in records]
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ProtocolError(f"{kind}: records must be a list of events")
+        return [_read_event({"v": VERSION, **r}, as_run=kind == AS_RUN) for r in records]
     return [_read_event(payload, as_run=False)]
 
 

@@ -56,7 +56,6 @@ class Sender:
         now = self.clock.now()
         with write(self.engine) as conn:
             expire_overdue(conn, now, self.channel.name)
-        with write(self.engine) as conn:
             claimed = claim(conn, self.channel.name, now, self.batch, self.worker)
         if not claimed:
             return 0

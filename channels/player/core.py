@@ -7,7 +7,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,6 +116,7 @@ class Player:
         self.failed_media: dict[str, tuple[str, int, datetime]] = {}  # error, tries, retry at
         self.current: Entry | None = None
         self.online = False
+        self._batch: list[dict[str, Any]] | None = None  # events held for one message
         for entry in self.state.entries.values():
             if entry.state == PLAYING:  # a restart cut it short
                 entry.state, entry.reason = FAILED, "player restarted while playing"
@@ -123,6 +125,10 @@ class Player:
     # --- commands -------------------------------------------------------------------
 
     def handle(self, payload: dict[str, Any], now: datetime) -> None:
+        with self._one_message():
+            self._handle(payload, now)
+
+    def _handle(self, payload: dict[str, Any], now: datetime) -> None:
         kind = payload.get("type")
         if kind in (p.PLAY, p.INTERRUPT):
             self._play_command(payload, now)
@@ -250,6 +256,10 @@ class Player:
     def tick(self, now: datetime) -> datetime | None:
         """Advance to `now`: finish what ended, expire what is late, start what is due.
         Returns when it next needs a tick (None: only a command can change anything)."""
+        with self._one_message():
+            return self._tick(now)
+
+    def _tick(self, now: datetime) -> datetime | None:
         changed = False
         if self.current is not None and self.sink.done():
             self._end_current(FINISHED, now, None)
@@ -352,9 +362,27 @@ class Player:
         self.send(payload)
 
     def send(self, payload: dict[str, Any]) -> None:
-        """Publish now when the link is up, else keep it for the as-run upload."""
-        if not (self.online and self._emit(self.id, payload)):
+        """Publish now when the link is up, else keep it for the as-run upload. Events that
+        one command or one tick produces go out together, as one `events` message."""
+        if self._batch is not None:
+            self._batch.append(payload)
+        elif not (self.online and self._emit(self.id, payload)):
             self.state.outbox.append(payload)
+
+    @contextmanager
+    def _one_message(self) -> Iterator[None]:
+        if self._batch is not None:  # already batching
+            yield
+            return
+        self._batch = []
+        try:
+            yield
+        finally:
+            held, self._batch = self._batch, None
+            message = held[0] if len(held) == 1 else {"type": p.BATCH, "records": held}
+            if held and not (self.online and self._emit(self.id, message)):
+                self.state.outbox.extend(held)
+                self.store.save(self.state)
 
     def as_run_upload(self, now: datetime) -> dict[str, Any] | None:
         """On reconnect: every event kept while offline, plus programme slots played that no
