@@ -44,6 +44,15 @@ class TransientSendError(Exception):
         self.retry_after = retry_after
 
 
+class UncertainSendError(Exception):
+    """The request may or may not have reached the far side (the answer was lost). For a
+    channel that is not resend-safe the delivery becomes `unknown` until reconciled."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class PermanentSendError(Exception):
     """Will never succeed for this endpoint (bad address, refused); kept with the provider code."""
 

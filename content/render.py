@@ -24,7 +24,9 @@ from coso.errors import InputError
 TEMPLATES = Path(__file__).parent / "templates"
 
 # Names a content body may use; anything else is refused when the plan is imported.
-CONTEXT_NAMES = frozenset({"plan", "unit", "endpoint", "local_time", "scheduled_for", "content"})
+CONTEXT_NAMES = frozenset(
+    {"plan", "unit", "endpoint", "recipient", "local_time", "scheduled_for", "content"}
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,13 @@ class RenderCache:
         return self._done[key]
 
 
+@cache
+def _channel_template(channel: str) -> str:
+    """A text channel's wrapper (`sms.txt.j2`, not escaped) or an HTML one."""
+    text = f"{channel}.txt.j2"
+    return text if (TEMPLATES / text).is_file() else f"{channel}.html.j2"
+
+
 def render(channel: str, title: str, body: str, context: dict[str, Any]) -> Rendered:
     """Render a content item for `channel`; UndefinedError becomes an InputError."""
     try:
@@ -96,7 +105,7 @@ def render(channel: str, title: str, body: str, context: dict[str, Any]) -> Rend
         text_title = _compiled(title).render(context)
         wrapped = (
             _environment()
-            .get_template(f"{channel}.html.j2")
+            .get_template(_channel_template(channel))
             .render(context, title=text_title, body=text)
         )
     except UndefinedError as exc:

@@ -2,6 +2,7 @@
 
 from channels.devices import PlayerStatus
 from channels.endpoints import Endpoint, EndpointGroup, GroupMember
+from channels.recipients import SmsOptOut
 from channels.web import BulletinPost
 from content.models import ContentItem, MediaAsset
 from coso.units import AdminUnit, Organisation, UnitMapping
@@ -25,5 +26,6 @@ __all__ = [
     "PlanTarget",
     "PlayerStatus",
     "Schedule",
+    "SmsOptOut",
     "UnitMapping",
 ]

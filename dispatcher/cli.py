@@ -23,6 +23,7 @@ from dispatcher.cli_players import (
     player_command,
     players_app,
 )
+from dispatcher.cli_sms import sms_app
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -137,6 +138,7 @@ app.command("deliveries")(deliveries_command)
 app.command("player")(player_command)
 app.add_typer(players_app, name="players")
 app.command("devices")(devices_command)
+app.add_typer(sms_app, name="sms")
 content_app.command("audio")(content_audio)
 
 

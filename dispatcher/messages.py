@@ -15,7 +15,7 @@ from content.models import ContentItem
 from content.render import RenderCache
 from coso.clock import local_text
 from coso.units import unit_names
-from schedules.models import PRIORITIES, Plan
+from schedules.models import PRIORITIES, Plan, Schedule
 
 PRIORITY_NAMES = {rank: name for name, rank in PRIORITIES.items()}
 
@@ -42,6 +42,7 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
                 select(endpoint_t).where(endpoint_t.c.id.in_({d.endpoint_id for d in claimed}))
             )
         }
+        plain = _khong_dau(conn, {d.schedule_id for d in claimed if d.channel == "sms"})
     names = unit_names(engine, {d.unit_code for d in claimed if d.unit_code})
     audio = media_for(engine, {d.content_id for d in claimed if d.channel == "loudspeaker"})
     out: list[Outbound | tuple[int, str]] = []
@@ -63,14 +64,11 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
                 out.append((d.id, f"content {content.key!r} has no audio: coso content audio"))
                 continue
             extra["media"] = {"sha256": asset.sha256, "duration": asset.duration_seconds}
-        context = {
-            "plan": {"number": plan.number, "title": plan.title, "issuer": plan.issuer},
-            "unit": {"code": d.unit_code, "name": names.get(d.unit_code, "")},
-            "endpoint": {"address": endpoint.address, "name": endpoint.name},
-            "scheduled_for": d.scheduled_for,
-            "local_time": local_text(d.scheduled_for, plan.zone),
-            "content": {"key": content.key, "title": content.title, "kind": content.kind},
-        }
+        if d.channel == "sms":
+            extra["khong_dau"] = plain.get(d.schedule_id)
+        context = message_context(
+            plan, content, endpoint, d.unit_code, names.get(d.unit_code, ""), d.scheduled_for
+        )
         try:
             rendered = renders.render(d.channel, content.title, content.body, context)
         except Exception as exc:  # a template that fails for this endpoint fails only it
@@ -91,3 +89,27 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
             )
         )
     return out
+
+
+def message_context(
+    plan: Any, content: Any, endpoint: Any, unit_code: str | None, unit_name: str, when: Any
+) -> dict[str, Any]:
+    """What a content template may read (content/render.py CONTEXT_NAMES)."""
+    return {
+        "plan": {"number": plan.number, "title": plan.title, "issuer": plan.issuer},
+        "unit": {"code": unit_code, "name": unit_name},
+        "endpoint": {"address": endpoint.address, "name": endpoint.name},
+        "recipient": {"name": endpoint.name, "phone": endpoint.address},
+        "scheduled_for": when,
+        "local_time": local_text(when, plan.zone),
+        "content": {"key": content.key, "title": content.title, "kind": content.kind},
+    }
+
+
+def _khong_dau(conn: Any, schedule_ids: set[int]) -> dict[int, bool | None]:
+    """Schedule → send without diacritics (None: the channel's default)."""
+    if not schedule_ids:
+        return {}
+    table = Schedule.__table__
+    rows = conn.execute(select(table.c.id, table.c.khong_dau).where(table.c.id.in_(schedule_ids)))
+    return dict(rows.tuples().all())

@@ -40,7 +40,10 @@ class ActivityEntry(SQLModel, table=True):
     """What was sent, played, confirmed or missed, by whom; the source of the plan's reports."""
 
     __tablename__ = "activity_entry"
-    __table_args__ = (Index("ix_activity_plan_at", "plan_id", "at"),)
+    __table_args__ = (
+        Index("ix_activity_plan_at", "plan_id", "at"),
+        Index("ix_activity_endpoint_at", "endpoint_id", "at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime

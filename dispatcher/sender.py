@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from pyrate_limiter import Duration, Limiter, Rate
 from sqlalchemy import Engine
@@ -18,16 +19,32 @@ from channels.base import (
     Outcome,
     PermanentSendError,
     TransientSendError,
+    UncertainSendError,
 )
 from coso.clock import Clock
 from coso.config import RetrySettings
 from coso.db import write
 from coso.durations import parse_duration
 from dispatcher.messages import build_messages
-from dispatcher.states import FAILED, RETRY_WAIT
-from dispatcher.transitions import apply_outcomes, claim, expire_overdue
+from dispatcher.states import FAILED, RETRY_WAIT, UNKNOWN
+from dispatcher.transitions import apply_outcomes, claim, expire_overdue, refund_attempts
 
 log = logging.getLogger(__name__)
+
+
+class SendRules(Protocol):
+    """Channel policy the sender applies (SMS: quiet hours, opt-outs, a daily cap)."""
+
+    def claim_filter(self, now: datetime) -> Any:
+        """An extra condition on the deliveries to claim now, or None."""
+
+    def screen(
+        self, messages: list[Outbound], now: datetime
+    ) -> tuple[list[Outbound], list[Outcome]]:
+        """(messages to send, outcomes for the others: failed, or held in retry_wait)."""
+
+    def record(self, conn: Any, messages: list[Outbound], outcomes: list[Outcome]) -> None:
+        """What the send outcomes teach the rules (in the transaction that records them)."""
 
 
 class Sender:
@@ -42,10 +59,12 @@ class Sender:
         retry: RetrySettings,
         batch: int,
         worker: str,
+        rules: SendRules | None = None,
     ) -> None:
         self.engine, self.channel, self.clock = engine, channel, clock
         self.batch, self.worker = batch, worker
-        self.retry = retry
+        self.retry, self.rules = retry, rules
+        self.rate = rate_per_second
         self._limiter = Limiter(Rate(rate_per_second, Duration.SECOND))
         self._pool = ThreadPoolExecutor(
             max_workers=concurrency, thread_name_prefix=f"send-{channel.name}"
@@ -54,9 +73,10 @@ class Sender:
     def send_due(self) -> int:
         """One round: expire what is overdue, then claim, send and record one batch."""
         now = self.clock.now()
+        only = self.rules.claim_filter(now) if self.rules else None
         with write(self.engine) as conn:
             expire_overdue(conn, now, self.channel.name)
-            claimed = claim(conn, self.channel.name, now, self.batch, self.worker)
+            claimed = claim(conn, self.channel.name, now, self.batch, self.worker, only)
         if not claimed:
             return 0
         outcomes: list[Outcome] = []
@@ -68,9 +88,16 @@ class Sender:
                 outcomes.append(
                     Outcome(item[0], FAILED, "failed", now, "dispatcher", error=item[1])
                 )
-        outcomes += self._send_all(messages)
+        held: list[Outcome] = []
+        if self.rules is not None:
+            messages, held = self.rules.screen(messages, now)
+        sent = self._send_all(messages)
+        outcomes += sent
         with write(self.engine) as conn:
-            _, refused = apply_outcomes(conn, outcomes)
+            _, refused = apply_outcomes(conn, outcomes + held)
+            refund_attempts(conn, [o.delivery_id for o in held if o.state == RETRY_WAIT])
+            if self.rules is not None:
+                self.rules.record(conn, messages, sent)
         for o in refused:  # e.g. a player's `received` overtook the broker's PUBACK
             log.debug("outcome for delivery %s refused (state moved on)", o.delivery_id)
         return len(claimed)
@@ -80,13 +107,20 @@ class Sender:
         one by one on the pool."""
         if not isinstance(self.channel, BatchChannel):
             return list(self._pool.map(self._send_one, messages))
-        for _ in messages:
-            self._limiter.try_acquire(self.channel.name)
+        for m in messages:
+            self._acquire(m)
         results = self.channel.send_many(messages)
         return [self._outcome(m, r) for m, r in zip(messages, results, strict=True)]
 
+    def _acquire(self, message: Outbound) -> None:
+        """Wait for the rate limit: one unit a message, or what the channel says it costs
+        (SMS: its segments)."""
+        cost = getattr(self.channel, "cost", None)
+        weight = cost(message) if cost is not None else 1
+        self._limiter.try_acquire(self.channel.name, weight=max(1, min(weight, self.rate)))
+
     def _send_one(self, message: Outbound) -> Outcome:
-        self._limiter.try_acquire(self.channel.name)
+        self._acquire(message)
         try:
             result: Accepted | Exception = self.channel.send(message)
         except Exception as exc:
@@ -106,6 +140,10 @@ class Sender:
             )
         except TransientSendError as exc:
             return self._retry_or_fail(message, exc.reason, exc.retry_after)
+        except UncertainSendError as exc:
+            return Outcome(
+                message.delivery_id, UNKNOWN, "unknown", self.clock.now(), actor, error=exc.reason
+            )
         except Exception as exc:  # an unexpected error is retried, never lost
             log.exception(
                 "channel %s raised on delivery %s", self.channel.name, message.delivery_id

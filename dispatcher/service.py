@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from channels.base import Channel
 from channels.loudspeaker import LoudspeakerChannel
+from channels.sms import SmsChannel
 from channels.web import WebChannel
 from coso.clock import Clock
 from coso.config import Settings
@@ -23,6 +24,7 @@ from dispatcher.fanout import fan_out_pending
 from dispatcher.leader import TimerLock
 from dispatcher.players import PlayerService
 from dispatcher.sender import Sender
+from dispatcher.sms_rules import SmsRules
 from dispatcher.transitions import recover_interrupted
 from dispatcher.workers import forget, heartbeat, new_worker_id, orphaned_claims, register
 from schedules.firing import fire_due
@@ -40,6 +42,8 @@ def default_channels(engine: Engine, settings: Settings, clock: Clock) -> dict[s
         channels["loudspeaker"] = LoudspeakerChannel(
             loudspeaker, loudspeaker.broker.url, settings.server.public_url, clock.now
         )
+    if settings.channels.sms.account_sid:
+        channels["sms"] = SmsChannel(settings.channels.sms, settings.server.public_url, clock.now)
     return channels
 
 
@@ -66,6 +70,7 @@ class Dispatcher:
                 retry=settings.dispatcher.retry,
                 batch=settings.dispatcher.claim_batch,
                 worker=self.worker,
+                rules=SmsRules(engine, settings.channels.sms) if name == "sms" else None,
             )
             for name, channel in self.channels.items()
         }

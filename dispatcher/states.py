@@ -55,6 +55,9 @@ CHANNEL_ALLOWED_FROM: dict[str, dict[str, tuple[str, ...]]] = {
         EXPIRED: (SENT, DELIVERED),
         PLAYED: (EXPIRED,),
     },
+    # SMS: an `unknown` message that `coso sms reconcile` did not find at the gateway never
+    # left coso, and may be sent.
+    "sms": {RETRY_WAIT: (UNKNOWN,)},
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, insert, select, text, update
 
 from channels.base import Outcome
+from coso.db import chunks
 from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.states import (
     ALLOWED_FROM,
@@ -180,8 +181,16 @@ def _update_statement(conn: Connection, state: str, group: Sequence[Outcome]) ->
     return statement, {"state": state, "rows": json.dumps(rows)}
 
 
-def claim(conn: Connection, channel: str, now: datetime, limit: int, worker: str) -> list[Row[Any]]:
-    """Take up to `limit` due deliveries of `channel` for sending; no two workers get the same."""
+def claim(
+    conn: Connection,
+    channel: str,
+    now: datetime,
+    limit: int,
+    worker: str,
+    only: Any = None,
+) -> list[Row[Any]]:
+    """Take up to `limit` due deliveries of `channel` for sending; no two workers get the same.
+    `only`: a further condition (a channel's rules, e.g. no SMS in quiet hours)."""
     due = (
         select(D.c.id)
         .where(
@@ -189,6 +198,7 @@ def claim(conn: Connection, channel: str, now: datetime, limit: int, worker: str
             D.c.state.in_(WAITING),
             D.c.next_attempt_at <= now,
             (D.c.expires_at.is_(None)) | (D.c.expires_at > now),
+            *([only] if only is not None else []),
         )
         .order_by(D.c.priority.desc(), D.c.next_attempt_at, D.c.id)
         .limit(limit)
@@ -202,6 +212,12 @@ def claim(conn: Connection, channel: str, now: datetime, limit: int, worker: str
         .returning(*D.c)
     )
     return list(conn.execute(stmt).all())
+
+
+def refund_attempts(conn: Connection, ids: Sequence[int]) -> None:
+    """A delivery held back by a rule (not sent) does not count the claim as an attempt."""
+    for batch in chunks(list(ids), 5000):
+        conn.execute(update(D).where(D.c.id.in_(batch)).values(attempts=D.c.attempts - 1))
 
 
 def move_where(

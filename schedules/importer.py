@@ -327,6 +327,7 @@ def _write(engine: Engine, settings: Settings, pf: PlanFile, now: datetime) -> P
                     validity_seconds=int(parse_duration(validity).total_seconds()) or None,
                     misfire_grace_seconds=int(parse_duration(grace).total_seconds()),
                     resend_unknown=sch.resend_unknown,
+                    khong_dau=sch.khong_dau,
                     enabled=sch.enabled,
                     fired_through=now,
                     updated_at=now,

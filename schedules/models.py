@@ -62,6 +62,8 @@ class Schedule(SQLModel, table=True):
     validity_seconds: int | None = None
     misfire_grace_seconds: int = 900
     resend_unknown: bool = False
+    # SMS: send without diacritics (GSM-7); None follows channels.sms.khong_dau.
+    khong_dau: bool | None = None
     enabled: bool = True
     # All fire times up to here have an occurrence row (or were before the schedule existed).
     fired_through: datetime

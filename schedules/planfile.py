@@ -79,6 +79,7 @@ class ScheduleEntry(_Strict):
     validity: str | int | None = None
     misfire_grace: str | int | None = None
     resend_unknown: bool = False
+    khong_dau: bool | None = None
     enabled: bool = True
 
 

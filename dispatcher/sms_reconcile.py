@@ -1,0 +1,131 @@
+"""Settle SMS deliveries whose outcome was lost (`unknown`: coso died, or the gateway's answer
+never came) by asking the gateway what it has: its message list, filtered by recipient and
+date, matched on the exact text. Found: the delivery takes the message's sid and status.
+Not found: the request never reached the gateway, so the message is sent (once)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from channels.base import Outbound, Outcome
+from channels.sms import SmsChannel, sms_text
+from coso.clock import as_utc
+from coso.db import write
+from dispatcher.messages import build_messages
+from dispatcher.models import Delivery
+from dispatcher.states import DELIVERED, FAILED, RETRY_WAIT, SENT, UNKNOWN
+from dispatcher.transitions import apply_outcomes
+
+D = Delivery.__table__
+ACTOR = "dispatcher:reconcile"
+SLACK = timedelta(minutes=5)  # clocks of coso and the gateway differ a little
+GATEWAY_STATES = {
+    "accepted": SENT,
+    "scheduled": SENT,
+    "queued": SENT,
+    "sending": SENT,
+    "sent": SENT,
+    "delivered": DELIVERED,
+    "read": DELIVERED,
+    "undelivered": FAILED,
+    "failed": FAILED,
+    "canceled": FAILED,
+}
+
+
+@dataclass
+class ReconcileReport:
+    looked_up: int = 0
+    found: Counter[str] = field(default_factory=Counter)  # state → deliveries
+    resent: int = 0  # not at the gateway: queued to send
+    errors: list[str] = field(default_factory=list)
+
+
+def unknown_deliveries(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(D).where(D.c.channel == "sms", D.c.state == UNKNOWN).order_by(D.c.id)
+            ).all()
+        )
+
+
+def reconcile(
+    engine: Engine,
+    channel: SmsChannel,
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> ReconcileReport:
+    report = ReconcileReport()
+    rows = unknown_deliveries(engine)
+    if not rows:
+        return report
+    due = {r.id: as_utc(r.next_attempt_at) for r in rows}
+    with engine.connect() as conn:
+        taken = set(
+            conn.scalars(
+                select(D.c.provider_id).where(D.c.provider_id.is_not(None), D.c.channel == "sms")
+            )
+        )
+    outcomes: list[Outcome] = []
+    for item in build_messages(engine, rows):
+        if not isinstance(item, Outbound):
+            outcomes.append(Outcome(item[0], FAILED, "failed", now, ACTOR, error=item[1]))
+            continue
+        report.looked_up += 1
+        text = sms_text(item, channel.settings.khong_dau).text
+        try:
+            listed = channel.list_messages(item.address, due[item.delivery_id] - SLACK)
+        except Exception as exc:  # the gateway is down: leave it unknown, say why
+            report.errors.append(f"delivery {item.delivery_id} ({item.address}): {exc}")
+            continue
+        matches = sorted(
+            (m for m in listed if m.body == text and m.sid not in taken),
+            key=lambda m: m.date_created or now,
+        )
+        if matches:
+            found = matches[0]
+            taken.add(found.sid)
+            state = GATEWAY_STATES.get(str(found.status), SENT)
+            error = (
+                f"{found.error_code}: {found.error_message or ''}".strip(": ")
+                if state == FAILED
+                else None
+            )
+            outcomes.append(
+                Outcome(
+                    item.delivery_id,
+                    state,
+                    "reconciled",
+                    now,
+                    ACTOR,
+                    provider_id=found.sid,
+                    error=error,
+                    detail=f"found at the gateway as {found.sid} ({found.status})",
+                )
+            )
+            report.found[state] += 1
+        else:
+            outcomes.append(
+                Outcome(
+                    item.delivery_id,
+                    RETRY_WAIT,
+                    "reconciled",
+                    now,
+                    ACTOR,
+                    detail="not at the gateway: it never left coso; sending it now",
+                    retry_at=now,
+                )
+            )
+            report.resent += 1
+        if progress is not None:
+            progress(1)
+    with write(engine) as conn:
+        apply_outcomes(conn, outcomes)
+    return report

@@ -1,0 +1,202 @@
+"""Twilio status callbacks and inbound messages, after their signature was checked.
+
+Callbacks arrive out of order and more than once: a status moves a delivery forward only
+(`sent` → `delivered` / `undelivered` / `failed`); one that would move it back changes
+nothing but is still recorded. Callbacks that arrive together are applied in one
+transaction (group commit): each request is answered once its change is committed."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from channels.base import Outcome
+from channels.phones import PhoneError, to_e164
+from channels.recipients import SmsOptOut, add_opt_out, is_stop_request
+from channels.sms import PERMANENT_CODES, UNSUBSCRIBED
+from coso.clock import Clock
+from coso.db import insert_ignoring_duplicates, write
+from dispatcher.models import Delivery
+from dispatcher.states import DELIVERED, FAILED, SENT
+from dispatcher.transitions import LOG_SOURCE, append_log, apply_outcomes, log_rows
+
+log = logging.getLogger(__name__)
+D = Delivery.__table__
+ACTOR = "gateway"
+# Twilio's MessageStatus → (delivery state, log event); None: a step before `sent`.
+STATUSES: dict[str, tuple[str, str] | None] = {
+    "accepted": None,
+    "scheduled": None,
+    "queued": None,
+    "sending": None,
+    "sent": (SENT, "sent"),
+    "delivered": (DELIVERED, "delivered"),
+    "read": (DELIVERED, "delivered"),
+    "undelivered": (FAILED, "undelivered"),
+    "failed": (FAILED, "failed"),
+    "canceled": (FAILED, "canceled"),
+}
+
+
+class CallbackError(ValueError):
+    """A callback coso cannot read (missing MessageSid or an unknown MessageStatus)."""
+
+
+@dataclass(frozen=True)
+class StatusCallback:
+    sid: str
+    status: str
+    error_code: str | None
+    to: str | None
+    at: datetime
+
+    @classmethod
+    def from_form(cls, form: Mapping[str, str], at: datetime) -> StatusCallback:
+        sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+        status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
+        if not sid:
+            raise CallbackError("MessageSid is missing")
+        if status not in STATUSES:
+            raise CallbackError(f"MessageStatus = {status!r}: not one of {sorted(STATUSES)}")
+        code = (form.get("ErrorCode") or "").strip() or None
+        return cls(sid, status, code, form.get("To"), at)
+
+    def error(self) -> str | None:
+        if self.error_code is None:
+            return None
+        known = PERMANENT_CODES.get(int(self.error_code)) if self.error_code.isdigit() else None
+        return f"{self.error_code}: {known}" if known else f"error {self.error_code}"
+
+
+def apply_callbacks(engine: Engine, callbacks: Sequence[StatusCallback]) -> int:
+    """Apply status callbacks in one transaction; returns how many moved a delivery."""
+    sids = {c.sid for c in callbacks}
+    with write(engine) as conn:
+        rows = {
+            r.provider_id: r
+            for r in conn.execute(
+                select(*LOG_SOURCE, D.c.provider_id).where(D.c.provider_id.in_(sids))
+            )
+        }
+        outcomes: list[Outcome] = []
+        by_outcome: dict[int, StatusCallback] = {}
+        notes = []
+        for c in callbacks:
+            row = rows.get(c.sid)
+            if row is None:
+                log.warning("status callback for %s, which coso did not send: ignored", c.sid)
+                continue
+            step = STATUSES[c.status]
+            if step is None:
+                notes.append((row, c, f"gateway status {c.status}"))
+                continue
+            state, event = step
+            outcome = Outcome(row.id, state, event, c.at, ACTOR, provider_id=c.sid, error=c.error())
+            by_outcome[id(outcome)] = c
+            outcomes.append(outcome)
+        applied, refused = apply_outcomes(conn, outcomes)
+        current = {}
+        if refused:
+            current = dict(
+                conn.execute(
+                    select(D.c.id, D.c.state).where(D.c.id.in_({o.delivery_id for o in refused}))
+                )
+                .tuples()
+                .all()
+            )
+        for o in refused:
+            c = by_outcome[id(o)]
+            notes.append(
+                (
+                    rows[c.sid],
+                    c,
+                    f"gateway status {c.status} arrived late; the delivery stays "
+                    f"{current.get(o.delivery_id, '?')}",
+                )
+            )
+        entries = []
+        for row, c, detail in notes:
+            entries += log_rows(
+                [row], at=c.at, event="status", state=None, actor=ACTOR, detail=detail
+            )
+        append_log(conn, entries)
+        for c in callbacks:
+            if c.error_code == str(UNSUBSCRIBED) and c.sid in rows and c.to:
+                opt_out(conn, c.to, c.at, "gateway", f"error {UNSUBSCRIBED} on {c.sid}")
+    return len(applied)
+
+
+def opt_out(conn: Any, phone: str, at: datetime, source: str, detail: str) -> None:
+    """Record an opt-out inside a transaction (kept if there is one already)."""
+    conn.execute(
+        insert_ignoring_duplicates(conn, SmsOptOut.__table__),
+        [{"phone": phone, "at": at, "source": source, "detail": detail}],
+    )
+
+
+def record_inbound(engine: Engine, form: Mapping[str, str], at: datetime) -> bool:
+    """An inbound SMS: 'STOP' / 'TU CHOI' opts its sender out. Returns True when it did."""
+    body = form.get("Body") or ""
+    sender = form.get("From") or ""
+    if not is_stop_request(body):
+        log.info("inbound SMS from %s ignored (not an opt-out request)", sender)
+        return False
+    try:
+        phone = to_e164(sender)
+    except PhoneError:
+        phone = sender.strip()
+    if not phone:
+        return False
+    add_opt_out(engine, phone, at, "inbound", f"replied {body.strip()[:40]!r}")
+    log.info("%s opted out of SMS (%r)", phone, body.strip()[:40])
+    return True
+
+
+class CallbackBatcher:
+    """Group commit for callbacks: requests that arrive while a transaction runs are applied
+    together in the next one, and each is answered after its commit."""
+
+    def __init__(self, engine: Engine, clock: Clock, max_batch: int = 2000) -> None:
+        self.engine, self.clock, self.max_batch = engine, clock, max_batch
+        self._queue: queue.Queue[tuple[StatusCallback, Future[None]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, callback: StatusCallback, timeout: float = 30.0) -> None:
+        """Apply `callback` (with whatever else is waiting); returns once committed."""
+        self._ensure_thread()
+        done: Future[None] = Future()
+        self._queue.put((callback, done))
+        done.result(timeout)
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sms-status", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while len(items) < self.max_batch:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                apply_callbacks(self.engine, [c for c, _ in items])
+            except Exception as exc:  # answered with an error: the gateway retries
+                log.exception("applying %d status callback(s) failed", len(items))
+                for _, done in items:
+                    done.set_exception(exc)
+                continue
+            for _, done in items:
+                done.set_result(None)
