@@ -7,6 +7,7 @@ from channels.web import BulletinPost
 from content.models import ContentItem, MediaAsset
 from coso.units import AdminUnit, Organisation, UnitMapping
 from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker
+from dispatcher.sms_status import SmsEarlyStatus
 from schedules.models import Occurrence, Plan, PlanTarget, Schedule
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "PlanTarget",
     "PlayerStatus",
     "Schedule",
+    "SmsEarlyStatus",
     "SmsOptOut",
     "UnitMapping",
 ]

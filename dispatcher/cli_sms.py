@@ -203,9 +203,7 @@ def _blast_counts(engine: Any, schedule_id: int) -> dict[str, int]:
                 select(D.c.state, func.count())
                 .where(D.c.schedule_id == schedule_id)
                 .group_by(D.c.state)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
 
 

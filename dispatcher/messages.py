@@ -112,4 +112,4 @@ def _khong_dau(conn: Any, schedule_ids: set[int]) -> dict[int, bool | None]:
         return {}
     table = Schedule.__table__
     rows = conn.execute(select(table.c.id, table.c.khong_dau).where(table.c.id.in_(schedule_ids)))
-    return dict(rows.tuples().all())
+    return dict(rows.all())

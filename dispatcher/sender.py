@@ -43,6 +43,9 @@ class SendRules(Protocol):
     ) -> tuple[list[Outbound], list[Outcome]]:
         """(messages to send, outcomes for the others: failed, or held in retry_wait)."""
 
+    def begin_record(self, conn: Any) -> None:
+        """First thing in the transaction that records the outcomes (take locks)."""
+
     def record(self, conn: Any, messages: list[Outbound], outcomes: list[Outcome]) -> None:
         """What the send outcomes teach the rules (in the transaction that records them)."""
 
@@ -94,6 +97,8 @@ class Sender:
         sent = self._send_all(messages)
         outcomes += sent
         with write(self.engine) as conn:
+            if self.rules is not None:
+                self.rules.begin_record(conn)
             _, refused = apply_outcomes(conn, outcomes + held)
             refund_attempts(conn, [o.delivery_id for o in held if o.state == RETRY_WAIT])
             if self.rules is not None:

@@ -63,7 +63,7 @@ class SmsRules:
         if self._zones_read is None or now - self._zones_read > timedelta(minutes=1):
             P = Plan.__table__
             with self.engine.connect() as conn:
-                self._zones = dict(conn.execute(select(P.c.id, P.c.zone)).tuples().all())
+                self._zones = dict(conn.execute(select(P.c.id, P.c.zone)).all())
             self._zones_read = now
         return self._zones
 
@@ -187,11 +187,20 @@ class SmsRules:
                     batch[m.endpoint_id] += 1
         return [m for m in messages if m.delivery_id not in held], list(held.values())
 
-    def record(self, conn: Any, messages: list[Outbound], outcomes: list[Outcome]) -> None:
-        """After a send: error 21610 (the recipient unsubscribed at the gateway) is an
-        opt-out for every later non-emergency message."""
-        from dispatcher.sms_status import opt_out
+    def begin_record(self, conn: Any) -> None:
+        """Recording sids and applying callbacks take turns, the lock taken before any row
+        (the same order as the callbacks' transactions: no deadlock)."""
+        from dispatcher.sms_status import serialise
 
+        serialise(conn)
+
+    def record(self, conn: Any, messages: list[Outbound], outcomes: list[Outcome]) -> None:
+        """After a send: callbacks that overtook their message apply now; error 21610 (the
+        recipient unsubscribed at the gateway) is an opt-out for every later non-emergency
+        message."""
+        from dispatcher.sms_status import apply_early, opt_out
+
+        apply_early(conn, [o.provider_id for o in outcomes if o.provider_id])
         phones = {m.delivery_id: m.address for m in messages}
         for o in outcomes:
             if o.state == FAILED and (o.error or "").startswith(f"{UNSUBSCRIBED}:"):
@@ -203,11 +212,7 @@ class SmsRules:
         out: dict[int, int] = {}
         with self.engine.connect() as conn:
             for batch in chunks(ids, 5000):
-                out.update(
-                    conn.execute(select(D.c.id, D.c.plan_id).where(D.c.id.in_(batch)))
-                    .tuples()
-                    .all()
-                )
+                out.update(conn.execute(select(D.c.id, D.c.plan_id).where(D.c.id.in_(batch))).all())
         return out
 
     def _recent(

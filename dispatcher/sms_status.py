@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, insert, select, text
+from sqlmodel import Field, SQLModel
 
 from channels.base import Outcome
 from channels.phones import PhoneError, to_e164
 from channels.recipients import SmsOptOut, add_opt_out, is_stop_request
 from channels.sms import PERMANENT_CODES, UNSUBSCRIBED
-from coso.clock import Clock
-from coso.db import insert_ignoring_duplicates, write
+from coso.clock import Clock, as_utc
+from coso.db import chunks, insert_ignoring_duplicates, write
 from dispatcher.models import Delivery
 from dispatcher.states import DELIVERED, FAILED, SENT
 from dispatcher.transitions import LOG_SOURCE, append_log, apply_outcomes, log_rows
@@ -31,6 +32,7 @@ from dispatcher.transitions import LOG_SOURCE, append_log, apply_outcomes, log_r
 log = logging.getLogger(__name__)
 D = Delivery.__table__
 ACTOR = "gateway"
+SID_LOCK = 0x636F736F_534D53  # advisory lock key ("coso" "SMS"); the timer holds "coso"
 # Twilio's MessageStatus → (delivery state, log event); None: a step before `sent`.
 STATUSES: dict[str, tuple[str, str] | None] = {
     "accepted": None,
@@ -76,61 +78,116 @@ class StatusCallback:
         return f"{self.error_code}: {known}" if known else f"error {self.error_code}"
 
 
+class SmsEarlyStatus(SQLModel, table=True):
+    """A callback that overtook its message: the gateway answered the create request and
+    reported on the message before the sender recorded its sid. Applied when it does."""
+
+    __tablename__ = "sms_early_status"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sid: str = Field(index=True)
+    status: str
+    error_code: str | None = None
+    to: str | None = None
+    at: datetime
+
+
+EARLY = SmsEarlyStatus.__table__
+
+
+def serialise(conn: Any) -> None:
+    """Callbacks and the sender's record of sids take turns (PostgreSQL; SQLite has one
+    writer anyway), so a callback is never parked just as its sid is being recorded."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SID_LOCK})
+
+
 def apply_callbacks(engine: Engine, callbacks: Sequence[StatusCallback]) -> int:
     """Apply status callbacks in one transaction; returns how many moved a delivery."""
-    sids = {c.sid for c in callbacks}
     with write(engine) as conn:
-        rows = {
-            r.provider_id: r
-            for r in conn.execute(
-                select(*LOG_SOURCE, D.c.provider_id).where(D.c.provider_id.in_(sids))
+        serialise(conn)
+        return apply_in(conn, callbacks, park_unknown=True)
+
+
+def apply_early(conn: Any, sids: Sequence[str]) -> int:
+    """After the sender recorded `sids`: apply the callbacks that arrived before. The
+    transaction holds the lock of `serialise` already."""
+    if not sids:
+        return 0
+    waiting = []
+    for batch in chunks(list(sids), 5000):
+        waiting += conn.execute(
+            select(EARLY).where(EARLY.c.sid.in_(batch)).order_by(EARLY.c.id)
+        ).all()
+    if not waiting:
+        return 0
+    conn.execute(delete(EARLY).where(EARLY.c.id.in_([w.id for w in waiting])))
+    callbacks = [StatusCallback(w.sid, w.status, w.error_code, w.to, as_utc(w.at)) for w in waiting]
+    return apply_in(conn, callbacks, park_unknown=False)
+
+
+def apply_in(conn: Any, callbacks: Sequence[StatusCallback], park_unknown: bool) -> int:
+    sids = {c.sid for c in callbacks}
+    rows = {
+        r.provider_id: r
+        for r in conn.execute(select(*LOG_SOURCE, D.c.provider_id).where(D.c.provider_id.in_(sids)))
+    }
+    outcomes: list[Outcome] = []
+    by_outcome: dict[int, StatusCallback] = {}
+    notes = []
+    early = []
+    for c in callbacks:
+        row = rows.get(c.sid)
+        if row is None:
+            early.append(
+                {
+                    "sid": c.sid,
+                    "status": c.status,
+                    "error_code": c.error_code,
+                    "to": c.to,
+                    "at": c.at,
+                }
             )
-        }
-        outcomes: list[Outcome] = []
-        by_outcome: dict[int, StatusCallback] = {}
-        notes = []
-        for c in callbacks:
-            row = rows.get(c.sid)
-            if row is None:
-                log.warning("status callback for %s, which coso did not send: ignored", c.sid)
-                continue
-            step = STATUSES[c.status]
-            if step is None:
-                notes.append((row, c, f"gateway status {c.status}"))
-                continue
-            state, event = step
-            outcome = Outcome(row.id, state, event, c.at, ACTOR, provider_id=c.sid, error=c.error())
-            by_outcome[id(outcome)] = c
-            outcomes.append(outcome)
-        applied, refused = apply_outcomes(conn, outcomes)
-        current = {}
-        if refused:
-            current = dict(
-                conn.execute(
-                    select(D.c.id, D.c.state).where(D.c.id.in_({o.delivery_id for o in refused}))
-                )
-                .tuples()
-                .all()
+            continue
+        step = STATUSES[c.status]
+        if step is None:
+            notes.append((row, c, f"gateway status {c.status}"))
+            continue
+        state, event = step
+        outcome = Outcome(row.id, state, event, c.at, ACTOR, provider_id=c.sid, error=c.error())
+        by_outcome[id(outcome)] = c
+        outcomes.append(outcome)
+    if early and park_unknown:
+        # The sender may not have recorded these sids yet; any other sid waits forever
+        # and is harmless (`coso sms reconcile` does not need it).
+        conn.execute(insert(EARLY), early)
+    elif early:
+        log.warning("%d status callback(s) about messages coso did not send", len(early))
+    applied, refused = apply_outcomes(conn, outcomes)
+    current = {}
+    if refused:
+        current = dict(
+            conn.execute(
+                select(D.c.id, D.c.state).where(D.c.id.in_({o.delivery_id for o in refused}))
+            ).all()
+        )
+    for o in refused:
+        c = by_outcome[id(o)]
+        notes.append(
+            (
+                rows[c.sid],
+                c,
+                f"gateway status {c.status} arrived late; the delivery stays "
+                f"{current.get(o.delivery_id, '?')}",
             )
-        for o in refused:
-            c = by_outcome[id(o)]
-            notes.append(
-                (
-                    rows[c.sid],
-                    c,
-                    f"gateway status {c.status} arrived late; the delivery stays "
-                    f"{current.get(o.delivery_id, '?')}",
-                )
-            )
-        entries = []
-        for row, c, detail in notes:
-            entries += log_rows(
-                [row], at=c.at, event="status", state=None, actor=ACTOR, detail=detail
-            )
-        append_log(conn, entries)
-        for c in callbacks:
-            if c.error_code == str(UNSUBSCRIBED) and c.sid in rows and c.to:
-                opt_out(conn, c.to, c.at, "gateway", f"error {UNSUBSCRIBED} on {c.sid}")
+        )
+    entries = []
+    for row, c, detail in notes:
+        entries += log_rows([row], at=c.at, event="status", state=None, actor=ACTOR, detail=detail)
+    append_log(conn, entries)
+    for c in callbacks:
+        if c.error_code == str(UNSUBSCRIBED) and c.sid in rows and c.to:
+            opt_out(conn, c.to, c.at, "gateway", f"error {UNSUBSCRIBED} on {c.sid}")
     return len(applied)
 
 

@@ -42,7 +42,8 @@ def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -
         """The gateway's form, after checking X-Twilio-Signature against the public URL
         (the URL the gateway was given: server.public_url + path)."""
         form = {k: str(v) for k, v in (await request.form()).items()}
-        url = public + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        base = settings.server.public_url.rstrip("/")
+        url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         signature = request.headers.get("X-Twilio-Signature", "")
         if not settings.channels.sms.auth_token or not validator.validate(url, form, signature):
             log.warning("refused a %s request with a bad signature", request.url.path)

@@ -101,7 +101,7 @@ def states(engine: Engine, schedule_id: int | None = None) -> dict[str, int]:
     if schedule_id is not None:
         query = query.where(D.c.schedule_id == schedule_id)
     with engine.connect() as conn:
-        return dict(conn.execute(query).tuples().all())
+        return dict(conn.execute(query).all())
 
 
 def log_events(engine: Engine, **where: Any) -> list[Any]:
