@@ -38,6 +38,14 @@ state = "approved"
 approved_by = "Phòng Văn hóa - Thông tin"
 
 [[content]]
+key = "biet-danh"
+kind = "text"
+title = "Sai mẫu"
+body = "Chào {{ recipient.biet_danh }}, mời họp tổ dân phố."
+state = "approved"
+approved_by = "Phòng Văn hóa - Thông tin"
+
+[[content]]
 key = "bao"
 title = "Cảnh báo bão"
 body = "KHẨN: bão số 3 đổ bộ đêm nay. Không ra khơi, gia cố nhà cửa."

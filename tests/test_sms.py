@@ -305,3 +305,59 @@ def test_daily_cap_holds_the_fourth_message_but_not_an_emergency(
                 select(Delivery.attempts).where(Delivery.schedule_id == blasts[3].id)
             )
         assert attempts == 1  # being held is not an attempt
+
+
+def test_cli_preview_then_send_and_a_template_that_fails_for_a_recipient_sends_nothing(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from dispatcher.cli import app
+    from tests.twilio_server import ACCOUNT_SID, AUTH_TOKEN
+
+    rows = [
+        {"name": f"Bà con {n}", "phone": phone(n), "unit": "", "groups": "g"} for n in range(12)
+    ]
+    import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
+    add_opt_out(engine, e164(0), SystemClock().now(), "manual")
+    import_sms_plan(engine, settings, tmp_path)
+    with TwilioServer() as gateway:
+        gateway.behaviour.callbacks = False
+        env = {
+            "COSO_DATABASE__URL": settings.database.url,
+            "COSO_CHANNELS__SMS__ACCOUNT_SID": ACCOUNT_SID,
+            "COSO_CHANNELS__SMS__AUTH_TOKEN": AUTH_TOKEN,
+            "COSO_CHANNELS__SMS__BASE_URL": gateway.url,
+            "COSO_CHANNELS__SMS__SENDER": "UBND VQuan",
+            "COSO_CHANNELS__SMS__QUIET_START": "00:00",
+            "COSO_CHANNELS__SMS__QUIET_END": "00:00",
+            "COSO_CHANNELS__SMS__STATUS_CALLBACKS": "false",
+        }
+        runner = CliRunner()
+        args = ["--plan", "12/KH-UBND", "--to", "group:g"]
+        preview = runner.invoke(app, ["sms", "preview", *args, "--content", "nhac-lich"], env=env)
+        assert preview.exit_code == 0, preview.output
+        assert "UCS-2" in preview.output
+        # 70 characters for "Bà con 1".."Bà con 9", 71 (two segments) for 10 and 11
+        assert "11 message(s) (11 UCS-2), 13 segment(s) in all" in preview.output
+        assert "1 opted-out number(s) left out" in preview.output
+        plain = runner.invoke(
+            app, ["sms", "preview", *args, "--content", "nhac-lich", "--khong-dau"], env=env
+        )
+        assert "11 message(s) (11 GSM-7), 11 segment(s) in all" in plain.output
+        assert "Kinh gui Ba con 1" in plain.output
+
+        broken = runner.invoke(
+            app, ["sms", "send", *args, "--content", "biet-danh", "--yes"], env=env
+        )
+        assert broken.exit_code == 2
+        assert "biet_danh" in broken.output and "+84980000001" in broken.output
+        assert gateway.creates == []
+
+        sent = runner.invoke(
+            app, ["sms", "send", *args, "--content", "nhac-lich", "--khong-dau", "--yes"], env=env
+        )
+        assert sent.exit_code == 0, sent.output
+        assert "11 sent" in sent.output and "blast recorded in plan 12/KH-UBND" in sent.output
+        assert sorted(gateway.creates) == sorted(e164(n) for n in range(1, 12))
+        assert all(m.body.startswith("Kinh gui Ba con") for m in gateway.messages.values())
