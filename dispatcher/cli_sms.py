@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from coso.durations import parse_duration
 from coso.errors import InputError
 from coso.setup import open_database
 from dispatcher.cli_common import current_settings, err, guard, out
+from dispatcher.sms_rules import quiet_until
 
 sms_app = typer.Typer(no_args_is_help=True, help="SMS: recipients, opt-outs, blasts.")
 optouts_app = typer.Typer(help="The opt-out list: numbers no non-emergency SMS reaches.")
@@ -186,8 +188,15 @@ def sms_send(
     dispatcher = Dispatcher(engine, settings, clock, channels={"sms": channel})
     dispatcher.start()
     dispatcher.fire()
+    sms = settings.channels.sms
+
+    def quiet() -> datetime | None:
+        if emergency:
+            return None
+        return quiet_until(clock.now(), p.zone, sms.quiet_start, sms.quiet_end)
+
     try:
-        _follow(engine, schedule.id or 0, preview.messages)
+        _follow(engine, schedule.id or 0, preview.messages, quiet, p.zone)
     finally:
         dispatcher.stop()
     out.print(f"blast recorded in plan {p.number} as schedule {schedule.id}")
@@ -207,8 +216,15 @@ def _blast_counts(engine: Any, schedule_id: int) -> dict[str, int]:
         )
 
 
-def _follow(engine: Any, schedule_id: int, total: int) -> None:
-    """A progress bar until nothing of the blast waits to be sent now."""
+def _follow(
+    engine: Any,
+    schedule_id: int,
+    total: int,
+    quiet: Callable[[], datetime | None],
+    tz: str,
+) -> None:
+    """A progress bar until nothing of the blast waits to be sent now (or quiet hours
+    begin: the rest waits for them to end)."""
     columns = (
         TextColumn("[bold]SMS"),
         BarColumn(),
@@ -239,6 +255,11 @@ def _follow(engine: Any, schedule_id: int, total: int) -> None:
                 failed=counts.get("failed", 0),
                 remaining=waiting + retrying,
             )
+            resume = quiet()
+            if resume is not None and sum(counts.values()) >= total:
+                progress.stop()
+                out.print(f"quiet hours: the rest waits until {local_text(resume, tz)}")
+                break
             if sum(counts.values()) >= total and waiting == 0:
                 quiet_rounds += 1
                 if retrying == 0 or quiet_rounds > 20:
