@@ -162,7 +162,7 @@ async def _post_callbacks(url: str, forms: list[dict[str, str]], connections: in
     return time.perf_counter() - start
 
 
-def bench_callbacks(work: Path, gateway: str, count: int) -> float:
+def bench_callbacks(work: Path, gateway: str, count: int, connections: int) -> float:
     """Signed `delivered` callbacks for `count` sent messages, posted by a separate process;
     returns callbacks per second, counted once every one is committed."""
     settings = coso_settings(work, gateway, 16, 1_000_000)
@@ -176,7 +176,7 @@ def bench_callbacks(work: Path, gateway: str, count: int) -> float:
         forms_file.write_text("\n".join(sids))
         proc = subprocess.run(
             [sys.executable, "-m", "bench.sms", "--post-callbacks", f"{web.url}/sms/status",
-             "--sids", str(forms_file)],
+             "--sids", str(forms_file), "--connections", str(connections)],
             cwd=ROOT, capture_output=True, text=True, check=True,
         )  # fmt: skip
         seconds = float(proc.stdout.strip().splitlines()[-1])
@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--limited-seconds", type=int, default=60)
     parser.add_argument("--callbacks", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=256, help="callback connections")
     parser.add_argument("--post-callbacks", default="", help=argparse.SUPPRESS)
     parser.add_argument("--sids", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -200,7 +201,7 @@ def main() -> None:
         forms = [
             {"MessageSid": s, "MessageStatus": "delivered", "AccountSid": ACCOUNT_SID} for s in sids
         ]
-        print(asyncio.run(_post_callbacks(args.post_callbacks, forms, 64)))
+        print(asyncio.run(_post_callbacks(args.post_callbacks, forms, args.connections)))
         return
     gateway_proc, gateway = start_gateway()
     try:
@@ -211,7 +212,7 @@ def main() -> None:
             coso, _ = bench_coso(work, gateway, n, args.concurrency, 1_000_000, offset=0)
             limited_n = 50 * args.limited_seconds
             limited, _ = bench_coso(work, gateway, limited_n, args.concurrency, 50, offset=n)
-            per_second = bench_callbacks(work, gateway, min(args.callbacks, n))
+            per_second = bench_callbacks(work, gateway, min(args.callbacks, n), args.connections)
     finally:
         gateway_proc.terminate()
         gateway_proc.wait(10)
@@ -228,7 +229,7 @@ def main() -> None:
         f"coso at 50 segments/s: {limited_n:,} one-segment messages in {limited:.2f} s = "
         f"{achieved:.2f}/s ({(achieved / 50 - 1) * 100:+.1f}%)"
     )
-    print(f"status callbacks: {per_second:,.0f}/s committed")
+    print(f"status callbacks from {args.connections} connections: {per_second:,.0f}/s committed")
 
 
 if __name__ == "__main__":

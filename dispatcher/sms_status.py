@@ -227,12 +227,13 @@ class CallbackBatcher:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, callback: StatusCallback, timeout: float = 30.0) -> None:
-        """Apply `callback` (with whatever else is waiting); returns once committed."""
+    def submit(self, callback: StatusCallback) -> Future[None]:
+        """Queue `callback` to be applied (with whatever else is waiting); the future is
+        done once it is committed."""
         self._ensure_thread()
         done: Future[None] = Future()
         self._queue.put((callback, done))
-        done.result(timeout)
+        return done
 
     def _ensure_thread(self) -> None:
         with self._lock:

@@ -7,23 +7,19 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-import anyio
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from feedgen.feed import FeedGenerator
 from sqlalchemy import Engine
-from twilio.request_validator import RequestValidator
-from twilio.twiml.messaging_response import MessagingResponse
 
-from channels.sms import INBOUND_PATH, STATUS_PATH
 from content.media import media_dir, token_secret, token_valid
 from coso.clock import Clock, SystemClock, local_text
 from coso.config import Settings
 from coso.errors import InputError
 from coso.units import unit_names
 from dispatcher.queries import LogFilter, activity, bulletin, delivery_counts, find_plan, list_plans
-from dispatcher.sms_status import CallbackBatcher, CallbackError, StatusCallback, record_inbound
+from dispatcher.sms_web import MOUNT, sms_webhooks
 
 log = logging.getLogger(__name__)
 MEDIA_NAME = re.compile(r"[0-9a-f]{64}\.mp3")
@@ -34,39 +30,7 @@ TEMPLATES.env.filters["local"] = local_text
 def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -> FastAPI:
     app = FastAPI(title="coso", docs_url="/api/docs")
     public = settings.server.public_url.rstrip("/")
-    clock = clock or SystemClock()
-    validator = RequestValidator(settings.channels.sms.auth_token)
-    callbacks = CallbackBatcher(engine, clock)
-
-    async def signed_form(request: Request) -> dict[str, str]:
-        """The gateway's form, after checking X-Twilio-Signature against the public URL
-        (the URL the gateway was given: server.public_url + path)."""
-        form = {k: str(v) for k, v in (await request.form()).items()}
-        base = settings.server.public_url.rstrip("/")
-        url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if not settings.channels.sms.auth_token or not validator.validate(url, form, signature):
-            log.warning("refused a %s request with a bad signature", request.url.path)
-            raise HTTPException(403, "bad or missing X-Twilio-Signature")
-        return form
-
-    @app.post(STATUS_PATH, status_code=204)
-    async def sms_status(request: Request) -> Response:
-        """A delivery report from the SMS gateway (signed)."""
-        form = await signed_form(request)
-        try:
-            callback = StatusCallback.from_form(form, clock.now())
-        except CallbackError as exc:
-            raise HTTPException(400, str(exc)) from exc
-        await anyio.to_thread.run_sync(callbacks.submit, callback)
-        return Response(status_code=204)
-
-    @app.post(INBOUND_PATH)
-    async def sms_inbound(request: Request) -> Response:
-        """An SMS to coso's number (signed): STOP / TU CHOI opts its sender out."""
-        form = await signed_form(request)
-        await anyio.to_thread.run_sync(record_inbound, engine, form, clock.now())
-        return Response(str(MessagingResponse()), media_type="application/xml")
+    app.mount(MOUNT, sms_webhooks(engine, settings, clock or SystemClock()))
 
     media = media_dir(settings.media)
     secret = token_secret(settings.media)

@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import Engine, select
 
-from channels.recipients import add_opt_out
+from channels.recipients import add_opt_out, list_opt_outs
 from channels.sms import SmsChannel
 from coso.clock import ManualClock, SystemClock
 from coso.config import Settings
@@ -55,7 +55,7 @@ def test_blast_of_1000_with_bad_numbers_permanent_errors_429s_and_opt_outs(
     found = import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
     assert len(found.invalid) == 20 and len(found.recipients) == 980
     valid = [n for n in range(1000) if n % 50 != 7]
-    codes = ([21211, 21612, 21614] * 4)[:10]
+    codes = ([21211, 21612, 21614, 21610] * 3)[:10]
     permanent = {e164(n): code for n, code in zip(valid[3::98], codes, strict=True)}  # 1%
     stopped = [e164(n) for n in valid[17::196]]
     throttled = {e164(n) for n in valid[5::20]} - set(stopped) - set(permanent)  # 5%: 429s
@@ -99,6 +99,10 @@ def test_blast_of_1000_with_bad_numbers_permanent_errors_429s_and_opt_outs(
     reached = {r.phone for r in found.recipients} - set(permanent) - set(stopped)
     assert set(got) == reached and set(got.values()) == {1}  # each exactly once
     assert sum(1 for to, status in gateway.rejected if status == 429) == len(throttled)
+    refused = Counter(to for to, status in gateway.rejected if status == 400)
+    assert refused == dict.fromkeys(permanent, 1)  # permanent errors are not retried
+    unsubscribed = {number for number, code in permanent.items() if code == 21610}
+    assert unsubscribed <= {o.phone for o in list_opt_outs(engine) if o.source == "gateway"}
     assert all(m.body.startswith("Kính gửi Công dân") for m in messages.values())
     assert all(m.validity and 21000 < m.validity <= 21600 for m in messages.values())
 
@@ -361,3 +365,24 @@ def test_cli_preview_then_send_and_a_template_that_fails_for_a_recipient_sends_n
         assert "11 sent" in sent.output and "blast recorded in plan 12/KH-UBND" in sent.output
         assert sorted(gateway.creates) == sorted(e164(n) for n in range(1, 12))
         assert all(m.body.startswith("Kinh gui Ba con") for m in gateway.messages.values())
+
+
+def test_cli_opt_out_list_by_hand(engine: Engine, settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from dispatcher.cli import app
+
+    env = {"COSO_DATABASE__URL": settings.database.url}
+    runner = CliRunner()
+    added = runner.invoke(
+        app, ["sms", "optouts", "add", "0162 345 6789", "--note", "gọi điện"], env=env
+    )
+    assert added.exit_code == 0 and "+84323456789: opted out" in added.output
+    listed = runner.invoke(app, ["sms", "optouts", "list"], env=env)
+    assert "+84323456789" in listed.output and "manual" in listed.output
+    bad = runner.invoke(app, ["sms", "optouts", "add", "12345"], env=env)
+    assert bad.exit_code == 2 and "phone = '12345'" in bad.output
+    removed = runner.invoke(app, ["sms", "optouts", "remove", "+84323456789"], env=env)
+    assert removed.exit_code == 0 and list_opt_outs(engine) == []
+    again = runner.invoke(app, ["sms", "optouts", "remove", "+84323456789"], env=env)
+    assert again.exit_code == 2 and "not on the opt-out list" in again.output
