@@ -21,6 +21,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
 from channels.base import (
     Accepted,
@@ -143,9 +144,9 @@ class SmsChannel(Channel):
 
 
 def _never_sent(exc: Exception) -> bool:
-    """A refused connection: the request never left this machine."""
-    text = str(exc)
-    return "Connection refused" in text or "Name or service not known" in text
+    """No connection was made (refused, no such host): the request never left."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 def validity_seconds(expires_at: datetime | None, now: datetime) -> int | None:

@@ -141,15 +141,17 @@ class SmsRules:
         quiet = self.quiet_plans(now)
         plans = self._delivery_plans([m.delivery_id for m in normal])
         for m in normal:
-            until = quiet.get(plans.get(m.delivery_id, -1))
+            plan_id = plans.get(m.delivery_id, -1)
+            until = quiet.get(plan_id)
             if until is not None:
+                tz = self._zones.get(plan_id, "Asia/Ho_Chi_Minh")
                 held[m.delivery_id] = Outcome(
                     m.delivery_id,
                     RETRY_WAIT,
                     "paused",
                     now,
                     ACTOR,
-                    detail=f"quiet hours: waits until {until:%Y-%m-%d %H:%M} UTC",
+                    detail=f"quiet hours: waits until {local_text(until, tz)}",
                     retry_at=until,
                 )
         stopped = opted_out(self.engine, [m.address for m in normal])

@@ -386,3 +386,22 @@ def test_cli_opt_out_list_by_hand(engine: Engine, settings: Settings) -> None:
     assert removed.exit_code == 0 and list_opt_outs(engine) == []
     again = runner.invoke(app, ["sms", "optouts", "remove", "+84323456789"], env=env)
     assert again.exit_code == 2 and "not on the opt-out list" in again.output
+
+
+def test_unreachable_gateway_is_retried_but_a_lost_answer_is_unknown(settings: Settings) -> None:
+    import pytest
+
+    from channels.base import Outbound, TransientSendError, UncertainSendError
+    from tests.conftest import free_port
+
+    message = Outbound(1, 1, e164(1), None, 1, "normal", None, "t", "Chào bà con", {})
+    closed = sms_settings(settings, f"http://127.0.0.1:{free_port()}").channels.sms
+    with pytest.raises(TransientSendError, match="unreachable"):
+        SmsChannel(closed, "http://coso.test", SystemClock().now).send(message)
+    with TwilioServer() as gateway:
+        gateway.behaviour.create_delay = 1.0
+        slow = sms_settings(settings, gateway.url, timeout=0.3).channels.sms
+        with pytest.raises(UncertainSendError, match="no answer"):
+            SmsChannel(slow, "http://coso.test", SystemClock().now).send(message)
+        time.sleep(1.0)
+        assert gateway.creates == [e164(1)]  # it did reach the gateway: never send it again
