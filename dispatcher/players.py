@@ -47,7 +47,8 @@ class PlayerService:
         self.sync_horizon = parse_duration(cfg.sync_horizon)
         self._endpoints: dict[str, int] = {}
         self._addresses: dict[int, str] = {}
-        self._synced: dict[str, str] = {}  # player → digest of the programme it was sent
+        # player → slot → (digest of the entry, its not_before) as last sent
+        self._synced: dict[str, dict[str, tuple[str, str]]] = {}
         self._last_full_sync: datetime | None = None
         self._last_checked: datetime | None = None
         self._redelivered: dict[int, datetime] = {}
@@ -281,17 +282,26 @@ class PlayerService:
         return sent
 
     def sync(self, now: datetime, force: set[str], everyone_forced: bool) -> int:
-        """Send each player its programme when it changed, or when forced."""
+        """Send each player its programme when it changed (a slot added or changed, or a
+        future slot withdrawn; not merely a slot passing, which players drop themselves),
+        or when forced."""
         progs = programmes(self.engine, now, self.sync_horizon)
+        for player in self._synced.keys() - progs.keys():
+            progs[player] = []  # everything withdrawn, or passed
         sent = 0
+        now_text = p.stamp(now) or ""
         for player, entries in progs.items():
-            digest = hashlib.sha1(json.dumps(entries, sort_keys=True).encode()).hexdigest()
-            if not everyone_forced and player not in force and self._synced.get(player) == digest:
+            current = {e["slot"]: (_digest(e), e["not_before"]) for e in entries}
+            before = self._synced.get(player)
+            forced = everyone_forced or player in force
+            if not forced and before is not None and not _changed(before, current, now_text):
+                continue
+            if not forced and before is None and not entries:
                 continue
             for e in entries:
                 e["media"] = self.channel.media_ref(e["media"]["sha256"], e["media"]["duration"])
             if self.channel.publish_sync(player, entries):
-                self._synced[player] = digest
+                self._synced[player] = current
                 sent += 1
         return sent
 
@@ -330,6 +340,19 @@ class PlayerService:
                 self.upkeep()
             except Exception:
                 log.exception("loudspeaker upkeep failed; retrying")
+
+
+def _digest(entry: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(entry, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _changed(
+    before: dict[str, tuple[str, str]], current: dict[str, tuple[str, str]], now: str
+) -> bool:
+    """A slot new or different, or one still to come withdrawn."""
+    if any(before.get(slot, ("", ""))[0] != digest for slot, (digest, _) in current.items()):
+        return True
+    return any(not_before > now for slot, (_, not_before) in before.items() if slot not in current)
 
 
 def _split_slot(slot: str) -> tuple[int | None, datetime | None]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, insert, select, text, update
@@ -82,9 +83,53 @@ def log_rows(
     return out
 
 
+# (column, PostgreSQL array type) of every log entry, in order
+_LOG_COLUMNS = (
+    ("at", "timestamptz"),
+    ("plan_id", "integer"),
+    ("schedule_id", "integer"),
+    ("occurrence_id", "integer"),
+    ("delivery_id", "integer"),
+    ("content_id", "integer"),
+    ("channel", "varchar"),
+    ("unit_code", "varchar"),
+    ("endpoint_id", "integer"),
+    ("event", "varchar"),
+    ("state", "varchar"),
+    ("actor", "varchar"),
+    ("detail", "varchar"),
+)
+SMALL_LOG = 20  # fewer entries go as a plain INSERT
+
+
+@cache
+def _log_insert(dialect: str) -> Any:
+    """One INSERT for any number of entries: their columns as arrays (PostgreSQL) or one
+    JSON array of rows (SQLite), so the SQL stays short and is parsed once."""
+    names = ", ".join(c for c, _ in _LOG_COLUMNS)
+    if dialect == "postgresql":
+        arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in _LOG_COLUMNS)
+        return text(f"INSERT INTO activity_entry ({names}) SELECT * FROM unnest({arrays})")
+    fields = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_LOG_COLUMNS)))
+    return text(f"INSERT INTO activity_entry ({names}) SELECT {fields} FROM json_each(:rows)")
+
+
 def append_log(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
+    if not rows:
+        return
+    if len(rows) <= SMALL_LOG or conn.dialect.name not in ("postgresql", "sqlite"):
         conn.execute(insert(LOG), list(rows))
+        return
+    statement = _log_insert(conn.dialect.name)
+    if conn.dialect.name == "postgresql":
+        conn.execute(statement, {c: [r.get(c) for r in rows] for c, _ in _LOG_COLUMNS})
+        return
+    stored = LOG.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    table = [
+        [stored(r["at"]) if stored else r["at"], *(r.get(c) for c, _ in _LOG_COLUMNS[1:])]
+        for r in rows
+    ]
+    conn.execute(statement, {"rows": json.dumps(table)})
 
 
 # The outcomes of one statement travel as arrays (PostgreSQL) or one JSON array (SQLite),
@@ -145,18 +190,25 @@ def _apply_wave(conn: Connection, wave: Sequence[Outcome]) -> list[Outcome]:
     return applied
 
 
-def _update_statement(conn: Connection, state: str, group: Sequence[Outcome]) -> tuple[Any, Any]:
+@cache
+def _outcome_update(dialect: str, state: str) -> Any:
+    """The statement moving a batch of deliveries to `state` (built once: parsing a text
+    clause's bind parameters is not free)."""
     returning = ", ".join(f"delivery.{c.name}" for c in LOG_SOURCE)
-    statement = text(
+    return text(
         f"UPDATE delivery SET state = :state, updated_at = u.at, "
         f"provider_id = COALESCE(u.provider_id, delivery.provider_id), "
         f"last_error = COALESCE(u.error, delivery.last_error), "
         f"next_attempt_at = COALESCE(u.retry_at, delivery.next_attempt_at) "
-        f"FROM {_OUTCOME_ROWS[conn.dialect.name]} "
+        f"FROM {_OUTCOME_ROWS[dialect]} "
         f"WHERE delivery.id = u.id AND {allowed_sql(state)} "
         f"AND (u.endpoint_id IS NULL OR delivery.endpoint_id = u.endpoint_id) "
         f"RETURNING {returning}"
     ).columns(*LOG_SOURCE)
+
+
+def _update_statement(conn: Connection, state: str, group: Sequence[Outcome]) -> tuple[Any, Any]:
+    statement = _outcome_update(conn.dialect.name, state)
     errors = [o.error[:1000] if o.error else None for o in group]
     if conn.dialect.name == "postgresql":
         return statement, {
