@@ -10,6 +10,7 @@ again safely (after a crash, a broker restart, or when no `received` came back).
 
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import threading
@@ -44,6 +45,9 @@ EVENT_STATES = {
     p.FAILED: ("failed", "failed"),
     p.EXPIRED: ("expired", "expired"),
 }
+
+
+PUBLISH_PROPERTIES = Properties(PacketTypes.PUBLISH)  # empty: copied for each command
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,7 @@ class LoudspeakerChannel(Channel):
         )
         properties = None
         if self.mqtt5:
-            properties = Properties(PacketTypes.PUBLISH)
+            properties = copy.copy(PUBLISH_PROPERTIES)  # cheaper than building one
             properties.ResponseTopic = self.topics.events(message.address)
             properties.CorrelationData = str(message.delivery_id).encode()
             if message.expires_at is not None:
