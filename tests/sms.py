@@ -11,10 +11,12 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from channels.recipients import read_recipients, save_recipients
-from coso.clock import SystemClock
+from channels.sms import SmsChannel
+from coso.clock import Clock, SystemClock
 from coso.config import Settings
 from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.queries import find_plan
+from dispatcher.service import Dispatcher
 from schedules.importer import import_plan_file
 from schedules.models import Plan
 from tests.plans import write_plan
@@ -119,3 +121,22 @@ def log_events(engine: Engine, **where: Any) -> list[Any]:
         query = query.where(A.c[key] == value)
     with engine.connect() as conn:
         return list(conn.execute(query).all())
+
+
+def add_recipients(engine: Engine, tmp_path: Path, count: int, group: str = "g") -> Any:
+    """`count` recipients named "CD <n>" with phone(n), in `group`."""
+    rows = [
+        {"name": f"CD {n}", "phone": phone(n), "unit": "", "groups": group} for n in range(count)
+    ]
+    return import_recipients(
+        engine, write_recipients(tmp_path / f"ds-{uuid.uuid4().hex[:6]}.csv", rows)
+    )
+
+
+def sms_dispatcher(
+    engine: Engine, settings: Settings, gateway_url: str, clock: Clock, **sms: Any
+) -> Dispatcher:
+    """A dispatcher with only the SMS channel, on `clock`, without status callbacks."""
+    sms_settings(settings, gateway_url, status_callbacks=False, **sms)
+    channel = SmsChannel(settings.channels.sms, "http://coso.test", clock.now)
+    return Dispatcher(engine, settings, clock, channels={"sms": channel})

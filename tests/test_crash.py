@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,6 +20,7 @@ from coso.config import Settings
 from dispatcher.models import ActivityEntry, Delivery
 from schedules.importer import import_plan_file
 from tests.conftest import free_port
+from tests.helpers import wait_for
 from tests.plans import WEEKLY_PLAN, write_plan
 
 ENDPOINTS = 5000
@@ -44,15 +44,6 @@ def _serve(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.002)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _count(engine: Engine, query) -> int:  # type: ignore[no-untyped-def]
@@ -90,7 +81,7 @@ def test_sigkill_mid_fan_out_then_restart_leaves_exactly_one_delivery_and_post_p
     log = tmp_path / "serve.log"
     first = _serve(settings, log)
     try:
-        _wait(lambda: _count(engine, deliveries) > 0, 60, "the fan-out to begin")
+        wait_for(lambda: _count(engine, deliveries) > 0, 60, "the fan-out to begin", every=0.002)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
@@ -101,9 +92,16 @@ def test_sigkill_mid_fan_out_then_restart_leaves_exactly_one_delivery_and_post_p
 
     second = _serve(settings, log)
     try:
-        _wait(lambda: _count(engine, published) >= ENDPOINTS, 120, "every endpoint's post")
+        wait_for(
+            lambda: _count(engine, published) >= ENDPOINTS,
+            120,
+            "every endpoint's post",
+            every=0.002,
+        )
         done = select(func.count()).select_from(Delivery).where(Delivery.state == "delivered")
-        _wait(lambda: _count(engine, done) >= ENDPOINTS, 60, "every delivery recorded")
+        wait_for(
+            lambda: _count(engine, done) >= ENDPOINTS, 60, "every delivery recorded", every=0.002
+        )
         time.sleep(0.5)  # let anything that would double show itself
     finally:
         second.terminate()

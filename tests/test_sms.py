@@ -21,12 +21,15 @@ from dispatcher.service import Dispatcher
 from dispatcher.web import create_app
 from schedules.adhoc import add_blast
 from tests.conftest import ServerThread
+from tests.helpers import wait_for
 from tests.sms import (
+    add_recipients,
     e164,
     import_recipients,
     import_sms_plan,
     log_events,
     phone,
+    sms_dispatcher,
     sms_settings,
     states,
     write_recipients,
@@ -34,15 +37,6 @@ from tests.sms import (
 from tests.twilio_server import TwilioServer, post_callback, sign
 
 FINAL = {"delivered", "failed"}
-
-
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_blast_of_1000_with_bad_numbers_permanent_errors_429s_and_opt_outs(
@@ -83,7 +77,7 @@ def test_blast_of_1000_with_bad_numbers_permanent_errors_429s_and_opt_outs(
             dispatcher.start()
             try:
                 dispatcher.fire()
-                _wait(
+                wait_for(
                     lambda: (
                         sum(v for k, v in states(engine, blast.id).items() if k in FINAL) == 980
                     ),
@@ -210,18 +204,14 @@ def _local(clock_text: str) -> datetime:
 def test_quiet_hours_pause_at_22_and_resume_at_7_but_not_for_an_emergency(
     engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
-    rows = [{"name": f"CD {n}", "phone": phone(n), "unit": "", "groups": "g"} for n in range(30)]
-    import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
+    add_recipients(engine, tmp_path, 30)
     clock = ManualClock(_local("21:50"))
     with TwilioServer() as gateway:
-        gateway.behaviour.callbacks = False
-        sms_settings(
-            settings, gateway.url, quiet_start="22:00", quiet_end="07:00", status_callbacks=False
-        )
         settings.dispatcher.claim_batch = 10
+        dispatcher = sms_dispatcher(
+            engine, settings, gateway.url, clock, quiet_start="22:00", quiet_end="07:00"
+        )
         plan = import_sms_plan(engine, settings, tmp_path)
-        channel = SmsChannel(settings.channels.sms, "http://coso.test", clock.now)
-        dispatcher = Dispatcher(engine, settings, clock, channels={"sms": channel})
         blast = add_blast(
             engine, plan, "nhac-lich", "sms", {"groups": ["g"]}, clock.now(),
             validity=timedelta(hours=12),
@@ -255,16 +245,13 @@ def test_quiet_hours_pause_at_22_and_resume_at_7_but_not_for_an_emergency(
 def test_quiet_hours_outlast_a_blast_that_expires_first(
     engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
-    rows = [{"name": f"CD {n}", "phone": phone(n), "unit": "", "groups": "g"} for n in range(5)]
-    import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
+    add_recipients(engine, tmp_path, 5)
     clock = ManualClock(_local("22:30"))
     with TwilioServer() as gateway:
-        sms_settings(
-            settings, gateway.url, quiet_start="22:00", quiet_end="07:00", status_callbacks=False
+        dispatcher = sms_dispatcher(
+            engine, settings, gateway.url, clock, quiet_start="22:00", quiet_end="07:00"
         )
         plan = import_sms_plan(engine, settings, tmp_path)
-        channel = SmsChannel(settings.channels.sms, "http://coso.test", clock.now)
-        dispatcher = Dispatcher(engine, settings, clock, channels={"sms": channel})
         blast = add_blast(
             engine, plan, "nhac-lich", "sms", {"groups": ["g"]}, clock.now(),
             validity=timedelta(hours=2),
@@ -279,14 +266,11 @@ def test_quiet_hours_outlast_a_blast_that_expires_first(
 def test_daily_cap_holds_the_fourth_message_but_not_an_emergency(
     engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
-    rows = [{"name": "An", "phone": phone(1), "unit": "", "groups": "g"}]
-    import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
+    add_recipients(engine, tmp_path, 1)
     clock = ManualClock(_local("09:00"))
     with TwilioServer() as gateway:
-        sms_settings(settings, gateway.url, daily_cap=3, status_callbacks=False)
+        dispatcher = sms_dispatcher(engine, settings, gateway.url, clock, daily_cap=3)
         plan = import_sms_plan(engine, settings, tmp_path)
-        channel = SmsChannel(settings.channels.sms, "http://coso.test", clock.now)
-        dispatcher = Dispatcher(engine, settings, clock, channels={"sms": channel})
         blasts = []
         for _ in range(4):
             blasts.append(

@@ -22,15 +22,14 @@ from dispatcher.cli import app
 from dispatcher.service import Dispatcher
 from schedules.adhoc import add_blast
 from tests.conftest import free_port
+from tests.helpers import wait_for
 from tests.sms import (
+    add_recipients,
     e164,
-    import_recipients,
     import_sms_plan,
     log_events,
-    phone,
     sms_settings,
     states,
-    write_recipients,
 )
 from tests.twilio_server import ACCOUNT_SID, AUTH_TOKEN, TwilioServer
 
@@ -58,22 +57,10 @@ def _env(settings: Settings, gateway: str) -> dict[str, str]:
     return env
 
 
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def test_sigkill_mid_blast_then_reconcile_messages_nobody_twice(
     engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
-    rows = [
-        {"name": f"CD {n}", "phone": phone(n), "unit": "", "groups": "g"} for n in range(RECIPIENTS)
-    ]
-    import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
+    add_recipients(engine, tmp_path, RECIPIENTS)
     plan = import_sms_plan(engine, settings, tmp_path)
     everyone = {e164(n) for n in range(RECIPIENTS)}
     with TwilioServer() as gateway:
@@ -91,7 +78,7 @@ def test_sigkill_mid_blast_then_reconcile_messages_nobody_twice(
         )  # fmt: skip
         try:
             # mid-batch (batches of 20): some of the claimed batch sent, some not yet
-            _wait(lambda: len(gateway.creates) >= 107, 60, "107 messages at the gateway")
+            wait_for(lambda: len(gateway.creates) >= 107, 60, "107 messages at the gateway")
             os.kill(serve.pid, signal.SIGKILL)
             serve.wait(10)
         finally:
@@ -111,7 +98,7 @@ def test_sigkill_mid_blast_then_reconcile_messages_nobody_twice(
         time.sleep(1.5)  # the dead worker's lease runs out
         dispatcher.start()
         try:
-            _wait(
+            wait_for(
                 lambda: set(states(engine, blast.id)) <= {"sent", "unknown"},
                 60,
                 "the rest of the blast",
@@ -124,7 +111,7 @@ def test_sigkill_mid_blast_then_reconcile_messages_nobody_twice(
             result = CliRunner().invoke(app, ["sms", "reconcile"], env=env)
             assert result.exit_code == 0, result.output
             assert f"{unknown} unknown message(s) looked up" in result.output
-            _wait(lambda: states(engine, blast.id) == {"sent": RECIPIENTS}, 60, "all sent")
+            wait_for(lambda: states(engine, blast.id) == {"sent": RECIPIENTS}, 60, "all sent")
         finally:
             dispatcher.stop()
         sent = Counter(gateway.creates)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import queue
 import secrets
 import threading
@@ -25,6 +24,8 @@ from urllib.parse import parse_qs, urlparse
 
 import requests
 from twilio.request_validator import RequestValidator
+
+from tests.http_fakes import JsonHandler
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
@@ -194,24 +195,9 @@ class TwilioServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go in separate writes
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _reply(
-                self, status: int, body: object, headers: dict[str, str] | None = None
-            ) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
 
             def _error(
                 self, status: int, code: int, message: str, headers: dict[str, str] | None = None

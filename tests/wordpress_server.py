@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from tests.http_fakes import JsonHandler
+
 USER, PASSWORD = "coso", "abcd EFGH 1234 ijkl MNOP 6789"
 POSTS = "/wp-json/wp/v2/posts"
 
@@ -38,22 +40,7 @@ class WordPressServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _reply(
-                self, status: int, body: object, headers: dict[str, str] | None = None
-            ) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def _authorised(self) -> bool:
                 expected = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
                 if self.headers.get("Authorization") != f"Basic {expected}":
