@@ -15,6 +15,7 @@ from channels.mqtt import LocalBroker, parse_broker_url
 from coso.config import Settings
 from dispatcher.messages import build_messages
 from dispatcher.models import ActivityEntry, Delivery
+from tests.helpers import wait_for
 from tests.loudspeakers import (
     clip,
     count,
@@ -26,7 +27,6 @@ from tests.loudspeakers import (
     slot_in,
     speaker_settings,
     states,
-    wait_for,
 )
 
 
