@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 from sqlmodel import Field, SQLModel
 
 from channels.endpoints import Endpoint, EndpointGroup, GroupMember
@@ -283,15 +283,21 @@ def is_stop_request(body: str) -> bool:
     return any(words == w or words.startswith(w + " ") for w in STOP_WORDS)
 
 
+def record_opt_out(
+    conn: Connection, phone: str, at: datetime, source: str, detail: str = ""
+) -> bool:
+    """Record an opt-out in the caller's transaction; False when it was there already."""
+    result = conn.execute(
+        insert_ignoring_duplicates(conn, SmsOptOut.__table__),
+        [{"phone": phone, "at": at, "source": source, "detail": detail[:500]}],
+    )
+    return bool(result.rowcount)
+
+
 def add_opt_out(engine: Engine, phone: str, at: datetime, source: str, detail: str = "") -> bool:
     """Record an opt-out; returns False when the number had already opted out."""
-    table = SmsOptOut.__table__
     with write(engine) as conn:
-        result = conn.execute(
-            insert_ignoring_duplicates(conn, table),
-            [{"phone": phone, "at": at, "source": source, "detail": detail[:500]}],
-        )
-        return bool(result.rowcount)
+        return record_opt_out(conn, phone, at, source, detail)
 
 
 def remove_opt_out(engine: Engine, phone: str) -> bool:

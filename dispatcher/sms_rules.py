@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, or_, select
 
 from channels.base import Outbound, Outcome
-from channels.recipients import opted_out
+from channels.recipients import opted_out, record_opt_out
 from channels.sms import UNSUBSCRIBED
 from coso.clock import as_utc, local_text, zone
 from coso.config import SmsSettings
@@ -200,7 +200,7 @@ class SmsRules:
         """After a send: callbacks that overtook their message apply now; error 21610 (the
         recipient unsubscribed at the gateway) is an opt-out for every later non-emergency
         message."""
-        from dispatcher.sms_status import apply_early, opt_out
+        from dispatcher.sms_status import apply_early
 
         apply_early(conn, [o.provider_id for o in outcomes if o.provider_id])
         phones = {m.delivery_id: m.address for m in messages}
@@ -208,7 +208,9 @@ class SmsRules:
             if o.state == FAILED and (o.error or "").startswith(f"{UNSUBSCRIBED}:"):
                 phone = phones.get(o.delivery_id)
                 if phone:
-                    opt_out(conn, phone, o.at, "gateway", f"error {UNSUBSCRIBED} when sending")
+                    record_opt_out(
+                        conn, phone, o.at, "gateway", f"error {UNSUBSCRIBED} when sending"
+                    )
 
     def _delivery_plans(self, ids: list[int]) -> dict[int, int]:
         out: dict[int, int] = {}

@@ -21,10 +21,10 @@ from sqlmodel import Field, SQLModel
 
 from channels.base import Outcome
 from channels.phones import PhoneError, to_e164
-from channels.recipients import SmsOptOut, add_opt_out, is_stop_request
+from channels.recipients import add_opt_out, is_stop_request, record_opt_out
 from channels.sms import PERMANENT_CODES, UNSUBSCRIBED
 from coso.clock import Clock, as_utc
-from coso.db import chunks, insert_ignoring_duplicates, write
+from coso.db import chunks, write
 from dispatcher.models import Delivery
 from dispatcher.states import DELIVERED, FAILED, SENT
 from dispatcher.transitions import LOG_SOURCE, append_log, apply_outcomes, log_rows
@@ -187,16 +187,8 @@ def apply_in(conn: Any, callbacks: Sequence[StatusCallback], park_unknown: bool)
     append_log(conn, entries)
     for c in callbacks:
         if c.error_code == str(UNSUBSCRIBED) and c.sid in rows and c.to:
-            opt_out(conn, c.to, c.at, "gateway", f"error {UNSUBSCRIBED} on {c.sid}")
+            record_opt_out(conn, c.to, c.at, "gateway", f"error {UNSUBSCRIBED} on {c.sid}")
     return len(applied)
-
-
-def opt_out(conn: Any, phone: str, at: datetime, source: str, detail: str) -> None:
-    """Record an opt-out inside a transaction (kept if there is one already)."""
-    conn.execute(
-        insert_ignoring_duplicates(conn, SmsOptOut.__table__),
-        [{"phone": phone, "at": at, "source": source, "detail": detail}],
-    )
 
 
 def record_inbound(engine: Engine, form: Mapping[str, str], at: datetime) -> bool:
