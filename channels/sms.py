@@ -149,6 +149,15 @@ def _never_sent(exc: Exception) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+def gateway_error(code: object, message: str | None = None) -> str | None:
+    """A gateway error code as the log keeps it: "30003: unreachable destination handset"."""
+    if code is None or code == "":
+        return None
+    known = PERMANENT_CODES.get(int(code)) if str(code).isdigit() else None
+    text = message or known
+    return f"{code}: {text}" if text else f"error {code}"
+
+
 def validity_seconds(expires_at: datetime | None, now: datetime) -> int | None:
     """ValidityPeriod from the delivery's expiry: the gateway drops it after that."""
     if expires_at is None:

@@ -14,29 +14,18 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from channels.base import Outbound, Outcome
-from channels.sms import SmsChannel, sms_text
+from channels.sms import SmsChannel, gateway_error, sms_text
 from coso.clock import as_utc
 from coso.db import write
 from dispatcher.messages import build_messages
 from dispatcher.models import Delivery
-from dispatcher.states import DELIVERED, FAILED, RETRY_WAIT, SENT, UNKNOWN
+from dispatcher.sms_status import gateway_state
+from dispatcher.states import FAILED, RETRY_WAIT, UNKNOWN
 from dispatcher.transitions import apply_outcomes
 
 D = Delivery.__table__
 ACTOR = "dispatcher:reconcile"
 SLACK = timedelta(minutes=5)  # clocks of coso and the gateway differ a little
-GATEWAY_STATES = {
-    "accepted": SENT,
-    "scheduled": SENT,
-    "queued": SENT,
-    "sending": SENT,
-    "sent": SENT,
-    "delivered": DELIVERED,
-    "read": DELIVERED,
-    "undelivered": FAILED,
-    "failed": FAILED,
-    "canceled": FAILED,
-}
 
 
 @dataclass
@@ -92,11 +81,9 @@ def reconcile(
         if matches:
             found = matches[0]
             taken.add(found.sid)
-            state = GATEWAY_STATES.get(str(found.status), SENT)
+            state = gateway_state(str(found.status))
             error = (
-                f"{found.error_code}: {found.error_message or ''}".strip(": ")
-                if state == FAILED
-                else None
+                gateway_error(found.error_code, found.error_message) if state == FAILED else None
             )
             outcomes.append(
                 Outcome(

@@ -22,7 +22,7 @@ from sqlmodel import Field, SQLModel
 from channels.base import Outcome
 from channels.phones import PhoneError, to_e164
 from channels.recipients import add_opt_out, is_stop_request, record_opt_out
-from channels.sms import PERMANENT_CODES, UNSUBSCRIBED
+from channels.sms import UNSUBSCRIBED, gateway_error
 from coso.clock import Clock, as_utc
 from coso.db import chunks, write
 from dispatcher.models import Delivery
@@ -72,10 +72,13 @@ class StatusCallback:
         return cls(sid, status, code, form.get("To"), at)
 
     def error(self) -> str | None:
-        if self.error_code is None:
-            return None
-        known = PERMANENT_CODES.get(int(self.error_code)) if self.error_code.isdigit() else None
-        return f"{self.error_code}: {known}" if known else f"error {self.error_code}"
+        return gateway_error(self.error_code)
+
+
+def gateway_state(status: str) -> str:
+    """The delivery state a gateway status stands for (steps before `sent` count as sent)."""
+    step = STATUSES.get(status)
+    return step[0] if step else SENT
 
 
 class SmsEarlyStatus(SQLModel, table=True):
