@@ -53,6 +53,7 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
             out.append((d.id, f"content {content.key!r} is {content.state}, not approved"))
             continue
         extra = {
+            "plan_id": plan.id,
             "plan_number": plan.number,
             "content_kind": content.kind,
             "schedule_id": d.schedule_id,

@@ -139,9 +139,8 @@ class SmsRules:
             return messages, []
         held: dict[int, Outcome] = {}
         quiet = self.quiet_plans(now)
-        plans = self._delivery_plans([m.delivery_id for m in normal])
         for m in normal:
-            plan_id = plans.get(m.delivery_id, -1)
+            plan_id = m.extra["plan_id"]
             until = quiet.get(plan_id)
             if until is not None:
                 tz = self._zones.get(plan_id, "Asia/Ho_Chi_Minh")
@@ -211,13 +210,6 @@ class SmsRules:
                     record_opt_out(
                         conn, phone, o.at, "gateway", f"error {UNSUBSCRIBED} when sending"
                     )
-
-    def _delivery_plans(self, ids: list[int]) -> dict[int, int]:
-        out: dict[int, int] = {}
-        with self.engine.connect() as conn:
-            for batch in chunks(ids, 5000):
-                out.update(conn.execute(select(D.c.id, D.c.plan_id).where(D.c.id.in_(batch))).all())
-        return out
 
     def _recent(
         self, endpoint_ids: list[int], now: datetime
