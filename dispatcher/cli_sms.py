@@ -39,10 +39,18 @@ PlainOption = Annotated[
 ]
 
 
-def parse_targets(to: list[str]) -> dict[str, list[str]]:
-    """['group:xa-vien', 'unit:06040', '0912345678'] → targets of a schedule."""
+def phone_number(text: str, field: str, hint: str = "") -> str:
+    """A number typed on the command line, in E.164; InputError naming `field` if it isn't."""
     from channels.phones import PhoneError, to_e164
 
+    try:
+        return to_e164(text)
+    except PhoneError as exc:
+        raise InputError(field, text, f"{hint}{exc}") from exc
+
+
+def parse_targets(to: list[str]) -> dict[str, list[str]]:
+    """['group:xa-vien', 'unit:06040', '0912345678'] → targets of a schedule."""
     targets: dict[str, list[str]] = {"groups": [], "units": [], "endpoints": []}
     for item in to:
         kind, sep, value = item.partition(":")
@@ -51,11 +59,8 @@ def parse_targets(to: list[str]) -> dict[str, list[str]]:
         elif sep and kind == "unit":
             targets["units"].append(value)
         else:
-            try:
-                targets["endpoints"].append(to_e164(item))
-            except PhoneError as exc:
-                reason = f"not group:NAME, unit:CODE or a number: {exc}"
-                raise InputError("--to", item, reason) from exc
+            hint = "not group:NAME, unit:CODE or a number: "
+            targets["endpoints"].append(phone_number(item, "--to", hint))
     if not any(targets.values()):
         raise InputError("--to", to, "name at least one group, unit or number")
     return {k: v for k, v in targets.items() if v}
@@ -322,13 +327,9 @@ def optouts_add(
     phone: str, note: Annotated[str, typer.Option("--note", help="Why, who asked.")] = ""
 ) -> None:
     """Opt a number out by hand."""
-    from channels.phones import PhoneError, to_e164
     from channels.recipients import add_opt_out
 
-    try:
-        number = to_e164(phone)
-    except PhoneError as exc:
-        raise InputError("phone", phone, str(exc)) from exc
+    number = phone_number(phone, "phone")
     engine = open_database(current_settings())
     added = add_opt_out(engine, number, datetime.now(UTC), "manual", note)
     out.print(f"{number}: opted out" if added else f"{number}: had already opted out")
@@ -338,13 +339,9 @@ def optouts_add(
 @guard
 def optouts_remove(phone: str) -> None:
     """Take a number off the opt-out list (it asked to receive messages again)."""
-    from channels.phones import PhoneError, to_e164
     from channels.recipients import remove_opt_out
 
-    try:
-        number = to_e164(phone)
-    except PhoneError as exc:
-        raise InputError("phone", phone, str(exc)) from exc
+    number = phone_number(phone, "phone")
     engine = open_database(current_settings())
     if not remove_opt_out(engine, number):
         raise InputError("phone", number, "is not on the opt-out list")
