@@ -88,6 +88,10 @@ class Channel(ABC):
     def send(self, message: Outbound) -> Accepted:
         """Send one message; raise TransientSendError or PermanentSendError on failure."""
 
+    def cost(self, message: Outbound) -> int:
+        """What a message takes from the channel's rate limit (SMS: its segments)."""
+        return 1
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

@@ -128,10 +128,8 @@ class Sender:
         return [self._outcome(m, r) for m, r in zip(messages, results, strict=True)]
 
     def _acquire(self, message: Outbound) -> None:
-        """Wait for the rate limit: one unit a message, or what the channel says it costs
-        (SMS: its segments)."""
-        cost = getattr(self.channel, "cost", None)
-        weight = cost(message) if cost is not None else 1
+        """Wait for the rate limit: what the channel says the message costs."""
+        weight = self.channel.cost(message)
         self._limiter.try_acquire(self.channel.name, weight=max(1, min(weight, self.rate)))
 
     def _send_freeing(self, message: Outbound) -> Outcome:
