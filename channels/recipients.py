@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from channels.endpoints import Endpoint, EndpointGroup, GroupMember
 from channels.phones import PhoneError, to_e164
+from content.sms_text import khong_dau
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
 from coso.units import unit_tree
@@ -277,8 +278,6 @@ STOP_WORDS = ("STOP", "TU CHOI", "HUY", "UNSUBSCRIBE")
 
 def is_stop_request(body: str) -> bool:
     """'STOP', 'stop', 'Từ chối', 'TU CHOI' (first words of an inbound SMS) ask to opt out."""
-    from content.sms_text import khong_dau
-
     words = " ".join(khong_dau(body).upper().replace(".", " ").split())
     return any(words == w or words.startswith(w + " ") for w in STOP_WORDS)
 

@@ -110,7 +110,7 @@ class SmsRules:
             if (schedule_id, until) in self._paused:
                 continue
             self._paused.add((schedule_id, until))
-            tz = self._zones.get(plan_id, "Asia/Ho_Chi_Minh")
+            tz = self._zones[plan_id]  # quiet plans come from _zones
             entries.append(
                 {
                     "at": now,
@@ -143,7 +143,7 @@ class SmsRules:
             plan_id = m.extra["plan_id"]
             until = quiet.get(plan_id)
             if until is not None:
-                tz = self._zones.get(plan_id, "Asia/Ho_Chi_Minh")
+                tz = self._zones[plan_id]  # quiet plans come from _zones
                 held[m.delivery_id] = Outcome(
                     m.delivery_id,
                     RETRY_WAIT,
