@@ -30,11 +30,12 @@ from channels.mqtt import LocalBroker, parse_broker_url
 from coso.clock import SystemClock
 from coso.config import load_settings
 from coso.setup import open_database
-from dispatcher.models import ActivityEntry
+from dispatcher.models import ActivityEntry, Delivery
 from tests.loudspeakers import clip, import_broadcast, running_coso
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP_SECONDS = 0.5  # the shortest clip coso accepts; players play it in real time
+INFLIGHT = 200  # QoS 1 commands awaiting the broker's PUBACK, at most (coso and raw alike)
 
 
 def _count(engine, query) -> int:  # type: ignore[no-untyped-def]
@@ -42,7 +43,32 @@ def _count(engine, query) -> int:  # type: ignore[no-untyped-def]
         return conn.scalar(query) or 0
 
 
-def bench_coso(players: int, broker_url: str, work: Path) -> tuple[float, float]:
+# Stage → delivery states that say it is done for a delivery (with --timeline).
+STAGES = {
+    "all deliveries created": None,
+    "all commands sent": ("sent", "delivered", "played"),
+    "all received": ("delivered", "played"),
+    "all played": ("played",),
+}
+
+
+def _in_states(states: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
+    """A count that the delivery index answers (channel, state), cheap to poll; a delivery's
+    state and its log entry are written in one transaction, so `played` deliveries and
+    `played` log entries are the same count at every instant."""
+    query = select(func.count()).select_from(Delivery).where(Delivery.channel == "loudspeaker")
+    return query if states is None else query.where(Delivery.state.in_(states))
+
+
+def _mark(engine, marks: dict[str, float], players: int, at: float) -> None:  # type: ignore[no-untyped-def]
+    for name, states in STAGES.items():
+        if name not in marks and _count(engine, _in_states(states)) >= players:
+            marks[name] = at
+
+
+def bench_coso(
+    players: int, broker_url: str, work: Path, timeline: bool = False
+) -> tuple[float, float]:
     prefix = f"bench-{uuid.uuid4().hex[:6]}/v1"
     settings = load_settings(
         None,
@@ -54,7 +80,7 @@ def bench_coso(players: int, broker_url: str, work: Path) -> tuple[float, float]
                 "broker": {"url": broker_url},
                 "topic_prefix": prefix,
                 "client_id": f"coso-bench-{uuid.uuid4().hex[:6]}",
-                "max_inflight": 200,
+                "max_inflight": INFLIGHT,
                 "rate_per_second": 1_000_000,
             }
         },
@@ -85,9 +111,18 @@ def bench_coso(players: int, broker_url: str, work: Path) -> tuple[float, float]
                 time.sleep(0.2)
             while time.time() < slot.timestamp():
                 time.sleep(0.01)
-            while _count(engine, played) < players:
-                time.sleep(0.01)
+            marks: dict[str, float] = {}
+            done = _in_states(("played",))
+            while _count(engine, done) < players:
+                if timeline:
+                    _mark(engine, marks, players, time.time() - slot.timestamp())
+                time.sleep(0.02)
             elapsed = time.time() - slot.timestamp()
+            logged = _count(engine, played)
+            if logged != players:
+                raise SystemExit(f"{players} deliveries played but {logged} played log entries")
+            for name, at in marks.items():
+                print(f"  {name}: {at:.2f} s after the slot")
     finally:
         simulator.terminate()
         simulator.wait(10)
@@ -121,7 +156,7 @@ def bench_raw(players: int, broker_url: str) -> float:
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     address = parse_broker_url(broker_url)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:6]}")
-    client.max_inflight_messages_set(100)
+    client.max_inflight_messages_set(INFLIGHT)
     got = threading.Event()
     replies = [0]
 
@@ -153,6 +188,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--players", type=int, default=10_000)
     parser.add_argument("--broker", default="")
+    parser.add_argument("--timeline", action="store_true", help="print when each stage ended")
     parser.add_argument("--respond", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.respond:
@@ -166,7 +202,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="coso-bench-") as tmp:
             raw = bench_raw(args.players, url)
-            total, less_clip = bench_coso(args.players, url, Path(tmp))
+            total, less_clip = bench_coso(args.players, url, Path(tmp), args.timeline)
     finally:
         if broker is not None:
             broker.stop()

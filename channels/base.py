@@ -98,6 +98,13 @@ class Channel(ABC):
 
 @runtime_checkable
 class BatchChannel(Protocol):
-    """A channel that sends a whole batch at once (publish all, then await all acks)."""
+    """A channel that sends a whole batch at once: publish all, then await all acks. The
+    sender publishes the next batch while the last one's acks are awaited and recorded."""
 
-    def send_many(self, messages: Sequence[Outbound]) -> list[Accepted | Exception]: ...
+    def publish_many(self, messages: Sequence[Outbound]) -> list[Any]:
+        """Put every message on its way; what `settle` needs to learn how each went."""
+        ...
+
+    def settle(self, pending: Sequence[Any]) -> list[Accepted | Exception]:
+        """How each published message went, in order (waits for the acks)."""
+        ...

@@ -3,11 +3,13 @@ its last failure. Written from the player's status and events; read by `coso dev
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, select, update
+from sqlalchemy import Connection, Engine, Row, select, text, update
 from sqlmodel import Field, SQLModel
 
 from channels.endpoints import Endpoint
@@ -37,21 +39,80 @@ def ensure_rows(conn: Connection, endpoint_ids: Sequence[int]) -> None:
         )
 
 
-def update_players(conn: Connection, changes: dict[int, dict[str, Any]]) -> None:
-    """Apply per-player column changes (endpoint id → values), creating rows as needed."""
+# Every column a change may set, with its PostgreSQL type; a change carries a bit per
+# column it sets, and the others keep their value.
+_COLUMNS = (
+    ("online", "boolean"),
+    ("status_at", "timestamptz"),
+    ("last_seen", "timestamptz"),
+    ("playing", "varchar"),
+    ("playing_since", "timestamptz"),
+    ("last_failure", "varchar"),
+    ("last_failure_at", "timestamptz"),
+)
+
+
+@cache
+def _bulk_update(dialect: str) -> Any:
+    """One UPDATE for any number of players (their changes as arrays or one JSON array)."""
+    sets = ", ".join(
+        f"{c} = CASE WHEN (u.m & {1 << i}) <> 0 THEN u.{c} ELSE player_status.{c} END"
+        for i, (c, _) in enumerate(_COLUMNS)
+    )
+    names = ", ".join(c for c, _ in _COLUMNS)
+    if dialect == "postgresql":
+        arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in _COLUMNS)
+        rows = (
+            f"unnest(CAST(:eid AS integer[]), CAST(:m AS integer[]), {arrays}) "
+            f"AS u(eid, m, {names})"
+        )
+    else:
+        fields = ", ".join(
+            f"json_extract(value, '$[{i + 2}]') AS {c}" for i, (c, _) in enumerate(_COLUMNS)
+        )
+        rows = (
+            "(SELECT json_extract(value, '$[0]') AS eid, json_extract(value, '$[1]') AS m, "
+            f"{fields} FROM json_each(:rows)) AS u"
+        )
+    return text(f"UPDATE player_status SET {sets} FROM {rows} WHERE endpoint_id = u.eid")
+
+
+def update_players(
+    conn: Connection, changes: dict[int, dict[str, Any]], have_rows: set[int] | None = None
+) -> None:
+    """Apply per-player column changes (endpoint id → values), creating rows as needed.
+    `have_rows`: players known to have a row already (those created here are added)."""
     if not changes:
         return
-    ensure_rows(conn, list(changes))
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for endpoint_id, values in changes.items():
-        by_columns.setdefault(tuple(sorted(values)), []).append({"eid": endpoint_id, **values})
-    for columns, rows in by_columns.items():
-        stmt = (
-            update(T)
-            .where(T.c.endpoint_id == bindparam("eid"))
-            .values({c: bindparam(c) for c in columns})
-        )
-        conn.execute(stmt, rows)
+    new = changes.keys() - have_rows if have_rows is not None else set(changes)
+    ensure_rows(conn, list(new))
+    if have_rows is not None:
+        have_rows |= new
+    dialect = conn.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        for endpoint_id, values in changes.items():
+            conn.execute(update(T).where(T.c.endpoint_id == endpoint_id).values(values))
+        return
+    masks = [
+        sum(1 << i for i, (c, _) in enumerate(_COLUMNS) if c in values)
+        for values in changes.values()
+    ]
+    if dialect == "postgresql":
+        params: dict[str, Any] = {"eid": list(changes), "m": masks}
+        for c, _ in _COLUMNS:
+            params[c] = [values.get(c) for values in changes.values()]
+        conn.execute(_bulk_update(dialect), params)
+        return
+    stored = T.c.last_seen.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+
+    def cell(value: Any) -> Any:
+        return stored(value) if isinstance(value, datetime) and stored else value
+
+    table = [
+        [eid, mask, *(cell(values.get(c)) for c, _ in _COLUMNS)]
+        for (eid, values), mask in zip(changes.items(), masks, strict=True)
+    ]
+    conn.execute(_bulk_update(dialect), {"rows": json.dumps(table)})
 
 
 def online_players(engine: Engine) -> set[int]:

@@ -10,7 +10,6 @@ again safely (after a crash, a broker restart, or when no `received` came back).
 
 from __future__ import annotations
 
-import copy
 import logging
 import queue
 import threading
@@ -21,17 +20,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from channels import protocol as p
 from channels.base import Accepted, Channel, Outbound, Outcome, TransientSendError
 from channels.mqtt import (
     BrokerAddress,
+    PubackWindow,
     broker_protocol,
     connect_async,
     new_client,
     parse_broker_url,
+    publish_properties,
 )
 from coso.config import LoudspeakerSettings
 from coso.durations import parse_duration
@@ -45,9 +44,6 @@ EVENT_STATES = {
     p.FAILED: ("failed", "failed"),
     p.EXPIRED: ("expired", "expired"),
 }
-
-
-PUBLISH_PROPERTIES = Properties(PacketTypes.PUBLISH)  # empty: copied for each command
 
 
 @dataclass(frozen=True)
@@ -84,9 +80,11 @@ class LoudspeakerChannel(Channel):
         )
         self.client.max_inflight_messages_set(settings.max_inflight)
         self.client.max_queued_messages_set(0)
+        self.window = PubackWindow(settings.max_inflight)
+        self.client.on_publish = lambda _c, _u, mid, _r, _p: self.window.acknowledged(mid)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.inbound: queue.Queue[Inbound] = queue.Queue()
+        self.inbound: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self._connected = threading.Event()
         connect_async(self.client, self.address, b.keepalive, self.protocol, persistent=True)
 
@@ -127,14 +125,24 @@ class LoudspeakerChannel(Channel):
         return result
 
     def send_many(self, messages: Sequence[Outbound]) -> list[Accepted | Exception]:
-        """Publish every command, then wait for the broker's PUBACKs (bounded in flight)."""
+        return self.settle(self.publish_many(messages))
+
+    def publish_many(self, messages: Sequence[Outbound]) -> list[Any]:
+        """Publish every command (paho keeps at most max_inflight awaiting a PUBACK and
+        queues the rest); `settle` then awaits the PUBACKs."""
         now = self._now()
+        deadline = time.monotonic() + self.settings.publish_timeout
         pending: list[mqtt.MQTTMessageInfo | Exception] = []
         for message in messages:
             try:
-                pending.append(self._publish(message, now))
+                pending.append(self._publish(message, now, deadline))
             except TransientSendError as exc:
                 pending.append(exc)
+        return pending
+
+    def settle(self, pending: Sequence[Any]) -> list[Accepted | Exception]:
+        """Each published command: `sent` once the broker acknowledged it, else an error
+        to retry (no PUBACK within publish_timeout, or the connection lost)."""
         deadline = time.monotonic() + self.settings.publish_timeout
         results: list[Accepted | Exception] = []
         for info in pending:
@@ -161,16 +169,17 @@ class LoudspeakerChannel(Channel):
     def republish(self, messages: Sequence[Outbound]) -> int:
         """Send commands again without waiting (players deduplicate); returns how many went."""
         now = self._now()
+        deadline = time.monotonic() + self.settings.publish_timeout
         sent = 0
         for message in messages:
             try:
-                self._publish(message, now)
+                self._publish(message, now, deadline)
                 sent += 1
             except TransientSendError:
                 break
         return sent
 
-    def _publish(self, message: Outbound, now: datetime) -> mqtt.MQTTMessageInfo:
+    def _publish(self, message: Outbound, now: datetime, deadline: float) -> mqtt.MQTTMessageInfo:
         if not self.client.is_connected():
             raise TransientSendError(f"not connected to the broker {self.address.url}")
         media = message.extra.get("media")
@@ -190,16 +199,24 @@ class LoudspeakerChannel(Channel):
         )
         properties = None
         if self.mqtt5:
-            properties = copy.copy(PUBLISH_PROPERTIES)  # cheaper than building one
-            properties.ResponseTopic = self.topics.events(message.address)
-            properties.CorrelationData = str(message.delivery_id).encode()
+            expiry = None
             if message.expires_at is not None:
-                properties.MessageExpiryInterval = max(
-                    1, int((message.expires_at - now).total_seconds())
-                )
-        info = self.client.publish(
-            self.topics.commands(message.address), p.encode(payload), qos=1, properties=properties
+                expiry = max(1, int((message.expires_at - now).total_seconds()))
+            properties = publish_properties(
+                self.topics.events(message.address), str(message.delivery_id).encode(), expiry
+            )
+        info = self.window.publish(
+            self.client,
+            self.topics.commands(message.address),
+            p.encode(payload),
+            deadline - time.monotonic(),
+            properties=properties,
         )
+        if info is None:
+            raise TransientSendError(
+                f"{self.settings.max_inflight} commands awaiting a PUBACK from "
+                f"{self.address.url} for {self.settings.publish_timeout}s"
+            )
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise TransientSendError(
                 f"publish to {message.address} failed: {mqtt.error_string(info.rc)}"
@@ -218,8 +235,13 @@ class LoudspeakerChannel(Channel):
         payload = {"type": p.SYNC, "generated_at": p.stamp(self._now()), "entries": entries}
         if not self.client.is_connected():
             return False
-        info = self.client.publish(self.topics.commands(player), p.encode(payload), qos=1)
-        return info.rc == mqtt.MQTT_ERR_SUCCESS
+        info = self.window.publish(
+            self.client,
+            self.topics.commands(player),
+            p.encode(payload),
+            self.settings.publish_timeout,
+        )
+        return info is not None and info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def take_inbound(self, limit: int, wait: float) -> list[Inbound]:
         try:

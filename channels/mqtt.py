@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.properties import Properties, VariableByteIntegers
 
 from coso.config import BrokerSettings
 from coso.errors import InputError
@@ -138,6 +138,72 @@ def connect_async(
         kwargs["properties"] = connect_properties(protocol, persistent)
     client.connect_async(address.host, address.port, **kwargs)
     client.loop_start()
+
+
+class PackedProperties(Properties):
+    """MQTT 5 PUBLISH properties already encoded: paho only calls pack() on them, and its
+    own Properties spend more time checking names than sending the command."""
+
+    def __init__(self, packed: bytes) -> None:  # no super().__init__: nothing to check
+        object.__setattr__(self, "packed", packed)
+
+    def pack(self) -> bytes:
+        return self.packed  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        return f"PackedProperties({self.packed!r})"
+
+
+def publish_properties(
+    response_topic: str, correlation: bytes, expiry_seconds: int | None
+) -> PackedProperties:
+    """Response Topic (0x08), Correlation Data (0x09) and Message Expiry Interval (0x02)
+    encoded as the MQTT 5 specification (2.2.2) lays out a PUBLISH's properties."""
+    topic = response_topic.encode()
+    body = b"\x08" + len(topic).to_bytes(2, "big") + topic
+    body += b"\x09" + len(correlation).to_bytes(2, "big") + correlation
+    if expiry_seconds is not None:
+        body = b"\x02" + expiry_seconds.to_bytes(4, "big") + body
+    return PackedProperties(VariableByteIntegers.encode(len(body)) + body)
+
+
+class PubackWindow:
+    """At most `size` QoS 1 messages of one client awaiting the broker's PUBACK. paho keeps
+    such a bound too, but on every PUBACK it walks all the messages it holds, so a client
+    that lets paho queue thousands spends its time there; here paho never queues."""
+
+    def __init__(self, size: int) -> None:
+        self._room = threading.Semaphore(size)
+        self._lock = threading.Lock()
+        self._awaiting: set[int] = set()
+        self._early: set[int] = set()  # acknowledged before publish() returned its mid
+
+    def publish(
+        self, client: mqtt.Client, topic: str, payload: bytes, wait: float, **kwargs: Any
+    ) -> mqtt.MQTTMessageInfo | None:
+        """Publish at QoS 1 once there is room (None: no room within `wait` seconds)."""
+        if not self._room.acquire(timeout=max(wait, 0.0)):
+            return None
+        info = client.publish(topic, payload, qos=1, **kwargs)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self._room.release()
+            return info
+        with self._lock:  # never held while calling paho (which holds its own lock here)
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self._room.release()
+            else:
+                self._awaiting.add(info.mid)
+        return info
+
+    def acknowledged(self, mid: int) -> None:
+        """From the client's on_publish: the broker has message `mid`."""
+        with self._lock:
+            if mid in self._awaiting:
+                self._awaiting.discard(mid)
+                self._room.release()
+            else:
+                self._early.add(mid)
 
 
 def free_port() -> int:

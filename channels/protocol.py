@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 VERSION = 1
@@ -75,6 +76,7 @@ class Topics:
         return check_player_id(player), kind
 
 
+@lru_cache(maxsize=4096)  # a batch of commands shares its few times
 def stamp(when: datetime | None) -> str | None:
     """UTC ISO 8601 with a Z, as every time in the protocol is written."""
     if when is None:

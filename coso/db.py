@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,15 +45,49 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class FairLock:
+    """A lock handed to its waiters in the order they came (threading.Lock is not: a thread
+    that releases and at once acquires again can starve the others)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiters: deque[threading.Lock] = deque()
+        self._held = False
+
+    def acquire(self, timeout: float = -1) -> bool:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        if turn.acquire(timeout=timeout):
+            return True  # handed over by release()
+        with self._mutex:
+            try:
+                self._waiters.remove(turn)
+                return False
+            except ValueError:
+                return True  # handed over just as the wait timed out: ours after all
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()  # stays held, by the next in line
+            else:
+                self._held = False
+
+
 class _WriteLock:
     """SQLite has one writer at a time. A write transaction takes the write lock at BEGIN
     (a deferred one that reads first and writes later fails at once, not after
-    busy_timeout, when another writer committed). Writers of this process also queue on a
-    lock of their own: the next one starts the moment the last commits, instead of
-    sleeping in SQLite's busy handler (which polls every few to 100 ms)."""
+    busy_timeout, when another writer committed). Writers of this process also queue, in
+    order, on a lock of their own: the next one starts the moment the last commits, instead
+    of sleeping in SQLite's busy handler (which polls every few to 100 ms)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = FairLock()
 
     def begin(self, conn: Connection) -> None:
         if not conn.get_execution_options().get("coso_write", False):

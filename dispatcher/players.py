@@ -25,7 +25,14 @@ from coso.durations import parse_duration
 from dispatcher.messages import build_messages
 from dispatcher.models import Delivery
 from dispatcher.states import DELIVERED, EXPIRED, SENT
-from dispatcher.transitions import LOG_SOURCE, append_log, apply_outcomes, log_rows, move_where
+from dispatcher.transitions import (
+    LOG_SOURCE,
+    append_log,
+    apply_outcomes,
+    log_rows,
+    log_sources,
+    move_where,
+)
 from schedules.programme import programmes
 
 log = logging.getLogger(__name__)
@@ -33,6 +40,8 @@ D = Delivery.__table__
 E = Endpoint.__table__
 PS = PlayerStatus.__table__
 CHANNEL = "loudspeaker"
+INGEST_BATCH = 1000  # player messages applied in one write transaction, at most
+SOURCES_KEPT = 200_000  # deliveries whose log columns are kept in memory
 SYNC_CHECK = timedelta(seconds=5)  # how often programmes are compared for changes
 
 
@@ -52,6 +61,8 @@ class PlayerService:
         self._last_full_sync: datetime | None = None
         self._last_checked: datetime | None = None
         self._redelivered: dict[int, datetime] = {}
+        self._sources: dict[int, Any] = {}
+        self._status_rows: set[int] = set()  # players with a player_status row
         self._came_online: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -89,10 +100,11 @@ class PlayerService:
                 _track_playing(ev, change)
             reports.append((item.player, eid, events))
         outcomes, orphans = self._outcomes(reports)
-        with write(self.engine) as conn:
-            applied, refused = apply_outcomes(conn, outcomes)
+        sources = self._sources_of({o.delivery_id for o in outcomes})
+        with write(self.engine) as conn:  # everything read and built before the write lock
+            applied, refused = apply_outcomes(conn, outcomes, sources)
             self._reject(conn, refused, orphans, device, now)
-            update_players(conn, device)
+            update_players(conn, device, self._status_rows)
         return len(applied)
 
     def _status(self, item: Inbound, change: dict[str, Any]) -> None:
@@ -121,16 +133,11 @@ class PlayerService:
             if ev.delivery_id is None and ev.slot
         }
         by_slot: dict[tuple[int, str], int] = {}
-        scheduled: dict[int, datetime] = {}
-        with self.engine.connect() as conn:
-            if ids:
-                for did, when in conn.execute(
-                    select(D.c.id, D.c.scheduled_for).where(D.c.id.in_(ids))
-                ):
-                    scheduled[did] = when
-            keys = [(eid, *_split_slot(slot)) for eid, slot in slot_refs]
-            keys = [k for k in keys if k[1] is not None]
-            if keys:
+        scheduled = {did: r.scheduled_for for did, r in self._sources_of(ids).items()}
+        keys = [(eid, *_split_slot(slot)) for eid, slot in slot_refs]
+        keys = [k for k in keys if k[1] is not None]
+        if keys:
+            with self.engine.connect() as conn:
                 rows = conn.execute(
                     select(D.c.id, D.c.endpoint_id, D.c.schedule_id, D.c.scheduled_for).where(
                         tuple_(D.c.endpoint_id, D.c.schedule_id, D.c.scheduled_for).in_(keys)
@@ -196,6 +203,15 @@ class PlayerService:
             log.warning("%s", reason)
             device.setdefault(eid, {}).update(last_failure=reason, last_failure_at=now)
         append_log(conn, entries)
+
+    def _sources_of(self, ids: set[int]) -> dict[int, Any]:
+        """The log columns of these deliveries (they never change: kept between batches)."""
+        missing = ids - self._sources.keys()
+        if missing:
+            if len(self._sources) > SOURCES_KEPT:
+                self._sources.clear()
+            self._sources.update(log_sources(self.engine, missing))
+        return {i: self._sources[i] for i in ids if i in self._sources}
 
     def _endpoint_ids(self, players: set[str]) -> dict[str, int]:
         missing = players - self._endpoints.keys()
@@ -323,13 +339,14 @@ class PlayerService:
 
     def _ingest_loop(self) -> None:
         while not self._stop.is_set():
-            items = self.channel.take_inbound(5000, 0.2)
+            items = self.channel.take_inbound(INGEST_BATCH, 0.2)
             if not items:
                 continue
             try:
                 self.ingest(items)
             except Exception:
                 log.exception("applying %d player message(s) failed; retrying", len(items))
+                self._status_rows.clear()  # rows created in the failed transaction are not
                 for item in items:
                     self.channel.inbound.put(item)
                 self._stop.wait(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -28,9 +28,16 @@ from coso.db import write
 from coso.durations import parse_duration
 from dispatcher.messages import build_messages
 from dispatcher.states import FAILED, RETRY_WAIT, UNKNOWN
-from dispatcher.transitions import apply_outcomes, claim, expire_overdue, refund_attempts
+from dispatcher.transitions import (
+    apply_outcomes,
+    claim,
+    expire_overdue,
+    has_work,
+    refund_attempts,
+)
 
 log = logging.getLogger(__name__)
+PIPELINE = 3  # batches of a batch channel published and not yet recorded
 
 
 class SendRules(Protocol):
@@ -76,15 +83,36 @@ class Sender:
             max_workers=concurrency, thread_name_prefix=f"send-{channel.name}"
         )
         self._free = threading.BoundedSemaphore(concurrency)
+        # A batch channel: one thread awaits each batch's acks and records it, in order.
+        self._batch_channel = channel if isinstance(channel, BatchChannel) else None
+        self._batches = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"settle-{channel.name}")
+            if self._batch_channel is not None
+            else None
+        )
+        self._room = threading.BoundedSemaphore(PIPELINE)
+        self._inflight: list[Future[None]] = []
+        self._closing = threading.Event()
 
     def send_due(self) -> int:
-        """One round: expire what is overdue, then claim, send and record one batch."""
+        """One round: expire what is overdue, then claim, send and record one batch. A batch
+        channel's batch is recorded on the settling thread, while the next one goes out."""
         now = self.clock.now()
+        with self.engine.connect() as conn:
+            if not has_work(conn, self.channel.name, now):
+                return 0
         only = self.rules.claim_filter(now) if self.rules else None
-        with write(self.engine) as conn:
-            expire_overdue(conn, now, self.channel.name)
-            claimed = claim(conn, self.channel.name, now, self.batch, self.worker, only)
+        if self._batches is not None:
+            self._room.acquire()  # at most PIPELINE batches awaiting their acks
+        try:
+            with write(self.engine) as conn:
+                expire_overdue(conn, now, self.channel.name)
+                claimed = claim(conn, self.channel.name, now, self.batch, self.worker, only)
+        except BaseException:
+            self._release_room()
+            raise
         if not claimed:
+            self._release_room()
             return 0
         outcomes: list[Outcome] = []
         messages: list[Outbound] = []
@@ -98,34 +126,84 @@ class Sender:
         held: list[Outcome] = []
         if self.rules is not None:
             messages, held = self.rules.screen(messages, now)
-        sent = self._send_all(messages)
-        outcomes += sent
+        if self._batches is not None:
+            pending = self._publish_all(messages)
+            self._inflight.append(
+                self._batches.submit(self._settle, claimed, messages, pending, outcomes, held)
+            )
+            self._inflight = [f for f in self._inflight if not f.done()]
+            return len(claimed)
+        self._record(claimed, messages, outcomes + self._send_all(messages), held)
+        return len(claimed)
+
+    def flush(self) -> None:
+        """Wait until every batch sent so far is recorded (tests; shutdown)."""
+        for future in list(self._inflight):
+            future.result()
+        self._inflight = []
+
+    def _release_room(self) -> None:
+        if self._batches is not None:
+            self._room.release()
+
+    def _settle(
+        self,
+        claimed: list[Any],
+        messages: list[Outbound],
+        pending: list[Any],
+        outcomes: list[Outcome],
+        held: list[Outcome],
+    ) -> None:
+        """On the settling thread: await a batch's acks and record its outcomes; a database
+        error is retried (the deliveries stay `sending` meanwhile), never dropped."""
+        try:
+            results = self._batch_channel.settle(pending)
+            sent = [self._outcome(m, r) for m, r in zip(messages, results, strict=True)]
+            delay = 0.5
+            while True:
+                try:
+                    self._record(claimed, messages, outcomes + sent, held)
+                    return
+                except Exception:
+                    log.exception("recording %d outcome(s) failed; retrying", len(sent))
+                    if self._closing.wait(delay):
+                        return  # shutting down: the restart recovers these deliveries
+                    delay = min(delay * 2, 10.0)
+        finally:
+            self._room.release()
+
+    def _record(
+        self,
+        claimed: list[Any],
+        messages: list[Outbound],
+        outcomes: list[Outcome],
+        held: list[Outcome],
+    ) -> None:
+        sources = {r.id: r for r in claimed}  # the claim returned every log column
         with write(self.engine) as conn:
             if self.rules is not None:
                 self.rules.begin_record(conn)
-            _, refused = apply_outcomes(conn, outcomes + held)
+            _, refused = apply_outcomes(conn, outcomes + held, sources)
             refund_attempts(conn, [o.delivery_id for o in held if o.state == RETRY_WAIT])
             if self.rules is not None:
-                self.rules.record(conn, messages, sent)
+                self.rules.record(conn, messages, outcomes)
         for o in refused:  # e.g. a player's `received` overtook the broker's PUBACK
             log.debug("outcome for delivery %s refused (state moved on)", o.delivery_id)
-        return len(claimed)
 
     def _send_all(self, messages: list[Outbound]) -> list[Outcome]:
-        """Through the channel's batch send when it has one (all out, then all acks), else
-        one by one on the pool, each handed over when the rate limit lets it go (one thread
-        paces: the limit is kept exactly, and the workers never queue on its lock)."""
-        if not isinstance(self.channel, BatchChannel):
-            pending = []
-            for m in messages:
-                self._free.acquire()  # a worker is free: the message goes the moment it may
-                self._acquire(m)
-                pending.append(self._pool.submit(self._send_freeing, m))
-            return [f.result() for f in pending]
+        """One by one on the pool, each handed over when the rate limit lets it go (one
+        thread paces: the limit is kept exactly, and the workers never queue on its lock)."""
+        pending = []
+        for m in messages:
+            self._free.acquire()  # a worker is free: the message goes the moment it may
+            self._acquire(m)
+            pending.append(self._pool.submit(self._send_freeing, m))
+        return [f.result() for f in pending]
+
+    def _publish_all(self, messages: list[Outbound]) -> list[Any]:
         for m in messages:
             self._acquire(m)
-        results = self.channel.send_many(messages)
-        return [self._outcome(m, r) for m, r in zip(messages, results, strict=True)]
+        return self._batch_channel.publish_many(messages)
 
     def _acquire(self, message: Outbound) -> None:
         """Wait for the rate limit: what the channel says the message costs."""
@@ -200,6 +278,9 @@ class Sender:
         )
 
     def close(self) -> None:
+        self._closing.set()  # a batch whose recording fails now is left to the restart
+        if self._batches is not None:
+            self._batches.shutdown(wait=True)
         self._pool.shutdown(wait=True)
         self.channel.close()
 

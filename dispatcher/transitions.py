@@ -5,12 +5,13 @@ activity log in the same transaction."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, and_, insert, select, text, update
 
 from channels.base import Outcome
 from coso.db import chunks
@@ -147,44 +148,76 @@ _OUTCOME_ROWS = {
 
 
 def apply_outcomes(
-    conn: Connection, outcomes: Sequence[Outcome]
+    conn: Connection,
+    outcomes: Sequence[Outcome],
+    sources: Mapping[int, Any] | None = None,
 ) -> tuple[list[Outcome], list[Outcome]]:
     """Move each delivery forward as its outcome says; returns (applied, refused).
 
     Refused: unknown delivery, wrong endpoint, or a state that is not forward of the current
     one (a late or repeated callback). Outcomes for the same delivery apply in order.
+    `sources`: the deliveries' log columns (LOG_SOURCE, which never change) when the caller
+    has them, read before its write transaction; the rest are read here.
     """
-    applied: list[Outcome] = []
-    wave: list[Outcome] = []
-    in_wave: set[int] = set()
+    known = dict(sources or {})
+    missing = {o.delivery_id for o in outcomes} - known.keys()
+    if missing:
+        known.update(log_sources(conn, missing))
+    # Wave n holds each delivery's n-th outcome: a delivery's outcomes apply in order, and
+    # a batch where each delivery has a few (received, then played) is a few statements.
+    waves: list[list[Outcome]] = []
+    seen: dict[int, int] = {}
     for outcome in outcomes:
-        if outcome.delivery_id in in_wave:
-            applied += _apply_wave(conn, wave)
-            wave, in_wave = [], set()
-        wave.append(outcome)
-        in_wave.add(outcome.delivery_id)
-    applied += _apply_wave(conn, wave)
+        n = seen.get(outcome.delivery_id, 0)
+        seen[outcome.delivery_id] = n + 1
+        if n == len(waves):
+            waves.append([])
+        waves[n].append(outcome)
+    applied: list[Outcome] = []
+    for wave in waves:
+        applied += _apply_wave(conn, wave, known)
     done = {id(o) for o in applied}
     return applied, [o for o in outcomes if id(o) not in done]
 
 
-def _apply_wave(conn: Connection, wave: Sequence[Outcome]) -> list[Outcome]:
-    """Outcomes for distinct deliveries: one UPDATE per target state."""
+def log_sources(bind: Connection | Engine, ids: Iterable[int]) -> dict[int, Row[Any]]:
+    """Delivery id → its LOG_SOURCE columns (what a log entry copies from its delivery)."""
+    found: dict[int, Row[Any]] = {}
+    wanted = list(ids)
+    if not wanted:
+        return found
+    with bind.connect() if isinstance(bind, Engine) else nullcontext(bind) as conn:
+        for batch in chunks(wanted, 5000):
+            found.update(
+                (r.id, r) for r in conn.execute(select(*LOG_SOURCE).where(D.c.id.in_(batch)))
+            )
+    return found
+
+
+def _apply_wave(
+    conn: Connection, wave: Sequence[Outcome], sources: Mapping[int, Any]
+) -> list[Outcome]:
+    """Outcomes for distinct deliveries: one UPDATE per target state, then their log entries."""
     applied: list[Outcome] = []
     entries: list[dict[str, Any]] = []
     by_state: dict[str, list[Outcome]] = {}
     for o in wave:
-        by_state.setdefault(o.state, []).append(o)
+        if o.delivery_id in sources:
+            by_state.setdefault(o.state, []).append(o)
     for state, group in by_state.items():
-        rows = {r.id: r for r in conn.execute(*_update_statement(conn, state, group))}
+        moved = set(conn.execute(*_update_statement(conn, state, group)).scalars())
         for o in group:
-            row = rows.get(o.delivery_id)
-            if row is None:
+            if o.delivery_id not in moved:
                 continue
             applied.append(o)
             detail = "; ".join(x for x in (o.detail, o.error) if x) or None
             entries += log_rows(
-                [row], at=o.at, event=o.event, state=state, actor=o.actor, detail=detail
+                [sources[o.delivery_id]],
+                at=o.at,
+                event=o.event,
+                state=state,
+                actor=o.actor,
+                detail=detail,
             )
     append_log(conn, entries)
     return applied
@@ -194,7 +227,6 @@ def _apply_wave(conn: Connection, wave: Sequence[Outcome]) -> list[Outcome]:
 def _outcome_update(dialect: str, state: str) -> Any:
     """The statement moving a batch of deliveries to `state` (built once: parsing a text
     clause's bind parameters is not free)."""
-    returning = ", ".join(f"delivery.{c.name}" for c in LOG_SOURCE)
     return text(
         f"UPDATE delivery SET state = :state, updated_at = u.at, "
         f"provider_id = COALESCE(u.provider_id, delivery.provider_id), "
@@ -203,8 +235,8 @@ def _outcome_update(dialect: str, state: str) -> Any:
         f"FROM {_OUTCOME_ROWS[dialect]} "
         f"WHERE delivery.id = u.id AND {allowed_sql(state)} "
         f"AND (u.endpoint_id IS NULL OR delivery.endpoint_id = u.endpoint_id) "
-        f"RETURNING {returning}"
-    ).columns(*LOG_SOURCE)
+        f"RETURNING delivery.id"
+    ).columns(D.c.id)
 
 
 def _update_statement(conn: Connection, state: str, group: Sequence[Outcome]) -> tuple[Any, Any]:
@@ -231,6 +263,17 @@ def _update_statement(conn: Connection, state: str, group: Sequence[Outcome]) ->
         for o, error in zip(group, errors, strict=True)
     ]
     return statement, {"state": state, "rows": json.dumps(rows)}
+
+
+def has_work(conn: Connection, channel: str, now: datetime) -> bool:
+    """Is anything of `channel` due to be sent or expired? A read, so that an idle sender
+    does not take the write lock to find out."""
+    waiting = select(D.c.id).where(
+        D.c.channel == channel,
+        D.c.state.in_(WAITING),
+        (D.c.next_attempt_at <= now) | (D.c.expires_at <= now),
+    )
+    return conn.execute(waiting.limit(1)).first() is not None
 
 
 def claim(
@@ -296,7 +339,7 @@ def move_where(
 
 def expire_overdue(conn: Connection, now: datetime, channel: str | None = None) -> int:
     """Deliveries not out by their expiry become `expired`; they are never sent after."""
-    condition = D.c.expires_at <= now
+    condition = and_(D.c.state.in_(WAITING), D.c.expires_at <= now)
     if channel is not None:
         condition = and_(condition, D.c.channel == channel)
     return move_where(
