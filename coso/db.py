@@ -71,6 +71,12 @@ class FairLock:
             except ValueError:
                 return True  # handed over just as the wait timed out: ours after all
 
+    @property
+    def waiting(self) -> int:
+        """How many are queued for the lock."""
+        with self._mutex:
+            return len(self._waiters)
+
     def release(self) -> None:
         with self._mutex:
             if self._waiters:

@@ -83,15 +83,19 @@ class Sender:
             max_workers=concurrency, thread_name_prefix=f"send-{channel.name}"
         )
         self._free = threading.BoundedSemaphore(concurrency)
-        # A batch channel: one thread awaits each batch's acks and records it, in order.
+        # A batch channel: while this thread claims and builds the next batch, one thread
+        # publishes the last, and one awaits its acks and records it; each in order.
         self._batch_channel = channel if isinstance(channel, BatchChannel) else None
-        self._batches = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"settle-{channel.name}")
+        self._publisher, self._batches = (
+            (
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"publish-{channel.name}"),
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"settle-{channel.name}"),
+            )
             if self._batch_channel is not None
-            else None
+            else (None, None)
         )
         self._room = threading.BoundedSemaphore(PIPELINE)
-        self._inflight: list[Future[None]] = []
+        self._inflight: list[Future[Future[None]]] = []
         self._closing = threading.Event()
 
     def send_due(self) -> int:
@@ -103,7 +107,7 @@ class Sender:
                 return 0
         only = self.rules.claim_filter(now) if self.rules else None
         if self._batches is not None:
-            self._room.acquire()  # at most PIPELINE batches awaiting their acks
+            self._room.acquire()  # at most PIPELINE batches claimed and not yet recorded
         try:
             with write(self.engine) as conn:
                 expire_overdue(conn, now, self.channel.name)
@@ -126,21 +130,37 @@ class Sender:
         held: list[Outcome] = []
         if self.rules is not None:
             messages, held = self.rules.screen(messages, now)
-        if self._batches is not None:
-            pending = self._publish_all(messages)
+        if self._publisher is not None:
+            self._inflight = [f for f in self._inflight if not _settled(f)]
             self._inflight.append(
-                self._batches.submit(self._settle, claimed, messages, pending, outcomes, held)
+                self._publisher.submit(self._publish_batch, claimed, messages, outcomes, held)
             )
-            self._inflight = [f for f in self._inflight if not f.done()]
             return len(claimed)
         self._record(claimed, messages, outcomes + self._send_all(messages), held)
         return len(claimed)
 
     def flush(self) -> None:
         """Wait until every batch sent so far is recorded (tests; shutdown)."""
-        for future in list(self._inflight):
-            future.result()
+        for published in list(self._inflight):
+            published.result().result()
         self._inflight = []
+
+    def _publish_batch(
+        self,
+        claimed: list[Any],
+        messages: list[Outbound],
+        outcomes: list[Outcome],
+        held: list[Outcome],
+    ) -> Future[None]:
+        """On the publishing thread: put a batch on its way, then hand it to the settling
+        thread. Should publishing itself break, every message of the batch is retried."""
+        assert self._batches is not None
+        try:
+            pending = self._publish_all(messages)
+        except Exception as exc:
+            log.exception("publishing %d message(s) failed", len(messages))
+            pending = [exc] * len(messages)
+        return self._batches.submit(self._settle, claimed, messages, pending, outcomes, held)
 
     def _release_room(self) -> None:
         if self._batches is not None:
@@ -279,10 +299,15 @@ class Sender:
 
     def close(self) -> None:
         self._closing.set()  # a batch whose recording fails now is left to the restart
-        if self._batches is not None:
-            self._batches.shutdown(wait=True)
+        for executor in (self._publisher, self._batches):
+            if executor is not None:
+                executor.shutdown(wait=True)
         self._pool.shutdown(wait=True)
         self.channel.close()
+
+
+def _settled(published: Future[Future[None]]) -> bool:
+    return published.done() and (published.exception() is not None or published.result().done())
 
 
 def backoff(retry: RetrySettings, attempt: int, retry_after: float | None) -> timedelta:

@@ -73,3 +73,37 @@ def test_outcome_from_another_endpoint_is_refused(
     assert len(refused) == 1
     with engine.connect() as conn:
         assert conn.scalar(select(Delivery.state).where(Delivery.id == delivery_id)) == "sending"
+
+
+def test_interleaved_outcomes_of_many_deliveries_apply_in_each_deliverys_order(
+    engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path
+) -> None:
+    """A batch of player events arrives player by player (received, played, received,
+    played, ...): every delivery takes its own outcomes in order."""
+    first = _one_delivery(engine, settings, clock, tmp_path)
+    with engine.connect() as conn:
+        ids = conn.scalars(select(Delivery.id).where(Delivery.id >= first)).all()
+    assert len(ids) >= 2
+    at = SLOT + timedelta(minutes=1)
+    batch = []
+    for did in ids:
+        batch += [
+            Outcome(did, "sending", "claimed", at, "test"),
+            Outcome(did, "sent", "sent", at, "test"),
+            Outcome(did, "delivered", "delivered", at, "test"),
+        ]
+    batch.append(Outcome(ids[0], "sent", "sent", at, "test"))  # a repeat, after delivered
+    with write(engine) as conn:
+        applied, refused = apply_outcomes(conn, batch)
+    assert len(applied) == 3 * len(ids)
+    assert [(o.delivery_id, o.state) for o in refused] == [(ids[0], "sent")]
+    with engine.connect() as conn:
+        states = conn.scalars(select(Delivery.state).where(Delivery.id.in_(ids))).all()
+        for did in ids:
+            events = conn.scalars(
+                select(ActivityEntry.event)
+                .where(ActivityEntry.delivery_id == did)
+                .order_by(ActivityEntry.id)
+            ).all()
+            assert events == ["queued", "claimed", "sent", "delivered"]
+    assert set(states) == {"delivered"}

@@ -1,0 +1,57 @@
+"""MQTT plumbing that must match the standard byte for byte, and the write queue order."""
+
+from __future__ import annotations
+
+import threading
+
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from channels.mqtt import publish_properties
+from coso.db import FairLock
+from tests.helpers import wait_for
+
+
+def test_command_properties_are_the_bytes_paho_would_send() -> None:
+    for topic, correlation, expiry in (
+        ("coso/v1/players/loa-00001/events", b"12345", 600),
+        ("x" * 300, b"1", None),  # a length over one byte, and no expiry
+        ("coso/v1/players/xã-1/events", b"9" * 20, 4_000_000),
+    ):
+        theirs = Properties(PacketTypes.PUBLISH)
+        theirs.ResponseTopic = topic
+        theirs.CorrelationData = correlation
+        if expiry is not None:
+            theirs.MessageExpiryInterval = expiry
+        assert publish_properties(topic, correlation, expiry).pack() == theirs.pack()
+
+
+def test_writers_get_the_write_lock_in_the_order_they_asked() -> None:
+    lock = FairLock()
+    assert lock.acquire()
+    order: list[int] = []
+
+    def writer(n: int) -> None:
+        assert lock.acquire(timeout=10)
+        order.append(n)
+        lock.release()
+
+    threads = []
+    for n in range(6):
+        thread = threading.Thread(target=writer, args=(n,))
+        thread.start()
+        threads.append(thread)
+        wait_for(lambda n=n: lock.waiting == n + 1, 5, f"writer {n} to queue")
+    lock.release()
+    for thread in threads:
+        thread.join(10)
+    assert order == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_writer_that_gives_up_waiting_leaves_the_lock_to_the_next() -> None:
+    lock = FairLock()
+    assert lock.acquire()
+    assert not lock.acquire(timeout=0.05)  # gave up
+    assert lock.waiting == 0
+    lock.release()
+    assert lock.acquire(timeout=1)
