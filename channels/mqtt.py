@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import logging
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -224,12 +227,32 @@ def answers(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def _die_with_parent_hook() -> Any:
+    """For the broker's process before exec: end it when coso ends, even killed (SIGKILL),
+    instead of leaving a broker on a port nobody knows (Linux: PR_SET_PDEATHSIG). Looked up
+    before the fork, so the child only makes the call."""
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGTERM)
+
+
+DEFAULT_OPTIONS = (
+    "allow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
+)
+
+
 class LocalBroker:
     """A broker on loopback for `coso serve` without a configured one, and for tests:
     `mosquitto` when installed (MQTT 5), else amqtt embedded in a thread (MQTT 3.1.1)."""
 
-    def __init__(self, port: int | None = None, prefer: str = "auto") -> None:
+    def __init__(self, port: int | None = None, prefer: str = "auto", options: str = "") -> None:
+        """`options`: mosquitto configuration lines for its listener (TLS, passwords, ACL),
+        instead of the defaults (anonymous, queues sized for bursts of events)."""
         self.port = port or free_port()
+        self._options = options or DEFAULT_OPTIONS
         self.kind = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -251,24 +274,38 @@ class LocalBroker:
             self._start_amqtt()
         deadline = time.monotonic() + 10
         while not answers("127.0.0.1", self.port, 0.2):
-            if time.monotonic() > deadline:
-                raise InputError("broker", self.url, f"{self.kind} did not start within 10 s")
+            if time.monotonic() > deadline or self._exited():
+                raise InputError(
+                    "broker", self.url, f"{self.kind} did not start: {self._log_tail()}"
+                )
             time.sleep(0.01)
         log.info("started %s on %s", self.kind, self.url)
         return self
 
     def _start_mosquitto(self, binary: str) -> None:
         config = Path(self._dir.name) / "mosquitto.conf"
+        # As this user: mosquitto started by root would switch to user `mosquitto`, who may
+        # not read the files it is given, and which would undo _die_with_parent_hook.
         config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 100000\nmax_inflight_messages 0\n"
+            f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\n{self._options}"
         )
         self._process = subprocess.Popen(
             [binary, "-c", str(config)],
+            preexec_fn=_die_with_parent_hook(),
             stdout=subprocess.DEVNULL,
             stderr=(Path(self._dir.name) / "mosquitto.log").open("wb"),
         )
         self.kind = "mosquitto"
+
+    def _exited(self) -> bool:
+        return self._process is not None and self._process.poll() is not None
+
+    def _log_tail(self) -> str:
+        log_file = Path(self._dir.name) / "mosquitto.log"
+        lines = (
+            log_file.read_text(errors="replace").strip().splitlines() if log_file.exists() else []
+        )
+        return " / ".join(lines[-3:]) or "no answer within 10 s"
 
     def _start_amqtt(self) -> None:
         from amqtt.broker import Broker

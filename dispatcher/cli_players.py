@@ -17,7 +17,9 @@ from coso.errors import InputError
 from coso.setup import open_database
 from dispatcher.cli_common import current_settings, guard, out
 
-players_app = typer.Typer(no_args_is_help=True, help="Loudspeaker players: simulate, tokens.")
+players_app = typer.Typer(
+    no_args_is_help=True, help="Loudspeaker players: stop, volume, tokens, simulate."
+)
 
 
 @guard
@@ -142,6 +144,53 @@ def _players(ids, broker, tokens, data, sink, username, password, keep_state, ca
         _run_until_stopped(threading.Event())
     finally:
         group.stop()
+
+
+PlayersArg = Annotated[list[str] | None, typer.Argument(help="Player ids.")]
+UnitOption = Annotated[str | None, typer.Option(help="Every player of this unit instead.")]
+
+
+@players_app.command("stop")
+@guard
+def players_stop(
+    players: PlayersArg = None, unit: UnitOption = None, broker: BrokerOption = None
+) -> None:
+    """Stop what these players play now (it is logged `failed`, stopped by the operator)."""
+    from channels.operator import stop_command
+
+    _operator(players or [], unit, broker, stop_command(datetime.now(UTC)), "stop")
+
+
+@players_app.command("volume")
+@guard
+def players_volume(
+    level: Annotated[int, typer.Argument(help="0-100.")],
+    players: PlayersArg = None,
+    unit: UnitOption = None,
+    broker: BrokerOption = None,
+) -> None:
+    """Set the volume of these players (it holds until changed again)."""
+    from channels.operator import volume_command
+
+    _operator(players or [], unit, broker, volume_command(level), f"volume {level}")
+
+
+def _operator(ids: list[str], unit: str | None, broker: str | None, command, what: str) -> None:  # type: ignore[no-untyped-def]
+    from channels.mqtt import parse_broker_url
+    from channels.operator import pick_players, send_to_players
+    from channels.protocol import Topics
+
+    settings = current_settings()
+    chosen = pick_players(open_database(settings), ids, unit)
+    broker_settings = _broker(settings, broker, "", "")
+    address = parse_broker_url(
+        broker_settings.url, broker_settings.username, broker_settings.password
+    )
+    topics = Topics(settings.channels.loudspeaker.topic_prefix)
+    acknowledged = send_to_players(address, broker_settings, topics, chosen, command)
+    out.print(f"{what}: sent to {acknowledged} of {len(chosen)} player(s) via {address.url}")
+    if acknowledged < len(chosen):
+        raise typer.Exit(1)
 
 
 @players_app.command("token")

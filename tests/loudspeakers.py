@@ -48,9 +48,11 @@ class CountingSink(NullSink):
     def __init__(self) -> None:
         super().__init__()
         self.played: list[tuple[str, float]] = []
+        self.volumes: list[int] = []
 
     def start(self, path: Path, duration: float, volume: int) -> None:
         self.played.append((path.name, time.time()))
+        self.volumes.append(volume)
         super().start(path, duration, volume)
 
 

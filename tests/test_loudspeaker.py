@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, func, select
 
@@ -274,3 +275,61 @@ def test_broker_restart_in_the_middle_of_a_1000_player_fan_out_doubles_nothing(
     assert log_count(engine, "played") == 1000
     assert log_count(engine, "played", distinct=True) == 1000
     assert set(states(engine).values()) == {"played"}
+
+
+def test_operator_stops_players_and_sets_their_volume_from_the_command_line(
+    engine: Engine,
+    settings: Settings,
+    broker_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from dispatcher.cli import app
+
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    loudspeaker = settings.channels.loudspeaker
+    monkeypatch.setenv("COSO_DATABASE__URL", settings.database.url)
+    monkeypatch.setenv("COSO_CHANNELS__LOUDSPEAKER__TOPIC_PREFIX", loudspeaker.topic_prefix)
+    runner = CliRunner()
+    ids = ["loa-a", "loa-b", "loa-c"]
+    import_broadcast(engine, settings, tmp_path, ids, slot_in(2), clip(tmp_path, 20, 330))
+    group = players(settings, ids, tmp_path).start()
+    try:
+        with running_coso(engine, settings):
+            wait_for(lambda: all(group.player(i).current is not None for i in ids), 20, "playing")
+            stopped = runner.invoke(
+                app, ["players", "stop", "loa-a", "loa-b", "--broker", broker_url]
+            )
+            assert stopped.exit_code == 0, stopped.output
+            assert "stop: sent to 2 of 2 player(s)" in stopped.output
+            wait_for(lambda: log_count(engine, "failed") == 2, 10, "two stops logged")
+            assert group.player("loa-c").current is not None  # not named: plays on
+            volume = runner.invoke(
+                app, ["players", "volume", "35", "--unit", "06040", "--broker", broker_url]
+            )
+            assert volume.exit_code == 0, volume.output
+            wait_for(lambda: all(group.player(i).state.volume == 35 for i in ids), 10, "volume")
+            import_broadcast(
+                engine,
+                settings,
+                tmp_path,
+                ids,
+                slot_in(1),
+                clip(tmp_path, 0.5, 880),
+                number="96/KH",
+            )
+            wait_for(lambda: log_count(engine, "played") == 3, 20, "the next broadcast played")
+            unknown = runner.invoke(app, ["players", "stop", "loa-x", "--broker", broker_url])
+            assert unknown.exit_code == 2
+            assert "loa-x" in unknown.output and "no loudspeaker endpoint" in unknown.output
+            bad = runner.invoke(app, ["players", "volume", "140", "loa-a", "--broker", broker_url])
+            assert bad.exit_code == 2 and "between 0 and 100" in bad.output
+    finally:
+        group.stop()
+    with engine.connect() as conn:
+        errors = conn.scalars(select(Delivery.last_error).where(Delivery.state == "failed")).all()
+    assert errors and all("stopped by the operator" in e for e in errors)
+    for pid in ids:  # the broadcast after the volume change played at the operator's level
+        assert group.player(pid).sink.volumes[-1] == 35  # type: ignore[attr-defined]

@@ -53,6 +53,7 @@ class PlayerState:
     entries: dict[str, Entry] = field(default_factory=dict)
     by_delivery: dict[int, str] = field(default_factory=dict)
     volume: int = 80
+    volume_set: bool = False  # by an operator's set_volume: it then overrides commands'
     seq: int = 0
     outbox: list[dict[str, Any]] = field(default_factory=list)  # events not yet acknowledged
 
@@ -68,7 +69,12 @@ class StateFile:
         if self.path is None or not self.path.exists():
             return PlayerState()
         data = json.loads(self.path.read_text())
-        state = PlayerState(volume=data["volume"], seq=data["seq"], outbox=data["outbox"])
+        state = PlayerState(
+            volume=data["volume"],
+            volume_set=data.get("volume_set", False),
+            seq=data["seq"],
+            outbox=data["outbox"],
+        )
         for raw in data["entries"]:
             entry = Entry(**raw)
             state.entries[entry.key] = entry
@@ -81,6 +87,7 @@ class StateFile:
             return
         data = {
             "volume": state.volume,
+            "volume_set": state.volume_set,
             "seq": state.seq,
             "outbox": state.outbox,
             "entries": [asdict(e) for e in state.entries.values()],
@@ -133,10 +140,14 @@ class Player:
         if kind in (p.PLAY, p.INTERRUPT):
             self._play_command(payload, now)
         elif kind == p.STOP:
-            if self.current is not None:
+            expires = p.parse_time(payload.get("expires_at"), "expires_at")
+            if expires is not None and now > expires:
+                log.info("player %s: a stop sent while it was offline ignored", self.id)
+            elif self.current is not None:
                 self._end_current(FAILED, now, "stopped by the operator")
         elif kind == p.SET_VOLUME:
             self.state.volume = max(0, min(100, int(payload.get("volume", self.state.volume))))
+            self.state.volume_set = True
         elif kind == p.SYNC:
             self._sync(payload.get("entries", []), now)
         else:
@@ -322,7 +333,9 @@ class Player:
     def _start(self, entry: Entry, now: datetime) -> None:
         entry.state, entry.started_at = PLAYING, p.stamp(now)
         self.current = entry
-        volume = entry.volume if entry.volume is not None else self.state.volume
+        volume = self.state.volume
+        if entry.volume is not None and not self.state.volume_set:
+            volume = entry.volume  # coso's default, until an operator sets this player's
         self.sink.start(
             self.media_path(entry.media["sha256"]), float(entry.media.get("duration", 0)), volume
         )
