@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, Row, select, text, update
 from sqlmodel import Field, SQLModel
 
 from channels.endpoints import Endpoint
-from coso.db import insert_ignoring_duplicates
+from coso.db import insert_ignoring_duplicates, sqlite_time
 
 
 class PlayerStatus(SQLModel, table=True):
@@ -103,10 +103,9 @@ def update_players(
             params[c] = [values.get(c) for values in changes.values()]
         conn.execute(_bulk_update(dialect), params)
         return
-    stored = T.c.last_seen.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
 
     def cell(value: Any) -> Any:
-        return stored(value) if isinstance(value, datetime) and stored else value
+        return sqlite_time(value) if isinstance(value, datetime) else value
 
     table = [
         [eid, mask, *(cell(values.get(c)) for c, _ in _COLUMNS)]

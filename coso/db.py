@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,14 @@ def writer(engine: Engine) -> Engine:
 def write(engine: Engine) -> Any:
     """`with write(engine) as conn:` — one write transaction, committed at the end."""
     return writer(engine).begin()
+
+
+def sqlite_time(when: datetime | None) -> str | None:
+    """A time as coso's SQLite columns store it (UTC, 'YYYY-MM-DD HH:MM:SS.ffffff', what the
+    column type would write), for statements that pass many rows as one JSON array."""
+    if when is None:
+        return None
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def insert_ignoring_duplicates(bind: Engine | Connection, table: Table) -> Any:

@@ -306,8 +306,15 @@ class PlayerService:
             progs[player] = []  # everything withdrawn, or passed
         sent = 0
         now_text = p.stamp(now) or ""
+        digests: dict[int, str] = {}  # a slot's entry is one object shared by its players
+
+        def digest(entry: dict[str, Any]) -> str:
+            if id(entry) not in digests:
+                digests[id(entry)] = _digest(entry)
+            return digests[id(entry)]
+
         for player, entries in progs.items():
-            current = {e["slot"]: (_digest(e), e["not_before"]) for e in entries}
+            current = {e["slot"]: (digest(e), e["not_before"]) for e in entries}
             before = self._synced.get(player)
             forced = everyone_forced or player in force
             if not forced and before is not None and not _changed(before, current, now_text):

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, and_, insert, select, text, update
 
 from channels.base import Outcome
-from coso.db import chunks
+from coso.db import chunks, sqlite_time
 from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.states import (
     ALLOWED_FROM,
@@ -125,11 +125,7 @@ def append_log(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(statement, {c: [r.get(c) for r in rows] for c, _ in _LOG_COLUMNS})
         return
-    stored = LOG.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    table = [
-        [stored(r["at"]) if stored else r["at"], *(r.get(c) for c, _ in _LOG_COLUMNS[1:])]
-        for r in rows
-    ]
+    table = [[sqlite_time(r["at"]), *(r.get(c) for c, _ in _LOG_COLUMNS[1:])] for r in rows]
     conn.execute(statement, {"rows": json.dumps(table)})
 
 
@@ -252,14 +248,15 @@ def _update_statement(conn: Connection, state: str, group: Sequence[Outcome]) ->
             "retry_ats": [o.retry_at for o in group],
             "endpoint_ids": [o.endpoint_id for o in group],
         }
-    column_type = D.c.updated_at.type.dialect_impl(conn.dialect)
-    stored = column_type.bind_processor(conn.dialect)  # datetimes as the column stores them
-
-    def stamp(when: datetime | None) -> Any:
-        return stored(when) if stored and when is not None else when
-
     rows = [
-        [o.delivery_id, stamp(o.at), o.provider_id, error, stamp(o.retry_at), o.endpoint_id]
+        [
+            o.delivery_id,
+            sqlite_time(o.at),
+            o.provider_id,
+            error,
+            sqlite_time(o.retry_at),
+            o.endpoint_id,
+        ]
         for o, error in zip(group, errors, strict=True)
     ]
     return statement, {"state": state, "rows": json.dumps(rows)}

@@ -55,3 +55,23 @@ def test_a_writer_that_gives_up_waiting_leaves_the_lock_to_the_next() -> None:
     assert lock.waiting == 0
     lock.release()
     assert lock.acquire(timeout=1)
+
+
+def test_times_passed_as_json_are_stored_as_the_column_type_stores_them() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from coso.db import sqlite_time
+    from dispatcher.models import Delivery
+
+    column = Delivery.__table__.c.updated_at.type.dialect_impl(sqlite.dialect())
+    stored = column.bind_processor(sqlite.dialect())
+    hanoi = timezone(timedelta(hours=7))
+    for when in (
+        datetime(2021, 5, 3, 6, 0, tzinfo=hanoi),  # no microseconds, not UTC
+        datetime(2026, 11, 24, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 1, 1, 0, 0, 0, 5, tzinfo=UTC),
+    ):
+        assert sqlite_time(when) == stored(when)
+    assert sqlite_time(None) is None
