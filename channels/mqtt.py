@@ -188,8 +188,8 @@ class PubackWindow:
         if not self._room.acquire(timeout=max(wait, 0.0)):
             return None
         info = client.publish(topic, payload, qos=1, **kwargs)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            self._room.release()
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            self._room.release()  # dropped; NO_CONN: paho keeps it and sends it on reconnect
             return info
         with self._lock:  # never held while calling paho (which holds its own lock here)
             if info.mid in self._early:
