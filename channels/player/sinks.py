@@ -40,9 +40,12 @@ class ProcessSink:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, path: Path, duration: float, volume: int) -> None:
-        args = [
-            a.replace("{path}", str(path)).replace("{volume}", str(volume)) for a in self._command
-        ]
+        values = {"{path}": str(path), "{volume}": str(volume), "{gain}": f"{volume / 100:.2f}"}
+        args = []
+        for arg in self._command:
+            for key, value in values.items():
+                arg = arg.replace(key, value)
+            args.append(arg)
         self._process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -68,7 +71,10 @@ def make_sink(kind: str) -> Sink:
     if kind in ("auto", "aplay") and aplay:
         from content.media import ffmpeg_binary
 
-        pipe = f"'{ffmpeg_binary()}' -loglevel error -i '{{path}}' -f wav - | '{aplay}' -q"
+        pipe = (
+            f"'{ffmpeg_binary()}' -loglevel error -i '{{path}}' -filter:a volume={{gain}} "
+            f"-f wav - | '{aplay}' -q"
+        )
         return ProcessSink(["sh", "-c", pipe])
     if kind == "auto":
         return NullSink()
