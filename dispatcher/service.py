@@ -7,7 +7,6 @@ same work on threads for `coso serve`.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from collections.abc import Callable
 
@@ -32,10 +31,6 @@ from schedules.firing import fire_due
 from schedules.timer import Timer
 
 log = logging.getLogger(__name__)
-# How long a thread may hold the GIL while another waits (CPython's default is 5 ms). The
-# MQTT network thread gives the GIL up at every socket call and waits that long to get it
-# back while the sender and the event ingest compute: PUBACKs and player events would queue.
-SWITCH_INTERVAL = 0.0005
 
 
 def default_channels(engine: Engine, settings: Settings, clock: Clock) -> dict[str, Channel]:
@@ -140,7 +135,6 @@ class Dispatcher:
 
     def start(self) -> None:
         """Register this process, settle what dead ones left, and run timer and senders."""
-        sys.setswitchinterval(SWITCH_INTERVAL)
         register(self.engine, self.worker, self.clock.now())
         self.recover()
         timer_settings = self.settings.timer
