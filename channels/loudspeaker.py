@@ -128,8 +128,8 @@ class LoudspeakerChannel(Channel):
         return self.settle(self.publish_many(messages))
 
     def publish_many(self, messages: Sequence[Outbound]) -> list[Any]:
-        """Publish every command (paho keeps at most max_inflight awaiting a PUBACK and
-        queues the rest); `settle` then awaits the PUBACKs."""
+        """Publish every command, each once fewer than max_inflight await a PUBACK (the
+        window; paho itself never queues); `settle` then awaits the PUBACKs."""
         now = self._now()
         deadline = time.monotonic() + self.settings.publish_timeout
         pending: list[mqtt.MQTTMessageInfo | Exception] = []

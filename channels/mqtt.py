@@ -74,27 +74,37 @@ def broker_protocol(address: BrokerAddress, settings: BrokerSettings) -> int:
     key = (address.host, address.port)
     if key not in _protocols:
         probe = new_client(f"coso-probe-{time.monotonic_ns()}", address, settings, mqtt.MQTTv5)
-        connected = threading.Event()
-        result: list[Any] = []
-
-        def on_connect(client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            result.append(reason)
-            connected.set()
-
-        probe.on_connect = on_connect
+        reason = None
         try:
-            probe.connect(address.host, address.port, 10)
-            probe.loop_start()
-            connected.wait(5)
+            reason = connect_and_wait(probe, address, 10, 5)
         except OSError:
             pass
         finally:
             probe.loop_stop()
             with contextlib.suppress(Exception):
                 probe.disconnect()
-        ok = bool(result) and not result[0].is_failure
+        ok = reason is not None and not reason.is_failure
         _protocols[key] = mqtt.MQTTv5 if ok else mqtt.MQTTv311
     return _protocols[key]
+
+
+def connect_and_wait(
+    client: mqtt.Client, address: BrokerAddress, keepalive: int, timeout: float
+) -> Any:
+    """Connect, start the client's network loop and wait for the broker's CONNACK: its
+    reason code, or None when none came within `timeout`. OSError: unreachable."""
+    answer: list[Any] = []
+    done = threading.Event()
+
+    def on_connect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        answer.append(reason)
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect(address.host, address.port, keepalive)
+    client.loop_start()
+    done.wait(timeout)
+    return answer[0] if answer else None
 
 
 def new_client(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from sqlalchemy import Engine, select
 
 from channels import protocol as p
 from channels.endpoints import Endpoint
-from channels.mqtt import BrokerAddress, broker_protocol, new_client
+from channels.mqtt import BrokerAddress, broker_protocol, connect_and_wait, new_client
 from coso.config import BrokerSettings
 from coso.errors import InputError
 
@@ -39,6 +38,8 @@ def pick_players(engine: Engine, ids: Sequence[str], unit: str | None) -> list[s
     is an error (nothing is sent)."""
     E = Endpoint.__table__
     query = select(E.c.address).where(E.c.channel == "loudspeaker")
+    if unit and ids:
+        raise InputError("--unit", unit, "give player ids or --unit, not both")
     if unit:
         query = query.where(E.c.unit_code == unit)
     elif ids:
@@ -68,16 +69,15 @@ def send_to_players(
     client = new_client(
         f"coso-operator-{uuid.uuid4().hex[:8]}", address, broker, broker_protocol(address, broker)
     )
-    connected = threading.Event()
-    client.on_connect = lambda *_a: connected.set()
     try:
-        client.connect(address.host, address.port, broker.keepalive)
+        reason = connect_and_wait(client, address, broker.keepalive, timeout)
     except OSError as exc:
         raise InputError("broker", address.url, f"cannot connect: {exc}") from exc
-    client.loop_start()
     try:
-        if not connected.wait(timeout):
+        if reason is None:
             raise InputError("broker", address.url, f"no answer within {timeout:.0f}s")
+        if reason.is_failure:
+            raise InputError("broker", address.url, f"refused the connection: {reason}")
         payload = p.encode(command)
         infos = [client.publish(topics.commands(player), payload, qos=1) for player in players]
         deadline = time.monotonic() + timeout

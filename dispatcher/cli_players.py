@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from channels.mqtt import BrokerAddress
 from coso.clock import local_text
 from coso.config import BrokerSettings, Settings
 from coso.errors import InputError
@@ -46,18 +47,26 @@ def content_audio(
     )
 
 
-def _broker(settings: Settings, url: str | None, username: str, password: str) -> BrokerSettings:
+def _broker(
+    settings: Settings, url: str | None, username: str, password: str, ca_file: str = ""
+) -> tuple[BrokerSettings, BrokerAddress]:
+    """The broker given on the command line (else the configured one), and its address."""
+    from channels.mqtt import parse_broker_url
+
     broker = settings.channels.loudspeaker.broker
     chosen = url or broker.url
     if not chosen:
         raise InputError("--broker", "", "give the broker, e.g. --broker mqtt://127.0.0.1:1883")
-    return broker.model_copy(
+    chosen_settings = broker.model_copy(
         update={
             "url": chosen,
             "username": username or broker.username,
             "password": password or broker.password,
+            "ca_file": ca_file or broker.ca_file,
         }
     )
+    address = parse_broker_url(chosen, chosen_settings.username, chosen_settings.password)
+    return chosen_settings, address
 
 
 def _run_until_stopped(stop: threading.Event) -> None:
@@ -112,18 +121,12 @@ def players_simulate(
 
 
 def _players(ids, broker, tokens, data, sink, username, password, keep_state, ca_file="") -> None:  # type: ignore[no-untyped-def]
-    from channels.mqtt import parse_broker_url
     from channels.player.runtime import PlayerGroup
     from channels.player.sinks import make_sink
     from channels.protocol import ProtocolError, Topics
 
     settings = current_settings()
-    broker_settings = _broker(settings, broker, username, password)
-    if ca_file:
-        broker_settings.ca_file = ca_file
-    address = parse_broker_url(
-        broker_settings.url, broker_settings.username, broker_settings.password
-    )
+    broker_settings, address = _broker(settings, broker, username, password, ca_file)
     try:
         make_sink(sink)
         group = PlayerGroup(
@@ -176,16 +179,12 @@ def players_volume(
 
 
 def _operator(ids: list[str], unit: str | None, broker: str | None, command, what: str) -> None:  # type: ignore[no-untyped-def]
-    from channels.mqtt import parse_broker_url
     from channels.operator import pick_players, send_to_players
     from channels.protocol import Topics
 
     settings = current_settings()
     chosen = pick_players(open_database(settings), ids, unit)
-    broker_settings = _broker(settings, broker, "", "")
-    address = parse_broker_url(
-        broker_settings.url, broker_settings.username, broker_settings.password
-    )
+    broker_settings, address = _broker(settings, broker, "", "")
     topics = Topics(settings.channels.loudspeaker.topic_prefix)
     acknowledged = send_to_players(address, broker_settings, topics, chosen, command)
     out.print(f"{what}: sent to {acknowledged} of {len(chosen)} player(s) via {address.url}")

@@ -15,8 +15,12 @@ import pytest
 from sqlalchemy import Engine
 
 from channels.devices import list_players
-from channels.mqtt import LocalBroker, answers, new_client, parse_broker_url
+from channels.mqtt import LocalBroker, answers, connect_and_wait, new_client, parse_broker_url
+from channels.operator import send_to_players, stop_command
+from channels.protocol import Topics
+from coso.clock import SystemClock
 from coso.config import BrokerSettings, Settings
+from coso.errors import InputError
 from tests.helpers import wait_for
 from tests.loudspeakers import (
     clip,
@@ -86,18 +90,15 @@ def secured_broker(work: Path) -> LocalBroker:
     return LocalBroker(prefer="mosquitto", options="\n".join(options) + "\n").start()
 
 
-def _client(port: int, user: str, password: str, ca: Path) -> tuple[mqtt.Client, list[object]]:
-    """A raw client logged in as `user`; returns it and its CONNACK reason (once known)."""
+def _client(port: int, user: str, password: str, ca: Path) -> tuple[mqtt.Client, object]:
+    """A raw client logged in as `user`; returns it and the reason in its CONNACK."""
     address = parse_broker_url(f"mqtts://{user}:{password}@127.0.0.1:{port}")
     client = new_client(
         f"test-{user}-{password[-3:]}", address, BrokerSettings(ca_file=str(ca)), mqtt.MQTTv311
     )
-    answer: list[object] = []
-    client.on_connect = lambda _c, _u, _f, reason, _p: answer.append(reason)
-    client.connect(address.host, address.port)
-    client.loop_start()
-    wait_for(lambda: bool(answer), 10, f"the broker's answer to {user}")
-    return client, answer
+    reason = connect_and_wait(client, address, 60, 10)
+    assert reason is not None, f"the broker did not answer {user}"
+    return client, reason
 
 
 def test_players_over_tls_each_with_its_own_user_and_the_documented_acl(
@@ -125,6 +126,14 @@ def test_players_over_tls_each_with_its_own_user_and_the_documented_acl(
             for pid in ids
         ]
         wrong, refused = _client(port, "loa-1", "not-the-password", ca)
+        with pytest.raises(InputError, match="refused the connection"):
+            send_to_players(
+                parse_broker_url(f"mqtts://coso:wrong@127.0.0.1:{port}"),
+                BrokerSettings(ca_file=str(ca)),
+                Topics("coso/v1"),
+                ["loa-1"],
+                stop_command(SystemClock().now()),
+            )
         snoop, _ = _client(port, "loa-1", USERS["loa-1"], ca)
         overheard: list[str] = []
         snoop.on_message = lambda _c, _u, m: overheard.append(m.topic)
@@ -155,7 +164,7 @@ def test_players_over_tls_each_with_its_own_user_and_the_documented_acl(
                 client.disconnect()
     finally:
         broker.stop()
-    assert refused[0].is_failure  # type: ignore[attr-defined]
+    assert refused.is_failure  # type: ignore[attr-defined]
     assert overheard == []  # loa-1 never read loa-2's play command
 
 

@@ -326,6 +326,10 @@ def test_operator_stops_players_and_sets_their_volume_from_the_command_line(
             assert "loa-x" in unknown.output and "no loudspeaker endpoint" in unknown.output
             bad = runner.invoke(app, ["players", "volume", "140", "loa-a", "--broker", broker_url])
             assert bad.exit_code == 2 and "between 0 and 100" in bad.output
+            both = runner.invoke(
+                app, ["players", "stop", "loa-a", "--unit", "06040", "--broker", broker_url]
+            )
+            assert both.exit_code == 2 and "not both" in both.output
     finally:
         group.stop()
     with engine.connect() as conn:
