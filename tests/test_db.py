@@ -1,29 +1,12 @@
-"""MQTT plumbing that must match the standard byte for byte, and the write queue order."""
+"""The database layer: SQLite writers of one process queue in order, and times passed as
+JSON are stored as the column type stores them."""
 
 from __future__ import annotations
 
 import threading
 
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
-from channels.mqtt import publish_properties
 from coso.db import FairLock
 from tests.helpers import wait_for
-
-
-def test_command_properties_are_the_bytes_paho_would_send() -> None:
-    for topic, correlation, expiry in (
-        ("coso/v1/players/loa-00001/events", b"12345", 600),
-        ("x" * 300, b"1", None),  # a length over one byte, and no expiry
-        ("coso/v1/players/xã-1/events", b"9" * 20, 4_000_000),
-    ):
-        theirs = Properties(PacketTypes.PUBLISH)
-        theirs.ResponseTopic = topic
-        theirs.CorrelationData = correlation
-        if expiry is not None:
-            theirs.MessageExpiryInterval = expiry
-        assert publish_properties(topic, correlation, expiry).pack() == theirs.pack()
 
 
 def test_writers_get_the_write_lock_in_the_order_they_asked() -> None:
