@@ -11,7 +11,10 @@ docs/operations.md recommends (no per-client queue limit to drop bursts of event
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,109 +26,122 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import func, select
 
-from channels.devices import PlayerStatus
 from channels.mqtt import LocalBroker, parse_broker_url
 from coso.clock import SystemClock
 from coso.config import load_settings
 from coso.setup import open_database
-from dispatcher.models import ActivityEntry, Delivery
-from tests.loudspeakers import clip, import_broadcast, running_coso
+from tests.loudspeakers import clip, import_broadcast
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP_SECONDS = 0.5  # the shortest clip coso accepts; players play it in real time
 INFLIGHT = 200  # QoS 1 commands awaiting the broker's PUBACK, at most (coso and raw alike)
 
 
-def _count(engine, query) -> int:  # type: ignore[no-untyped-def]
-    with engine.connect() as conn:
-        return conn.scalar(query) or 0
-
-
 # Stage → delivery states that say it is done for a delivery (with --timeline).
-STAGES = {
+STAGES: dict[str, tuple[str, ...] | None] = {
     "all deliveries created": None,
     "all commands sent": ("sent", "delivered", "played"),
     "all received": ("delivered", "played"),
     "all played": ("played",),
 }
+ONLINE = "SELECT count(*) FROM player_status WHERE online"
+PLAYED_LOG = "SELECT count(*) FROM activity_entry WHERE event = 'played'"
 
 
-def _in_states(states: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
+def _in_states(states: tuple[str, ...] | None) -> str:
     """A count that the delivery index answers (channel, state), cheap to poll; a delivery's
     state and its log entry are written in one transaction, so `played` deliveries and
     `played` log entries are the same count at every instant."""
-    query = select(func.count()).select_from(Delivery).where(Delivery.channel == "loudspeaker")
-    return query if states is None else query.where(Delivery.state.in_(states))
-
-
-def _mark(engine, marks: dict[str, float], players: int, at: float) -> None:  # type: ignore[no-untyped-def]
-    for name, states in STAGES.items():
-        if name not in marks and _count(engine, _in_states(states)) >= players:
-            marks[name] = at
+    query = "SELECT count(*) FROM delivery WHERE channel = 'loudspeaker'"
+    if states is None:
+        return query
+    return query + " AND state IN (" + ", ".join(f"'{s}'" for s in states) + ")"
 
 
 def bench_coso(
     players: int, broker_url: str, work: Path, timeline: bool = False
 ) -> tuple[float, float]:
+    """`coso serve` in its own process, as deployed; this process only watches the database
+    (plain sqlite3 reads, which never block coso's writes)."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}/v1"
-    settings = load_settings(
-        None,
-        database={"url": f"sqlite:///{work}/coso.db"},
-        media={"dir": str(work / "media")},
-        dispatcher={"claim_batch": 1000, "fanout_batch": 5000, "idle_poll": 0.05},
-        channels={
-            "loudspeaker": {
-                "broker": {"url": broker_url},
-                "topic_prefix": prefix,
-                "client_id": f"coso-bench-{uuid.uuid4().hex[:6]}",
-                "max_inflight": INFLIGHT,
-                "rate_per_second": 1_000_000,
-            }
-        },
+    config = work / "coso.toml"
+    config.write_text(
+        f"""[database]
+url = "sqlite:///{work}/coso.db"
+[media]
+dir = "{work}/media"
+[dispatcher]
+claim_batch = 1000
+fanout_batch = 5000
+idle_poll = 0.05
+[channels.loudspeaker]
+topic_prefix = "{prefix}"
+client_id = "coso-bench-{uuid.uuid4().hex[:6]}"
+max_inflight = {INFLIGHT}
+rate_per_second = 1000000
+[channels.loudspeaker.broker]
+url = "{broker_url}"
+"""
     )
+    settings = load_settings(config)
     engine = open_database(settings)
     ids = [f"loa-{n:05d}" for n in range(1, players + 1)]
     slot = (SystemClock().now() + timedelta(seconds=40 + players / 500)).replace(microsecond=0)
     import_broadcast(engine, settings, work, ids, slot, clip(work, CLIP_SECONDS))
-    env = {
-        **os.environ,
-        "COSO_MEDIA__DIR": settings.media.dir,
-        "COSO_CHANNELS__LOUDSPEAKER__TOPIC_PREFIX": prefix,
-    }
+    engine.dispose()
+    env = {**os.environ, "COSO_CONFIG": str(config)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    coso = subprocess.Popen(
+        [sys.executable, "-m", "dispatcher.cli", "serve", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(work / "coso.log").open("wb"),
+    )  # fmt: skip
+    env["COSO_CHANNELS__LOUDSPEAKER__TOPIC_PREFIX"] = prefix
+    env["COSO_SERVER__PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     simulator = subprocess.Popen(
         [sys.executable, "-m", "dispatcher.cli", "players", "simulate", "--count", str(players),
          "--id-format", "loa-{n:05d}", "--broker", broker_url, "--data", str(work / "players")],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(work / "sim.log").open("wb"),
     )  # fmt: skip
-    played = select(func.count()).select_from(ActivityEntry).where(ActivityEntry.event == "played")
-    online = select(func.count()).select_from(PlayerStatus).where(PlayerStatus.online.is_(True))
+    db = sqlite3.connect(f"file:{work}/coso.db?mode=ro", uri=True, timeout=30)
+
+    def count(sql: str) -> int:
+        return db.execute(sql).fetchone()[0]
+
     try:
-        with running_coso(engine, settings):
-            while _count(engine, online) < players:
-                if time.time() > slot.timestamp() - 2:
-                    raise SystemExit(
-                        f"only {_count(engine, online)} players online before the slot"
-                    )
-                time.sleep(0.2)
-            while time.time() < slot.timestamp():
-                time.sleep(0.01)
-            marks: dict[str, float] = {}
-            done = _in_states(("played",))
-            while _count(engine, done) < players:
-                if timeline:
-                    _mark(engine, marks, players, time.time() - slot.timestamp())
-                time.sleep(0.02)
-            elapsed = time.time() - slot.timestamp()
-            logged = _count(engine, played)
-            if logged != players:
-                raise SystemExit(f"{players} deliveries played but {logged} played log entries")
-            for name, at in marks.items():
-                print(f"  {name}: {at:.2f} s after the slot")
+        while count(ONLINE) < players:
+            for proc, name in ((coso, "coso.log"), (simulator, "sim.log")):
+                if proc.poll() is not None:
+                    raise SystemExit(f"{name} ended early:\n{(work / name).read_text()[-2000:]}")
+            if time.time() > slot.timestamp() - 2:
+                raise SystemExit(f"only {count(ONLINE)} players online before the slot")
+            time.sleep(0.2)
+        while time.time() < slot.timestamp():
+            time.sleep(0.005)
+        marks: dict[str, float] = {}
+        while True:
+            at = time.time() - slot.timestamp()
+            if timeline:
+                for name, states in STAGES.items():
+                    if name not in marks and count(_in_states(states)) >= players:
+                        marks[name] = at
+            if count(_in_states(("played",))) >= players:
+                break
+            time.sleep(0.01)
+        elapsed = at
+        logged = count(PLAYED_LOG)
+        if logged != players:
+            raise SystemExit(f"{players} deliveries played but {logged} played log entries")
+        for name, mark in marks.items():
+            print(f"  {name}: {mark:.2f} s after the slot")
     finally:
-        simulator.terminate()
-        simulator.wait(10)
+        db.close()
+        for proc in (simulator, coso):
+            proc.terminate()
+            proc.wait(15)
     return elapsed, elapsed - CLIP_SECONDS
 
 
@@ -189,6 +205,7 @@ def main() -> None:
     parser.add_argument("--players", type=int, default=10_000)
     parser.add_argument("--broker", default="")
     parser.add_argument("--timeline", action="store_true", help="print when each stage ended")
+    parser.add_argument("--keep", default="", help="keep coso's database and logs in this folder")
     parser.add_argument("--respond", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.respond:
@@ -200,7 +217,12 @@ def main() -> None:
         broker = LocalBroker().start()
         url = broker.url
     try:
-        with tempfile.TemporaryDirectory(prefix="coso-bench-") as tmp:
+        with (
+            contextlib.nullcontext(args.keep)
+            if args.keep
+            else tempfile.TemporaryDirectory(prefix="coso-bench-")
+        ) as tmp:
+            Path(tmp).mkdir(parents=True, exist_ok=True)
             raw = bench_raw(args.players, url)
             total, less_clip = bench_coso(args.players, url, Path(tmp), args.timeline)
     finally:

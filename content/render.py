@@ -3,7 +3,7 @@ undefined names, wrapped by the channel's own template in content/templates/."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -81,14 +81,28 @@ class RenderCache:
     (the channel template reads `plan`), so a cached text is the text a render would give."""
 
     def __init__(self) -> None:
-        self._done: dict[str, Rendered] = {}
+        self._done: dict[Hashable, Rendered] = {}
 
     def render(self, channel: str, title: str, body: str, context: dict[str, Any]) -> Rendered:
-        names = sorted(used_names(title) | used_names(body) | {"plan"})
-        key = json.dumps([channel, title, body, [context.get(n) for n in names]], default=str)
+        names = _names(title, body)
+        key = (channel, title, body, *(_frozen(context.get(n)) for n in names))
         if key not in self._done:
             self._done[key] = render(channel, title, body, context)
         return self._done[key]
+
+
+@lru_cache(maxsize=512)
+def _names(title: str, body: str) -> tuple[str, ...]:
+    return tuple(sorted(used_names(title) | used_names(body) | {"plan"}))
+
+
+def _frozen(value: Any) -> Hashable:
+    """A context value as a hashable key (dicts and lists by their contents)."""
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in sorted(value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 @cache

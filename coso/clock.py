@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -60,6 +61,7 @@ def zone(name: str) -> ZoneInfo:
 WEEKDAYS_VI = ("Thứ hai", "Thứ ba", "Thứ tư", "Thứ năm", "Thứ sáu", "Thứ bảy", "Chủ nhật")
 
 
+@lru_cache(maxsize=4096)
 def local_text(when: datetime, tz: str) -> str:
     """Shown as Vietnamese practice writes it: 'Thứ hai 03/05/2021 06:00'."""
     local = as_utc(when).astimezone(zone(tz))

@@ -206,7 +206,7 @@ class PlayerService:
 
     def _sources_of(self, ids: set[int]) -> dict[int, Any]:
         """The log columns of these deliveries (they never change: kept between batches)."""
-        missing = ids - self._sources.keys()
+        missing = {i for i in ids if i not in self._sources}  # (`- keys()` walks all kept)
         if missing:
             if len(self._sources) > SOURCES_KEPT:
                 self._sources.clear()
@@ -214,7 +214,7 @@ class PlayerService:
         return {i: self._sources[i] for i in ids if i in self._sources}
 
     def _endpoint_ids(self, players: set[str]) -> dict[str, int]:
-        missing = players - self._endpoints.keys()
+        missing = {a for a in players if a not in self._endpoints}
         if missing:
             with self.engine.connect() as conn:
                 for eid, address in conn.execute(

@@ -156,7 +156,7 @@ def apply_outcomes(
     has them, read before its write transaction; the rest are read here.
     """
     known = dict(sources or {})
-    missing = {o.delivery_id for o in outcomes} - known.keys()
+    missing = {o.delivery_id for o in outcomes if o.delivery_id not in known}
     if missing:
         known.update(log_sources(conn, missing))
     # Wave n holds each delivery's n-th outcome: a delivery's outcomes apply in order, and
