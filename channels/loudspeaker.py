@@ -78,9 +78,11 @@ class LoudspeakerChannel(Channel):
         self.client = new_client(
             settings.client_id, self.address, b, self.protocol, persistent=True
         )
-        self.client.max_inflight_messages_set(settings.max_inflight)
-        self.client.max_queued_messages_set(0)
+        # The window bounds what awaits a PUBACK; paho unbounded (0) skips its own walk of
+        # every message it holds on each PUBACK.
         self.window = PubackWindow(settings.max_inflight)
+        self.client.max_inflight_messages_set(0)
+        self.client.max_queued_messages_set(0)
         self.client.on_publish = lambda _c, _u, mid, _r, _p: self.window.acknowledged(mid)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -243,16 +245,25 @@ class LoudspeakerChannel(Channel):
         )
         return info is not None and info.rc == mqtt.MQTT_ERR_SUCCESS
 
-    def take_inbound(self, limit: int, wait: float) -> list[Inbound]:
+    def take_inbound(self, limit: int, wait: float, linger: float = 0.0) -> list[Inbound]:
+        """Up to `limit` messages: waits up to `wait` for the first, then up to `linger` more
+        for others to join it (one transaction for many events costs little more than one)."""
         try:
             items = [self.inbound.get(timeout=wait)]
         except queue.Empty:
             return []
+        until = time.monotonic() + linger
         while len(items) < limit:
             try:
                 items.append(self.inbound.get_nowait())
             except queue.Empty:
-                break
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    items.append(self.inbound.get(timeout=left))
+                except queue.Empty:
+                    break
         return items
 
     def close(self) -> None:

@@ -128,7 +128,9 @@ def sqlite_time(when: datetime | None) -> str | None:
     column type would write), for statements that pass many rows as one JSON array."""
     if when is None:
         return None
-    return when.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if when.tzinfo is not UTC:
+        when = when.astimezone(UTC)
+    return when.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def insert_ignoring_duplicates(bind: Engine | Connection, table: Table) -> Any:

@@ -27,10 +27,10 @@ from dispatcher.models import Delivery
 from dispatcher.states import DELIVERED, EXPIRED, SENT
 from dispatcher.transitions import (
     LOG_SOURCE,
+    LogSources,
     append_log,
     apply_outcomes,
     log_rows,
-    log_sources,
     move_where,
 )
 from schedules.programme import programmes
@@ -41,13 +41,18 @@ E = Endpoint.__table__
 PS = PlayerStatus.__table__
 CHANNEL = "loudspeaker"
 INGEST_BATCH = 1000  # player messages applied in one write transaction, at most
-SOURCES_KEPT = 200_000  # deliveries whose log columns are kept in memory
+INGEST_LINGER = 0.05  # seconds a batch waits for more messages after its first
 SYNC_CHECK = timedelta(seconds=5)  # how often programmes are compared for changes
 
 
 class PlayerService:
     def __init__(
-        self, engine: Engine, settings: Settings, clock: Clock, channel: LoudspeakerChannel
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock,
+        channel: LoudspeakerChannel,
+        sources: LogSources | None = None,
     ) -> None:
         self.engine, self.clock, self.channel = engine, clock, channel
         cfg = settings.channels.loudspeaker
@@ -61,7 +66,7 @@ class PlayerService:
         self._last_full_sync: datetime | None = None
         self._last_checked: datetime | None = None
         self._redelivered: dict[int, datetime] = {}
-        self._sources: dict[int, Any] = {}
+        self.sources = sources if sources is not None else LogSources()
         self._status_rows: set[int] = set()  # players with a player_status row
         self._came_online: set[str] = set()
         self._lock = threading.Lock()
@@ -205,13 +210,8 @@ class PlayerService:
         append_log(conn, entries)
 
     def _sources_of(self, ids: set[int]) -> dict[int, Any]:
-        """The log columns of these deliveries (they never change: kept between batches)."""
-        missing = {i for i in ids if i not in self._sources}  # (`- keys()` walks all kept)
-        if missing:
-            if len(self._sources) > SOURCES_KEPT:
-                self._sources.clear()
-            self._sources.update(log_sources(self.engine, missing))
-        return {i: self._sources[i] for i in ids if i in self._sources}
+        """The log columns of these deliveries (kept, or read once)."""
+        return self.sources.of(self.engine, ids)
 
     def _endpoint_ids(self, players: set[str]) -> dict[str, int]:
         missing = {a for a in players if a not in self._endpoints}
@@ -313,12 +313,25 @@ class PlayerService:
                 digests[id(entry)] = _digest(entry)
             return digests[id(entry)]
 
+        # Players of the same slots share their entry objects, so each distinct programme is
+        # summarised, and compared with what was sent before, once.
+        summaries: dict[tuple[int, ...], dict[str, tuple[str, str]]] = {}
+        verdicts: dict[tuple[int, tuple[int, ...]], bool] = {}
         for player, entries in progs.items():
-            current = {e["slot"]: (digest(e), e["not_before"]) for e in entries}
+            key = tuple(id(e) for e in entries)
+            current = summaries.get(key)
+            if current is None:
+                current = {e["slot"]: (digest(e), e["not_before"]) for e in entries}
+                summaries[key] = current
             before = self._synced.get(player)
             forced = everyone_forced or player in force
-            if not forced and before is not None and not _changed(before, current, now_text):
-                continue
+            if not forced and before is not None:
+                verdict = verdicts.get((id(before), key))
+                if verdict is None:
+                    verdict = _changed(before, current, now_text)
+                    verdicts[(id(before), key)] = verdict
+                if not verdict:
+                    continue
             if not forced and before is None and not entries:
                 continue
             for e in entries:
@@ -346,7 +359,7 @@ class PlayerService:
 
     def _ingest_loop(self) -> None:
         while not self._stop.is_set():
-            items = self.channel.take_inbound(INGEST_BATCH, 0.2)
+            items = self.channel.take_inbound(INGEST_BATCH, 0.2, INGEST_LINGER)
             if not items:
                 continue
             try:

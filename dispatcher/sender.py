@@ -29,6 +29,7 @@ from coso.durations import parse_duration
 from dispatcher.messages import build_messages
 from dispatcher.states import FAILED, RETRY_WAIT, UNKNOWN
 from dispatcher.transitions import (
+    LogSources,
     apply_outcomes,
     claim,
     expire_overdue,
@@ -71,10 +72,12 @@ class Sender:
         batch: int,
         worker: str,
         rules: SendRules | None = None,
+        sources: LogSources | None = None,
     ) -> None:
         self.engine, self.channel, self.clock = engine, channel, clock
         self.batch, self.worker = batch, worker
         self.retry, self.rules = retry, rules
+        self.sources = sources  # claimed rows go here, for the events that follow
         self.rate = rate_per_second
         # buffer_ms: how long past the computed wait a blocked acquire sleeps; pyrate's 50 ms
         # default would cost a rate of 50/s about 5 %.
@@ -118,6 +121,8 @@ class Sender:
         if not claimed:
             self._release_room()
             return 0
+        if self.sources is not None:
+            self.sources.add(claimed)
         outcomes: list[Outcome] = []
         messages: list[Outbound] = []
         for item in build_messages(self.engine, claimed):

@@ -25,7 +25,7 @@ from dispatcher.leader import TimerLock
 from dispatcher.players import PlayerService
 from dispatcher.sender import Sender
 from dispatcher.sms_rules import SmsRules
-from dispatcher.transitions import recover_interrupted
+from dispatcher.transitions import LogSources, recover_interrupted
 from dispatcher.workers import forget, heartbeat, new_worker_id, orphaned_claims, register
 from schedules.firing import fire_due
 from schedules.timer import Timer
@@ -60,6 +60,7 @@ class Dispatcher:
         self.channels = (
             channels if channels is not None else default_channels(engine, settings, clock)
         )
+        self.sources = LogSources()  # shared by the senders and the player events
         self.senders = {
             name: Sender(
                 engine,
@@ -71,12 +72,13 @@ class Dispatcher:
                 batch=settings.dispatcher.claim_batch,
                 worker=self.worker,
                 rules=SmsRules(engine, settings.channels.sms) if name == "sms" else None,
+                sources=self.sources,
             )
             for name, channel in self.channels.items()
         }
         speaker = self.channels.get("loudspeaker")
         self.players = (
-            PlayerService(engine, settings, clock, speaker)
+            PlayerService(engine, settings, clock, speaker, self.sources)
             if isinstance(speaker, LoudspeakerChannel)
             else None
         )

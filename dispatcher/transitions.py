@@ -190,6 +190,29 @@ def log_sources(bind: Connection | Engine, ids: Iterable[int]) -> dict[int, Row[
     return found
 
 
+class LogSources:
+    """Deliveries' log columns kept in memory (they never change): the sender adds the rows
+    it claims, so the events that follow find them without a read."""
+
+    def __init__(self, keep: int = 200_000) -> None:
+        self.keep = keep
+        self._rows: dict[int, Row[Any]] = {}
+
+    def add(self, rows: Iterable[Row[Any]]) -> None:
+        if len(self._rows) > self.keep:
+            self._rows = {}
+        self._rows.update((r.id, r) for r in rows)
+
+    def of(self, engine: Engine, ids: Iterable[int]) -> dict[int, Row[Any]]:
+        """These deliveries' rows; read from the database the ones not kept."""
+        rows = self._rows
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            self.add(log_sources(engine, missing).values())
+            rows = self._rows
+        return {i: rows[i] for i in ids if i in rows}
+
+
 def _apply_wave(
     conn: Connection, wave: Sequence[Outcome], sources: Mapping[int, Any]
 ) -> list[Outcome]:
