@@ -183,7 +183,8 @@ def publish_properties(
 class PubackWindow:
     """At most `size` QoS 1 messages of one client awaiting the broker's PUBACK. paho keeps
     such a bound too, but on every PUBACK it walks all the messages it holds, so a client
-    that lets paho queue thousands spends its time there; here paho never queues."""
+    that lets paho queue thousands spends its time there; here paho never queues, and its
+    own bound can be off (`max_inflight_messages_set(0)`)."""
 
     def __init__(self, size: int) -> None:
         self._room = threading.Semaphore(size)
