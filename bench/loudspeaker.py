@@ -2,8 +2,10 @@
 firing to N `played` entries in the activity log; next to a raw paho-mqtt baseline in the
 same run (publish the same N commands at QoS 1, receive N replies from a separate process).
 
-    python -m bench.loudspeaker --players 10000 [--broker mqtt://127.0.0.1:1883]
+    python -m bench.loudspeaker --players 10000 [--broker mqtt://127.0.0.1:1883] [--timeline]
+        [--keep DIR]
 
+coso runs as `coso serve` in its own process; this one only watches the database.
 Without --broker it starts its own mosquitto on a free port, configured as
 docs/operations.md recommends (no per-client queue limit to drop bursts of events).
 """
