@@ -66,8 +66,12 @@ class LoudspeakerChannel(Channel):
         broker_url: str,
         public_url: str,
         now: Any,
+        role: str = "all",
     ) -> None:
+        """`role`: "all" sends commands and takes events; "commands" only sends (another
+        process takes the events); "events" only takes events."""
         self.settings = settings
+        self.role = role
         self.topics = p.Topics(settings.topic_prefix)
         self.public_url = public_url.rstrip("/")
         self._now = now
@@ -86,8 +90,10 @@ class LoudspeakerChannel(Channel):
         self.client.on_publish = lambda _c, _u, mid, _r, _p: self.window.acknowledged(mid)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.inbound: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self._connected = threading.Event()
+        self._subscribed = threading.Event()
         connect_async(self.client, self.address, b.keepalive, self.protocol, persistent=True)
 
     @property
@@ -97,11 +103,18 @@ class LoudspeakerChannel(Channel):
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
+    def wait_subscribed(self, timeout: float) -> bool:
+        return self._subscribed.wait(timeout)
+
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.error("broker %s refused coso: %s", self.address.url, reason)
             return
-        client.subscribe([(self.topics.all_events, 1), (self.topics.all_status, 1)])
+        events = [self.topics.all_events, self.topics.all_status]
+        if self.role == "commands":  # a persistent session may still hold these
+            client.unsubscribe(events)
+        else:
+            client.subscribe([(topic, 1) for topic in events])
         self._connected.set()
         log.info(
             "connected to broker %s (MQTT %s)", self.address.url, "5" if self.mqtt5 else "3.1.1"

@@ -250,6 +250,13 @@ def _die_with_parent_hook() -> Any:
     return lambda: prctl(1, signal.SIGTERM)
 
 
+def die_with_parent() -> None:
+    """For a helper process of coso's: end it when its parent ends, even killed (Linux)."""
+    hook = _die_with_parent_hook()
+    if hook is not None:
+        hook()
+
+
 DEFAULT_OPTIONS = (
     "allow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
 )

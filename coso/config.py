@@ -123,6 +123,9 @@ class LoudspeakerSettings(ChannelLimits):
     # A broadcast that starts this long after its slot is marked late in the activity log.
     late_after: DurationText = "10s"
     client_id: str = "coso-dispatcher"
+    # Apply player events in a process of their own (a second CPU; its MQTT client id is
+    # client_id + "-events"); false: a thread of the dispatcher's process.
+    events_process: bool = True
 
 
 class MediaSettings(BaseModel):

@@ -14,6 +14,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: one process per database there
+    fcntl = None  # type: ignore[assignment]
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE_QUEUE_TIMEOUT = 30.0  # seconds; then SQLite's own busy_timeout decides
 
@@ -28,10 +33,11 @@ def make_engine(url: str, echo: bool = False) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, echo=echo, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        writers = _WriteLock()
+        shared = database and database != ":memory:" and not database.startswith("file:")
+        writers = _WriteLock(Path(f"{database}.write-lock") if shared else None)
         event.listen(engine, "begin", writers.begin)
-        event.listen(engine, "commit", writers.end)
-        event.listen(engine, "rollback", writers.end)
+        event.listen(engine, "commit", writers.commit)
+        event.listen(engine, "rollback", writers.rollback)
         return engine
     return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=10)
 
@@ -91,10 +97,14 @@ class _WriteLock:
     (a deferred one that reads first and writes later fails at once, not after
     busy_timeout, when another writer committed). Writers of this process also queue, in
     order, on a lock of their own: the next one starts the moment the last commits, instead
-    of sleeping in SQLite's busy handler (which polls every few to 100 ms)."""
+    of sleeping in SQLite's busy handler (which polls every few to 100 ms). With `path`,
+    the first in line also takes a lock file, which coso's other processes on the same
+    database (player events) take too: the kernel wakes the next writer at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None) -> None:
         self._lock = FairLock()
+        self._path = path if fcntl is not None else None
+        self._file: Any = None
 
     def begin(self, conn: Connection) -> None:
         if not conn.get_execution_options().get("coso_write", False):
@@ -103,12 +113,39 @@ class _WriteLock:
         held = self._lock.acquire(timeout=WRITE_QUEUE_TIMEOUT)
         conn.info["coso_write_lock"] = held
         try:
+            if held and self._path is not None:
+                self._lock_file()
+                conn.info["coso_write_file"] = True
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
             self.end(conn)
             raise
 
+    def _lock_file(self) -> None:
+        if self._file is None:
+            self._file = open(self._path, "a+b")  # noqa: SIM115 (kept open: the lock's fd)
+        fcntl.flock(self._file, fcntl.LOCK_EX)  # releases the GIL while it waits
+
+    def commit(self, conn: Connection) -> None:
+        """SQLAlchemy signals a commit before making it: a write transaction commits here,
+        so the next writer, let in below, finds the database free (the driver's own commit
+        that follows has nothing left to do)."""
+        self._finish(conn, "commit")
+
+    def rollback(self, conn: Connection) -> None:
+        self._finish(conn, "rollback")
+
+    def _finish(self, conn: Connection, how: str) -> None:
+        if "coso_write_lock" not in conn.info:
+            return
+        try:
+            getattr(conn.connection.dbapi_connection, how)()
+        finally:
+            self.end(conn)
+
     def end(self, conn: Connection) -> None:
+        if conn.info.pop("coso_write_file", False):
+            fcntl.flock(self._file, fcntl.LOCK_UN)
         if conn.info.pop("coso_write_lock", False):
             self._lock.release()
 

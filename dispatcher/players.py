@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from coso.db import write
 from coso.durations import parse_duration
 from dispatcher.messages import build_messages
 from dispatcher.models import Delivery
+from dispatcher.player_events import EventsProcess
 from dispatcher.states import DELIVERED, EXPIRED, SENT
 from dispatcher.transitions import (
     LOG_SOURCE,
@@ -53,8 +54,14 @@ class PlayerService:
         clock: Clock,
         channel: LoudspeakerChannel,
         sources: LogSources | None = None,
+        came_online: Callable[[str], None] | None = None,
     ) -> None:
+        """`came_online`: told of each player that says `online` (in the events process:
+        passes it to the dispatcher's); by default kept here for the next upkeep."""
         self.engine, self.clock, self.channel = engine, clock, channel
+        self.settings = settings
+        self._report_online = came_online
+        self._events: EventsProcess | None = None
         cfg = settings.channels.loudspeaker
         self.ack_timeout = parse_duration(cfg.ack_timeout)
         self.sync_every = parse_duration(cfg.sync_every)
@@ -122,8 +129,11 @@ class PlayerService:
         except p.ProtocolError:
             change["status_at"] = item.received_at
         if state == p.ONLINE:
-            with self._lock:
-                self._came_online.add(item.player)
+            if self._report_online is not None:
+                self._report_online(item.player)
+            else:
+                with self._lock:
+                    self._came_online.add(item.player)
         else:
             change["playing"] = None
 
@@ -250,6 +260,11 @@ class PlayerService:
                 actor="dispatcher",
                 detail="no player acknowledged it before its expiry",
             )
+        if self._events is not None:
+            self._keep_events_process()
+            fresh_elsewhere = self._events.came_online()
+            with self._lock:
+                self._came_online |= fresh_elsewhere
         with self._lock:
             fresh, self._came_online = self._came_online, set()
         self.redeliver(now, fresh)
@@ -344,18 +359,34 @@ class PlayerService:
     # --- threads ------------------------------------------------------------------------
 
     def start(self) -> None:
-        for name, target in (
-            ("player-events", self._ingest_loop),
-            ("player-upkeep", self._upkeep_loop),
-        ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        """Upkeep in a thread; events in a process of their own when the channel leaves them
+        to one (role "commands"), else in a thread too."""
+        if self.channel.role == "commands":
+            self._events = EventsProcess(self.settings).start()
+        else:
+            self.start_ingest()
+        self._spawn("player-upkeep", self._upkeep_loop)
+
+    def start_ingest(self) -> None:
+        self._spawn("player-events", self._ingest_loop)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _keep_events_process(self) -> None:
+        assert self._events is not None
+        if not self._events.alive and not self._stop.is_set():
+            log.error("the player events process ended; starting it again")
+            self._events = EventsProcess(self.settings).start()
 
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
             thread.join(5)
+        if self._events is not None:
+            self._events.stop()
 
     def _ingest_loop(self) -> None:
         while not self._stop.is_set():

@@ -20,6 +20,7 @@ from coso.clock import Clock
 from coso.config import Settings
 from coso.db import write
 from coso.durations import parse_duration
+from dispatcher import player_events
 from dispatcher.fanout import fan_out_pending
 from dispatcher.leader import TimerLock
 from dispatcher.players import PlayerService
@@ -40,7 +41,11 @@ def default_channels(engine: Engine, settings: Settings, clock: Clock) -> dict[s
     loudspeaker = settings.channels.loudspeaker
     if loudspeaker.broker.url:
         channels["loudspeaker"] = LoudspeakerChannel(
-            loudspeaker, loudspeaker.broker.url, settings.server.public_url, clock.now
+            loudspeaker,
+            loudspeaker.broker.url,
+            settings.server.public_url,
+            clock.now,
+            role="commands" if player_events.wanted(settings) else "all",
         )
     if settings.channels.sms.account_sid:
         channels["sms"] = SmsChannel(settings.channels.sms, settings.server.public_url, clock.now)

@@ -1,0 +1,107 @@
+"""Player events applied in a process of their own: its own MQTT connection (subscribed to
+every player's events and status) and its own database connection, so decoding and
+applying events uses a second CPU instead of sharing the dispatcher's (Python runs one
+thread at a time per process). Players that come online are passed back to the dispatcher,
+which sends them their programme and what they missed."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+from typing import Any
+
+from coso.config import Settings
+
+log = logging.getLogger(__name__)
+READY_TIMEOUT = 60.0  # seconds for the process to start and subscribe
+
+
+def wanted(settings: Settings) -> bool:
+    """A process of its own, unless turned off or the database lives only in this process."""
+    url = settings.database.url
+    in_memory = url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:")
+    return settings.channels.loudspeaker.events_process and not in_memory
+
+
+class EventsProcess:
+    def __init__(self, settings: Settings) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        self._online: Any = context.Queue()
+        self._ready = context.Event()
+        self._stop = context.Event()
+        self._process = context.Process(
+            target=_main,
+            args=(settings, self._online, self._ready, self._stop, logging.getLogger().level),
+            name="coso-player-events",
+            daemon=True,
+        )
+
+    def start(self) -> EventsProcess:
+        """Start it and wait until it is subscribed: no event is missed from then on (its
+        session is persistent, so the broker keeps events for it while it restarts)."""
+        self._process.start()
+        if not self._ready.wait(READY_TIMEOUT):
+            self.stop()
+            raise RuntimeError(
+                f"the player events process did not subscribe within {READY_TIMEOUT:.0f}s "
+                "(is the broker reachable?)"
+            )
+        return self
+
+    def came_online(self) -> set[str]:
+        """Players that said `online` since the last call."""
+        players: set[str] = set()
+        while True:
+            try:
+                players.add(self._online.get_nowait())
+            except queue.Empty:
+                return players
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+
+
+def _main(settings: Settings, online: Any, ready: Any, stop: Any, level: int) -> None:
+    """The process: apply events until told to stop (or until the dispatcher dies)."""
+    from channels.loudspeaker import LoudspeakerChannel
+    from channels.mqtt import die_with_parent
+    from coso.clock import SystemClock
+    from coso.db import make_engine
+    from dispatcher.players import PlayerService
+
+    die_with_parent()
+    logging.basicConfig(
+        level=level or logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s [events]: %(message)s",
+    )
+    cfg = settings.channels.loudspeaker
+    clock = SystemClock()
+    channel = LoudspeakerChannel(
+        cfg.model_copy(update={"client_id": f"{cfg.client_id}-events"}),
+        cfg.broker.url,
+        settings.server.public_url,
+        clock.now,
+        role="events",
+    )
+    engine = make_engine(settings.database.url)
+    service = PlayerService(engine, settings, clock, channel, came_online=online.put)
+    try:
+        if not channel.wait_subscribed(READY_TIMEOUT):
+            log.error("no subscription to player events from %s", channel.address.url)
+            return
+        service.start_ingest()
+        ready.set()
+        stop.wait()
+    finally:
+        service.stop()
+        channel.close()
+        engine.dispose()
