@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from channels import protocol as p
-from channels.player.sinks import Sink
+from channels.player.sinks import Sink, remaining
 
 log = logging.getLogger(__name__)
 RANK = {"normal": 0, "priority": 1, "emergency": 2}
@@ -318,14 +318,18 @@ class Player:
                 changed = True
         if changed:
             self.store.save(self.state)
-        if (
-            self.current is not None
-            or due
-            or any(
-                e.state == WAITING and e.media["sha256"] not in self.ready
-                for e in self.state.entries.values()
-            )
-        ):
+        poll = bool(due) or any(
+            e.state == WAITING and e.media["sha256"] not in self.ready
+            for e in self.state.entries.values()
+        )
+        if self.current is not None:
+            left = remaining(self.sink)
+            if left is None:
+                poll = True  # a player process: ask it again soon
+            else:  # a sink that keeps time itself: wake when it ends
+                end = now + timedelta(seconds=left + 0.001)
+                wake = end if wake is None else min(wake, end)
+        if poll:
             soon = now + timedelta(milliseconds=20)
             wake = soon if wake is None else min(wake, soon)
         return wake

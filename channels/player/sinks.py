@@ -16,6 +16,12 @@ class Sink(Protocol):
     def stop(self) -> None: ...
 
 
+def remaining(sink: Sink) -> float | None:
+    """Seconds until the sink ends, when it knows (the null sink); None: ask `done()`."""
+    known = getattr(sink, "remaining", None)
+    return known() if known is not None else None
+
+
 class NullSink:
     """Plays nothing, for exactly the clip's duration."""
 
@@ -27,6 +33,9 @@ class NullSink:
 
     def done(self) -> bool:
         return time.monotonic() >= self._end
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - time.monotonic())
 
     def stop(self) -> None:
         self._end = 0.0
