@@ -125,7 +125,8 @@ def append_log(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(statement, {c: [r.get(c) for r in rows] for c, _ in _LOG_COLUMNS})
         return
-    table = [[sqlite_time(r["at"]), *(r.get(c) for c, _ in _LOG_COLUMNS[1:])] for r in rows]
+    rest = [c for c, _ in _LOG_COLUMNS[1:]]
+    table = [[sqlite_time(r["at"])] + [r.get(c) for c in rest] for r in rows]
     conn.execute(statement, {"rows": json.dumps(table)})
 
 
