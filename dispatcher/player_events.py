@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import queue
+import signal
+import threading
 from typing import Any
 
 from coso.config import Settings
@@ -28,24 +30,31 @@ class EventsProcess:
     def __init__(self, settings: Settings) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self._online: Any = context.Queue()
-        self._ready = context.Event()
-        self._stop = context.Event()
+        # A pipe, not an Event: a process killed while waiting on a multiprocessing Event
+        # leaves it so that setting it blocks forever.
+        self._ready, ready = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_main,
-            args=(settings, self._online, self._ready, self._stop, logging.getLogger().level),
+            args=(settings, self._online, ready, logging.getLogger().level),
             name="coso-player-events",
             daemon=True,
         )
+        self._ready_end = ready
 
     def start(self) -> EventsProcess:
         """Start it and wait until it is subscribed: no event is missed from then on (its
         session is persistent, so the broker keeps events for it while it restarts)."""
         self._process.start()
-        if not self._ready.wait(READY_TIMEOUT):
+        self._ready_end.close()  # the child holds it now: a child that dies reads as EOF
+        try:
+            ready = self._ready.poll(READY_TIMEOUT) and self._ready.recv()
+        except EOFError:
+            ready = False
+        if not ready:
             self.stop()
             raise RuntimeError(
                 f"the player events process did not subscribe within {READY_TIMEOUT:.0f}s "
-                "(is the broker reachable?)"
+                "(is the broker reachable? see the log)"
             )
         return self
 
@@ -62,22 +71,33 @@ class EventsProcess:
     def alive(self) -> bool:
         return self._process.is_alive()
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
     def stop(self) -> None:
-        self._stop.set()
-        self._process.join(10)
+        """SIGTERM: it finishes the batch it is applying and disconnects."""
         if self._process.is_alive():
             self._process.terminate()
+            self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
             self._process.join(5)
+        self._ready.close()
 
 
-def _main(settings: Settings, online: Any, ready: Any, stop: Any, level: int) -> None:
-    """The process: apply events until told to stop (or until the dispatcher dies)."""
+def _main(settings: Settings, online: Any, ready: Any, level: int) -> None:
+    """The process: apply events until SIGTERM (sent by the dispatcher, or by the kernel
+    when the dispatcher dies)."""
     from channels.loudspeaker import LoudspeakerChannel
     from channels.mqtt import die_with_parent
     from coso.clock import SystemClock
     from coso.db import make_engine
     from dispatcher.players import PlayerService
 
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the dispatcher stops it in order
     die_with_parent()
     logging.basicConfig(
         level=level or logging.WARNING,
@@ -99,8 +119,10 @@ def _main(settings: Settings, online: Any, ready: Any, stop: Any, level: int) ->
             log.error("no subscription to player events from %s", channel.address.url)
             return
         service.start_ingest()
-        ready.set()
-        stop.wait()
+        ready.send(True)
+        ready.close()
+        while not stopping.wait(0.5):
+            pass
     finally:
         service.stop()
         channel.close()

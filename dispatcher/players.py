@@ -367,6 +367,11 @@ class PlayerService:
             self.start_ingest()
         self._spawn("player-upkeep", self._upkeep_loop)
 
+    @property
+    def events_process(self) -> EventsProcess | None:
+        """The process applying player events, when they are applied in one."""
+        return self._events
+
     def start_ingest(self) -> None:
         self._spawn("player-events", self._ingest_loop)
 

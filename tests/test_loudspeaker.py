@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -51,6 +53,30 @@ def test_scheduled_broadcast_to_50_players_plays_once_on_each(
     with engine.connect() as conn:
         played_at = conn.scalars(select(ActivityEntry.at).where(ActivityEntry.event == "played"))
         assert all(abs((at - slot).total_seconds()) < 3 for at in played_at)
+
+
+def test_events_process_killed_is_started_again_and_misses_nothing(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    """Player events are applied in a process of their own. Killed, it is started again,
+    and what players reported meanwhile (kept by the broker for its session) is applied."""
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    ids = ["loa-a", "loa-b"]
+    import_broadcast(engine, settings, tmp_path, ids, slot_in(3), clip(tmp_path, 0.6))
+    group = players(settings, ids, tmp_path).start()
+    try:
+        with running_coso(engine, settings) as dispatcher:
+            assert dispatcher.players is not None
+            first = dispatcher.players.events_process
+            assert first is not None and first.alive and first.pid != os.getpid()
+            os.kill(first.pid or 0, signal.SIGKILL)
+            wait_for(lambda: log_count(engine, "played") >= 2, 40, "both played")
+            again = dispatcher.players.events_process
+            assert again is not None and again is not first and again.alive
+    finally:
+        group.stop()
+    assert log_count(engine, "played") == 2
+    assert [plays(group, pid) for pid in ids] == [1, 1]
 
 
 def test_redelivered_command_plays_once(
