@@ -23,6 +23,21 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE_QUEUE_TIMEOUT = 30.0  # seconds; then SQLite's own busy_timeout decides
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for any other database, and for one that
+    lives in memory (which no other process can open)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database)
+
+
+def shared_between_processes(url: str) -> bool:
+    """Can another process open this database (PostgreSQL, a SQLite file)?"""
+    return make_url(url).get_backend_name() != "sqlite" or sqlite_file(url) is not None
+
+
 def make_engine(url: str, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
@@ -33,8 +48,8 @@ def make_engine(url: str, echo: bool = False) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, echo=echo, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        shared = database and database != ":memory:" and not database.startswith("file:")
-        writers = _WriteLock(Path(f"{database}.write-lock") if shared else None)
+        file = sqlite_file(url)
+        writers = _WriteLock(Path(f"{file}.write-lock") if file is not None else None)
         event.listen(engine, "begin", writers.begin)
         event.listen(engine, "commit", writers.commit)
         event.listen(engine, "rollback", writers.rollback)

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from coso.config import Settings
+from coso.db import shared_between_processes
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 60.0  # seconds for the process to start and subscribe
@@ -21,9 +22,9 @@ READY_TIMEOUT = 60.0  # seconds for the process to start and subscribe
 
 def wanted(settings: Settings) -> bool:
     """A process of its own, unless turned off or the database lives only in this process."""
-    url = settings.database.url
-    in_memory = url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:")
-    return settings.channels.loudspeaker.events_process and not in_memory
+    return settings.channels.loudspeaker.events_process and shared_between_processes(
+        settings.database.url
+    )
 
 
 class EventsProcess:

@@ -260,13 +260,12 @@ class PlayerService:
                 actor="dispatcher",
                 detail="no player acknowledged it before its expiry",
             )
+        elsewhere: set[str] = set()
         if self._events is not None:
             self._keep_events_process()
-            fresh_elsewhere = self._events.came_online()
-            with self._lock:
-                self._came_online |= fresh_elsewhere
+            elsewhere = self._events.came_online()
         with self._lock:
-            fresh, self._came_online = self._came_online, set()
+            fresh, self._came_online = self._came_online | elsewhere, set()
         self.redeliver(now, fresh)
         everyone = self._last_full_sync is None or now - self._last_full_sync >= self.sync_every
         checked = self._last_checked

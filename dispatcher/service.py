@@ -65,7 +65,14 @@ class Dispatcher:
         self.channels = (
             channels if channels is not None else default_channels(engine, settings, clock)
         )
-        self.sources = LogSources()  # shared by the senders and the player events
+        speaker = self.channels.get("loudspeaker")
+        # The loudspeaker sender leaves the rows it claims for the player events that
+        # follow, when they are applied here (not in a process of their own).
+        self.sources = (
+            LogSources()
+            if isinstance(speaker, LoudspeakerChannel) and speaker.role == "all"
+            else None
+        )
         self.senders = {
             name: Sender(
                 engine,
@@ -77,11 +84,10 @@ class Dispatcher:
                 batch=settings.dispatcher.claim_batch,
                 worker=self.worker,
                 rules=SmsRules(engine, settings.channels.sms) if name == "sms" else None,
-                sources=self.sources,
+                sources=self.sources if name == "loudspeaker" else None,
             )
             for name, channel in self.channels.items()
         }
-        speaker = self.channels.get("loudspeaker")
         self.players = (
             PlayerService(engine, settings, clock, speaker, self.sources)
             if isinstance(speaker, LoudspeakerChannel)

@@ -206,12 +206,19 @@ class LogSources:
 
     def of(self, engine: Engine, ids: Iterable[int]) -> dict[int, Row[Any]]:
         """These deliveries' rows; read from the database the ones not kept."""
-        rows = self._rows
-        missing = [i for i in ids if i not in rows]
+        found: dict[int, Row[Any]] = {}
+        missing = []
+        for i in ids:
+            row = self._rows.get(i)
+            if row is None:
+                missing.append(i)
+            else:
+                found[i] = row
         if missing:
-            self.add(log_sources(engine, missing).values())
-            rows = self._rows
-        return {i: rows[i] for i in ids if i in rows}
+            read = log_sources(engine, missing)
+            self.add(read.values())
+            found.update(read)
+        return found
 
 
 def _apply_wave(
