@@ -10,7 +10,7 @@ import logging
 import multiprocessing
 import queue
 import signal
-import threading
+import time
 from typing import Any
 
 from coso.config import Settings
@@ -18,6 +18,7 @@ from coso.db import shared_between_processes
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 60.0  # seconds for the process to start and subscribe
+STOP_POLL = 0.1  # seconds between looks at whether SIGTERM came
 
 
 def wanted(settings: Settings) -> bool:
@@ -96,8 +97,11 @@ def _main(settings: Settings, online: Any, ready: Any, level: int) -> None:
     from coso.db import make_engine
     from dispatcher.players import PlayerService
 
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # A flag, not a threading.Event: the handler runs in this thread, maybe while it is
+    # inside Event.wait, and a second SIGTERM (the dispatcher's, then the kernel's when the
+    # dispatcher ends) would wait forever for the lock the first one holds.
+    stopping: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the dispatcher stops it in order
     die_with_parent()
     logging.basicConfig(
@@ -122,8 +126,8 @@ def _main(settings: Settings, online: Any, ready: Any, level: int) -> None:
         service.start_ingest()
         ready.send(True)
         ready.close()
-        while not stopping.wait(0.5):
-            pass
+        while not stopping:
+            time.sleep(STOP_POLL)
     finally:
         service.stop()
         channel.close()
