@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 
@@ -76,6 +76,7 @@ class Outcome:
     detail: str | None = None
     endpoint_id: int | None = None  # when set, the event must come from this endpoint
     retry_at: datetime | None = None  # with state retry_wait: when to try again
+    late_after: timedelta | None = None  # its log entry says "late by" past this (None: 1 min)
 
 
 class Channel(ABC):

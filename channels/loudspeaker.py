@@ -32,6 +32,7 @@ from channels.mqtt import (
     parse_broker_url,
     publish_properties,
 )
+from channels.mqtt_loop import NetworkLoop
 from coso.config import LoudspeakerSettings
 from coso.durations import parse_duration
 
@@ -94,7 +95,10 @@ class LoudspeakerChannel(Channel):
         self.inbound: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
-        connect_async(self.client, self.address, b.keepalive, self.protocol, persistent=True)
+        self.loop = NetworkLoop(f"mqtt-{role}").start()
+        connect_async(
+            self.client, self.address, b.keepalive, self.protocol, persistent=True, loop=self.loop
+        )
 
     @property
     def mqtt5(self) -> bool:
@@ -280,8 +284,7 @@ class LoudspeakerChannel(Channel):
         return items
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.loop.stop()
 
 
 def event_outcomes(
@@ -289,12 +292,12 @@ def event_outcomes(
     player: str,
     events: Sequence[p.PlayerEvent],
     slots: dict[str, int],
-    scheduled: dict[int, datetime],
     late_after: timedelta,
 ) -> tuple[list[Outcome], list[p.PlayerEvent]]:
     """Map a player's events to outcomes bound to that player's endpoint. `slots` resolves
-    events that name only a programme slot; `scheduled` gives each delivery's slot time (to
-    say how late it played). Returns (outcomes, events naming nothing coso knows)."""
+    events that name only a programme slot; a `played` entry says it was late when it started
+    more than `late_after` after its slot. Returns (outcomes, events naming nothing coso
+    knows)."""
     outcomes: list[Outcome] = []
     unknown: list[p.PlayerEvent] = []
     actor = f"player:{player}"
@@ -310,9 +313,6 @@ def event_outcomes(
         if ev.kind == p.FINISHED:
             at = ev.started_at or ev.at
             detail = f"played {(ev.at - at).total_seconds():.1f}s from {p.stamp(at)}"
-            slot_time = scheduled.get(delivery_id)
-            if slot_time is not None and at - slot_time > late_after:
-                detail += f"; late by {_seconds(at - slot_time)}"
         if ev.as_run:
             detail = f"{detail}; as-run record uploaded on reconnect" if detail else "as-run record"
         outcomes.append(
@@ -325,11 +325,7 @@ def event_outcomes(
                 error=ev.reason if ev.kind in (p.FAILED, p.EXPIRED) else None,
                 detail=detail,
                 endpoint_id=endpoint_id,
+                late_after=late_after if ev.kind == p.FINISHED else None,
             )
         )
     return outcomes, unknown
-
-
-def _seconds(delta: timedelta) -> str:
-    total = int(delta.total_seconds())
-    return f"{total // 60}m{total % 60:02d}s"

@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 
+from channels.mqtt_loop import NetworkLoop
 from coso.config import BrokerSettings
 from coso.errors import InputError
 
@@ -142,15 +143,24 @@ def connect_properties(protocol: int, persistent: bool) -> Properties | None:
 
 
 def connect_async(
-    client: mqtt.Client, address: BrokerAddress, keepalive: int, protocol: int, persistent: bool
+    client: mqtt.Client,
+    address: BrokerAddress,
+    keepalive: int,
+    protocol: int,
+    persistent: bool,
+    loop: NetworkLoop | None = None,
 ) -> None:
-    """Start connecting in the background; paho reconnects by itself after a drop."""
+    """Start connecting in the background, on `loop` (else a thread of the client's own);
+    either reconnects by itself after a drop."""
     kwargs: dict[str, Any] = {"keepalive": keepalive}
     if protocol == mqtt.MQTTv5:
         kwargs["clean_start"] = not persistent
         kwargs["properties"] = connect_properties(protocol, persistent)
     client.connect_async(address.host, address.port, **kwargs)
-    client.loop_start()
+    if loop is not None:
+        loop.add(client)
+    else:
+        client.loop_start()
 
 
 class PackedProperties(Properties):

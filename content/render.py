@@ -3,7 +3,7 @@ undefined names, wrapped by the channel's own template in content/templates/."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -77,32 +77,32 @@ def used_names(text: str) -> frozenset[str]:
 
 class RenderCache:
     """Renders once per distinct input: deliveries of one slot to endpoints of the same unit
-    usually read the same text. The key holds exactly the context values the templates use
-    (the channel template reads `plan`), so a cached text is the text a render would give."""
+    usually read the same text. The key holds, for each context name the templates use (the
+    channel template reads `plan`), what that value is made from (`sources`: the plan's id,
+    the endpoint's id…), so a cached text is the text a render would give, and the context
+    is built only for a text not yet rendered."""
 
     def __init__(self) -> None:
         self._done: dict[Hashable, Rendered] = {}
 
-    def render(self, channel: str, title: str, body: str, context: dict[str, Any]) -> Rendered:
-        names = _names(title, body)
-        key = (channel, title, body, *(_frozen(context.get(n)) for n in names))
-        if key not in self._done:
-            self._done[key] = render(channel, title, body, context)
-        return self._done[key]
+    def render(
+        self,
+        channel: str,
+        title: str,
+        body: str,
+        sources: Mapping[str, Hashable],
+        context: Callable[[], dict[str, Any]],
+    ) -> Rendered:
+        key = (channel, title, body, *(sources[n] for n in _names(title, body)))
+        done = self._done.get(key)
+        if done is None:
+            done = self._done[key] = render(channel, title, body, context())
+        return done
 
 
 @lru_cache(maxsize=512)
 def _names(title: str, body: str) -> tuple[str, ...]:
     return tuple(sorted(used_names(title) | used_names(body) | {"plan"}))
-
-
-def _frozen(value: Any) -> Hashable:
-    """A context value as a hashable key (dicts and lists by their contents)."""
-    if isinstance(value, dict):
-        return tuple((k, _frozen(v)) for k, v in sorted(value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(_frozen(v) for v in value)
-    return value
 
 
 @cache

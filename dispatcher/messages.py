@@ -4,6 +4,7 @@ endpoint once per batch, and render the content for the channel."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, Row, select
@@ -67,11 +68,31 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
             extra["media"] = {"sha256": asset.sha256, "duration": asset.duration_seconds}
         if d.channel == "sms":
             extra["khong_dau"] = plain.get(d.schedule_id)
-        context = message_context(
-            plan, content, endpoint, d.unit_code, names.get(d.unit_code, ""), d.scheduled_for
-        )
+        sources = {  # what each context name is made from
+            "plan": d.plan_id,
+            "unit": d.unit_code,
+            "endpoint": d.endpoint_id,
+            "recipient": d.endpoint_id,
+            "scheduled_for": d.scheduled_for,
+            "local_time": (d.scheduled_for, d.plan_id),
+            "content": d.content_id,
+        }
         try:
-            rendered = renders.render(d.channel, content.title, content.body, context)
+            rendered = renders.render(
+                d.channel,
+                content.title,
+                content.body,
+                sources,
+                partial(
+                    message_context,
+                    plan,
+                    content,
+                    endpoint,
+                    d.unit_code,
+                    names.get(d.unit_code, ""),
+                    d.scheduled_for,
+                ),
+            )
         except Exception as exc:  # a template that fails for this endpoint fails only it
             out.append((d.id, f"content {content.key!r} does not render: {exc}"))
             continue

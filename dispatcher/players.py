@@ -28,7 +28,6 @@ from dispatcher.player_events import EventsProcess
 from dispatcher.states import DELIVERED, EXPIRED, SENT
 from dispatcher.transitions import (
     LOG_SOURCE,
-    LogSources,
     append_log,
     apply_outcomes,
     log_rows,
@@ -53,7 +52,6 @@ class PlayerService:
         settings: Settings,
         clock: Clock,
         channel: LoudspeakerChannel,
-        sources: LogSources | None = None,
         came_online: Callable[[str], None] | None = None,
     ) -> None:
         """`came_online`: told of each player that says `online` (in the events process:
@@ -73,7 +71,6 @@ class PlayerService:
         self._last_full_sync: datetime | None = None
         self._last_checked: datetime | None = None
         self._redelivered: dict[int, datetime] = {}
-        self.sources = sources if sources is not None else LogSources()
         self._status_rows: set[int] = set()  # players with a player_status row
         self._came_online: set[str] = set()
         self._lock = threading.Lock()
@@ -112,9 +109,8 @@ class PlayerService:
                 _track_playing(ev, change)
             reports.append((item.player, eid, events))
         outcomes, orphans = self._outcomes(reports)
-        sources = self._sources_of({o.delivery_id for o in outcomes})
         with write(self.engine) as conn:  # everything read and built before the write lock
-            applied, refused = apply_outcomes(conn, outcomes, sources)
+            applied, refused = apply_outcomes(conn, outcomes)
             self._reject(conn, refused, orphans, device, now)
             update_players(conn, device, self._status_rows)
         return len(applied)
@@ -140,7 +136,6 @@ class PlayerService:
     def _outcomes(
         self, reports: list[tuple[str, int, list[p.PlayerEvent]]]
     ) -> tuple[list[Any], list[tuple[str, int, p.PlayerEvent]]]:
-        ids = {ev.delivery_id for _, _, evs in reports for ev in evs if ev.delivery_id}
         slot_refs = {
             (eid, ev.slot)
             for _, eid, evs in reports
@@ -148,7 +143,6 @@ class PlayerService:
             if ev.delivery_id is None and ev.slot
         }
         by_slot: dict[tuple[int, str], int] = {}
-        scheduled = {did: r.scheduled_for for did, r in self._sources_of(ids).items()}
         keys = [(eid, *_split_slot(slot)) for eid, slot in slot_refs]
         keys = [k for k in keys if k[1] is not None]
         if keys:
@@ -160,14 +154,11 @@ class PlayerService:
                 )
                 for did, eid, sid, when in rows:
                     by_slot[(eid, p.slot_key(sid, when))] = did
-                    scheduled[did] = when
         outcomes: list[Any] = []
         orphans: list[tuple[str, int, p.PlayerEvent]] = []
         for player, eid, events in reports:
             slots = {slot: did for (e, slot), did in by_slot.items() if e == eid}
-            found, unknown = event_outcomes(
-                eid, player, events, slots, scheduled, self.channel.late_after
-            )
+            found, unknown = event_outcomes(eid, player, events, slots, self.channel.late_after)
             outcomes += found
             orphans += [(player, eid, ev) for ev in unknown]
         return outcomes, orphans
@@ -218,10 +209,6 @@ class PlayerService:
             log.warning("%s", reason)
             device.setdefault(eid, {}).update(last_failure=reason, last_failure_at=now)
         append_log(conn, entries)
-
-    def _sources_of(self, ids: set[int]) -> dict[int, Any]:
-        """The log columns of these deliveries (kept, or read once)."""
-        return self.sources.of(self.engine, ids)
 
     def _endpoint_ids(self, players: set[str]) -> dict[str, int]:
         missing = {a for a in players if a not in self._endpoints}

@@ -29,7 +29,6 @@ from coso.durations import parse_duration
 from dispatcher.messages import build_messages
 from dispatcher.states import FAILED, RETRY_WAIT, UNKNOWN
 from dispatcher.transitions import (
-    LogSources,
     apply_outcomes,
     claim,
     expire_overdue,
@@ -72,12 +71,10 @@ class Sender:
         batch: int,
         worker: str,
         rules: SendRules | None = None,
-        sources: LogSources | None = None,
     ) -> None:
         self.engine, self.channel, self.clock = engine, channel, clock
         self.batch, self.worker = batch, worker
         self.retry, self.rules = retry, rules
-        self.sources = sources  # claimed rows go here, for the events that follow
         self.rate = rate_per_second
         # buffer_ms: how long past the computed wait a blocked acquire sleeps; pyrate's 50 ms
         # default would cost a rate of 50/s about 5 %.
@@ -121,8 +118,6 @@ class Sender:
         if not claimed:
             self._release_room()
             return 0
-        if self.sources is not None:
-            self.sources.add(claimed)
         outcomes: list[Outcome] = []
         messages: list[Outbound] = []
         for item in build_messages(self.engine, claimed):
@@ -138,10 +133,10 @@ class Sender:
         if self._publisher is not None:
             self._inflight = [f for f in self._inflight if not _settled(f)]
             self._inflight.append(
-                self._publisher.submit(self._publish_batch, claimed, messages, outcomes, held)
+                self._publisher.submit(self._publish_batch, messages, outcomes, held)
             )
             return len(claimed)
-        self._record(claimed, messages, outcomes + self._send_all(messages), held)
+        self._record(messages, outcomes + self._send_all(messages), held)
         return len(claimed)
 
     def flush(self) -> None:
@@ -152,7 +147,6 @@ class Sender:
 
     def _publish_batch(
         self,
-        claimed: list[Any],
         messages: list[Outbound],
         outcomes: list[Outcome],
         held: list[Outcome],
@@ -165,7 +159,7 @@ class Sender:
         except Exception as exc:
             log.exception("publishing %d message(s) failed", len(messages))
             pending = [exc] * len(messages)
-        return self._batches.submit(self._settle, claimed, messages, pending, outcomes, held)
+        return self._batches.submit(self._settle, messages, pending, outcomes, held)
 
     def _release_room(self) -> None:
         if self._batches is not None:
@@ -173,7 +167,6 @@ class Sender:
 
     def _settle(
         self,
-        claimed: list[Any],
         messages: list[Outbound],
         pending: list[Any],
         outcomes: list[Outcome],
@@ -187,7 +180,7 @@ class Sender:
             delay = 0.5
             while True:
                 try:
-                    self._record(claimed, messages, outcomes + sent, held)
+                    self._record(messages, outcomes + sent, held)
                     return
                 except Exception:
                     log.exception("recording %d outcome(s) failed; retrying", len(sent))
@@ -199,16 +192,14 @@ class Sender:
 
     def _record(
         self,
-        claimed: list[Any],
         messages: list[Outbound],
         outcomes: list[Outcome],
         held: list[Outcome],
     ) -> None:
-        sources = {r.id: r for r in claimed}  # the claim returned every log column
         with write(self.engine) as conn:
             if self.rules is not None:
                 self.rules.begin_record(conn)
-            _, refused = apply_outcomes(conn, outcomes + held, sources)
+            _, refused = apply_outcomes(conn, outcomes + held)
             refund_attempts(conn, [o.delivery_id for o in held if o.state == RETRY_WAIT])
             if self.rules is not None:
                 self.rules.record(conn, messages, outcomes)

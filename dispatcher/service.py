@@ -26,7 +26,7 @@ from dispatcher.leader import TimerLock
 from dispatcher.players import PlayerService
 from dispatcher.sender import Sender
 from dispatcher.sms_rules import SmsRules
-from dispatcher.transitions import LogSources, recover_interrupted
+from dispatcher.transitions import recover_interrupted
 from dispatcher.workers import forget, heartbeat, new_worker_id, orphaned_claims, register
 from schedules.firing import fire_due
 from schedules.timer import Timer
@@ -66,13 +66,6 @@ class Dispatcher:
             channels if channels is not None else default_channels(engine, settings, clock)
         )
         speaker = self.channels.get("loudspeaker")
-        # The loudspeaker sender leaves the rows it claims for the player events that
-        # follow, when they are applied here (not in a process of their own).
-        self.sources = (
-            LogSources()
-            if isinstance(speaker, LoudspeakerChannel) and speaker.role == "all"
-            else None
-        )
         self.senders = {
             name: Sender(
                 engine,
@@ -84,12 +77,11 @@ class Dispatcher:
                 batch=settings.dispatcher.claim_batch,
                 worker=self.worker,
                 rules=SmsRules(engine, settings.channels.sms) if name == "sms" else None,
-                sources=self.sources if name == "loudspeaker" else None,
             )
             for name, channel in self.channels.items()
         }
         self.players = (
-            PlayerService(engine, settings, clock, speaker, self.sources)
+            PlayerService(engine, settings, clock, speaker)
             if isinstance(speaker, LoudspeakerChannel)
             else None
         )

@@ -5,7 +5,7 @@ activity log in the same transaction."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import cache
@@ -42,6 +42,13 @@ LOG_SOURCE = (
     D.c.endpoint_id,
     D.c.scheduled_for,
 )
+# What a claim returns: what building a message reads (times cost the most to read).
+CLAIMED = (
+    *LOG_SOURCE,
+    D.c.priority,
+    D.c.attempts,
+    D.c.expires_at,
+)
 # Entries later than this after the slot say how late they were.
 LATE_AFTER = timedelta(minutes=1)
 NOT_LATE = (PENDING, RETRY_WAIT, EXPIRED, MISSED)  # these say why themselves
@@ -59,11 +66,8 @@ def log_rows(
     out = []
     for r in rows:
         note = detail
-        lateness = at - r.scheduled_for if r.scheduled_for else timedelta()
-        already = note is not None and "late by" in note  # the channel said so itself
-        if state and state not in NOT_LATE and lateness > LATE_AFTER and not already:
-            late = f"late by {duration_text(lateness)}"
-            note = f"{note}; {late}" if note else late
+        if state and state not in NOT_LATE and r.scheduled_for:
+            note = _with_lateness(note, at - r.scheduled_for, None)
         out.append(
             {
                 "at": at,
@@ -145,21 +149,13 @@ _OUTCOME_ROWS = {
 
 
 def apply_outcomes(
-    conn: Connection,
-    outcomes: Sequence[Outcome],
-    sources: Mapping[int, Any] | None = None,
+    conn: Connection, outcomes: Sequence[Outcome]
 ) -> tuple[list[Outcome], list[Outcome]]:
     """Move each delivery forward as its outcome says; returns (applied, refused).
 
     Refused: unknown delivery, wrong endpoint, or a state that is not forward of the current
     one (a late or repeated callback). Outcomes for the same delivery apply in order.
-    `sources`: the deliveries' log columns (LOG_SOURCE, which never change) when the caller
-    has them, read before its write transaction; the rest are read here.
     """
-    known = dict(sources or {})
-    missing = {o.delivery_id for o in outcomes if o.delivery_id not in known}
-    if missing:
-        known.update(log_sources(conn, missing))
     # Wave n holds each delivery's n-th outcome: a delivery's outcomes apply in order, and
     # a batch where each delivery has a few (received, then played) is a few statements.
     waves: list[list[Outcome]] = []
@@ -172,9 +168,100 @@ def apply_outcomes(
         waves[n].append(outcome)
     applied: list[Outcome] = []
     for wave in waves:
-        applied += _apply_wave(conn, wave, known)
+        applied += _apply_wave(conn, wave)
     done = {id(o) for o in applied}
     return applied, [o for o in outcomes if id(o) not in done]
+
+
+def _apply_wave(conn: Connection, wave: Sequence[Outcome]) -> list[Outcome]:
+    """Outcomes for distinct deliveries: one UPDATE per target state, then one INSERT of
+    their log entries, which copies each entry's columns from its delivery."""
+    applied: list[Outcome] = []
+    entries: list[DeliveryEntry] = []
+    by_state: dict[str, list[Outcome]] = {}
+    for o in wave:
+        by_state.setdefault(o.state, []).append(o)
+    for state, group in by_state.items():
+        moved: dict[int, float | None] = dict(
+            conn.execute(*_update_statement(conn, state, group)).all()
+        )
+        for o in group:
+            if o.delivery_id not in moved:
+                continue
+            applied.append(o)
+            detail = "; ".join(x for x in (o.detail, o.error) if x) or None
+            late = moved[o.delivery_id]
+            if late is not None and state not in NOT_LATE:
+                detail = _with_lateness(detail, timedelta(seconds=late), o.late_after)
+            entries.append((o.delivery_id, o.at, o.event, state, o.actor, detail))
+    log_deliveries(conn, entries)
+    return applied
+
+
+def _with_lateness(detail: str | None, lateness: timedelta, after: timedelta | None) -> str | None:
+    """The entry's detail, saying how late it is when later than `after` past its slot."""
+    if lateness <= (LATE_AFTER if after is None else after):
+        return detail
+    late = f"late by {duration_text(lateness)}"
+    return f"{detail}; {late}" if detail else late
+
+
+# A log entry about a delivery, the rest of its columns taken from the delivery:
+# (delivery id, at, event, state, actor, detail)
+DeliveryEntry = tuple[int, datetime, str, "str | None", str, "str | None"]
+
+_ENTRY_FROM_DELIVERY = (
+    "INSERT INTO activity_entry (at, plan_id, schedule_id, occurrence_id, delivery_id, "
+    "content_id, channel, unit_code, endpoint_id, event, state, actor, detail) "
+    "SELECT u.at, d.plan_id, d.schedule_id, d.occurrence_id, d.id, d.content_id, d.channel, "
+    "d.unit_code, d.endpoint_id, u.event, u.state, u.actor, u.detail FROM {rows} "
+    "JOIN delivery AS d ON d.id = u.id ORDER BY u.n"
+)
+_ENTRY_ROWS = {
+    "postgresql": "unnest(CAST(:ids AS integer[]), CAST(:ats AS timestamptz[]), "
+    "CAST(:events AS varchar[]), CAST(:states AS varchar[]), CAST(:actors AS varchar[]), "
+    "CAST(:details AS varchar[])) WITH ORDINALITY AS u(id, at, event, state, actor, detail, n)",
+    "sqlite": "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at, "
+    "json_extract(value, '$[2]') AS event, json_extract(value, '$[3]') AS state, "
+    "json_extract(value, '$[4]') AS actor, json_extract(value, '$[5]') AS detail, "
+    "key AS n FROM json_each(:rows)) AS u",
+}
+
+
+def log_deliveries(conn: Connection, entries: Sequence[DeliveryEntry]) -> None:
+    """Append log entries about deliveries in one statement, whatever their number: the
+    plan, schedule, unit, endpoint… of each come from its delivery row in the database."""
+    if not entries:
+        return
+    dialect = conn.dialect.name
+    if dialect not in _ENTRY_ROWS:  # another database: read the rows, insert entries
+        rows = log_sources(conn, {e[0] for e in entries})
+        append_log(
+            conn,
+            [
+                log_rows([rows[i]], at=at, event=ev, state=None, actor=a, detail=dt)[0]
+                | {"state": st}
+                for i, at, ev, st, a, dt in entries
+            ],
+        )
+        return
+    statement = text(_ENTRY_FROM_DELIVERY.format(rows=_ENTRY_ROWS[dialect]))
+    if dialect == "postgresql":
+        ids, ats, events, states, actors, details = zip(*entries, strict=True)
+        conn.execute(
+            statement,
+            {
+                "ids": list(ids),
+                "ats": list(ats),
+                "events": list(events),
+                "states": list(states),
+                "actors": list(actors),
+                "details": list(details),
+            },
+        )
+        return
+    rows = [[i, sqlite_time(at), ev, st, a, dt] for i, at, ev, st, a, dt in entries]
+    conn.execute(statement, {"rows": json.dumps(rows)})
 
 
 def log_sources(bind: Connection | Engine, ids: Iterable[int]) -> dict[int, Row[Any]]:
@@ -191,63 +278,13 @@ def log_sources(bind: Connection | Engine, ids: Iterable[int]) -> dict[int, Row[
     return found
 
 
-class LogSources:
-    """Deliveries' log columns kept in memory (they never change): the sender adds the rows
-    it claims, so the events that follow find them without a read."""
-
-    def __init__(self, keep: int = 200_000) -> None:
-        self.keep = keep
-        self._rows: dict[int, Row[Any]] = {}
-
-    def add(self, rows: Iterable[Row[Any]]) -> None:
-        if len(self._rows) > self.keep:
-            self._rows = {}
-        self._rows.update((r.id, r) for r in rows)
-
-    def of(self, engine: Engine, ids: Iterable[int]) -> dict[int, Row[Any]]:
-        """These deliveries' rows; read from the database the ones not kept."""
-        found: dict[int, Row[Any]] = {}
-        missing = []
-        for i in ids:
-            row = self._rows.get(i)
-            if row is None:
-                missing.append(i)
-            else:
-                found[i] = row
-        if missing:
-            read = log_sources(engine, missing)
-            self.add(read.values())
-            found.update(read)
-        return found
-
-
-def _apply_wave(
-    conn: Connection, wave: Sequence[Outcome], sources: Mapping[int, Any]
-) -> list[Outcome]:
-    """Outcomes for distinct deliveries: one UPDATE per target state, then their log entries."""
-    applied: list[Outcome] = []
-    entries: list[dict[str, Any]] = []
-    by_state: dict[str, list[Outcome]] = {}
-    for o in wave:
-        if o.delivery_id in sources:
-            by_state.setdefault(o.state, []).append(o)
-    for state, group in by_state.items():
-        moved = set(conn.execute(*_update_statement(conn, state, group)).scalars())
-        for o in group:
-            if o.delivery_id not in moved:
-                continue
-            applied.append(o)
-            detail = "; ".join(x for x in (o.detail, o.error) if x) or None
-            entries += log_rows(
-                [sources[o.delivery_id]],
-                at=o.at,
-                event=o.event,
-                state=state,
-                actor=o.actor,
-                detail=detail,
-            )
-    append_log(conn, entries)
-    return applied
+# Seconds from a delivery's slot to its outcome, set as updated_at (NULL without a slot);
+# RETURNING sees the row as updated, and only the updated table.
+_LATENESS = {
+    "postgresql": "CAST(EXTRACT(EPOCH FROM (delivery.updated_at - delivery.scheduled_for)) "
+    "AS float8)",
+    "sqlite": "(julianday(delivery.updated_at) - julianday(delivery.scheduled_for)) * 86400.0",
+}
 
 
 @cache
@@ -262,8 +299,8 @@ def _outcome_update(dialect: str, state: str) -> Any:
         f"FROM {_OUTCOME_ROWS[dialect]} "
         f"WHERE delivery.id = u.id AND {allowed_sql(state)} "
         f"AND (u.endpoint_id IS NULL OR delivery.endpoint_id = u.endpoint_id) "
-        f"RETURNING delivery.id"
-    ).columns(D.c.id)
+        f"RETURNING delivery.id, {_LATENESS[dialect]}"
+    )
 
 
 def _update_statement(conn: Connection, state: str, group: Sequence[Outcome]) -> tuple[Any, Any]:
@@ -332,7 +369,7 @@ def claim(
         update(D)
         .where(D.c.id.in_(due.scalar_subquery()), D.c.state.in_(ALLOWED_FROM[SENDING]))
         .values(state=SENDING, attempts=D.c.attempts + 1, claimed_by=worker, updated_at=now)
-        .returning(*D.c)
+        .returning(*CLAIMED)
     )
     return list(conn.execute(stmt).all())
 

@@ -3,7 +3,6 @@ players), media downloads, and the loop that feeds commands and time to each Pla
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import heapq
 import logging
@@ -20,6 +19,7 @@ import paho.mqtt.client as mqtt
 
 from channels import protocol as p
 from channels.mqtt import BrokerAddress, broker_protocol, connect_async, new_client
+from channels.mqtt_loop import NetworkLoop
 from channels.player.core import Player, StateFile
 from channels.player.sinks import Sink
 from coso.config import BrokerSettings
@@ -93,16 +93,17 @@ class Downloader:
 
 
 class Runner:
-    """One thread drives any number of players: commands in, ticks when they ask for one."""
+    """Drives any number of players on the thread of their network loop: commands as they
+    arrive, ticks when a player asks for one. Other threads (downloads, tests) hand work
+    over through an inbox and wake the loop."""
 
     def __init__(self, now: Callable[[], datetime] = now_utc) -> None:
         self.players: dict[str, Player] = {}
         self.links: dict[str, MqttLink] = {}
+        self.loop = NetworkLoop("players", tick=self.tick)
         self._now = now
-        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._wakes: list[tuple[datetime, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="players", daemon=True)
 
     def add(self, player: Player, link: MqttLink) -> None:
         self.players[player.id] = player
@@ -110,38 +111,43 @@ class Runner:
 
     # called from any thread
     def command(self, player_id: str, payload: dict[str, Any]) -> None:
-        self._inbox.put(("command", (player_id, payload)))
+        self._hand(("command", (player_id, payload)))
 
     def link_state(self, player_ids: Sequence[str], up: bool) -> None:
-        self._inbox.put(("link", (list(player_ids), up)))
+        self._hand(("link", (list(player_ids), up)))
 
     def media_done(self, player_ids: list[str], sha: str, error: str | None) -> None:
-        self._inbox.put(("media", (player_ids, sha, error)))
+        self._hand(("media", (player_ids, sha, error)))
+
+    def _hand(self, item: tuple[str, Any]) -> None:
+        if self.loop.on_loop_thread:
+            self._take(item)
+        else:
+            self._inbox.put(item)
+            self.loop.wake()
 
     def start(self) -> Runner:
-        self._thread.start()
+        now = self._now()
+        for player_id in self.players:
+            heapq.heappush(self._wakes, (now, player_id))
+        self.loop.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._inbox.put(("stop", None))
-        self._thread.join(5)
+        self.loop.stop()
 
-    def _run(self) -> None:
-        for player_id in self.players:
-            heapq.heappush(self._wakes, (self._now(), player_id))
-        while not self._stop.is_set():
-            timeout = 1.0
-            if self._wakes:
-                timeout = max(0.0, min(1.0, (self._wakes[0][0] - self._now()).total_seconds()))
+    def tick(self) -> float | None:
+        """On the loop's thread, each round: take what other threads handed over, tick the
+        players that are due; returns the seconds until the next one is."""
+        while True:
             try:
-                first = self._inbox.get(timeout=timeout)
-                self._take(first)
-                while True:
-                    self._take(self._inbox.get_nowait())
+                self._take(self._inbox.get_nowait())
             except queue.Empty:
-                pass
-            self._tick_due()
+                break
+        self._tick_due()
+        if not self._wakes:
+            return None
+        return max(0.0, (self._wakes[0][0] - self._now()).total_seconds())
 
     def _take(self, item: tuple[str, Any]) -> None:
         kind, data = item
@@ -205,6 +211,7 @@ class MqttLink:
         topics: p.Topics,
         runner: Runner,
     ) -> None:
+        self.loop = runner.loop
         self.player_ids = list(player_ids)
         self.address, self.settings, self.topics, self.runner = address, settings, topics, runner
         self.protocol = broker_protocol(address, settings)
@@ -225,7 +232,9 @@ class MqttLink:
         return p.encode({"state": state, "player": player, "at": p.stamp(now_utc())})
 
     def start(self) -> MqttLink:
-        connect_async(self.client, self.address, self.settings.keepalive, self.protocol, True)
+        connect_async(
+            self.client, self.address, self.settings.keepalive, self.protocol, True, self.loop
+        )
         return self
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _props: Any) -> None:
@@ -260,17 +269,12 @@ class MqttLink:
         """Lose the link abruptly, as a 3G modem does (tests): no DISCONNECT, so the broker
         publishes the last will; the player keeps playing its programme."""
         self.dropped = True
-        self.client.loop_stop()
-        sock = self.client.socket()
-        if sock is not None:
-            sock.close()
+        self.loop.pause(self.client)
         self.runner.link_state(self.player_ids, False)
 
     def restore(self) -> None:
         self.dropped = False
-        with contextlib.suppress(OSError):
-            self.client.reconnect()
-        self.client.loop_start()
+        self.loop.resume(self.client)
 
     def stop(self) -> None:
         if self.client.is_connected():
@@ -278,8 +282,7 @@ class MqttLink:
                 self.client.publish(
                     self.topics.status(pid), self._status(pid, p.OFFLINE), qos=1, retain=True
                 )
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.loop.disconnect(self.client)
 
 
 class PlayerGroup:
@@ -324,9 +327,9 @@ class PlayerGroup:
                 self.runner.add(player, link)
 
     def start(self) -> PlayerGroup:
-        self.runner.start()
         for link in self.links:
             link.start()
+        self.runner.start()
         return self
 
     def stop(self) -> None:
