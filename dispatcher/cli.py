@@ -13,6 +13,7 @@ import typer
 from coso.clock import SystemClock
 from coso.config import ServerSettings
 from coso.errors import CosoError, InputError
+from coso.memory import settle_after_startup
 from coso.setup import open_database
 from dispatcher.cli_catalogue import content_app, endpoints_app, units_app
 from dispatcher.cli_common import State, current_settings, guard, out, report
@@ -102,6 +103,7 @@ def serve(
     dispatcher = Dispatcher(engine, settings, clock)
     server = uvicorn.Server(uvicorn.Config(create_app(engine, settings), log_level="warning"))
     dispatcher.start()
+    settle_after_startup()
     out.print(f"coso serving on http://{bind_host}:{bind_port}/  (bulletin: /bulletin)")
     try:
         server.run(sockets=[listener])

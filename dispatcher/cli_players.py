@@ -15,6 +15,7 @@ from channels.mqtt import BrokerAddress
 from coso.clock import local_text
 from coso.config import BrokerSettings, Settings
 from coso.errors import InputError
+from coso.memory import settle_after_startup
 from coso.setup import open_database
 from dispatcher.cli_common import current_settings, guard, out
 
@@ -142,6 +143,7 @@ def _players(ids, broker, tokens, data, sink, username, password, keep_state, ca
     except (ValueError, ProtocolError) as exc:
         raise InputError("player", ids[0], str(exc)) from exc
     group.start()
+    settle_after_startup()
     out.print(f"{len(ids)} player(s) connecting to {address.url}")
     try:
         _run_until_stopped(threading.Event())

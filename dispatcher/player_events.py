@@ -95,6 +95,7 @@ def _main(settings: Settings, online: Any, ready: Any, level: int) -> None:
     from channels.mqtt import die_with_parent
     from coso.clock import SystemClock
     from coso.db import make_engine
+    from coso.memory import settle_after_startup
     from dispatcher.players import PlayerService
 
     # A flag, not a threading.Event: the handler runs in this thread, maybe while it is
@@ -124,6 +125,7 @@ def _main(settings: Settings, online: Any, ready: Any, level: int) -> None:
             log.error("no subscription to player events from %s", channel.address.url)
             return
         service.start_ingest()
+        settle_after_startup()
         ready.send(True)
         ready.close()
         while not stopping:
