@@ -28,10 +28,12 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from channels.mqtt import LocalBroker, parse_broker_url
+from channels.mqtt import LocalBroker, broker_protocol, parse_broker_url
 from coso.clock import SystemClock
-from coso.config import load_settings
+from coso.config import BrokerSettings, load_settings
 from coso.setup import open_database
 from tests.loudspeakers import clip, import_broadcast
 
@@ -150,7 +152,11 @@ url = "{broker_url}"
 def responder(broker_url: str, prefix: str) -> None:
     """The raw baseline's far side: answer every command on its reply topic."""
     address = parse_broker_url(broker_url)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-resp-{uuid.uuid4().hex[:6]}")
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"raw-resp-{uuid.uuid4().hex[:6]}",
+        protocol=raw_protocol(broker_url),
+    )
     client.max_inflight_messages_set(100)
 
     def on_message(c: mqtt.Client, _u: object, m: mqtt.MQTTMessage) -> None:
@@ -165,6 +171,12 @@ def responder(broker_url: str, prefix: str) -> None:
     client.loop_forever()
 
 
+def raw_protocol(broker_url: str) -> int:
+    """MQTT 5 where the broker speaks it, as coso does."""
+    address = parse_broker_url(broker_url)
+    return broker_protocol(address, BrokerSettings(url=broker_url))
+
+
 def bench_raw(players: int, broker_url: str) -> float:
     prefix = f"raw-{uuid.uuid4().hex[:6]}"
     proc = subprocess.Popen(
@@ -173,7 +185,10 @@ def bench_raw(players: int, broker_url: str) -> float:
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     address = parse_broker_url(broker_url)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:6]}")
+    protocol = raw_protocol(broker_url)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:6]}", protocol=protocol
+    )
     client.max_inflight_messages_set(INFLIGHT)
     got = threading.Event()
     replies = [0]
@@ -191,8 +206,20 @@ def bench_raw(players: int, broker_url: str) -> float:
     payload = b'{"v":1,"type":"play","delivery_id":123456,"media":{"url":"http://x/media/' + (
         b"0" * 64 + b'.mp3","sha256":"' + b"0" * 64 + b'","duration":0.5}}'
     )
+    # The properties coso's commands carry over MQTT 5, built before the clock starts (paho
+    # checks every name it is given; coso writes them already encoded).
+    properties: list[Properties | None] = [None] * players
+    if protocol == mqtt.MQTTv5:
+        for n in range(players):
+            properties[n] = Properties(PacketTypes.PUBLISH)
+            properties[n].MessageExpiryInterval = 3600
+            properties[n].ResponseTopic = f"{prefix}/loa-{n:05d}/events"
+            properties[n].CorrelationData = str(100000 + n).encode()
     start = time.perf_counter()
-    infos = [client.publish(f"{prefix}/loa-{n:05d}/cmd", payload, qos=1) for n in range(players)]
+    infos = [
+        client.publish(f"{prefix}/loa-{n:05d}/cmd", payload, qos=1, properties=properties[n])
+        for n in range(players)
+    ]
     for info in infos:
         info.wait_for_publish(30)
     got.wait(120)
@@ -230,7 +257,8 @@ def main() -> None:
     finally:
         if broker is not None:
             broker.stop()
-    print(f"broker: {url}")
+    version = "5" if raw_protocol(url) == mqtt.MQTTv5 else "3.1.1"
+    print(f"broker: {url} (MQTT {version}, for coso and raw alike)")
     print(f"raw paho-mqtt: {args.players:,} commands out, {args.players:,} replies in: {raw:.2f} s")
     print(
         f"coso: slot to {args.players:,} played entries in the log: {total:.2f} s "

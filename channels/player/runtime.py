@@ -216,7 +216,9 @@ class MqttLink:
         self.address, self.settings, self.topics, self.runner = address, settings, topics, runner
         self.protocol = broker_protocol(address, settings)
         self.client = new_client(client_id, address, settings, self.protocol, persistent=True)
-        self.client.max_inflight_messages_set(200)
+        # Events go out as they happen, none held back: a player has a few per broadcast,
+        # and paho's bound walks every message it holds on each PUBACK.
+        self.client.max_inflight_messages_set(0)
         self.client.max_queued_messages_set(0)
         if len(self.player_ids) == 1:
             player = self.player_ids[0]
