@@ -143,11 +143,9 @@ class NetworkLoop:
             conn.wanted = False
             conn.closing_until = time.monotonic() + timeout
             conn_box.append(conn)
+            client.disconnect()
             if client.socket() is None or not self._thread.is_alive():
-                client.disconnect()
-                self._drop(conn)
-            else:
-                client.disconnect()
+                self._drop(conn)  # nothing will write the DISCONNECT
 
         self.call(begin, wait=timeout)
         if conn_box:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, insert, select, text, update
+from sqlalchemy import Connection, Row, and_, insert, select, text, update
 
 from channels.base import Outcome
 from coso.db import chunks, sqlite_time
@@ -228,24 +227,19 @@ _ENTRY_ROWS = {
 }
 
 
+@cache
+def _entry_insert(dialect: str) -> Any:
+    """Built once: parsing a text clause's bind parameters is not free."""
+    return text(_ENTRY_FROM_DELIVERY.format(rows=_ENTRY_ROWS[dialect]))
+
+
 def log_deliveries(conn: Connection, entries: Sequence[DeliveryEntry]) -> None:
     """Append log entries about deliveries in one statement, whatever their number: the
     plan, schedule, unit, endpoint… of each come from its delivery row in the database."""
     if not entries:
         return
     dialect = conn.dialect.name
-    if dialect not in _ENTRY_ROWS:  # another database: read the rows, insert entries
-        rows = log_sources(conn, {e[0] for e in entries})
-        append_log(
-            conn,
-            [
-                log_rows([rows[i]], at=at, event=ev, state=None, actor=a, detail=dt)[0]
-                | {"state": st}
-                for i, at, ev, st, a, dt in entries
-            ],
-        )
-        return
-    statement = text(_ENTRY_FROM_DELIVERY.format(rows=_ENTRY_ROWS[dialect]))
+    statement = _entry_insert(dialect)
     if dialect == "postgresql":
         ids, ats, events, states, actors, details = zip(*entries, strict=True)
         conn.execute(
@@ -262,20 +256,6 @@ def log_deliveries(conn: Connection, entries: Sequence[DeliveryEntry]) -> None:
         return
     rows = [[i, sqlite_time(at), ev, st, a, dt] for i, at, ev, st, a, dt in entries]
     conn.execute(statement, {"rows": json.dumps(rows)})
-
-
-def log_sources(bind: Connection | Engine, ids: Iterable[int]) -> dict[int, Row[Any]]:
-    """Delivery id → its LOG_SOURCE columns (what a log entry copies from its delivery)."""
-    found: dict[int, Row[Any]] = {}
-    wanted = list(ids)
-    if not wanted:
-        return found
-    with bind.connect() if isinstance(bind, Engine) else nullcontext(bind) as conn:
-        for batch in chunks(wanted, 5000):
-            found.update(
-                (r.id, r) for r in conn.execute(select(*LOG_SOURCE).where(D.c.id.in_(batch)))
-            )
-    return found
 
 
 # Seconds from a delivery's slot to its outcome, set as updated_at (NULL without a slot);
