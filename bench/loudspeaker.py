@@ -35,9 +35,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from channels.mqtt import LocalBroker, PackedProperties, broker_protocol, parse_broker_url
+from channels.loudspeaker.mqtt import (
+    LocalBroker,
+    PackedProperties,
+    broker_protocol,
+    parse_broker_url,
+)
+from channels.loudspeaker.settings import BrokerSettings
 from coso.clock import SystemClock
-from coso.config import BrokerSettings, load_settings
+from coso.config import load_settings
 from coso.setup import open_database
 from tests.loudspeakers import clip, import_broadcast
 

@@ -27,14 +27,15 @@ from urllib.parse import urlencode, urlparse
 import requests
 from sqlalchemy import func, select
 
-from channels.recipients import Recipient, save_recipients
-from channels.sms import SmsChannel
+from channels.registry import settings_of
+from channels.sms.channel import SmsChannel
+from channels.sms.recipients import Recipient, save_recipients
 from coso.clock import SystemClock
 from coso.config import Settings, load_settings
 from coso.setup import open_database
 from dispatcher.models import Delivery
 from dispatcher.service import Dispatcher
-from dispatcher.web import create_app
+from dispatcher.web.app import create_app
 from schedules.adhoc import add_blast
 from tests.conftest import ServerThread
 from tests.sms import e164, import_sms_plan
@@ -108,7 +109,7 @@ def bench_coso(
         engine, plan, "nhac-lich", "sms", {"groups": ["bench"]}, clock.now(),
         validity=timedelta(hours=6), khong_dau=True,
     )  # fmt: skip
-    channel = SmsChannel(settings.channels.sms, "http://coso.bench", clock.now)
+    channel = SmsChannel(settings_of(settings, "sms"), "http://coso.bench", clock.now)
     dispatcher = Dispatcher(engine, settings, clock, channels={"sms": channel})
     D = Delivery.__table__
     sent = (

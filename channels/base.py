@@ -64,9 +64,19 @@ class PermanentSendError(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    """An inbound event mapped to a delivery state (a player ack, a status callback, ...)."""
+    """What became of a delivery: a send's result, a player's event, a gateway's status
+    callback, an operator's confirmation. It names its delivery one of three ways, matched
+    by the engine (`dispatcher.inbound.receive`):
 
-    delivery_id: int
+    - `delivery_id`, what coso sent with the message (with `endpoint_id`: and only when the
+      delivery is that endpoint's, so one device cannot report on another's);
+    - `provider_id` alone (delivery_id None): the id the far side gave the message; an
+      outcome that arrives before the send recorded that id is kept until it does;
+    - `endpoint_id`, `schedule_id` and `scheduled_for`: a slot of a programme the endpoint
+      keeps itself.
+    """
+
+    delivery_id: int | None
     state: str
     event: str
     at: datetime
@@ -77,13 +87,25 @@ class Outcome:
     endpoint_id: int | None = None  # when set, the event must come from this endpoint
     retry_at: datetime | None = None  # with state retry_wait: when to try again
     late_after: timedelta | None = None  # its log entry says "late by" past this (None: 1 min)
+    schedule_id: int | None = None  # with endpoint_id and scheduled_for: a slot reference
+    scheduled_for: datetime | None = None
+    # From the far side (an inbound source), not from coso's own sender: a refusal is
+    # logged when it is not merely a repeat.
+    inbound: bool = False
 
 
 class Channel(ABC):
+    """Sends one channel's messages. Everything else a channel brings (settings, tables,
+    inbound events, upkeep, routes, commands, plan-file options) is declared by its plugin
+    (`channels.registry.ChannelPlugin`)."""
+
     name: ClassVar[str]
     # True when sending a delivery again after a crash cannot reach people twice
     # (the far side deduplicates on the delivery id). SMS is not.
     resend_safe: ClassVar[bool]
+    # True when the far side reports outcomes by the provider id it answered with (status
+    # callbacks): such outcomes may arrive before the send is recorded, and are kept.
+    reports_by_provider_id: ClassVar[bool] = False
 
     @abstractmethod
     def send(self, message: Outbound) -> Accepted:

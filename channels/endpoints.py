@@ -15,8 +15,6 @@ from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
 from coso.units import resolve_unit_codes, unit_tree
 
-CHANNELS = ("web", "loudspeaker", "sms", "led")
-
 
 class Endpoint(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("channel", "address"),)
@@ -50,9 +48,24 @@ class GroupMember(SQLModel, table=True):
 
 
 def check_channel(field: str, channel: str) -> str:
-    if channel not in CHANNELS:
-        raise InputError(field, channel, f"unknown channel; one of {list(CHANNELS)}")
+    """A registered channel's name, or an error listing them."""
+    from channels.registry import get
+
+    get(channel, field)
     return channel
+
+
+def check_address(field: str, channel: str, address: str) -> str:
+    """The address as the channel keeps it (SMS: E.164), or an error naming it."""
+    from channels.registry import get
+
+    plugin = get(channel, "channel")
+    if plugin.address is None:
+        return address
+    try:
+        return plugin.address(address)
+    except ValueError as exc:
+        raise InputError(field, address, str(exc)) from exc
 
 
 def add_endpoints(engine: Engine, rows: Sequence[dict[str, object]], now: datetime) -> int:
@@ -85,6 +98,7 @@ def read_endpoints_csv(engine: Engine, path: Path) -> list[dict[str, object]]:
             check_channel("channel", channel)
             if not address:
                 raise InputError("address", address, "is empty")
+            address = check_address("address", channel, address)
             if (channel, address) in seen:
                 raise InputError("address", address, f"repeats line {seen[channel, address]}")
             if unit is not None:

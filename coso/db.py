@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -194,11 +195,19 @@ def insert_ignoring_duplicates(bind: Engine | Connection, table: Table) -> Any:
     return insert(table)
 
 
+# Folders of further migrations (a channel package's own branch), added by whoever assembles
+# the application (channels.registry.load_tables).
+MIGRATION_FOLDERS: list[str] = []
+
+
 def alembic_config(url: str) -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    folders = [str(MIGRATIONS / "versions"), *MIGRATION_FOLDERS]
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(folders))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
@@ -210,7 +219,7 @@ def migrate(engine: Engine) -> None:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with write(engine) as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
 
 
 def chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

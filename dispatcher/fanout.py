@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, bindparam, select, text, update
 
 from channels.endpoints import resolve_targets
+from channels.states import MISSED, PENDING
 from coso.db import chunks, write
 from dispatcher.models import Delivery
-from dispatcher.states import MISSED, PENDING
 from dispatcher.transitions import LOG_SOURCE, append_log, duration_text, log_rows
 from schedules.models import MISSED as OCC_MISSED
 from schedules.models import PRIORITIES, Occurrence, Schedule

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, Row, select
 
 from channels.base import Outbound
 from channels.endpoints import Endpoint
+from channels.registry import needing_audio
 from content.media import media_for
 from content.models import ContentItem
 from content.render import RenderCache
@@ -43,9 +44,10 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
                 select(endpoint_t).where(endpoint_t.c.id.in_({d.endpoint_id for d in claimed}))
             )
         }
-        plain = _khong_dau(conn, {d.schedule_id for d in claimed if d.channel == "sms"})
+        options = _options(conn, {d.schedule_id for d in claimed})
     names = unit_names(engine, {d.unit_code for d in claimed if d.unit_code})
-    audio = media_for(engine, {d.content_id for d in claimed if d.channel == "loudspeaker"})
+    with_audio = needing_audio()
+    audio = media_for(engine, {d.content_id for d in claimed if d.channel in with_audio})
     out: list[Outbound | tuple[int, str]] = []
     renders = RenderCache()
     for d in claimed:
@@ -59,15 +61,14 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
             "content_kind": content.kind,
             "schedule_id": d.schedule_id,
             "scheduled_for": d.scheduled_for,
+            "options": options.get(d.schedule_id) or {},
         }
-        if d.channel == "loudspeaker":
+        if d.channel in with_audio:
             asset = audio.get(d.content_id)
             if asset is None:
                 out.append((d.id, f"content {content.key!r} has no audio: coso content audio"))
                 continue
             extra["media"] = {"sha256": asset.sha256, "duration": asset.duration_seconds}
-        if d.channel == "sms":
-            extra["khong_dau"] = plain.get(d.schedule_id)
         sources = {  # what each context name is made from
             "plan": d.plan_id,
             "unit": d.unit_code,
@@ -128,10 +129,10 @@ def message_context(
     }
 
 
-def _khong_dau(conn: Any, schedule_ids: set[int]) -> dict[int, bool | None]:
-    """Schedule → send without diacritics (None: the channel's default)."""
+def _options(conn: Any, schedule_ids: set[int]) -> dict[int, dict[str, Any]]:
+    """Schedule → its channel options (from the plan file, checked by the channel)."""
     if not schedule_ids:
         return {}
     table = Schedule.__table__
-    rows = conn.execute(select(table.c.id, table.c.khong_dau).where(table.c.id.in_(schedule_ids)))
+    rows = conn.execute(select(table.c.id, table.c.options).where(table.c.id.in_(schedule_ids)))
     return dict(rows.all())

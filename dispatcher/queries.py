@@ -9,9 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, func, select
 
 from channels.endpoints import Endpoint
-from channels.web import BulletinPost
 from coso.errors import InputError
-from coso.units import unit_names
 from dispatcher.models import ActivityEntry, Delivery
 from schedules.models import Plan, Schedule
 
@@ -112,14 +110,3 @@ def plan_schedules(engine: Engine, plan_id: int) -> list[Row[Any]]:
                 .order_by(Schedule.__table__.c.id)
             ).all()
         )
-
-
-def bulletin(engine: Engine, unit: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    table = BulletinPost.__table__
-    query = select(table).order_by(table.c.published_at.desc(), table.c.id.desc()).limit(limit)
-    if unit:
-        query = query.where(table.c.unit_code == unit)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    names = unit_names(engine, {r.unit_code for r in rows if r.unit_code})
-    return [{**r._asdict(), "unit_name": names.get(r.unit_code, r.unit_code or "")} for r in rows]

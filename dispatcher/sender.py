@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import Any
 
 from pyrate_limiter import Duration, Limiter, Rate
-from sqlalchemy import Engine
+from sqlalchemy import Engine, or_
 
 from channels.base import (
     Accepted,
@@ -22,12 +22,15 @@ from channels.base import (
     TransientSendError,
     UncertainSendError,
 )
+from channels.host import Hold, SendRules
+from channels.states import FAILED, RETRY_WAIT, UNKNOWN
 from coso.clock import Clock
 from coso.config import RetrySettings
 from coso.db import write
 from coso.durations import parse_duration
+from dispatcher.inbound import release_parked, serialise
 from dispatcher.messages import build_messages
-from dispatcher.states import FAILED, RETRY_WAIT, UNKNOWN
+from dispatcher.models import Delivery
 from dispatcher.transitions import (
     apply_outcomes,
     claim,
@@ -38,24 +41,6 @@ from dispatcher.transitions import (
 
 log = logging.getLogger(__name__)
 PIPELINE = 3  # batches of a batch channel published and not yet recorded
-
-
-class SendRules(Protocol):
-    """Channel policy the sender applies (SMS: quiet hours, opt-outs, a daily cap)."""
-
-    def claim_filter(self, now: datetime) -> Any:
-        """An extra condition on the deliveries to claim now, or None."""
-
-    def screen(
-        self, messages: list[Outbound], now: datetime
-    ) -> tuple[list[Outbound], list[Outcome]]:
-        """(messages to send, outcomes for the others: failed, or held in retry_wait)."""
-
-    def begin_record(self, conn: Any) -> None:
-        """First thing in the transaction that records the outcomes (take locks)."""
-
-    def record(self, conn: Any, messages: list[Outbound], outcomes: list[Outcome]) -> None:
-        """What the send outcomes teach the rules (in the transaction that records them)."""
 
 
 class Sender:
@@ -105,7 +90,7 @@ class Sender:
         with self.engine.connect() as conn:
             if not has_work(conn, self.channel.name, now):
                 return 0
-        only = self.rules.claim_filter(now) if self.rules else None
+        only = _held_back(self.rules.hold(now)) if self.rules else None
         if self._batches is not None:
             self._room.acquire()  # at most PIPELINE batches claimed and not yet recorded
         try:
@@ -196,11 +181,18 @@ class Sender:
         outcomes: list[Outcome],
         held: list[Outcome],
     ) -> None:
+        provider_ids = (
+            [o.provider_id for o in outcomes if o.provider_id]
+            if self.channel.reports_by_provider_id
+            else []
+        )
         with write(self.engine) as conn:
-            if self.rules is not None:
-                self.rules.begin_record(conn)
+            if provider_ids:  # before any row: the same order as the inbound path's
+                serialise(conn)
             _, refused = apply_outcomes(conn, outcomes + held)
             refund_attempts(conn, [o.delivery_id for o in held if o.state == RETRY_WAIT])
+            # Outcomes that arrived before their provider id was known apply now.
+            release_parked(conn, provider_ids)
             if self.rules is not None:
                 self.rules.record(conn, messages, outcomes)
         for o in refused:  # e.g. a player's `received` overtook the broker's PUBACK
@@ -307,6 +299,14 @@ class Sender:
                 executor.shutdown(wait=True)
         self._pool.shutdown(wait=True)
         self.channel.close()
+
+
+def _held_back(hold: Hold | None) -> Any:
+    """The claim condition for a channel's hold: not those plans, unless urgent enough."""
+    if hold is None or not hold.plans:
+        return None
+    D = Delivery.__table__
+    return or_(D.c.priority >= hold.unless_priority, D.c.plan_id.not_in(sorted(hold.plans)))
 
 
 def _settled(published: Future[Future[None]]) -> bool:

@@ -12,20 +12,17 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
+from channels import registry
 from channels.base import Channel
-from channels.loudspeaker import LoudspeakerChannel
-from channels.sms import SmsChannel
-from channels.web import WebChannel
+from channels.host import ChannelService
 from coso.clock import Clock
 from coso.config import Settings
 from coso.db import write
 from coso.durations import parse_duration
-from dispatcher import player_events
 from dispatcher.fanout import fan_out_pending
+from dispatcher.host import EngineHost
 from dispatcher.leader import TimerLock
-from dispatcher.players import PlayerService
 from dispatcher.sender import Sender
-from dispatcher.sms_rules import SmsRules
 from dispatcher.transitions import recover_interrupted
 from dispatcher.workers import forget, heartbeat, new_worker_id, orphaned_claims, register
 from schedules.firing import fire_due
@@ -34,21 +31,15 @@ from schedules.timer import Timer
 log = logging.getLogger(__name__)
 
 
-def default_channels(engine: Engine, settings: Settings, clock: Clock) -> dict[str, Channel]:
-    """The web channel always; loudspeakers when a broker is configured (`coso serve` starts
-    one on loopback when none is)."""
-    channels: dict[str, Channel] = {"web": WebChannel(engine, settings.channels.web, clock.now)}
-    loudspeaker = settings.channels.loudspeaker
-    if loudspeaker.broker.url:
-        channels["loudspeaker"] = LoudspeakerChannel(
-            loudspeaker,
-            loudspeaker.broker.url,
-            settings.server.public_url,
-            clock.now,
-            role="commands" if player_events.wanted(settings) else "all",
-        )
-    if settings.channels.sms.account_sid:
-        channels["sms"] = SmsChannel(settings.channels.sms, settings.server.public_url, clock.now)
+def default_channels(host: EngineHost) -> dict[str, Channel]:
+    """Every installed channel that is set up to send in this process."""
+    channels: dict[str, Channel] = {}
+    for plugin, cfg in registry.each(host.settings, "build"):
+        if not plugin.configured(cfg):
+            continue
+        channel = plugin.build(host, cfg)
+        if channel is not None:
+            channels[plugin.name] = channel
     return channels
 
 
@@ -61,30 +52,27 @@ class Dispatcher:
         channels: dict[str, Channel] | None = None,
     ) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
+        self.host = EngineHost(engine, settings, clock)
         self.worker = new_worker_id()
-        self.channels = (
-            channels if channels is not None else default_channels(engine, settings, clock)
-        )
-        speaker = self.channels.get("loudspeaker")
-        self.senders = {
-            name: Sender(
+        self.channels = channels if channels is not None else default_channels(self.host)
+        self.senders: dict[str, Sender] = {}
+        self.services: dict[str, ChannelService] = {}
+        for name, channel in self.channels.items():
+            plugin = registry.get(name)
+            cfg = registry.settings_of(settings, name)
+            self.senders[name] = Sender(
                 engine,
                 channel,
                 clock,
-                concurrency=settings.channels.limits(name).concurrency,
-                rate_per_second=settings.channels.limits(name).rate_per_second,
+                concurrency=cfg.concurrency,
+                rate_per_second=cfg.rate_per_second,
                 retry=settings.dispatcher.retry,
                 batch=settings.dispatcher.claim_batch,
                 worker=self.worker,
-                rules=SmsRules(engine, settings.channels.sms) if name == "sms" else None,
+                rules=plugin.rules(self.host, cfg) if plugin.rules else None,
             )
-            for name, channel in self.channels.items()
-        }
-        self.players = (
-            PlayerService(engine, settings, clock, speaker)
-            if isinstance(speaker, LoudspeakerChannel)
-            else None
-        )
+            if plugin.service is not None:
+                self.services[name] = plugin.service(self.host, channel)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -153,8 +141,8 @@ class Dispatcher:
         for name, sender in self.senders.items():
             self._spawn(f"sender-{name}", self._send_loop, sender.send_due)
         self._spawn("heartbeat", self._heartbeat_loop)
-        if self.players is not None:
-            self.players.start()
+        for service in self.services.values():
+            service.start()
         self._take_timer()
 
     def stop(self) -> None:
@@ -163,8 +151,8 @@ class Dispatcher:
         if self.timer:
             self.timer.stop()
         self.timer_lock.release()
-        if self.players is not None:
-            self.players.stop()
+        for service in self.services.values():
+            service.stop()
         for thread in self._threads:
             thread.join(timeout=10)
         for sender in self.senders.values():

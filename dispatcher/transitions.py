@@ -13,9 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, insert, select, text, update
 
 from channels.base import Outcome
-from coso.db import chunks, sqlite_time
-from dispatcher.models import ActivityEntry, Delivery
-from dispatcher.states import (
+from channels.registry import extra_moves
+from channels.states import (
     ALLOWED_FROM,
     EXPIRED,
     MISSED,
@@ -24,8 +23,9 @@ from dispatcher.states import (
     SENDING,
     UNKNOWN,
     WAITING,
-    allowed_sql,
 )
+from coso.db import chunks, sqlite_time
+from dispatcher.models import ActivityEntry, Delivery
 from schedules.models import Schedule
 
 D = Delivery.__table__
@@ -51,6 +51,19 @@ CLAIMED = (
 # Entries later than this after the slot say how late they were.
 LATE_AFTER = timedelta(minutes=1)
 NOT_LATE = (PENDING, RETRY_WAIT, EXPIRED, MISSED)  # these say why themselves
+
+
+def allowed_sql(to: str) -> str:
+    """SQL condition on table `delivery`: may a delivery move to `to` from where it is? The
+    moves every channel has, and those a channel's plugin adds for its own deliveries."""
+    quoted = ", ".join(f"'{s}'" for s in ALLOWED_FROM[to])  # our own constants
+    condition = f"delivery.state IN ({quoted})"
+    for channel, extra in extra_moves().items():
+        if to in extra:
+            more = ", ".join(f"'{s}'" for s in extra[to])
+            name = channel.replace("'", "''")
+            condition += f" OR (delivery.channel = '{name}' AND delivery.state IN ({more}))"
+    return f"({condition})"
 
 
 def log_rows(

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, select, update
 
+from channels.states import SENDING
 from coso.db import insert_ignoring_duplicates, write
 from dispatcher.models import Delivery, DispatcherWorker
-from dispatcher.states import SENDING
 
 W = DispatcherWorker.__table__
 D = Delivery.__table__

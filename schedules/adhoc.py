@@ -4,10 +4,12 @@ is recorded against the plan like any scheduled item."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select
 
 from channels.endpoints import resolve_targets
+from channels.registry import check_options
 from content.models import APPROVED, ContentItem
 from coso.clock import as_utc, zone
 from coso.db import write
@@ -35,7 +37,7 @@ def add_blast(
     *,
     priority: str = "normal",
     validity: timedelta | None = None,
-    khong_dau: bool | None = None,
+    options: dict[str, Any] | None = None,
     name: str | None = None,
 ) -> Schedule:
     """A schedule that fires once, now. Refuses unapproved content and empty targets."""
@@ -59,7 +61,7 @@ def add_blast(
         priority=priority,
         validity_seconds=int(validity.total_seconds()) if validity else None,
         misfire_grace_seconds=3600,
-        khong_dau=khong_dau,
+        options=check_options(channel, options),
         enabled=True,
         fired_through=as_utc(now) - timedelta(seconds=1),
         updated_at=now,

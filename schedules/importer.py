@@ -8,14 +8,15 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from channels import registry
 from channels.endpoints import (
-    CHANNELS,
     Endpoint,
     EndpointGroup,
     GroupMember,
     endpoint_addresses,
     group_names,
 )
+from channels.registry import check_options
 from content.models import APPROVED, ContentItem
 from content.render import check_template
 from coso.clock import zone
@@ -104,7 +105,7 @@ def _check(engine: Engine, settings: Settings, pf: PlanFile, check: _Checker) ->
             except InputError as exc:
                 check.fail(("content", i, part), exc.value, exc.reason)
 
-    file_endpoints: dict[str, set[str]] = {c: set() for c in CHANNELS}
+    file_endpoints: dict[str, set[str]] = {c: set() for c in registry.names()}
     for i, ep in enumerate(pf.endpoints):
         if _channel(check, ("endpoints", i, "channel"), ep.channel):
             file_endpoints[ep.channel].add(ep.address)
@@ -185,10 +186,12 @@ def _check(engine: Engine, settings: Settings, pf: PlanFile, check: _Checker) ->
 
 
 def _channel(check: _Checker, loc: tuple[object, ...], channel: str) -> bool:
-    if channel in CHANNELS:
-        return True
-    check.fail(loc, channel, f"unknown channel; one of {list(CHANNELS)}")
-    return False
+    try:
+        registry.get(channel)
+    except InputError as exc:
+        check.fail(loc, channel, exc.reason)
+        return False
+    return True
 
 
 def _known_endpoints(
@@ -327,7 +330,7 @@ def _write(engine: Engine, settings: Settings, pf: PlanFile, now: datetime) -> P
                     validity_seconds=int(parse_duration(validity).total_seconds()) or None,
                     misfire_grace_seconds=int(parse_duration(grace).total_seconds()),
                     resend_unknown=sch.resend_unknown,
-                    khong_dau=sch.khong_dau,
+                    options=check_options(sch.channel, sch.options),
                     enabled=sch.enabled,
                     fired_through=now,
                     updated_at=now,

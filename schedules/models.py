@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-NORMAL, PRIORITY, EMERGENCY = "normal", "priority", "emergency"
-PRIORITIES = {NORMAL: 0, PRIORITY: 1, EMERGENCY: 2}
+from channels.states import EMERGENCY, NORMAL, PRIORITIES, PRIORITY  # noqa: F401
 
 DUE, MISSED = "due", "missed"
 
@@ -62,8 +62,8 @@ class Schedule(SQLModel, table=True):
     validity_seconds: int | None = None
     misfire_grace_seconds: int = 900
     resend_unknown: bool = False
-    # SMS: send without diacritics (GSM-7); None follows channels.sms.khong_dau.
-    khong_dau: bool | None = None
+    # The channel's own options for this schedule, as its plugin checked them at import.
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     enabled: bool = True
     # All fire times up to here have an occurrence row (or were before the schedule existed).
     fired_through: datetime

@@ -79,7 +79,8 @@ class ScheduleEntry(_Strict):
     validity: str | int | None = None
     misfire_grace: str | int | None = None
     resend_unknown: bool = False
-    khong_dau: bool | None = None
+    # The channel's own options (SMS: khong_dau), checked by its plugin at import.
+    options: dict[str, Any] = {}
     enabled: bool = True
 
 

@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 from pydub.generators import Sine
 from sqlalchemy import Engine, func, select
 
-from channels.mqtt import LocalBroker, answers, parse_broker_url
-from channels.player.runtime import PlayerGroup
-from channels.player.sinks import NullSink
-from channels.protocol import Topics
+from channels.loudspeaker.mqtt import LocalBroker, answers, parse_broker_url
+from channels.loudspeaker.player.runtime import PlayerGroup
+from channels.loudspeaker.player.sinks import NullSink
+from channels.loudspeaker.protocol import Topics
+from channels.registry import settings_of
 from content.approval import find_content
 from content.media import attach_audio, player_token, token_secret
 from coso.clock import SystemClock
@@ -26,7 +27,7 @@ from coso.config import Settings
 from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.queries import find_plan
 from dispatcher.service import Dispatcher
-from dispatcher.web import create_app
+from dispatcher.web.app import create_app
 from schedules.importer import import_plan_file
 from tests.conftest import ServerThread
 from tests.plans import write_plan
@@ -69,9 +70,7 @@ def speaker_settings(settings: Settings, broker_url: str, tmp_path: Path, **extr
     }
     return settings.model_copy(
         update={
-            "channels": settings.channels.model_copy(
-                update={"loudspeaker": settings.channels.loudspeaker.model_validate(loudspeaker)}
-            ),
+            "channels": {**settings.channels, "loudspeaker": loudspeaker},
             "media": settings.media.model_copy(update={"dir": str(tmp_path / "media")}),
             "dispatcher": settings.dispatcher.model_copy(
                 update={
@@ -183,7 +182,7 @@ def players(
     per_connection: int = 500,
     keep_state: bool = False,
 ) -> PlayerGroup:
-    loudspeaker = settings.channels.loudspeaker
+    loudspeaker = settings_of(settings, "loudspeaker")
     url = broker_url or loudspeaker.broker.url
     secret = token_secret(settings.media)
     return PlayerGroup(

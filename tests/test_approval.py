@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from coso.clock import ManualClock
 from coso.config import Settings
-from dispatcher.cli import app
+from dispatcher.cli.app import app
 from dispatcher.models import Delivery
 from dispatcher.service import Dispatcher
 from schedules.editing import set_enabled

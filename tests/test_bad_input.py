@@ -10,8 +10,8 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
-import coso.models  # noqa: F401
-from dispatcher.cli import app
+import dispatcher.tables  # noqa: F401
+from dispatcher.cli.app import app
 from tests.plans import WEEKLY_PLAN, write_plan
 
 runner = CliRunner()

@@ -14,12 +14,19 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import Engine
 
-from channels.devices import list_players
-from channels.mqtt import LocalBroker, answers, connect_and_wait, new_client, parse_broker_url
-from channels.operator import send_to_players, stop_command
-from channels.protocol import Topics
+from channels.loudspeaker.devices import list_players
+from channels.loudspeaker.mqtt import (
+    LocalBroker,
+    answers,
+    connect_and_wait,
+    new_client,
+    parse_broker_url,
+)
+from channels.loudspeaker.operator import send_to_players, stop_command
+from channels.loudspeaker.protocol import Topics
+from channels.loudspeaker.settings import BrokerSettings
 from coso.clock import SystemClock
-from coso.config import BrokerSettings, Settings
+from coso.config import Settings
 from coso.errors import InputError
 from tests.helpers import wait_for
 from tests.loudspeakers import (
@@ -191,7 +198,7 @@ def test_broker_started_for_coso_ends_when_coso_is_killed(tmp_path: Path) -> Non
     _tools()
     script = (
         "import sys, time\n"
-        "from channels.mqtt import LocalBroker\n"
+        "from channels.loudspeaker.mqtt import LocalBroker\n"
         "b = LocalBroker(prefer='mosquitto').start()\n"
         "print(b.port, flush=True)\n"
         "time.sleep(60)\n"

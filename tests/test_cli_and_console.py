@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
-from channels.web import BulletinPost
+from channels.web.channel import BulletinPost
 from coso.clock import ManualClock
 from coso.config import Settings
-from dispatcher.cli import app
+from dispatcher.cli.app import app
 from dispatcher.service import Dispatcher
-from dispatcher.web import create_app
+from dispatcher.web.app import create_app
 from schedules.importer import import_plan_file
 from tests.conftest import ServerThread
 from tests.helpers import SLOT

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from channels.registry import settings_of
 from coso.config import Settings, load_settings
 from coso.errors import InputError
 
@@ -70,4 +71,4 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     config.write_text("[server]\nport = 9000\n[channels.web]\nrate_per_second = 5\n")
     monkeypatch.setenv("COSO_SERVER__PORT", "9100")
     settings = load_settings(config)
-    assert (settings.server.port, settings.channels.web.rate_per_second) == (9100, 5)
+    assert (settings.server.port, settings_of(settings, "web").rate_per_second) == (9100, 5)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, select
 
 from channels.endpoints import add_endpoints
-from channels.web import BulletinPost
+from channels.web.channel import BulletinPost
 from coso.clock import SystemClock
 from coso.config import Settings
 from dispatcher.models import ActivityEntry, Delivery

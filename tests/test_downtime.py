@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from channels.web import BulletinPost
+from channels.web.channel import BulletinPost
 from coso.clock import ManualClock
 from coso.config import Settings
 from dispatcher.models import ActivityEntry

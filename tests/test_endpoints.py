@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from channels.endpoints import Endpoint
-from dispatcher.cli import app
+from dispatcher.cli.app import app
 
 runner = CliRunner()
 GOOD = """channel,address,name,unit

@@ -12,9 +12,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, func, select
 
-from channels import protocol as p
-from channels.devices import list_players
-from channels.mqtt import LocalBroker, parse_broker_url
+from channels.loudspeaker import protocol as p
+from channels.loudspeaker.devices import list_players
+from channels.loudspeaker.mqtt import LocalBroker, parse_broker_url
+from channels.registry import settings_of
 from coso.config import Settings
 from dispatcher.messages import build_messages
 from dispatcher.models import ActivityEntry, Delivery
@@ -66,12 +67,12 @@ def test_events_process_killed_is_started_again_and_misses_nothing(
     group = players(settings, ids, tmp_path).start()
     try:
         with running_coso(engine, settings) as dispatcher:
-            assert dispatcher.players is not None
-            first = dispatcher.players.events_process
+            assert "loudspeaker" in dispatcher.services
+            first = dispatcher.services["loudspeaker"].events_process
             assert first is not None and first.alive and first.pid != os.getpid()
             os.kill(first.pid or 0, signal.SIGKILL)
             wait_for(lambda: log_count(engine, "played") >= 2, 40, "both played")
-            again = dispatcher.players.events_process
+            again = dispatcher.services["loudspeaker"].events_process
             assert again is not None and again is not first and again.alive
     finally:
         group.stop()
@@ -117,7 +118,7 @@ def test_forged_event_about_another_players_delivery_is_rejected_and_logged(
     import_broadcast(
         engine, settings, tmp_path, ["loa-b"], slot_in(1), clip(tmp_path, 0.6), number="96/KH"
     )
-    topics = p.Topics(settings.channels.loudspeaker.topic_prefix)
+    topics = p.Topics(settings_of(settings, "loudspeaker").topic_prefix)
     with running_coso(engine, settings):
         wait_for(lambda: bool(states(engine)), 20, "B's delivery")
         with engine.connect() as conn:
@@ -312,10 +313,10 @@ def test_operator_stops_players_and_sets_their_volume_from_the_command_line(
 ) -> None:
     from typer.testing import CliRunner
 
-    from dispatcher.cli import app
+    from dispatcher.cli.app import app
 
     settings = speaker_settings(settings, broker_url, tmp_path)
-    loudspeaker = settings.channels.loudspeaker
+    loudspeaker = settings_of(settings, "loudspeaker")
     monkeypatch.setenv("COSO_DATABASE__URL", settings.database.url)
     monkeypatch.setenv("COSO_CHANNELS__LOUDSPEAKER__TOPIC_PREFIX", loudspeaker.topic_prefix)
     runner = CliRunner()

@@ -24,7 +24,7 @@ from content.media import (
 from content.models import MediaAsset
 from coso.config import Settings
 from coso.errors import InputError
-from dispatcher.web import create_app
+from dispatcher.web.app import create_app
 from tests.conftest import ServerThread
 from tests.loudspeakers import clip, import_broadcast, slot_in
 

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
-import coso.models  # noqa: F401
+import dispatcher.tables  # noqa: F401
 
 
 def test_migrated_database_matches_the_models(engine: Engine) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from channels.mqtt import publish_properties
+from channels.loudspeaker.mqtt import publish_properties
 
 
 def test_command_properties_are_the_bytes_paho_would_send() -> None:

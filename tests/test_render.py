@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from channels.endpoints import Endpoint
-from channels.web import BulletinPost
+from channels.web.channel import BulletinPost
 from coso.clock import ManualClock
 from coso.config import Settings
 from dispatcher.models import Delivery

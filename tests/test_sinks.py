@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from channels.player.sinks import NullSink, make_sink
+from channels.loudspeaker.player.sinks import NullSink, make_sink
 from tests.helpers import wait_for
 from tests.loudspeakers import clip
 

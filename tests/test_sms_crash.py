@@ -15,10 +15,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from channels.sms import SmsChannel
+from channels.registry import settings_of
+from channels.sms.channel import SmsChannel
 from coso.clock import SystemClock
 from coso.config import Settings
-from dispatcher.cli import app
+from dispatcher.cli.app import app
 from dispatcher.service import Dispatcher
 from schedules.adhoc import add_blast
 from tests.conftest import free_port
@@ -93,7 +94,7 @@ def test_sigkill_mid_blast_then_reconcile_messages_nobody_twice(
         sms_settings(settings, gateway.url, concurrency=4, status_callbacks=False)
         settings.dispatcher.lease = "1s"
         clock = SystemClock()
-        channel = SmsChannel(settings.channels.sms, "http://coso.test", clock.now)
+        channel = SmsChannel(settings_of(settings, "sms"), "http://coso.test", clock.now)
         dispatcher = Dispatcher(engine, settings, clock, channels={"sms": channel})
         time.sleep(1.5)  # the dead worker's lease runs out
         dispatcher.start()

@@ -11,11 +11,11 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from channels.endpoints import Endpoint, EndpointGroup, GroupMember
-from channels.phones import PhoneError, to_e164
-from channels.recipients import is_stop_request, read_recipients, save_recipients
+from channels.sms.phones import PhoneError, to_e164
+from channels.sms.recipients import is_stop_request, read_recipients, save_recipients
 from coso.clock import SystemClock
 from coso.config import Settings
-from dispatcher.cli import app
+from dispatcher.cli.app import app
 from tests.sms import write_recipients
 
 

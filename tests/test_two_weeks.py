@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import Engine, func, select
 
-from channels.web import BulletinPost
+from channels.web.channel import BulletinPost
 from coso.clock import ManualClock, SystemClock
 from coso.config import Settings
 from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.service import Dispatcher
-from dispatcher.web import create_app
+from dispatcher.web.app import create_app
 from schedules.firing import next_fire_times
 from schedules.importer import import_plan_file
 from schedules.models import Occurrence

@@ -1,10 +1,9 @@
-"""Alembic environment: the target is every coso table (coso.models)."""
+"""Alembic environment. Upgrades need no table models; to write a migration, import
+`dispatcher.tables` first (every table of coso and of the installed channels)."""
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
-
-import coso.models  # noqa: F401  (registers the tables)
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -1,0 +1,148 @@
+"""What the engine offers a channel: the one inbound path, the deliveries it may look at,
+messages built for them, the slots to come and the activity log. The dispatcher implements
+it (`dispatcher.host.EngineHost`); a channel package never imports the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from channels.base import Outbound, Outcome
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An outcome refused because it is false: about a delivery coso never sent, another
+    endpoint's delivery, or a slot coso does not know. Logged once, by the engine."""
+
+    outcome: Outcome
+    reason: str
+
+
+@dataclass
+class Received:
+    """What became of a batch of outcomes."""
+
+    applied: list[Outcome] = field(default_factory=list)  # moved a delivery
+    stale: list[Outcome] = field(default_factory=list)  # a repeat, or overtaken
+    parked: list[Outcome] = field(default_factory=list)  # provider id not recorded yet
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One firing to come of a schedule, for the endpoints that keep their own programme."""
+
+    schedule_id: int
+    plan_id: int
+    content_id: int
+    title: str
+    at: datetime
+    expires_at: datetime | None
+    priority: str  # normal | priority | emergency
+    endpoint_ids: tuple[int, ...]
+    media: dict[str, Any] | None  # sha256, duration: when the content has audio
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Deliveries a channel's rules keep back from claiming now: those of `plans`, unless
+    their priority is at least `unless_priority`."""
+
+    plans: frozenset[int]
+    unless_priority: int
+
+
+class SendRules(Protocol):
+    """A channel's policy, applied by the sender (SMS: quiet hours, opt-outs, a daily cap)."""
+
+    def hold(self, now: datetime) -> Hold | None:
+        """Deliveries not to claim now, or None."""
+
+    def screen(
+        self, messages: list[Outbound], now: datetime
+    ) -> tuple[list[Outbound], list[Outcome]]:
+        """(messages to send, outcomes for the others: failed, or held in retry_wait)."""
+
+    def record(self, conn: Any, messages: list[Outbound], outcomes: list[Outcome]) -> None:
+        """What the send outcomes teach the rules (in the transaction that records them)."""
+
+
+class ChannelService(Protocol):
+    """A channel's inbound events and upkeep, run while coso serves."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class ChannelHost(Protocol):
+    """The engine's services to channels."""
+
+    engine: Any  # sqlalchemy Engine: for the channel's own tables
+    settings: Any  # coso.config.Settings
+    clock: Any  # coso.clock.Clock
+
+    def receive(self, outcomes: Sequence[Outcome]) -> Received:
+        """Match each outcome's reference, apply it if it moves its delivery forward, park
+        those whose provider id is not recorded yet, log refused and forged ones. One
+        transaction."""
+
+    def receive_in(self, conn: Any, outcomes: Sequence[Outcome]) -> Received:
+        """The same, in a transaction the caller holds."""
+
+    def deliveries(
+        self,
+        channel: str,
+        states: Sequence[str],
+        *,
+        endpoint_ids: Sequence[int] | None = None,
+        updated_before: datetime | None = None,
+        or_endpoint_ids: Sequence[int] | None = None,
+        unexpired_at: datetime | None = None,
+        limit: int = 5000,
+    ) -> list[Any]:
+        """Deliveries of `channel` in `states` (rows with the delivery's columns)."""
+
+    def provider_ids(self, channel: str) -> set[str]:
+        """Every provider id recorded for the channel's deliveries."""
+
+    def messages(self, rows: Sequence[Any]) -> list[Outbound | tuple[int, str]]:
+        """The message for each delivery row, or (delivery id, why it cannot be built)."""
+
+    def expire(self, channel: str, states: Sequence[str], now: datetime, detail: str) -> int:
+        """Deliveries of `channel` in `states` past their expiry become `expired`."""
+
+    def upcoming(
+        self, channel: str, now: datetime, horizon: timedelta, after: datetime | None = None
+    ) -> list[Slot]:
+        """The slots of enabled schedules on `channel` in (now, now + horizon] (from `after`
+        instead of each schedule's last firing, when given)."""
+
+    def plan_zones(self) -> dict[int, str]:
+        """Plan id → its time zone."""
+
+    def waiting(
+        self, channel: str, plans: Sequence[int], below_priority: int, now: datetime
+    ) -> list[tuple[int, int, int]]:
+        """(plan, schedule, deliveries) due now and waiting, below `below_priority`."""
+
+    def reached(
+        self, channel: str, endpoint_ids: Sequence[int], since: datetime, below_priority: int
+    ) -> tuple[dict[int, int], dict[int, datetime]]:
+        """Per endpoint: `sent` entries since `since` below `below_priority`, and the oldest."""
+
+    def schedule_counts(self, schedule_id: int) -> dict[str, int]:
+        """Deliveries of one schedule by state."""
+
+    def dispatcher(self, channels: dict[str, Any]) -> Any:
+        """A dispatcher over just `channels` (start(), fire(), stop())."""
+
+    def note(
+        self,
+        entries: Sequence[dict[str, Any]],
+    ) -> None:
+        """Append log entries that move no delivery (at, plan_id, schedule_id, channel,
+        event, actor, detail)."""

@@ -1,0 +1,1 @@
+"""The loudspeaker channel: IP players over MQTT, their protocol, devices and programmes."""

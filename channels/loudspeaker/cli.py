@@ -1,0 +1,224 @@
+"""`coso content audio`, `coso player`, `coso players …` and `coso devices`: loudspeakers."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from channels.loudspeaker.settings import BrokerSettings, LoudspeakerSettings
+from coso.clock import local_text
+from coso.commands import current_settings, guard, out
+from coso.config import Settings
+from coso.errors import InputError
+from coso.memory import settle_after_startup
+from coso.setup import open_database
+
+
+def loudspeaker_settings(settings: Settings) -> LoudspeakerSettings:
+    from channels.registry import settings_of
+
+    return settings_of(settings, "loudspeaker")
+
+
+if TYPE_CHECKING:
+    from channels.loudspeaker.mqtt import BrokerAddress
+
+
+players_app = typer.Typer(
+    no_args_is_help=True, help="Loudspeaker players: stop, volume, tokens, simulate."
+)
+
+
+def _broker(
+    settings: Settings, url: str | None, username: str, password: str, ca_file: str = ""
+) -> tuple[BrokerSettings, BrokerAddress]:
+    """The broker given on the command line (else the configured one), and its address."""
+    from channels.loudspeaker.mqtt import parse_broker_url
+
+    broker = loudspeaker_settings(settings).broker
+    chosen = url or broker.url
+    if not chosen:
+        raise InputError("--broker", "", "give the broker, e.g. --broker mqtt://127.0.0.1:1883")
+    chosen_settings = broker.model_copy(
+        update={
+            "url": chosen,
+            "username": username or broker.username,
+            "password": password or broker.password,
+            "ca_file": ca_file or broker.ca_file,
+        }
+    )
+    address = parse_broker_url(chosen, chosen_settings.username, chosen_settings.password)
+    return chosen_settings, address
+
+
+def _run_until_stopped(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+BrokerOption = Annotated[str | None, typer.Option("--broker", help="mqtt://host:1883")]
+SinkOption = Annotated[
+    str, typer.Option(help="auto (ffplay, aplay, else null), ffplay, aplay, null")
+]
+
+
+@guard
+def player_command(
+    player_id: Annotated[
+        str, typer.Option("--id", help="This player's id (its endpoint address).")
+    ],
+    broker: BrokerOption = None,
+    token: Annotated[
+        str, typer.Option(envvar="COSO_PLAYER_TOKEN", help="Media token (coso players token ID).")
+    ] = "",
+    data: Annotated[Path, typer.Option(help="Where the player keeps its state and media.")] = Path(
+        "player-data"
+    ),
+    sink: SinkOption = "auto",
+    username: Annotated[str, typer.Option(help="Broker user name.")] = "",
+    password: Annotated[str, typer.Option(envvar="COSO_PLAYER_PASSWORD")] = "",
+    ca_file: Annotated[str, typer.Option(help="TLS: the CA of the broker (mqtts://).")] = "",
+) -> None:
+    """Run the reference player: plays what coso sends, reports what it played."""
+    _players([player_id], broker, lambda _pid: token, data, sink, username, password, True, ca_file)
+
+
+@players_app.command("simulate")
+@guard
+def players_simulate(
+    count: Annotated[int, typer.Option(min=1, help="How many players.")] = 10,
+    id_format: Annotated[str, typer.Option(help="Player ids, from n = 1.")] = "sim-{n:05d}",
+    broker: BrokerOption = None,
+    data: Annotated[Path, typer.Option(help="Shared media cache.")] = Path("player-data"),
+    sink: SinkOption = "null",
+) -> None:
+    """Run COUNT players in this process (demos, load tests); state is kept in memory."""
+    from content.media import player_token, token_secret
+
+    secret = token_secret(current_settings().media)
+    ids = [id_format.format(n=n) for n in range(1, count + 1)]
+    _players(ids, broker, lambda pid: player_token(secret, pid), data, sink, "", "", False)
+
+
+def _players(ids, broker, tokens, data, sink, username, password, keep_state, ca_file="") -> None:  # type: ignore[no-untyped-def]
+    from channels.loudspeaker.player.runtime import PlayerGroup
+    from channels.loudspeaker.player.sinks import make_sink
+    from channels.loudspeaker.protocol import ProtocolError, Topics
+
+    settings = current_settings()
+    broker_settings, address = _broker(settings, broker, username, password, ca_file)
+    try:
+        make_sink(sink)
+        group = PlayerGroup(
+            ids,
+            address,
+            broker_settings,
+            Topics(loudspeaker_settings(settings).topic_prefix),
+            data_dir=data,
+            tokens=tokens,
+            sink=lambda: make_sink(sink),
+            keep_state=keep_state,
+        )
+    except (ValueError, ProtocolError) as exc:
+        raise InputError("player", ids[0], str(exc)) from exc
+    group.start()
+    settle_after_startup()
+    out.print(f"{len(ids)} player(s) connecting to {address.url}")
+    try:
+        _run_until_stopped(threading.Event())
+    finally:
+        group.stop()
+
+
+PlayersArg = Annotated[list[str] | None, typer.Argument(help="Player ids.")]
+UnitOption = Annotated[str | None, typer.Option(help="Every player of this unit instead.")]
+
+
+@players_app.command("stop")
+@guard
+def players_stop(
+    players: PlayersArg = None, unit: UnitOption = None, broker: BrokerOption = None
+) -> None:
+    """Stop what these players play now (it is logged `failed`, stopped by the operator)."""
+    from channels.loudspeaker.operator import stop_command
+
+    _operator(players or [], unit, broker, stop_command(datetime.now(UTC)), "stop")
+
+
+@players_app.command("volume")
+@guard
+def players_volume(
+    level: Annotated[int, typer.Argument(help="0-100.")],
+    players: PlayersArg = None,
+    unit: UnitOption = None,
+    broker: BrokerOption = None,
+) -> None:
+    """Set the volume of these players (it holds until changed again)."""
+    from channels.loudspeaker.operator import volume_command
+
+    _operator(players or [], unit, broker, volume_command(level), f"volume {level}")
+
+
+def _operator(ids: list[str], unit: str | None, broker: str | None, command, what: str) -> None:  # type: ignore[no-untyped-def]
+    from channels.loudspeaker.operator import pick_players, send_to_players
+    from channels.loudspeaker.protocol import Topics
+
+    settings = current_settings()
+    chosen = pick_players(open_database(settings), ids, unit)
+    broker_settings, address = _broker(settings, broker, "", "")
+    topics = Topics(loudspeaker_settings(settings).topic_prefix)
+    acknowledged = send_to_players(address, broker_settings, topics, chosen, command)
+    out.print(f"{what}: sent to {acknowledged} of {len(chosen)} player(s) via {address.url}")
+    if acknowledged < len(chosen):
+        raise typer.Exit(1)
+
+
+@players_app.command("token")
+@guard
+def players_token(player_id: str) -> None:
+    """The media download token of player PLAYER_ID (give it to that player only)."""
+    from content.media import player_token, token_secret
+
+    out.print(player_token(token_secret(current_settings().media), player_id))
+
+
+@guard
+def devices_command(
+    unit: Annotated[str | None, typer.Option(help="Only players in this unit.")] = None,
+) -> None:
+    """Loudspeaker players: online or not, last seen, what they play, their last failure."""
+    from channels.loudspeaker.devices import list_players
+
+    settings = current_settings()
+    engine = open_database(settings)
+    tz = settings.timer.default_zone
+    table = Table("player", "unit", "status", "last seen", "playing", "last failure")
+    for r in list_players(engine, unit):
+        status = "online" if r.online else ("offline" if r.status_at else "never seen")
+        failure = ""
+        if r.last_failure:
+            failure = f"{local_text(r.last_failure_at, tz)}: {r.last_failure}"
+        table.add_row(
+            r.address,
+            r.unit_code or "",
+            status,
+            local_text(r.last_seen, tz) if r.last_seen else "",
+            r.playing or "",
+            failure,
+        )
+    out.print(table)
+
+
+def add_commands(app: typer.Typer) -> None:
+    """`coso player`, `coso players …` and `coso devices`."""
+    app.command("player")(player_command)
+    app.add_typer(players_app, name="players")
+    app.command("devices")(devices_command)

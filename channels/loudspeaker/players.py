@@ -1,0 +1,333 @@
+"""The dispatcher's side of the loudspeaker channel: apply what players report (events,
+as-run uploads, online/offline), keep their programmes in sync, send again what no player
+acknowledged, and expire commands that reached nobody in time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from channels.base import Outcome
+from channels.endpoints import Endpoint
+from channels.host import ChannelHost, Rejected
+from channels.loudspeaker import protocol as p
+from channels.loudspeaker.channel import Inbound, LoudspeakerChannel, event_outcomes
+from channels.loudspeaker.devices import PlayerStatus, update_players
+from channels.loudspeaker.events_process import EventsProcess
+from channels.loudspeaker.programme import programmes
+from channels.loudspeaker.settings import LoudspeakerSettings
+from channels.states import DELIVERED, SENT
+from coso.db import write
+from coso.durations import parse_duration
+
+log = logging.getLogger(__name__)
+E = Endpoint.__table__
+PS = PlayerStatus.__table__
+CHANNEL = "loudspeaker"
+INGEST_BATCH = 1000  # player messages applied in one write transaction, at most
+INGEST_LINGER = 0.05  # seconds a batch waits for more messages after its first
+SYNC_CHECK = timedelta(seconds=5)  # how often programmes are compared for changes
+
+
+class PlayerService:
+    def __init__(
+        self,
+        host: ChannelHost,
+        cfg: LoudspeakerSettings,
+        channel: LoudspeakerChannel,
+        came_online: Callable[[str], None] | None = None,
+    ) -> None:
+        """`came_online`: told of each player that says `online` (in the events process:
+        passes it to the dispatcher's); by default kept here for the next upkeep."""
+        self.host, self.channel, self.cfg = host, channel, cfg
+        self.engine, self.clock = host.engine, host.clock
+        self._report_online = came_online
+        self._events: EventsProcess | None = None
+        self.ack_timeout = parse_duration(cfg.ack_timeout)
+        self.sync_every = parse_duration(cfg.sync_every)
+        self.sync_horizon = parse_duration(cfg.sync_horizon)
+        self._endpoints: dict[str, int] = {}
+        self._addresses: dict[int, str] = {}
+        # player → slot → (digest of the entry, its not_before) as last sent
+        self._synced: dict[str, dict[str, tuple[str, str]]] = {}
+        self._last_full_sync: datetime | None = None
+        self._last_checked: datetime | None = None
+        self._redelivered: dict[int, datetime] = {}
+        self._status_rows: set[int] = set()  # players with a player_status row
+        self._came_online: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- inbound ------------------------------------------------------------------------
+
+    def ingest(self, items: Sequence[Inbound]) -> int:
+        """Apply a batch of player messages; returns how many outcomes were applied."""
+        now = self.clock.now()
+        endpoints = self._endpoint_ids({i.player for i in items})
+        device: dict[int, dict[str, Any]] = {}
+        reports: list[tuple[str, int, list[p.PlayerEvent]]] = []
+        for item in items:
+            eid = endpoints.get(item.player)
+            if eid is None:
+                log.warning(
+                    "message from %s, which is no loudspeaker endpoint: ignored", item.player
+                )
+                continue
+            change = device.setdefault(eid, {})
+            change["last_seen"] = item.received_at
+            if item.kind == "status":
+                self._status(item, change)
+                continue
+            try:
+                events = p.read_events(item.payload)
+            except p.ProtocolError as exc:
+                change.update(
+                    last_failure=f"rejected a malformed event: {exc}", last_failure_at=now
+                )
+                log.warning("player %s: rejected a malformed event: %s", item.player, exc)
+                continue
+            for ev in events:
+                _track_playing(ev, change)
+            reports.append((item.player, eid, events))
+        outcomes: list[Outcome] = []
+        for player, eid, events in reports:
+            outcomes += event_outcomes(eid, player, events, self.channel.late_after)
+        with write(self.engine) as conn:  # everything read and built before the write lock
+            received = self.host.receive_in(conn, outcomes)
+            _note_rejected(received.rejected, device, now)
+            update_players(conn, device, self._status_rows)
+        return len(received.applied)
+
+    def _status(self, item: Inbound, change: dict[str, Any]) -> None:
+        state = item.payload.get("state")
+        if state not in (p.ONLINE, p.OFFLINE):
+            return
+        change["online"] = state == p.ONLINE
+        try:
+            change["status_at"] = p.parse_time(item.payload.get("at"), "at") or item.received_at
+        except p.ProtocolError:
+            change["status_at"] = item.received_at
+        if state == p.ONLINE:
+            if self._report_online is not None:
+                self._report_online(item.player)
+            else:
+                with self._lock:
+                    self._came_online.add(item.player)
+        else:
+            change["playing"] = None
+
+    def _endpoint_ids(self, players: set[str]) -> dict[str, int]:
+        missing = {a for a in players if a not in self._endpoints}
+        if missing:
+            with self.engine.connect() as conn:
+                for eid, address in conn.execute(
+                    select(E.c.id, E.c.address).where(
+                        E.c.channel == CHANNEL, E.c.address.in_(missing)
+                    )
+                ):
+                    self._endpoints[address] = eid
+                    self._addresses[eid] = address
+        return {a: self._endpoints[a] for a in players if a in self._endpoints}
+
+    # --- upkeep -------------------------------------------------------------------------
+
+    def upkeep(self) -> None:
+        """Expire what reached no player in time, send again what was not acknowledged, and
+        re-send programmes that changed (or to players that just came online)."""
+        now = self.clock.now()
+        self.host.expire(CHANNEL, (SENT,), now, "no player acknowledged it before its expiry")
+        elsewhere: set[str] = set()
+        if self._events is not None:
+            self._keep_events_process()
+            elsewhere = self._events.came_online()
+        with self._lock:
+            fresh, self._came_online = self._came_online | elsewhere, set()
+        self.redeliver(now, fresh)
+        everyone = self._last_full_sync is None or now - self._last_full_sync >= self.sync_every
+        checked = self._last_checked
+        if fresh or everyone or checked is None or now - checked >= SYNC_CHECK:
+            self._last_checked = now
+            if everyone:
+                self._last_full_sync = now
+            self.sync(now, force=fresh, everyone_forced=everyone)
+
+    def redeliver(self, now: datetime, players: set[str]) -> int:
+        """Commands sent or received but not finished, to online players: to `players` at once,
+        to the others after ack_timeout without news."""
+        stale = now - self.ack_timeout
+        online = online_endpoints(self.engine)
+        fresh_ids = [self._endpoints[a] for a in self._endpoint_ids(players)]
+        rows = self.host.deliveries(
+            CHANNEL,
+            (SENT, DELIVERED),
+            endpoint_ids=sorted(online),
+            unexpired_at=now,
+            updated_before=stale,
+            or_endpoint_ids=fresh_ids,
+        )
+        due = [
+            r
+            for r in rows
+            if r.endpoint_id in fresh_ids or self._redelivered.get(r.id, r.updated_at) <= stale
+        ]
+        if not due:
+            return 0
+        messages = [m for m in self.host.messages(due) if not isinstance(m, tuple)]
+        sent = self.channel.republish(messages)  # type: ignore[arg-type]
+        for r in due[:sent]:
+            self._redelivered[r.id] = now
+        if len(self._redelivered) > 100_000:
+            self._redelivered = {k: v for k, v in self._redelivered.items() if v > stale}
+        log.info("sent %d unacknowledged command(s) again", sent)
+        return sent
+
+    def sync(self, now: datetime, force: set[str], everyone_forced: bool) -> int:
+        """Send each player its programme when it changed (a slot added or changed, or a
+        future slot withdrawn; not merely a slot passing, which players drop themselves),
+        or when forced."""
+        progs = programmes(self.host, now, self.sync_horizon)
+        for player in self._synced.keys() - progs.keys():
+            progs[player] = []  # everything withdrawn, or passed
+        sent = 0
+        now_text = p.stamp(now) or ""
+        digests: dict[int, str] = {}  # a slot's entry is one object shared by its players
+
+        def digest(entry: dict[str, Any]) -> str:
+            if id(entry) not in digests:
+                digests[id(entry)] = _digest(entry)
+            return digests[id(entry)]
+
+        # Players of the same slots share their entry objects, so each distinct programme is
+        # summarised, and compared with what was sent before, once.
+        summaries: dict[tuple[int, ...], dict[str, tuple[str, str]]] = {}
+        verdicts: dict[tuple[int, tuple[int, ...]], bool] = {}
+        for player, entries in progs.items():
+            key = tuple(id(e) for e in entries)
+            current = summaries.get(key)
+            if current is None:
+                current = {e["slot"]: (digest(e), e["not_before"]) for e in entries}
+                summaries[key] = current
+            before = self._synced.get(player)
+            forced = everyone_forced or player in force
+            if not forced and before is not None:
+                verdict = verdicts.get((id(before), key))
+                if verdict is None:
+                    verdict = _changed(before, current, now_text)
+                    verdicts[(id(before), key)] = verdict
+                if not verdict:
+                    continue
+            if not forced and before is None and not entries:
+                continue
+            for e in entries:
+                e["media"] = self.channel.media_ref(e["media"]["sha256"], e["media"]["duration"])
+            if self.channel.publish_sync(player, entries):
+                self._synced[player] = current
+                sent += 1
+        return sent
+
+    # --- threads ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Upkeep in a thread; events in a process of their own when the channel leaves them
+        to one (role "commands"), else in a thread too."""
+        if self.channel.role == "commands":
+            self._events = EventsProcess(self.host, self.cfg).start()
+        else:
+            self.start_ingest()
+        self._spawn("player-upkeep", self._upkeep_loop)
+
+    @property
+    def events_process(self) -> EventsProcess | None:
+        """The process applying player events, when they are applied in one."""
+        return self._events
+
+    def start_ingest(self) -> None:
+        self._spawn("player-events", self._ingest_loop)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _keep_events_process(self) -> None:
+        assert self._events is not None
+        if not self._events.alive and not self._stop.is_set():
+            log.error("the player events process ended; starting it again")
+            self._events = EventsProcess(self.host, self.cfg).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+        if self._events is not None:
+            self._events.stop()
+
+    def _ingest_loop(self) -> None:
+        while not self._stop.is_set():
+            items = self.channel.take_inbound(INGEST_BATCH, 0.2, INGEST_LINGER)
+            if not items:
+                continue
+            try:
+                self.ingest(items)
+            except Exception:
+                log.exception("applying %d player message(s) failed; retrying", len(items))
+                self._status_rows.clear()  # rows created in the failed transaction are not
+                for item in items:
+                    self.channel.inbound.put(item)
+                self._stop.wait(1)
+
+    def _upkeep_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.upkeep()
+            except Exception:
+                log.exception("loudspeaker upkeep failed; retrying")
+
+
+def _digest(entry: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(entry, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _changed(
+    before: dict[str, tuple[str, str]], current: dict[str, tuple[str, str]], now: str
+) -> bool:
+    """A slot new or different, or one still to come withdrawn."""
+    if any(before.get(slot, ("", ""))[0] != digest for slot, (digest, _) in current.items()):
+        return True
+    return any(not_before > now for slot, (_, not_before) in before.items() if slot not in current)
+
+
+def online_endpoints(engine: Any) -> set[int]:
+    PS = PlayerStatus.__table__
+    with engine.connect() as conn:
+        return set(conn.scalars(select(PS.c.endpoint_id).where(PS.c.online.is_(True))))
+
+
+def _note_rejected(
+    rejected: Sequence[Rejected], device: dict[int, dict[str, Any]], now: datetime
+) -> None:
+    """A false report stays on the device that sent it (the engine logged it)."""
+    for r in rejected:
+        if r.outcome.endpoint_id is not None:
+            device.setdefault(r.outcome.endpoint_id, {}).update(
+                last_failure=r.reason, last_failure_at=now
+            )
+
+
+def _track_playing(ev: p.PlayerEvent, change: dict[str, Any]) -> None:
+    """Events arrive in order: the last start or end in a batch says what plays now."""
+    label = f"delivery {ev.delivery_id}" if ev.delivery_id else f"slot {ev.slot}"
+    if ev.kind == p.STARTED and not ev.as_run:
+        change.update(playing=label, playing_since=ev.at)
+    elif ev.kind in (p.FINISHED, p.FAILED) and not ev.as_run:
+        change["playing"] = None
+    if ev.kind == p.FAILED:
+        change.update(last_failure=f"{label}: {ev.reason}", last_failure_at=ev.at)

@@ -1,0 +1,46 @@
+"""Each loudspeaker player's programme for the next hours (the `sync` command), so a player
+that loses its link still plays its slots on time from its own clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from channels.endpoints import Endpoint
+from channels.host import ChannelHost
+from channels.loudspeaker import protocol as p
+
+CHANNEL = "loudspeaker"
+
+
+def programmes(
+    host: ChannelHost, now: datetime, horizon: timedelta, fire_after: datetime | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Player id → its slots in (now, now + horizon]: approved audio of enabled loudspeaker
+    schedules, keyed as the commands will name them. Players of the same slot share its
+    entry object. Media carry sha256 and duration; the channel adds the URL."""
+    E = Endpoint.__table__
+    with host.engine.connect() as conn:
+        players = dict(
+            conn.execute(select(E.c.id, E.c.address).where(E.c.channel == CHANNEL)).all()
+        )
+    out: dict[str, list[dict[str, Any]]] = {address: [] for address in players.values()}
+    for slot in host.upcoming(CHANNEL, now, horizon, fire_after):
+        if slot.media is None:
+            continue  # content without audio cannot be played (and cannot be approved for it)
+        entry = {
+            "slot": p.slot_key(slot.schedule_id, slot.at),
+            "media": dict(slot.media),
+            "not_before": p.stamp(slot.at),
+            "expires_at": p.stamp(slot.expires_at) if slot.expires_at else None,
+            "priority": slot.priority,
+            "title": slot.title,
+        }
+        for endpoint_id in slot.endpoint_ids:
+            if endpoint_id in players:
+                out[players[endpoint_id]].append(entry)
+    for entries in out.values():
+        entries.sort(key=lambda e: e["not_before"])
+    return out

@@ -1,0 +1,54 @@
+"""`[channels.loudspeaker]`: the MQTT broker, topics, timings and the events process."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from channels.settings import ChannelLimits
+from coso.config import DurationText
+
+
+class BrokerSettings(BaseModel):
+    """Where the MQTT broker is. An empty url starts one on loopback (`coso serve`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = ""  # mqtt://host:1883 or mqtts://host:8883; empty: start one on loopback
+    username: str = ""
+    password: str = ""
+    ca_file: str = ""  # TLS: the CA that signed the broker's certificate
+    cert_file: str = ""  # TLS client certificate, when the broker asks for one
+    key_file: str = ""
+    keepalive: int = Field(30, ge=5, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("broker url must start with mqtt:// or mqtts:// (or be empty)")
+        return value
+
+
+class LoudspeakerSettings(ChannelLimits):
+    concurrency: int = Field(1, ge=1)
+    rate_per_second: int = Field(5000, ge=1)
+    broker: BrokerSettings = BrokerSettings()
+    topic_prefix: str = "coso/v1"
+    # QoS 1 publishes awaiting the broker's PUBACK at once.
+    max_inflight: int = Field(100, ge=1, le=65535)
+    # Seconds to wait for the broker's PUBACK before a send counts as failed (retried).
+    publish_timeout: float = Field(10.0, gt=0)
+    # A command the player has not acknowledged (`received`) this long after it was sent
+    # is published again; players ignore a delivery id they have seen.
+    ack_timeout: DurationText = "30s"
+    # How often each player's programme is re-sent (also on connect and on changes).
+    sync_every: DurationText = "10m"
+    # How far ahead a player's programme reaches, so it plays its slots through an outage.
+    sync_horizon: DurationText = "48h"
+    volume: int = Field(80, ge=0, le=100)
+    # A broadcast that starts this long after its slot is marked late in the activity log.
+    late_after: DurationText = "10s"
+    client_id: str = "coso-dispatcher"
+    # Apply player events in a process of their own (a second CPU; its MQTT client id is
+    # client_id + "-events"); false: a thread of the dispatcher's process.
+    events_process: bool = True

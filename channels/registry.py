@@ -1,0 +1,207 @@
+"""Channel plugins, found through the `coso.channels` entry point group.
+
+A channel is an installed package that declares, in its `pyproject.toml`:
+
+    [project.entry-points."coso.channels"]
+    board = "vendor_board.plugin:plugin"
+
+where `plugin` is a `ChannelPlugin`. coso's own channels register the same way, so the
+engine has no list of channels and no special case for any of them. The plugin module is
+imported when coso starts: keep it light (settings models and small functions), and import
+a channel's dependencies inside the hooks that use them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from channels.settings import ChannelLimits
+from coso.errors import InputError
+
+if TYPE_CHECKING:
+    from channels.base import Channel
+    from channels.host import ChannelHost, ChannelService, SendRules
+    from coso.config import Settings
+
+log = logging.getLogger(__name__)
+GROUP = "coso.channels"
+
+
+@dataclass(frozen=True)
+class ChannelPlugin:
+    """What one channel brings. Only `name`, `title` and `build` are required."""
+
+    name: str  # as written in plan files, endpoint lists and the activity log
+    title: str  # what people read (Vietnamese)
+    # (host, its settings) → the Channel that sends
+    build: Callable[[ChannelHost, Any], Channel]
+    # its `[channels.<name>]` section
+    settings: type[ChannelLimits] = ChannelLimits
+    # Is it set up to send (an SMS account, a broker…)? A schedule on a channel that is not
+    # is refused at import, naming what to set.
+    configured: Callable[[Any], bool] = lambda _settings: True
+    not_configured_hint: str = ""
+    # Further moves between delivery states for this channel only: target → from-states.
+    extra_moves: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # An endpoint's address as the channel keeps it (SMS: E.164); ValueError when it is not one.
+    address: Callable[[str], str] | None = None
+    # Per-schedule options from the plan file (`options = {...}`), checked at import.
+    options: type[BaseModel] | None = None
+    # Its content must carry audio (content audio …) to be approved for or scheduled on it.
+    needs_audio: bool = False
+    # Rules the sender applies before sending (quiet hours, opt-outs, caps).
+    rules: Callable[[ChannelHost, Any], SendRules] | None = None
+    # Inbound events and upkeep, run beside the sender while coso serves.
+    service: Callable[[ChannelHost, Channel], ChannelService] | None = None
+    # Web routes (Starlette routes or mounts: webhooks, media, pages), given the host and the
+    # app's templates (pages extend "base.html"; `templates` below adds the channel's own).
+    routes: Callable[[ChannelHost, Any], list[Any]] | None = None
+    templates: str | None = None  # a folder of the channel's page templates
+    # Adds its commands to the `coso` command line (it is given the root Typer app).
+    cli: Callable[[Any], None] | None = None
+    # Imports the modules that define its tables (SQLModel), so migrations see them.
+    tables: Callable[[], None] | None = None
+    # Folder of its Alembic migrations (its own branch), when it has tables.
+    migrations: str | None = None
+    # Started around `coso serve` when the settings ask for it (a loopback MQTT broker);
+    # may change the channel's settings (the broker's address).
+    local_services: Callable[[Any], AbstractContextManager[str | None]] | None = None
+    # Simulated endpoints for `coso serve --demo`: (settings, its settings, the demo's
+    # endpoint addresses) → something with stop().
+    demo: Callable[[Any, Any, list[str]], Any] | None = None
+
+
+@cache
+def plugins() -> dict[str, ChannelPlugin]:
+    """Every installed channel, by name (the entry points are read once)."""
+    found: dict[str, ChannelPlugin] = {}
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # one broken package must not stop the others
+            log.error("channel %r (%s) cannot be loaded: %s", ep.name, ep.value, exc)
+            continue
+        if not isinstance(plugin, ChannelPlugin):
+            log.error("entry point %r (%s) is not a ChannelPlugin", ep.name, ep.value)
+            continue
+        if plugin.name != ep.name:
+            log.error("entry point %r names a channel called %r: ignored", ep.name, plugin.name)
+            continue
+        found[plugin.name] = plugin
+    return found
+
+
+def names() -> list[str]:
+    return sorted(plugins())
+
+
+def get(name: str, field_name: str = "channel") -> ChannelPlugin:
+    """The plugin called `name`; an error naming the field and what is registered."""
+    found = plugins().get(name)
+    if found is None:
+        raise InputError(field_name, name, f"no such channel; registered: {', '.join(names())}")
+    return found
+
+
+def settings_of(settings: Settings, name: str) -> Any:
+    """The channel's settings section, checked by its model (once per Settings object)."""
+    plugin = get(name)
+    try:
+        return settings.channel_section(name, plugin.settings)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(
+            f"channels.{name}.{where}" if where else f"channels.{name}",
+            first.get("input"),
+            first["msg"],
+        ) from exc
+
+
+def check_settings(settings: Settings) -> None:
+    """Every `[channels.X]` section names an installed channel and is valid for it."""
+    for name in settings.channels:
+        get(name, f"channels.{name}")
+        settings_of(settings, name)
+
+
+def configured(settings: Settings) -> list[str]:
+    """Channels set up to send, in name order."""
+    return [
+        name
+        for name, plugin in plugins().items()
+        if plugin.configured(settings_of(settings, name))
+    ]
+
+
+def extra_moves() -> dict[str, dict[str, tuple[str, ...]]]:
+    """channel → target state → further states it may come from."""
+    return {name: dict(p.extra_moves) for name, p in plugins().items() if p.extra_moves}
+
+
+def needing_audio() -> set[str]:
+    return {name for name, p in plugins().items() if p.needs_audio}
+
+
+def load_tables() -> list[str]:
+    """Import every channel's tables; returns the folders of their migrations."""
+    from coso.db import MIGRATION_FOLDERS
+
+    folders = []
+    for plugin in plugins().values():
+        if plugin.tables is not None:
+            plugin.tables()
+        if plugin.migrations:
+            folders.append(plugin.migrations)
+            if plugin.migrations not in MIGRATION_FOLDERS:
+                MIGRATION_FOLDERS.append(plugin.migrations)
+    return folders
+
+
+def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A schedule's options for channel `name`, checked and with defaults left out."""
+    plugin = get(name)
+    if not options:
+        return {}
+    if plugin.options is None:
+        raise InputError("options", dict(options), f"channel {name} takes no options")
+    try:
+        model = plugin.options.model_validate(dict(options))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"options.{where}", first.get("input"), first["msg"]) from exc
+    return model.model_dump(exclude_unset=True)
+
+
+def each(
+    settings: Settings, hook: str
+) -> Iterator[tuple[ChannelPlugin, Any]]:
+    """(plugin, its settings) for every plugin that has `hook`, in name order."""
+    for name in names():
+        plugin = plugins()[name]
+        if getattr(plugin, hook) is not None:
+            yield plugin, settings_of(settings, name)
+
+
+def with_hook(hook: str) -> list[ChannelPlugin]:
+    """Plugins that have `hook`, in name order (no settings needed: command lines)."""
+    return [plugins()[n] for n in names() if getattr(plugins()[n], hook) is not None]
+
+
+def describe(settings: Settings) -> Sequence[tuple[str, str, bool, str]]:
+    """(name, title, configured, hint) for `coso channels`."""
+    rows = []
+    for name in names():
+        plugin = plugins()[name]
+        ok = plugin.configured(settings_of(settings, name))
+        rows.append((name, plugin.title, ok, "" if ok else plugin.not_configured_hint))
+    return rows

@@ -1,0 +1,1 @@
+"""The SMS channel: Twilio's Messages API, recipients, text rules, callbacks, reconcile."""

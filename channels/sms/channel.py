@@ -1,0 +1,195 @@
+"""SMS through Twilio's Messages API (or a gateway that speaks it), with the `twilio` client.
+
+Endpoint address = the recipient's E.164 number. One message per delivery: `sent` when the
+gateway accepted it (its sid kept as provider id); delivery reports come back later as
+signed status callbacks (dispatcher/sms_status.py). 429 and 5xx are retried with backoff
+(Retry-After honoured); the permanent errors fail that recipient with their code. A
+request whose answer was lost (read timeout, dropped connection after sending) may have
+reached the gateway: it becomes `unknown`, never sent again blindly (`coso sms reconcile`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
+
+from channels.base import (
+    Accepted,
+    Channel,
+    Outbound,
+    PermanentSendError,
+    TransientSendError,
+    UncertainSendError,
+)
+from channels.sms.settings import SmsSettings
+from content.sms_text import measure, prepare
+
+TWILIO_API = "https://api.twilio.com"
+STATUS_PATH = "/sms/status"
+INBOUND_PATH = "/sms/inbound"
+MAX_VALIDITY = 36000  # seconds: the longest ValidityPeriod Twilio takes
+MIN_VALIDITY = 1
+# Errors that will never succeed for this number; 21610 also records an opt-out.
+PERMANENT_CODES = {
+    21211: "invalid 'To' phone number",
+    21408: "permission to send to this region not enabled",
+    21610: "the recipient replied STOP (unsubscribed)",
+    21612: "the 'To' number is not reachable by SMS",
+    21614: "the 'To' number is not a mobile number",
+    30003: "unreachable destination handset",
+    30005: "unknown destination handset",
+    30006: "landline or unreachable carrier",
+    30007: "carrier violation (filtered)",
+}
+UNSUBSCRIBED = 21610
+
+
+@dataclass(frozen=True)
+class SmsText:
+    text: str
+    encoding: str
+    segments: int
+
+
+def sms_text(message: Outbound, plain_by_default: bool = False) -> SmsText:
+    """What goes out for a delivery: NFC, without diacritics when the schedule says (or,
+    when it says nothing, when the channel's default says)."""
+    plain = message.extra.get("options", {}).get("khong_dau")
+    text = prepare(message.body, plain=plain_by_default if plain is None else bool(plain))
+    length = measure(text)
+    return SmsText(text, length.encoding, length.segments)
+
+
+class _KeepingHttpClient(TwilioHttpClient):
+    """The twilio HTTP client, keeping the last response of this thread (for Retry-After)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.last: Response | None = None
+
+    def request(self, *args: Any, **kwargs: Any) -> Response:
+        self.last = None
+        self.last = super().request(*args, **kwargs)
+        return self.last
+
+
+class SmsChannel(Channel):
+    name = "sms"
+    resend_safe = False  # a second request is a second message on someone's phone
+    reports_by_provider_id = True  # status callbacks name the message's sid
+
+    def __init__(self, settings: SmsSettings, public_url: str, now: Callable[[], datetime]) -> None:
+        if not settings.account_sid or not settings.auth_token:
+            raise ValueError("channels.sms needs account_sid and auth_token")
+        if not settings.sender and not settings.messaging_service_sid:
+            raise ValueError("channels.sms needs a sender or a messaging_service_sid")
+        self.settings = settings
+        self.base_url = (settings.base_url or TWILIO_API).rstrip("/")
+        self.callback_url = (
+            public_url.rstrip("/") + STATUS_PATH if settings.status_callbacks else None
+        )
+        self._now = now
+        self._local = threading.local()
+
+    def client(self) -> tuple[Client, _KeepingHttpClient]:
+        """One client (and HTTP session) per sending thread."""
+        if not hasattr(self._local, "client"):
+            http = _KeepingHttpClient(self.settings.timeout)
+            client = Client(self.settings.account_sid, self.settings.auth_token, http_client=http)
+            client.api.base_url = self.base_url
+            self._local.client, self._local.http = client, http
+        return self._local.client, self._local.http
+
+    def cost(self, message: Outbound) -> int:
+        """What a message takes from the rate limit: its segments."""
+        return max(1, sms_text(message, self.settings.khong_dau).segments)
+
+    def send(self, message: Outbound) -> Accepted:
+        text = sms_text(message, self.settings.khong_dau)
+        params: dict[str, Any] = {"to": message.address, "body": text.text}
+        if self.settings.messaging_service_sid:
+            params["messaging_service_sid"] = self.settings.messaging_service_sid
+        else:
+            params["from_"] = self.settings.sender
+        if self.callback_url:
+            params["status_callback"] = self.callback_url
+        validity = validity_seconds(message.expires_at, self._now())
+        if validity is not None:
+            params["validity_period"] = validity
+        client, http = self.client()
+        try:
+            created = client.messages.create(**params)
+        except TwilioRestException as exc:
+            raise classify(exc, http.last) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            if isinstance(exc, requests.ConnectTimeout) or _never_sent(exc):
+                raise TransientSendError(f"gateway unreachable: {exc}") from exc
+            raise UncertainSendError(f"no answer from the gateway: {exc}") from exc
+        detail = f"{text.segments} segment(s), {text.encoding}"
+        return Accepted(state="sent", event="sent", provider_id=created.sid, detail=detail)
+
+    def list_messages(self, to: str, since: datetime) -> list[Any]:
+        """The gateway's messages to `to` sent since `since` (GET Messages.json)."""
+        client, _ = self.client()
+        return list(client.messages.list(to=to, date_sent_after=since))
+
+
+def _never_sent(exc: Exception) -> bool:
+    """No connection was made (refused, no such host): the request never left."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+def gateway_error(code: object, message: str | None = None) -> str | None:
+    """A gateway error as the log keeps it: the gateway's code and its own words, then
+    coso's reading of the code when it knows it ("30003: Unreachable handset (coso:
+    unreachable destination handset, permanent)")."""
+    if code is None or code == "":
+        return None
+    known = PERMANENT_CODES.get(int(code)) if str(code).isdigit() else None
+    reading = f"coso: {known}, permanent" if known else None
+    if message and reading:
+        return f"{code}: {message} ({reading})"
+    if message or known:
+        return f"{code}: {message or known}" + (" (permanent)" if known and not message else "")
+    return f"error {code}"
+
+
+def validity_seconds(expires_at: datetime | None, now: datetime) -> int | None:
+    """ValidityPeriod from the delivery's expiry: the gateway drops it after that."""
+    if expires_at is None:
+        return None
+    seconds = int((expires_at - now).total_seconds())
+    return max(MIN_VALIDITY, min(MAX_VALIDITY, seconds))
+
+
+def classify(exc: TwilioRestException, response: Response | None) -> Exception:
+    """A gateway error as coso treats it: transient (retry, with Retry-After) or permanent."""
+    code = exc.code
+    reason = f"{exc.status} {exc.msg}".strip()
+    if exc.status == 429 or code == 20429 or exc.status >= 500:
+        retry_after = None
+        headers = response.headers if response is not None else None
+        if headers is not None and headers.get("Retry-After"):
+            try:
+                retry_after = float(headers["Retry-After"])
+            except ValueError:
+                retry_after = None
+        return TransientSendError(f"gateway: {reason}", retry_after=retry_after)
+    if code is not None and code in PERMANENT_CODES:
+        # The gateway's words first, then coso's reading of the code.
+        said = exc.msg or reason
+        return PermanentSendError(
+            f"{said} (coso: {PERMANENT_CODES[code]}, permanent)", code=str(code)
+        )
+    return PermanentSendError(f"gateway refused it: {reason}", code=str(code) if code else None)

@@ -1,0 +1,76 @@
+"""The SMS gateway's webhooks, mounted at /sms: status callbacks and inbound messages, each
+checked against X-Twilio-Signature for the public URL the gateway was given. A plain
+Starlette app: callbacks come by the thousand per second and need no more than this."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import parse_qsl
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from channels.host import ChannelHost
+from channels.sms.channel import INBOUND_PATH, STATUS_PATH
+from channels.sms.status import CallbackBatcher, CallbackError, StatusCallback, record_inbound
+
+log = logging.getLogger(__name__)
+MOUNT = "/sms"
+
+
+class BadSignature(Exception):
+    pass
+
+
+def sms_webhooks(host: ChannelHost) -> Starlette:
+    from channels.registry import settings_of
+
+    engine, settings, clock = host.engine, host.settings, host.clock
+    cfg = settings_of(settings, "sms")
+    validator = RequestValidator(cfg.auth_token)
+    callbacks = CallbackBatcher(host)
+
+    async def signed_form(request: Request, path: str) -> dict[str, str]:
+        """The form, if its signature is the gateway's for <server.public_url><path>."""
+        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        query = request.url.query
+        url = settings.server.public_url.rstrip("/") + path + (f"?{query}" if query else "")
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not cfg.auth_token or not validator.validate(url, form, signature):
+            log.warning("refused a request to %s with a bad signature", path)
+            raise BadSignature
+        return form
+
+    async def status(request: Request) -> Response:
+        """A delivery report; answered once applied and committed."""
+        try:
+            form = await signed_form(request, STATUS_PATH)
+            callback = StatusCallback.from_form(form, clock.now())
+        except BadSignature:
+            return PlainTextResponse("bad or missing X-Twilio-Signature", 403)
+        except CallbackError as exc:
+            return PlainTextResponse(str(exc), 400)
+        await asyncio.wait_for(asyncio.wrap_future(callbacks.submit(callback)), 30)
+        return Response(status_code=204)
+
+    async def inbound(request: Request) -> Response:
+        """An SMS to coso's number: STOP / TU CHOI opts its sender out."""
+        try:
+            form = await signed_form(request, INBOUND_PATH)
+        except BadSignature:
+            return PlainTextResponse("bad or missing X-Twilio-Signature", 403)
+        await anyio.to_thread.run_sync(record_inbound, engine, form, clock.now())
+        return Response(str(MessagingResponse()), media_type="application/xml")
+
+    return Starlette(
+        routes=[
+            Route(STATUS_PATH.removeprefix(MOUNT), status, methods=["POST"]),
+            Route(INBOUND_PATH.removeprefix(MOUNT), inbound, methods=["POST"]),
+        ]
+    )

@@ -1,0 +1,53 @@
+"""Delivery states and the only moves allowed between them (always forward). A channel adds
+moves of its own through its plugin (`ChannelPlugin.extra_moves`)."""
+
+from __future__ import annotations
+
+PENDING = "pending"
+SENDING = "sending"
+SENT = "sent"
+DELIVERED = "delivered"
+PLAYED = "played"
+CONFIRMED = "confirmed"
+FAILED = "failed"
+RETRY_WAIT = "retry_wait"
+EXPIRED = "expired"
+MISSED = "missed"
+UNKNOWN = "unknown"
+
+STATES = (
+    PENDING,
+    SENDING,
+    SENT,
+    DELIVERED,
+    PLAYED,
+    CONFIRMED,
+    FAILED,
+    RETRY_WAIT,
+    EXPIRED,
+    MISSED,
+    UNKNOWN,
+)
+WAITING = (PENDING, RETRY_WAIT)
+REACHED = (SENT, DELIVERED, PLAYED, CONFIRMED)
+FINAL = (DELIVERED, PLAYED, CONFIRMED, FAILED, EXPIRED, MISSED)
+
+# target state -> states a delivery may be in to move there. Callbacks arrive out of order:
+# a `sent` after `delivered` finds no allowed source and changes nothing.
+ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    SENDING: (PENDING, RETRY_WAIT),
+    PENDING: (SENDING,),  # crash recovery, channels that are safe to re-send
+    RETRY_WAIT: (SENDING,),
+    SENT: (SENDING, UNKNOWN),
+    DELIVERED: (SENDING, SENT, UNKNOWN),
+    PLAYED: (SENDING, SENT, DELIVERED, UNKNOWN),
+    CONFIRMED: (SENDING, SENT, DELIVERED, PLAYED, UNKNOWN),
+    FAILED: (SENDING, SENT, RETRY_WAIT, UNKNOWN),
+    EXPIRED: (PENDING, RETRY_WAIT),
+    UNKNOWN: (SENDING,),
+}
+
+
+# A delivery's priority (Thông tư 39/2020): its name, and the rank deliveries keep.
+NORMAL, PRIORITY, EMERGENCY = "normal", "priority", "emergency"
+PRIORITIES = {NORMAL: 0, PRIORITY: 1, EMERGENCY: 2}

@@ -1,0 +1,1 @@
+"""The web channel: coso's own bulletin (with its Atom feed) and WordPress sites."""

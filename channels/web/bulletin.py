@@ -1,0 +1,84 @@
+"""coso's own bulletin: /bulletin (a page per commune) and /bulletin.atom (its feed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from feedgen.feed import FeedGenerator
+from sqlalchemy import Engine, select
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from channels.web.channel import BulletinPost
+from coso.units import unit_names
+
+UNIT_MAX = 10  # a unit code is 2 or 5 digits; anything longer names nothing
+
+
+def bulletin(engine: Engine, unit: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    table = BulletinPost.__table__
+    query = select(table).order_by(table.c.published_at.desc(), table.c.id.desc()).limit(limit)
+    if unit:
+        query = query.where(table.c.unit_code == unit)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    names = unit_names(engine, {r.unit_code for r in rows if r.unit_code})
+    return [{**r._asdict(), "unit_name": names.get(r.unit_code, r.unit_code or "")} for r in rows]
+
+
+def bulletin_routes(host: Any, templates: Any) -> list[Route]:
+    engine, settings = host.engine, host.settings
+    public = settings.server.public_url.rstrip("/")
+
+    def unit_of(request: Request) -> str | None:
+        unit = request.query_params.get("unit") or None
+        if unit is not None and len(unit) > UNIT_MAX:
+            raise ValueError(f"unit = {unit[:20]!r}…: longer than {UNIT_MAX} characters")
+        return unit
+
+    async def page(request: Request) -> Response:
+        try:
+            unit = unit_of(request)
+        except ValueError as exc:
+            return PlainTextResponse(str(exc), 422)
+        posts = bulletin(engine, unit)
+        title = unit_names(engine, [unit]).get(unit, unit) if unit else None
+        return templates.TemplateResponse(
+            request,
+            "bulletin.html",
+            {
+                "posts": posts,
+                "unit": unit,
+                "unit_title": title,
+                "zone": settings.timer.default_zone,
+            },
+        )
+
+    async def feed(request: Request) -> Response:
+        try:
+            unit = unit_of(request)
+        except ValueError as exc:
+            return PlainTextResponse(str(exc), 422)
+        atom = FeedGenerator()
+        atom.id(f"{public}/bulletin" + (f"?unit={unit}" if unit else ""))
+        atom.title("Bản tin cơ sở" + (f" — {unit}" if unit else ""))
+        atom.link(href=f"{public}/bulletin", rel="alternate")
+        atom.language("vi")
+        posts = bulletin(engine, unit)
+        for post in reversed(posts):
+            entry = atom.add_entry()
+            entry.id(f"{public}/bulletin/{post['id']}")
+            entry.title(post["title"])
+            entry.content(post["body_html"], type="html")
+            entry.published(post["published_at"])
+            entry.updated(post["published_at"])
+            entry.link(href=f"{public}/bulletin?unit={post['unit_code'] or ''}")
+        if posts:
+            atom.updated(posts[0]["published_at"])
+        # The feed is UTF-8 (Vietnamese titles): say so, or browsers guess Latin-1.
+        return Response(
+            atom.atom_str(pretty=True), media_type="application/atom+xml; charset=utf-8"
+        )
+
+    return [Route("/bulletin", page), Route("/bulletin.atom", feed)]

@@ -1,0 +1,77 @@
+"""What every `coso` command shares: the consoles, the settings, error reporting."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import typer
+from rich.console import Console
+
+from coso.clock import as_utc, zone
+from coso.config import Settings, load_settings
+from coso.errors import CosoError, InputError, InputErrors
+
+out = Console()
+err = Console(stderr=True)
+
+
+class State:
+    """What the top-level options set for the command that runs."""
+
+    config: Path | None = None
+    # Checks the top of the command line adds (every channel section valid for its channel).
+    checks: ClassVar[list[Callable[[Settings], None]]] = []
+    # (engine, settings, clock) → the engine's services to channels, set by the top.
+    host_type: Callable[..., Any] | None = None
+
+
+def current_settings() -> Settings:
+    settings = load_settings(State.config)
+    for check in State.checks:
+        check(settings)
+    return settings
+
+
+def current_host(settings: Settings) -> Any:
+    """The engine's services over the configured database (for a channel's commands)."""
+    from coso.clock import SystemClock
+    from coso.setup import open_database
+
+    assert State.host_type is not None, "the command line sets State.host_type"
+    return State.host_type(open_database(settings), settings, SystemClock())
+
+
+def report(exc: CosoError) -> None:
+    errors = exc.errors if isinstance(exc, InputErrors) else [exc]
+    for e in errors:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+
+
+def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Commands report coso errors as a clear message with exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except CosoError as exc:
+            report(exc)
+            raise typer.Exit(2) from exc
+
+    return wrapper
+
+
+def parse_day(value: str | None, tz: str, name: str) -> datetime | None:
+    """A day written dd/mm/yyyy (or yyyy-mm-dd), as the start of that day in `tz`."""
+    if value is None:
+        return None
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return as_utc(datetime.strptime(value, fmt).replace(tzinfo=zone(tz)))
+        except ValueError:
+            continue
+    raise InputError(name, value, "not a date like 21/04/2021 or 2021-04-21")

@@ -1,0 +1,1 @@
+"""The `coso` command line: thin commands over functions the tests call directly."""

@@ -1,0 +1,146 @@
+"""`coso endpoints`, `coso units` and `coso content`: what plans send, and to where."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from coso.clock import local_text
+from coso.commands import current_settings, guard, out
+from coso.setup import open_database
+
+endpoints_app = typer.Typer(no_args_is_help=True, help="Endpoints: import, list.")
+units_app = typer.Typer(no_args_is_help=True, help="Administrative units.")
+content_app = typer.Typer(no_args_is_help=True, help="Content items: list, approve, retire.")
+
+
+@content_app.command("list")
+@guard
+def content_list(plan: str) -> None:
+    """A plan's content items and their approval state."""
+    from content.approval import list_content
+    from dispatcher.queries import find_plan
+
+    engine = open_database(current_settings())
+    p = find_plan(engine, plan)
+    table = Table("key", "kind", "title", "state", "approved by", "approved at")
+    for c in list_content(engine, p.id):
+        table.add_row(
+            c.key,
+            c.kind,
+            c.title,
+            c.state,
+            c.approved_by or "",
+            local_text(c.approved_at, p.zone) if c.approved_at else "",
+        )
+    out.print(table)
+
+
+@content_app.command("approve")
+@guard
+def content_approve(
+    plan: str, key: str, by: Annotated[str, typer.Option("--by", help="Who approves it.")]
+) -> None:
+    """Approve a draft content item so schedules can send it."""
+    from content.approval import set_state
+    from dispatcher.queries import find_plan
+
+    engine = open_database(current_settings())
+    set_state(engine, find_plan(engine, plan).id, key, "approved", by, datetime.now(UTC))
+    out.print(f"{key}: approved by {by}")
+
+
+@content_app.command("retire")
+@guard
+def content_retire(plan: str, key: str) -> None:
+    """Retire a content item: deliveries not yet sent fail instead of going out."""
+    from content.approval import set_state
+    from dispatcher.queries import find_plan
+
+    engine = open_database(current_settings())
+    set_state(engine, find_plan(engine, plan).id, key, "retired", "", datetime.now(UTC))
+    out.print(f"{key}: retired")
+
+
+@endpoints_app.command("import")
+@guard
+def endpoints_import(file: Path) -> None:
+    """Add endpoints from a CSV (channel,address,name,unit); all or nothing."""
+    from channels.endpoints import add_endpoints, read_endpoints_csv
+
+    engine = open_database(current_settings())
+    rows = read_endpoints_csv(engine, file)
+    added = add_endpoints(engine, rows, datetime.now(UTC))
+    out.print(f"{added} endpoints added, {len(rows) - added} already known, from {file}")
+
+
+@endpoints_app.command("list")
+@guard
+def endpoints_list(
+    channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
+    unit: Annotated[str | None, typer.Option(help="Only in this unit (and below).")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 200,
+) -> None:
+    """Endpoints, by channel and address."""
+    from channels.endpoints import list_endpoints
+
+    engine = open_database(current_settings())
+    table = Table("id", "channel", "address", "name", "unit", "enabled")
+    for e in list_endpoints(engine, channel, unit, limit):
+        table.add_row(
+            str(e.id), e.channel, e.address, e.name, e.unit_code or "", "yes" if e.enabled else "no"
+        )
+    out.print(table)
+
+
+@units_app.command("import-legacy")
+@guard
+def units_import_legacy(file: Path) -> None:
+    """Import pre-2025 units with their mapping to current codes (CSV)."""
+    from coso.units import import_legacy_units
+
+    n = import_legacy_units(open_database(current_settings()), file)
+    out.print(f"imported {n} legacy units from {file}")
+
+
+@units_app.command("show")
+@guard
+def units_show(code: str) -> None:
+    """A unit and every current unit under it."""
+    from coso.units import resolve_unit_codes, unit_names
+
+    engine = open_database(current_settings())
+    codes = resolve_unit_codes(engine, [code])[code]
+    names = unit_names(engine, codes)
+    out.print(f"{code}: {len(codes)} current unit(s)")
+    for c in sorted(codes)[:50]:
+        out.print(f"  {c}  {names.get(c, '')}")
+
+
+@content_app.command("audio")
+@guard
+def content_audio(
+    plan: str,
+    key: str,
+    file: Path,
+    intro: Annotated[Path | None, typer.Option(help="Jingle played before.")] = None,
+    outro: Annotated[Path | None, typer.Option(help="Jingle played after.")] = None,
+) -> None:
+    """Prepare an audio file (one format, normalised loudness, jingles) as a content item's
+    audio for loudspeakers. A corrupt, truncated or unsupported file is refused."""
+    from content.approval import find_content
+    from content.media import attach_audio
+    from dispatcher.queries import find_plan
+
+    settings = current_settings()
+    engine = open_database(settings)
+    item = find_content(engine, find_plan(engine, plan).id, key)
+    asset = attach_audio(engine, settings.media, item.id, file, datetime.now(UTC), intro, outro)
+    out.print(
+        f"{key}: {asset.duration_seconds:.1f} s at {asset.loudness_lufs:.1f} LUFS, "
+        f"sha256 {asset.sha256[:12]}…, {asset.size_bytes:,} bytes"
+    )

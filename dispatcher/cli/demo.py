@@ -1,0 +1,169 @@
+"""The demo plan `coso serve --demo` loads: web posts to commune bulletins of Lạng Sơn,
+one every minute, so something goes out within the first minute."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from content.approval import find_content
+from content.media import attach_audio
+from coso.clock import zone
+from coso.config import Settings
+from schedules.importer import import_plan
+from schedules.models import Plan
+from schedules.planfile import PlanFile
+
+DEMO_NUMBER = "95/KH-UBND-DEMO"
+DEMO_COMMUNES = {"06040": "Xã Thất Khê", "06046": "Xã Tràng Định", "06112": "Xã Bình Gia"}
+
+
+def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
+    local_now = now.astimezone(zone(plan_zone)).replace(tzinfo=None, microsecond=0)
+    first = local_now + timedelta(seconds=5)
+    return PlanFile.model_validate(
+        {
+            "plan": {
+                "number": DEMO_NUMBER,
+                "title": "Tuyên truyền cải cách hành chính (bản trình diễn)",
+                "issuer": "UBND tỉnh Lạng Sơn",
+                "organisation": "Trung tâm Văn hóa tỉnh Lạng Sơn",
+                "period_start": local_now.date().replace(month=1, day=1),
+                "period_end": local_now.date().replace(month=12, day=31),
+                "zone": plan_zone,
+            },
+            "targets": [
+                {
+                    "channel": "web",
+                    "count": 2,
+                    "per": "week",
+                    "units": ["20"],
+                    "note": "2 bài mỗi tuần trên trang tin của mỗi xã",
+                }
+            ],
+            "content": [
+                {
+                    "key": "cchc-ban-tin",
+                    "title": "Bản tin cải cách hành chính — {{ unit.name }}",
+                    "body": "Kính gửi bà con {{ unit.name }}.\n\n"
+                    "Từ nay, nhiều thủ tục hành chính có thể nộp trực tuyến trên Cổng dịch vụ "
+                    "công quốc gia.\n\nBản tin lúc {{ local_time }}.",
+                    "state": "approved",
+                    "approved_by": "Phó Giám đốc Trung tâm",
+                },
+                {
+                    "key": "cchc-loa",
+                    "kind": "audio",
+                    "title": "Bản tin phát thanh cải cách hành chính",
+                    "state": "approved",
+                    "approved_by": "Phó Giám đốc Trung tâm",
+                },
+            ],
+            "endpoints": [
+                {
+                    "channel": "web",
+                    "address": f"bulletin:{code}",
+                    "name": f"Trang tin {name}",
+                    "unit": code,
+                }
+                for code, name in DEMO_COMMUNES.items()
+            ]
+            + [
+                {
+                    "channel": "loudspeaker",
+                    "address": f"loa-{code}",
+                    "name": f"Cụm loa {name}",
+                    "unit": code,
+                }
+                for code, name in DEMO_COMMUNES.items()
+            ],
+            "groups": [
+                {
+                    "name": "trang-tin-xa-demo",
+                    "channel": "web",
+                    "endpoints": [f"bulletin:{code}" for code in DEMO_COMMUNES],
+                },
+                {
+                    "name": "loa-xa-demo",
+                    "channel": "loudspeaker",
+                    "endpoints": [f"loa-{code}" for code in DEMO_COMMUNES],
+                },
+            ],
+            "schedules": [
+                {
+                    "name": "Bản tin mỗi phút (trình diễn)",
+                    "content": "cchc-ban-tin",
+                    "channel": "web",
+                    "targets": {"groups": ["trang-tin-xa-demo"]},
+                    "start": first,
+                    "rrule": "FREQ=MINUTELY",
+                    "validity": "5m",
+                    "misfire_grace": "1m",
+                },
+                {
+                    "name": "Phát thanh mỗi phút (trình diễn)",
+                    "content": "cchc-loa",
+                    "channel": "loudspeaker",
+                    "targets": {"groups": ["loa-xa-demo"]},
+                    "start": first,
+                    "rrule": "FREQ=MINUTELY",
+                    "validity": "5m",
+                    "misfire_grace": "1m",
+                },
+            ],
+        }
+    )
+
+
+def load_demo(engine: Engine, settings: Settings, now: datetime) -> bool:
+    """Import the demo plan unless it is there already; True when imported."""
+    with engine.connect() as conn:
+        if conn.scalar(select(Plan.__table__.c.id).where(Plan.__table__.c.number == DEMO_NUMBER)):
+            return False
+    import_plan(engine, settings, demo_plan(now, settings.timer.default_zone), now, source="demo")
+    with engine.connect() as conn:
+        plan_id = conn.scalar(
+            select(Plan.__table__.c.id).where(Plan.__table__.c.number == DEMO_NUMBER)
+        )
+    item = find_content(engine, plan_id, "cchc-loa")
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "chime.wav"
+        demo_chime().export(clip, format="wav").close()
+        attach_audio(engine, settings.media, item.id, clip, now)
+    return True
+
+
+def demo_chime() -> Any:
+    """Three tones, 2.4 s: something to play without shipping a recording."""
+    from pydub.generators import Sine
+
+    tones = [
+        Sine(f).to_audio_segment(duration=800).fade_in(30).fade_out(200) for f in (523, 659, 784)
+    ]
+    return sum(tones[1:], tones[0]).apply_gain(-12)
+
+
+def start_demo_endpoints(engine: Engine, settings: Settings) -> list[Any]:
+    """Simulated endpoints (loudspeaker players…) for the demo plan's, from each channel
+    that can simulate its own."""
+    from channels import registry
+    from channels.endpoints import Endpoint
+
+    E = Endpoint.__table__
+    started = []
+    for plugin, cfg in registry.each(settings, "demo"):
+        with engine.connect() as conn:
+            addresses = list(
+                conn.scalars(
+                    select(E.c.address).where(
+                        E.c.channel == plugin.name, E.c.unit_code.in_(list(DEMO_COMMUNES))
+                    )
+                )
+            )
+        if addresses:
+            started.append(plugin.demo(settings, cfg, addresses))  # type: ignore[misc]
+    return started

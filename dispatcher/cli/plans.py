@@ -1,0 +1,221 @@
+"""`coso plan`, `coso schedule`, `coso log` and `coso deliveries`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from coso.clock import local_text
+from coso.commands import current_settings, guard, out, parse_day
+from coso.setup import open_database
+
+plan_app = typer.Typer(no_args_is_help=True, help="Plans: import, list, show.")
+schedule_app = typer.Typer(no_args_is_help=True, help="Schedules: preview, enable, disable.")
+
+
+@plan_app.command("import")
+@guard
+def plan_import(file: Path) -> None:
+    """Import a plan with its content, endpoints, groups and schedules from a TOML file."""
+    from schedules.importer import import_plan_file
+
+    settings = current_settings()
+    engine = open_database(settings)
+    plan = import_plan_file(engine, settings, file, datetime.now(UTC))
+    out.print(f"imported plan {plan.number} (id {plan.id}): {plan.title}")
+
+
+@plan_app.command("list")
+@guard
+def plan_list() -> None:
+    """List plans."""
+    from dispatcher.queries import list_plans
+
+    table = Table("id", "number", "title", "period", "zone")
+    for p in list_plans(open_database(current_settings())):
+        table.add_row(
+            str(p.id),
+            p.number,
+            p.title,
+            f"{p.period_start:%d/%m/%Y}–{p.period_end:%d/%m/%Y}",
+            p.zone,
+        )
+    out.print(table)
+
+
+@plan_app.command("show")
+@guard
+def plan_show(plan: str) -> None:
+    """A plan with its targets, schedules and delivery counts."""
+    from dispatcher.queries import delivery_counts, find_plan, plan_schedules
+
+    engine = open_database(current_settings())
+    p = find_plan(engine, plan)
+    out.print(f"[bold]{p.number}[/] — {p.title}")
+    out.print(
+        f"issuer: {p.issuer}   period: {p.period_start:%d/%m/%Y}–{p.period_end:%d/%m/%Y}"
+        f"   zone: {p.zone}"
+    )
+    table = Table("id", "schedule", "channel", "timing", "priority", "enabled")
+    for s in plan_schedules(engine, p.id):
+        timing = f"{s.start_local}" + (f"  {s.rrule}" if s.rrule else " (once)")
+        table.add_row(
+            str(s.id), s.name, s.channel, timing, s.priority, "yes" if s.enabled else "no"
+        )
+    out.print(table)
+    counts = Table("channel", "state", "deliveries")
+    for (channel, state), n in sorted(delivery_counts(engine, p.id).items()):
+        counts.add_row(channel, state, str(n))
+    out.print(counts)
+
+
+@schedule_app.command("preview")
+@guard
+def schedule_preview(
+    plan: str,
+    days: Annotated[int, typer.Option(min=1, max=366, help="How many days ahead.")] = 7,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day (dd/mm/yyyy); default today.")
+    ] = None,
+) -> None:
+    """What would go out where and when; sends nothing."""
+    from dispatcher.queries import find_plan
+    from schedules.preview import preview
+
+    engine = open_database(current_settings())
+    p = find_plan(engine, plan)
+    first = parse_day(start, p.zone, "from") or datetime.now(UTC)
+    rows = preview(engine, p.id, first, days)
+    table = Table(
+        "when",
+        "schedule",
+        "channel",
+        "content",
+        "priority",
+        "endpoints",
+        "units",
+        title=f"{p.number}: {days} days from {local_text(first, p.zone)}",
+    )
+    for r in rows:
+        table.add_row(
+            local_text(r.when, p.zone),
+            r.schedule,
+            r.channel,
+            r.content,
+            r.priority,
+            str(r.endpoints),
+            str(r.units),
+        )
+    out.print(table)
+    out.print(f"{len(rows)} occurrences, {sum(r.endpoints for r in rows)} deliveries")
+
+
+@schedule_app.command("enable")
+@guard
+def schedule_enable(schedule_id: int) -> None:
+    """Enable a schedule (its content must be approved); slots from now on fire."""
+    from schedules.editing import set_enabled
+
+    set_enabled(open_database(current_settings()), schedule_id, True, datetime.now(UTC))
+    out.print(f"schedule {schedule_id} enabled")
+
+
+@schedule_app.command("disable")
+@guard
+def schedule_disable(schedule_id: int) -> None:
+    """Disable a schedule; deliveries already queued still go out."""
+    from schedules.editing import set_enabled
+
+    set_enabled(open_database(current_settings()), schedule_id, False, datetime.now(UTC))
+    out.print(f"schedule {schedule_id} disabled")
+
+
+@guard
+def log_command(
+    plan: str,
+    channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
+    unit: Annotated[str | None, typer.Option(help="Only this administrative unit code.")] = None,
+    state: Annotated[str | None, typer.Option(help="Only entries with this state.")] = None,
+    since: Annotated[str | None, typer.Option(help="From this date (dd/mm/yyyy).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this date (dd/mm/yyyy).")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 200,
+) -> None:
+    """The plan's activity log, newest first."""
+    from dispatcher.queries import LogFilter, activity, find_plan
+
+    engine = open_database(current_settings())
+    p = find_plan(engine, plan)
+    f = LogFilter(
+        channel=channel,
+        unit=unit,
+        state=state,
+        since=parse_day(since, p.zone, "since"),
+        until=parse_day(until, p.zone, "until") + timedelta(days=1) if until else None,
+        limit=limit,
+    )
+    table = Table(
+        "time",
+        "channel",
+        "unit",
+        "endpoint",
+        "event",
+        "state",
+        "actor",
+        "detail",
+        title=f"{p.number}: activity",
+    )
+    for e in activity(engine, p.id, f):
+        table.add_row(
+            local_text(e.at, p.zone),
+            e.channel,
+            e.unit_code or "",
+            e.address or "",
+            e.event,
+            e.state or "",
+            e.actor,
+            e.detail or "",
+        )
+    out.print(table)
+
+
+@guard
+def deliveries_command(
+    plan: str,
+    state: Annotated[str | None, typer.Option(help="Only this state.")] = None,
+    channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 200,
+) -> None:
+    """The plan's deliveries, newest slot first."""
+    from dispatcher.queries import deliveries, find_plan
+
+    engine = open_database(current_settings())
+    p = find_plan(engine, plan)
+    table = Table(
+        "id",
+        "slot",
+        "channel",
+        "endpoint",
+        "unit",
+        "state",
+        "attempts",
+        "provider id",
+        "last error",
+        title=f"{p.number}: deliveries",
+    )
+    for d in deliveries(engine, p.id, state, channel, limit):
+        table.add_row(
+            str(d.id),
+            local_text(d.scheduled_for, p.zone),
+            d.channel,
+            d.address,
+            d.unit_code or "",
+            d.state,
+            str(d.attempts),
+            d.provider_id or "",
+            d.last_error or "",
+        )
+    out.print(table)

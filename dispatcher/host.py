@@ -1,0 +1,210 @@
+"""The engine's services to channel plugins (`channels.host.ChannelHost`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select
+
+from channels.base import Outbound, Outcome
+from channels.endpoints import resolve_targets
+from channels.host import Received, Slot
+from channels.states import EXPIRED, WAITING
+from content.media import media_for
+from content.models import APPROVED, ContentItem
+from coso.clock import Clock, as_utc
+from coso.config import Settings
+from coso.db import chunks, write
+from dispatcher.inbound import receive_in
+from dispatcher.messages import build_messages
+from dispatcher.models import ActivityEntry, Delivery
+from dispatcher.transitions import append_log, move_where
+from schedules.models import Plan, Schedule
+from schedules.timing import timing_of
+
+D = Delivery.__table__
+A = ActivityEntry.__table__
+S = Schedule.__table__
+C = ContentItem.__table__
+
+
+class EngineHost:
+    def __init__(self, engine: Engine, settings: Settings, clock: Clock) -> None:
+        self.engine, self.settings, self.clock = engine, settings, clock
+
+    def receive(self, outcomes: Sequence[Outcome]) -> Received:
+        with write(self.engine) as conn:
+            return receive_in(conn, outcomes)
+
+    def receive_in(self, conn: Any, outcomes: Sequence[Outcome]) -> Received:
+        return receive_in(conn, outcomes)
+
+    def deliveries(
+        self,
+        channel: str,
+        states: Sequence[str],
+        *,
+        endpoint_ids: Sequence[int] | None = None,
+        updated_before: datetime | None = None,
+        or_endpoint_ids: Sequence[int] | None = None,
+        unexpired_at: datetime | None = None,
+        limit: int = 5000,
+    ) -> list[Any]:
+        condition = and_(D.c.channel == channel, D.c.state.in_(list(states)))
+        if endpoint_ids is not None:
+            condition = and_(condition, D.c.endpoint_id.in_(list(endpoint_ids)))
+        if unexpired_at is not None:
+            condition = and_(
+                condition, or_(D.c.expires_at.is_(None), D.c.expires_at > unexpired_at)
+            )
+        if updated_before is not None:
+            old = D.c.updated_at <= updated_before
+            if or_endpoint_ids:
+                old = or_(old, D.c.endpoint_id.in_(list(or_endpoint_ids)))
+            condition = and_(condition, old)
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(D).where(condition).order_by(D.c.id).limit(limit)))
+
+    def provider_ids(self, channel: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(
+                conn.scalars(
+                    select(D.c.provider_id).where(
+                        D.c.provider_id.is_not(None), D.c.channel == channel
+                    )
+                )
+            )
+
+    def messages(self, rows: Sequence[Any]) -> list[Outbound | tuple[int, str]]:
+        return build_messages(self.engine, rows)
+
+    def expire(self, channel: str, states: Sequence[str], now: datetime, detail: str) -> int:
+        with write(self.engine) as conn:
+            return move_where(
+                conn,
+                and_(D.c.channel == channel, D.c.state.in_(list(states)), D.c.expires_at <= now),
+                EXPIRED,
+                at=now,
+                event="expired",
+                actor="dispatcher",
+                detail=detail,
+            )
+
+    def upcoming(
+        self, channel: str, now: datetime, horizon: timedelta, after: datetime | None = None
+    ) -> list[Slot]:
+        with self.engine.connect() as conn:
+            schedules = conn.execute(
+                select(S).where(S.c.enabled.is_(True), S.c.channel == channel)
+            ).all()
+            approved = dict(
+                conn.execute(
+                    select(C.c.id, C.c.title).where(
+                        C.c.id.in_({s.content_id for s in schedules}), C.c.state == APPROVED
+                    )
+                ).all()
+            )
+        audio = media_for(self.engine, set(approved))
+        slots: list[Slot] = []
+        for sch in schedules:
+            if sch.content_id not in approved:
+                continue
+            start = max(now, sch.fired_through) if after is None else after
+            times = timing_of(sch).fire_times(start, now + horizon)
+            if not times:
+                continue
+            targets = resolve_targets(self.engine, channel, sch.targets)
+            endpoints = tuple(eid for eid, _unit in targets)
+            asset = audio.get(sch.content_id)
+            media = (
+                {"sha256": asset.sha256, "duration": asset.duration_seconds} if asset else None
+            )
+            for when in times:
+                slots.append(
+                    Slot(
+                        schedule_id=sch.id,
+                        plan_id=sch.plan_id,
+                        content_id=sch.content_id,
+                        title=approved[sch.content_id],
+                        at=when,
+                        expires_at=when + timedelta(seconds=sch.validity_seconds)
+                        if sch.validity_seconds
+                        else None,
+                        priority=sch.priority,
+                        endpoint_ids=endpoints,
+                        media=media,
+                    )
+                )
+        return slots
+
+    def plan_zones(self) -> dict[int, str]:
+        P = Plan.__table__
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(P.c.id, P.c.zone)).all())
+
+    def waiting(
+        self, channel: str, plans: Sequence[int], below_priority: int, now: datetime
+    ) -> list[tuple[int, int, int]]:
+        condition = and_(
+            D.c.channel == channel,
+            D.c.state.in_(WAITING),
+            D.c.priority < below_priority,
+            D.c.plan_id.in_(list(plans)),
+            D.c.next_attempt_at <= now,
+            or_(D.c.expires_at.is_(None), D.c.expires_at > now),
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(D.c.plan_id, D.c.schedule_id, func.count())
+                .where(condition)
+                .group_by(D.c.plan_id, D.c.schedule_id)
+            ).all()
+        return [(p, s, n) for p, s, n in rows]
+
+    def reached(
+        self, channel: str, endpoint_ids: Sequence[int], since: datetime, below_priority: int
+    ) -> tuple[dict[int, int], dict[int, datetime]]:
+        counts: dict[int, int] = {}
+        oldest: dict[int, datetime] = {}
+        with self.engine.connect() as conn:
+            for batch in chunks(sorted(set(endpoint_ids)), 5000):
+                rows = conn.execute(
+                    select(A.c.endpoint_id, func.count(), func.min(A.c.at))
+                    .select_from(A.join(D, D.c.id == A.c.delivery_id))
+                    .where(
+                        A.c.endpoint_id.in_(batch),
+                        A.c.channel == channel,
+                        A.c.event == "sent",
+                        A.c.at > since,
+                        D.c.priority < below_priority,
+                    )
+                    .group_by(A.c.endpoint_id)
+                )
+                for eid, count, first in rows:
+                    counts[eid] = count
+                    oldest[eid] = as_utc(first)
+        return counts, oldest
+
+    def schedule_counts(self, schedule_id: int) -> dict[str, int]:
+        """Deliveries of one schedule by state (an ad-hoc blast's progress)."""
+        with self.engine.connect() as conn:
+            return dict(
+                conn.execute(
+                    select(D.c.state, func.count())
+                    .where(D.c.schedule_id == schedule_id)
+                    .group_by(D.c.state)
+                ).all()
+            )
+
+    def dispatcher(self, channels: dict[str, Any]) -> Any:
+        """A dispatcher over just `channels` (a command that sends, such as a blast)."""
+        from dispatcher.service import Dispatcher
+
+        return Dispatcher(self.engine, self.settings, self.clock, channels=channels)
+
+    def note(self, entries: Sequence[dict[str, Any]]) -> None:
+        if entries:
+            with write(self.engine) as conn:
+                append_log(conn, list(entries))

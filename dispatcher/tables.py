@@ -1,0 +1,30 @@
+"""Every table: coso's own and each installed channel's, for migrations and `coso init`."""
+
+from channels.endpoints import Endpoint, EndpointGroup, GroupMember
+from channels.registry import load_tables
+from content.models import ContentItem, MediaAsset
+from coso.units import AdminUnit, Organisation, UnitMapping
+from dispatcher.inbound import EarlyOutcome
+from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker
+from schedules.models import Occurrence, Plan, PlanTarget, Schedule
+
+CHANNEL_MIGRATIONS = load_tables()
+
+__all__ = [
+    "ActivityEntry",
+    "AdminUnit",
+    "ContentItem",
+    "Delivery",
+    "DispatcherWorker",
+    "EarlyOutcome",
+    "Endpoint",
+    "EndpointGroup",
+    "GroupMember",
+    "MediaAsset",
+    "Occurrence",
+    "Organisation",
+    "Plan",
+    "PlanTarget",
+    "Schedule",
+    "UnitMapping",
+]

@@ -1,0 +1,70 @@
+"""The web app: the public bulletin (/bulletin, /bulletin.atom) and a small console."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, FileSystemLoader
+from sqlalchemy import Engine
+
+from channels import registry
+from coso.clock import Clock, SystemClock, local_text
+from coso.config import Settings
+from coso.errors import InputError
+from coso.units import unit_names
+from dispatcher.host import EngineHost
+from dispatcher.queries import LogFilter, activity, delivery_counts, find_plan, list_plans
+
+log = logging.getLogger(__name__)
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+def templates_for(settings: Settings) -> Jinja2Templates:
+    """coso's page templates, then each channel's own (its pages extend base.html)."""
+    templates = Jinja2Templates(directory=TEMPLATE_DIR)
+    folders = [TEMPLATE_DIR] + [
+        Path(plugin.templates) for plugin, _ in registry.each(settings, "templates")
+    ]
+    templates.env.loader = ChoiceLoader([FileSystemLoader(f) for f in folders])
+    templates.env.filters["local"] = local_text
+    return templates
+
+
+def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -> FastAPI:
+    app = FastAPI(title="coso", docs_url="/api/docs")
+    TEMPLATES = templates_for(settings)
+    host = EngineHost(engine, settings, clock or SystemClock())
+    for plugin, _cfg in registry.each(settings, "routes"):
+        app.router.routes.extend(plugin.routes(host, TEMPLATES))  # type: ignore[misc]
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(request, "index.html", {"plans": list_plans(engine)})
+
+    @app.get("/plans/{ref:path}", response_class=HTMLResponse)
+    def plan_page(request: Request, ref: str) -> HTMLResponse:
+        try:
+            plan = find_plan(engine, ref)
+        except InputError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        log = activity(engine, plan.id, LogFilter(limit=100))
+        return TEMPLATES.TemplateResponse(
+            request,
+            "plan.html",
+            {
+                "plan": plan,
+                "counts": sorted(delivery_counts(engine, plan.id).items()),
+                "log": log,
+                "units": unit_names(engine, {e.unit_code for e in log if e.unit_code}),
+            },
+        )
+
+    return app
