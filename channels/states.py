@@ -8,6 +8,7 @@ SENDING = "sending"
 SENT = "sent"
 DELIVERED = "delivered"
 PLAYED = "played"
+DISPLAYED = "displayed"
 CONFIRMED = "confirmed"
 FAILED = "failed"
 RETRY_WAIT = "retry_wait"
@@ -21,6 +22,7 @@ STATES = (
     SENT,
     DELIVERED,
     PLAYED,
+    DISPLAYED,
     CONFIRMED,
     FAILED,
     RETRY_WAIT,
@@ -29,8 +31,8 @@ STATES = (
     UNKNOWN,
 )
 WAITING = (PENDING, RETRY_WAIT)
-REACHED = (SENT, DELIVERED, PLAYED, CONFIRMED)
-FINAL = (DELIVERED, PLAYED, CONFIRMED, FAILED, EXPIRED, MISSED)
+REACHED = (SENT, DELIVERED, PLAYED, DISPLAYED, CONFIRMED)
+FINAL = (DELIVERED, PLAYED, DISPLAYED, CONFIRMED, FAILED, EXPIRED, MISSED)
 
 # target state -> states a delivery may be in to move there. Callbacks arrive out of order:
 # a `sent` after `delivered` finds no allowed source and changes nothing.
@@ -41,7 +43,8 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     SENT: (SENDING, UNKNOWN),
     DELIVERED: (SENDING, SENT, UNKNOWN),
     PLAYED: (SENDING, SENT, DELIVERED, UNKNOWN),
-    CONFIRMED: (SENDING, SENT, DELIVERED, PLAYED, UNKNOWN),
+    DISPLAYED: (SENDING, SENT, DELIVERED, UNKNOWN),
+    CONFIRMED: (SENDING, SENT, DELIVERED, PLAYED, DISPLAYED, UNKNOWN),
     FAILED: (SENDING, SENT, RETRY_WAIT, UNKNOWN),
     EXPIRED: (PENDING, RETRY_WAIT),
     UNKNOWN: (SENDING,),

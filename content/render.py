@@ -107,9 +107,12 @@ def _names(title: str, body: str) -> tuple[str, ...]:
 
 @cache
 def _channel_template(channel: str) -> str:
-    """A text channel's wrapper (`sms.txt.j2`, not escaped) or an HTML one."""
-    text = f"{channel}.txt.j2"
-    return text if (TEMPLATES / text).is_file() else f"{channel}.html.j2"
+    """A text channel's wrapper (`sms.txt.j2`, not escaped), an HTML one, or for a channel
+    that brings none, the text as it is."""
+    for name in (f"{channel}.txt.j2", f"{channel}.html.j2"):
+        if (TEMPLATES / name).is_file():
+            return name
+    return "plain.txt.j2"
 
 
 def render(channel: str, title: str, body: str, context: dict[str, Any]) -> Rendered:

@@ -146,6 +146,19 @@ def _check(engine: Engine, settings: Settings, pf: PlanFile, check: _Checker) ->
             )
         if not _channel(check, (*loc, "channel"), sch.channel):
             continue
+        plugin = registry.get(sch.channel)
+        if sch.enabled and not plugin.configured(registry.settings_of(settings, sch.channel)):
+            ready = ", ".join(registry.configured(settings))
+            check.fail(
+                (*loc, "channel"),
+                sch.channel,
+                f"this channel is not set up ({plugin.not_configured_hint or 'see its settings'});"
+                f" set up: {ready}",
+            )
+        try:
+            check_options(sch.channel, sch.options)
+        except InputError as exc:
+            check.fail((*loc, *exc.field.split(".")), exc.value, exc.reason)
         spec = sch.targets
         if not (spec.endpoints or spec.groups or spec.units):
             check.fail(

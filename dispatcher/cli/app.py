@@ -125,10 +125,14 @@ def channels_command() -> None:
     from rich.table import Table
 
     settings = current_settings()
-    table = Table("kênh", "tên", "sẵn sàng", "cần làm")
-    for name, title, ok, hint in registry.describe(settings):
-        table.add_row(name, title, "có" if ok else "chưa", hint)
+    table = Table("kênh", "tên", "sẵn sàng")
+    rows = registry.describe(settings)
+    for name, title, ok, _hint in rows:
+        table.add_row(name, title, "có" if ok else "chưa")
     out.print(table)
+    for name, _title, ok, hint in rows:
+        if not ok:
+            out.print(f"{name}: {hint}", soft_wrap=True, highlight=False)
 
 
 def _listen(host: str, port: int) -> socket.socket:
