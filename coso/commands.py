@@ -36,6 +36,14 @@ def current_settings() -> Settings:
     return settings
 
 
+def open_database(settings: Settings) -> Any:
+    """The configured database, migrated (SQLAlchemy is imported when a command needs it,
+    not for `coso --help`)."""
+    from coso.setup import open_database as opened
+
+    return opened(settings)
+
+
 def current_host(settings: Settings) -> Any:
     """The engine's services over the configured database (for a channel's commands)."""
     from coso.clock import SystemClock

@@ -13,11 +13,10 @@ from rich.table import Table
 
 from channels.loudspeaker.settings import BrokerSettings, LoudspeakerSettings
 from coso.clock import local_text
-from coso.commands import current_settings, guard, out
+from coso.commands import current_settings, guard, open_database, out
 from coso.config import Settings
 from coso.errors import InputError
 from coso.memory import settle_after_startup
-from coso.setup import open_database
 
 
 def loudspeaker_settings(settings: Settings) -> LoudspeakerSettings:

@@ -12,12 +12,10 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from channels.sms.rules import quiet_until
 from coso.clock import SystemClock, local_text
-from coso.commands import current_host, current_settings, err, guard, out
+from coso.commands import current_host, current_settings, err, guard, open_database, out
 from coso.durations import parse_duration
 from coso.errors import InputError
-from coso.setup import open_database
 
 
 def sms_settings(settings: Any) -> Any:
@@ -204,6 +202,8 @@ def sms_send(
     def quiet() -> datetime | None:
         if emergency:
             return None
+        from channels.sms.rules import quiet_until
+
         return quiet_until(clock.now(), p.zone, sms.quiet_start, sms.quiet_end)
 
     try:

@@ -13,11 +13,10 @@ import typer
 
 from channels import registry
 from coso.clock import SystemClock
-from coso.commands import State, current_settings, guard, out, report
+from coso.commands import State, current_settings, guard, open_database, out, report
 from coso.config import ServerSettings
 from coso.errors import CosoError, InputError
 from coso.memory import settle_after_startup
-from coso.setup import open_database
 from dispatcher.cli.catalogue import content_app, endpoints_app, units_app
 from dispatcher.cli.plans import deliveries_command, log_command, plan_app, schedule_app
 

@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 
 from coso.clock import local_text
-from coso.commands import current_settings, guard, out
-from coso.setup import open_database
+from coso.commands import current_settings, guard, open_database, out
 
 endpoints_app = typer.Typer(no_args_is_help=True, help="Endpoints: import, list.")
 units_app = typer.Typer(no_args_is_help=True, help="Administrative units.")

@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 
 from coso.clock import local_text
-from coso.commands import current_settings, guard, out, parse_day
-from coso.setup import open_database
+from coso.commands import current_settings, guard, open_database, out, parse_day
 
 plan_app = typer.Typer(no_args_is_help=True, help="Plans: import, list, show.")
 schedule_app = typer.Typer(no_args_is_help=True, help="Schedules: preview, enable, disable.")
