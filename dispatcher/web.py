@@ -107,6 +107,9 @@ def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -
             entry.link(href=f"{public}/bulletin?unit={post['unit_code'] or ''}")
         if posts:
             feed.updated(posts[0]["published_at"])
-        return Response(feed.atom_str(pretty=True), media_type="application/atom+xml")
+        return Response(
+            feed.atom_str(pretty=True),
+            media_type="application/atom+xml; charset=utf-8",
+        )
 
     return app
