@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
 from feedgen.feed import FeedGenerator
 from sqlalchemy import Engine
 
@@ -28,7 +29,11 @@ TEMPLATES.env.filters["local"] = local_text
 
 
 def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -> FastAPI:
-    app = FastAPI(title="coso", docs_url="/api/docs")
+    # The API docs (/api/docs, /redoc) with Swagger UI and ReDoc served by coso itself, not
+    # from a CDN: they work without internet.
+    app = FastAPIOffline(
+        title="coso", docs_url="/api/docs", swagger_ui_parameters={"validatorUrl": None}
+    )
     public = settings.server.public_url.rstrip("/")
     app.mount(MOUNT, sms_webhooks(engine, settings, clock or SystemClock()))
 

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
+import pytest
 from sqlalchemy import Engine
 
 from coso.config import Settings
@@ -17,3 +20,33 @@ def test_atom_feed_says_its_charset(engine: Engine, settings: Settings) -> None:
     assert feed.status_code == 200
     assert feed.headers["content-type"] == "application/atom+xml; charset=utf-8"
     assert "Bản tin cơ sở" in feed.content.decode("utf-8")
+
+
+URL_ATTRIBUTE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
+QUOTED_URL = re.compile(r"""["'](/[^"'\s]*|https?://[^"'\s]*)["']""")
+
+
+@pytest.mark.parametrize("docs", ["/api/docs", "/redoc"])
+def test_api_docs_load_nothing_from_the_internet(
+    docs: str, engine: Engine, settings: Settings
+) -> None:
+    with (
+        ServerThread(create_app(engine, settings)) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        page = client.get(docs)
+        assert page.status_code == 200
+        html = page.text
+        outside = [
+            url
+            for url in re.findall(r"https?://[^\s\"'<>)]+", html)
+            if not url.startswith(server.url)
+        ]
+        assert outside == [], f"the docs page loads from outside the app: {outside}"
+        assets = set(URL_ATTRIBUTE.findall(html)) | set(QUOTED_URL.findall(html))
+        assert any(a.endswith(".js") for a in assets), assets
+        assert docs == "/redoc" or any(a.endswith(".css") for a in assets), assets
+        for asset in sorted(assets):
+            answer = client.get(asset)
+            assert answer.status_code == 200, f"{asset}: {answer.status_code}"
+            assert answer.content, asset
