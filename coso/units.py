@@ -227,3 +227,35 @@ def count_units(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(select(table.c.dataset, func.count()).group_by(table.c.dataset)).all()
     return {dataset: n for dataset, n in rows}
+
+
+LEVEL_WORDS = {
+    1: ("province", "provinces"),
+    2: ("district", "districts"),
+    3: ("commune", "communes"),
+}
+
+
+def describe_unit_counts(engine: Engine) -> list[str]:
+    """How many units each dataset holds, by level, in words, a line per dataset:
+    'administrative units: 34 provinces, 3,321 communes (current, since 01/07/2025)'."""
+    table = AdminUnit.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(table.c.dataset, table.c.level, func.count())
+            .group_by(table.c.dataset, table.c.level)
+            .order_by(table.c.dataset, table.c.level)
+        ).all()
+    by_dataset: dict[str, list[str]] = {}
+    for dataset, level, n in rows:
+        one, many = LEVEL_WORDS.get(level, (f"level-{level} unit", f"level-{level} units"))
+        by_dataset.setdefault(dataset, []).append(f"{n:,} {one if n == 1 else many}")
+    lines = []
+    if CURRENT_DATASET in by_dataset:
+        counts = ", ".join(by_dataset.pop(CURRENT_DATASET))
+        lines.append(f"administrative units: {counts} (current, since {REFORM_DATE:%d/%m/%Y})")
+    if LEGACY_DATASET in by_dataset:
+        counts = ", ".join(by_dataset.pop(LEGACY_DATASET))
+        lines.append(f"pre-2025 units: {counts} (each mapped to the current units it became)")
+    lines += [f"units of dataset {name}: {', '.join(c)}" for name, c in by_dataset.items()]
+    return lines or ["administrative units: none"]

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine
+from typer.testing import CliRunner
 
 from coso.config import Settings
+from dispatcher.cli import app
 from dispatcher.web import create_app
 from tests.conftest import ServerThread
 
@@ -50,3 +53,25 @@ def test_api_docs_load_nothing_from_the_internet(
             answer = client.get(asset)
             assert answer.status_code == 200, f"{asset}: {answer.status_code}"
             assert answer.content, asset
+
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def fresh_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Settings pointing at a SQLite file that does not exist yet."""
+    path = tmp_path / "data" / "coso.db"
+    monkeypatch.setenv("COSO_DATABASE__URL", f"sqlite:///{path}")
+    monkeypatch.delenv("COSO_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return path
+
+
+def test_init_prints_unit_counts_in_plain_words(fresh_database: Path) -> None:
+    result = runner.invoke(app, ["init"])
+    assert result.exit_code == 0, result.output
+    assert "{" not in result.output and "}" not in result.output, result.output
+    assert "34 provinces" in result.output
+    assert "3,321 communes" in result.output
+    assert fresh_database.is_file()
