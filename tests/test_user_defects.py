@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from coso.config import Settings
 from dispatcher.cli import app
@@ -75,3 +76,73 @@ def test_init_prints_unit_counts_in_plain_words(fresh_database: Path) -> None:
     assert "34 provinces" in result.output
     assert "3,321 communes" in result.output
     assert fresh_database.is_file()
+
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """`coso …` on a migrated database with the current units."""
+    monkeypatch.setenv("COSO_DATABASE__URL", db_url)
+    monkeypatch.delenv("COSO_CONFIG", raising=False)
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+
+    return invoke
+
+
+def listed_codes(output: str) -> list[str]:
+    return re.findall(r"^  (\d{5})  ", output, flags=re.MULTILINE)
+
+
+def test_units_show_says_when_the_list_is_cut_and_how_to_see_all(cli: Cli) -> None:
+    cut = cli("units", "show", "20")
+    assert cut.exit_code == 0, cut.output
+    assert "Lạng Sơn" in cut.output.splitlines()[0]
+    assert len(listed_codes(cut.output)) == 50
+    assert "50 of 65 shown" in cut.output and "--all" in cut.output
+
+    every = cli("units", "show", "20", "--all")
+    assert every.exit_code == 0, every.output
+    assert len(listed_codes(every.output)) == 65
+    assert "06040" in listed_codes(every.output) and " of 65" not in every.output
+
+    few = cli("units", "show", "20", "--limit", "5")
+    assert len(listed_codes(few.output)) == 5 and "5 of 65 shown" in few.output
+
+
+@pytest.mark.parametrize(
+    "name", ["Lạng Sơn", "lang son", "LẠNG SƠN", "Tỉnh Lạng Sơn", " lạng  sơn "]
+)
+def test_units_show_finds_a_unit_by_its_name(cli: Cli, name: str) -> None:
+    result = cli("units", "show", name, "--all")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("20  Lạng Sơn"), result.output
+    assert len(listed_codes(result.output)) == 65
+
+
+def test_units_show_finds_a_commune_by_its_name(cli: Cli) -> None:
+    for name in ("Thất Khê", "xa that khe"):
+        result = cli("units", "show", name)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("06040  Xã Thất Khê"), result.output
+
+
+def test_units_show_lists_the_units_an_ambiguous_name_may_mean(cli: Cli) -> None:
+    result = cli("units", "show", "tan tien")
+    assert result.exit_code == 2, result.output
+    assert "unit = 'tan tien'" in result.output
+    assert "give the code of one" in result.output
+    assert "06019  Xã Tân Tiến (xã, Lạng Sơn)" in result.output
+    assert "01051  Xã Tân Tiến (xã, Tuyên Quang)" in result.output
+
+
+def test_units_show_names_an_unknown_unit(cli: Cli) -> None:
+    name = cli("units", "show", "Không Có Xã Này")
+    assert name.exit_code == 2, name.output
+    assert "unit = 'Không Có Xã Này': no administrative unit has this code or name" in name.output
+    code = cli("units", "show", "99")
+    assert code.exit_code == 2, code.output
+    assert "unit = '99': is not a known administrative unit code" in code.output
