@@ -207,6 +207,19 @@ def unit_tree(engine: Engine) -> UnitTree:
     return UnitTree(children, current, legacy)
 
 
+def shipped_unit_tree() -> UnitTree:
+    """The current units as the vietnam-provinces package ships them, without a database
+    (to check a file before any database exists)."""
+    children: dict[str | None, list[str]] = {}
+    for row in current_unit_rows():
+        parent = row["parent_code"]
+        children.setdefault(parent if isinstance(parent, str) else None, []).append(
+            str(row["code"])
+        )
+    current = frozenset(c for kids in children.values() for c in kids)
+    return UnitTree(children, current, {})
+
+
 def resolve_unit_codes(engine: Engine, codes: Iterable[str]) -> dict[str, set[str]]:
     """Each code → itself and every current unit below it (see UnitTree.below)."""
     tree = unit_tree(engine)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
+from sqlmodel import SQLModel
 from typer.testing import CliRunner, Result
 
+import coso.models  # noqa: F401  (every table, for table_counts)
 from coso.config import Settings
 from dispatcher.cli import app
 from dispatcher.web import create_app
@@ -146,3 +148,46 @@ def test_units_show_names_an_unknown_unit(cli: Cli) -> None:
     code = cli("units", "show", "99")
     assert code.exit_code == 2, code.output
     assert "unit = '99': is not a known administrative unit code" in code.output
+
+
+RECIPIENTS = """name,phone,unit,groups
+Nguyễn Văn An,0912 345 678,06040,xa-vien
+Hoàng Thị Bình,0987654321,06046,xa-vien;hoi-phu-nu
+Lý Văn Cường,0253 123 456,06040,xa-vien
+"""
+
+
+def test_sms_import_dry_run_writes_nothing(fresh_database: Path, tmp_path: Path) -> None:
+    people = tmp_path / "danh-sach.csv"
+    people.write_text(RECIPIENTS, encoding="utf-8")
+    result = runner.invoke(app, ["sms", "import", "--dry-run", str(people)])
+    assert result.exit_code == 0, result.output
+    assert "2 recipient(s) read, 1 row(s) refused" in result.output
+    assert "danh-sach.csv:4: phone = '0253 123 456'" in result.output
+    assert "nothing saved" in result.output
+    assert not fresh_database.exists(), "a dry run created the database"
+    assert not fresh_database.parent.exists(), "a dry run created the database's folder"
+
+
+def test_sms_import_dry_run_on_a_database_changes_nothing(
+    cli: Cli, engine: Engine, tmp_path: Path
+) -> None:
+    people = tmp_path / "danh-sach.csv"
+    people.write_text(RECIPIENTS, encoding="utf-8")
+    before = table_counts(engine)
+    dry = cli("sms", "import", "--dry-run", str(people))
+    assert dry.exit_code == 0, dry.output
+    assert "2 recipient(s) read, 1 row(s) refused" in dry.output
+    assert table_counts(engine) == before
+    saved = cli("sms", "import", str(people))
+    assert saved.exit_code == 0, saved.output
+    assert "2 new" in saved.output
+    assert table_counts(engine) != before
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            name: conn.scalar(select(func.count()).select_from(table)) or 0
+            for name, table in SQLModel.metadata.tables.items()
+        }
