@@ -136,9 +136,7 @@ def check_settings(settings: Settings) -> None:
 def configured(settings: Settings) -> list[str]:
     """Channels set up to send, in name order."""
     return [
-        name
-        for name, plugin in plugins().items()
-        if plugin.configured(settings_of(settings, name))
+        name for name, plugin in plugins().items() if plugin.configured(settings_of(settings, name))
     ]
 
 
@@ -182,9 +180,7 @@ def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any
     return model.model_dump(exclude_unset=True)
 
 
-def each(
-    settings: Settings, hook: str
-) -> Iterator[tuple[ChannelPlugin, Any]]:
+def each(settings: Settings, hook: str) -> Iterator[tuple[ChannelPlugin, Any]]:
     """(plugin, its settings) for every plugin that has `hook`, in name order."""
     for name in names():
         plugin = plugins()[name]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlmodel import Field, SQLModel, UniqueConstraint
+from unidecode import unidecode
 
 from coso.csvfile import csv_rows
 from coso.db import chunks, insert_ignoring_duplicates, write
@@ -204,6 +207,19 @@ def unit_tree(engine: Engine) -> UnitTree:
     return UnitTree(children, current, legacy)
 
 
+def shipped_unit_tree() -> UnitTree:
+    """The current units as the vietnam-provinces package ships them, without a database
+    (to check a file before any database exists)."""
+    children: dict[str | None, list[str]] = {}
+    for row in current_unit_rows():
+        parent = row["parent_code"]
+        children.setdefault(parent if isinstance(parent, str) else None, []).append(
+            str(row["code"])
+        )
+    current = frozenset(c for kids in children.values() for c in kids)
+    return UnitTree(children, current, {})
+
+
 def resolve_unit_codes(engine: Engine, codes: Iterable[str]) -> dict[str, set[str]]:
     """Each code → itself and every current unit below it (see UnitTree.below)."""
     tree = unit_tree(engine)
@@ -227,3 +243,136 @@ def count_units(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(select(table.c.dataset, func.count()).group_by(table.c.dataset)).all()
     return {dataset: n for dataset, n in rows}
+
+
+LEVEL_WORDS = {
+    1: ("province", "provinces"),
+    2: ("district", "districts"),
+    3: ("commune", "communes"),
+}
+
+
+def describe_unit_counts(engine: Engine) -> list[str]:
+    """How many units each dataset holds, by level, in words, a line per dataset:
+    'administrative units: 34 provinces, 3,321 communes (current, since 01/07/2025)'."""
+    table = AdminUnit.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(table.c.dataset, table.c.level, func.count())
+            .group_by(table.c.dataset, table.c.level)
+            .order_by(table.c.dataset, table.c.level)
+        ).all()
+    by_dataset: dict[str, list[str]] = {}
+    for dataset, level, n in rows:
+        one, many = LEVEL_WORDS.get(level, (f"level-{level} unit", f"level-{level} units"))
+        by_dataset.setdefault(dataset, []).append(f"{n:,} {one if n == 1 else many}")
+    lines = []
+    if CURRENT_DATASET in by_dataset:
+        counts = ", ".join(by_dataset.pop(CURRENT_DATASET))
+        lines.append(f"administrative units: {counts} (current, since {REFORM_DATE:%d/%m/%Y})")
+    if LEGACY_DATASET in by_dataset:
+        counts = ", ".join(by_dataset.pop(LEGACY_DATASET))
+        lines.append(f"pre-2025 units: {counts} (each mapped to the current units it became)")
+    lines += [f"units of dataset {name}: {', '.join(c)}" for name, c in by_dataset.items()]
+    return lines or ["administrative units: none"]
+
+
+# Words a unit's name may start with, left out when names are compared ("Xã Thất Khê" is
+# found as "Thất Khê", "Tỉnh Lạng Sơn" as the province "Lạng Sơn").
+NAME_PREFIXES = (
+    "thành phố ",
+    "thị trấn ",
+    "thị xã ",
+    "đặc khu ",
+    "phường ",
+    "huyện ",
+    "quận ",
+    "tỉnh ",
+    "xã ",
+)
+SHOWN_CANDIDATES = 20
+
+
+@dataclass(frozen=True)
+class FoundUnit:
+    """A unit as `find_unit` found it, with the name of its parent (a commune's province)."""
+
+    code: str
+    name: str
+    kind: str
+    dataset: str
+    parent_name: str
+
+    def label(self) -> str:
+        where = f", {self.parent_name}" if self.parent_name else ""
+        old = ", pre-2025" if self.dataset == LEGACY_DATASET else ""
+        return f"{self.code}  {self.name} ({self.kind}{where}{old})"
+
+
+def _folded(text: str, bare: bool = True) -> str:
+    """Lower case, one space between words, composed accents (NFC); `bare`: without the kind
+    word it starts with."""
+    text = " ".join(unicodedata.normalize("NFC", text).casefold().split())
+    for prefix in NAME_PREFIXES if bare else ():
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    return text
+
+
+def find_unit(engine: Engine, text: str) -> FoundUnit:
+    """The unit a user means by `text`: a code (current or pre-2025) as it is, else a name,
+    matched case-insensitively, with or without diacritics, with or without its kind word
+    ("Lạng Sơn", "lang son", "xã thất khê"). Current units are preferred to pre-2025 ones.
+    An unknown value, or a name several units share, is an InputError naming it (and, for
+    a shared name, each unit that has it)."""
+    table = AdminUnit.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                table.c.code, table.c.name, table.c.kind, table.c.dataset, table.c.parent_code
+            ).order_by(table.c.dataset, table.c.code)
+        ).all()
+    names = {(r.dataset, r.code): r.name for r in rows}
+
+    def found(r: Any) -> FoundUnit:
+        return FoundUnit(
+            r.code, r.name, r.kind, r.dataset, names.get((r.dataset, r.parent_code), "")
+        )
+
+    wanted = text.strip()
+    for dataset in (CURRENT_DATASET, LEGACY_DATASET):
+        for r in rows:
+            if r.dataset == dataset and r.code == wanted:
+                return found(r)
+    if not wanted or wanted.isdigit():
+        raise InputError("unit", text, "is not a known administrative unit code")
+    with_marks = unidecode(wanted) != wanted  # typed with diacritics: they decide
+    tiers: list[tuple[bool, Callable[[str, str], bool]]] = [
+        (False, lambda name, q: name == q),  # the whole name: "Xã Tân Tiến"
+        (True, lambda name, q: name == q),  # without its kind word: "Tân Tiến"
+        (True, lambda name, q: f" {q} " in f" {name} "),  # some words of it
+    ]
+    matches: list[Any] = []
+    for bare, same in tiers:
+        query = _folded(wanted, bare)
+        for dataset in (CURRENT_DATASET, LEGACY_DATASET):
+            units = [(r, _folded(r.name, bare)) for r in rows if r.dataset == dataset]
+            matches = [(r, n) for r, n in units if same(unidecode(n), unidecode(query))]
+            if with_marks:
+                matches = [(r, n) for r, n in matches if same(n, query)] or matches
+            if matches:
+                break
+        if matches:
+            break
+    if not matches:
+        raise InputError("unit", text, "no administrative unit has this code or name")
+    if len(matches) == 1:
+        return found(matches[0][0])
+    listed = [found(r).label() for r, _ in matches[:SHOWN_CANDIDATES]]
+    if len(matches) > SHOWN_CANDIDATES:
+        listed.append(f"… and {len(matches) - SHOWN_CANDIDATES} more")
+    raise InputError(
+        "unit",
+        text,
+        f"{len(matches)} units have this name; give the code of one:\n  " + "\n  ".join(listed),
+    )

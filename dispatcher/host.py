@@ -118,9 +118,7 @@ class EngineHost:
             targets = resolve_targets(self.engine, channel, sch.targets)
             endpoints = tuple(eid for eid, _unit in targets)
             asset = audio.get(sch.content_id)
-            media = (
-                {"sha256": asset.sha256, "duration": asset.duration_seconds} if asset else None
-            )
+            media = {"sha256": asset.sha256, "duration": asset.duration_seconds} if asset else None
             for when in times:
                 slots.append(
                     Slot(

@@ -76,8 +76,9 @@ def receive_in(conn: Connection, outcomes: Sequence[Outcome], *, park: bool = Tr
             if found is None:
                 slot = f"{o.schedule_id}@{o.scheduled_for:%Y-%m-%dT%H:%M:%SZ}"  # type: ignore[str-format]
                 result.rejected.append(
-                    Rejected(o, f"rejected {o.event!r} from {_who(o)} about slot {slot}, "
-                             "unknown to coso")
+                    Rejected(
+                        o, f"rejected {o.event!r} from {_who(o)} about slot {slot}, unknown to coso"
+                    )
                 )
             else:
                 matched.append(replace(o, delivery_id=found))
@@ -89,8 +90,11 @@ def receive_in(conn: Connection, outcomes: Sequence[Outcome], *, park: bool = Tr
                 to_park.append(o)
             else:
                 result.rejected.append(
-                    Rejected(o, f"{o.event!r} from {_who(o)} about {o.provider_id}, "
-                             "a message coso did not send")
+                    Rejected(
+                        o,
+                        f"{o.event!r} from {_who(o)} about {o.provider_id}, "
+                        "a message coso did not send",
+                    )
                 )
         else:
             result.rejected.append(Rejected(o, f"{o.event!r} from {_who(o)} names no delivery"))
@@ -223,8 +227,11 @@ def _sort_refused(conn: Connection, refused: Sequence[Outcome], result: Received
         row = rows.get(o.delivery_id)
         if row is None:
             result.rejected.append(
-                Rejected(o, f"rejected {o.event!r} from {_who(o)} about delivery "
-                         f"{o.delivery_id}, which coso never sent")
+                Rejected(
+                    o,
+                    f"rejected {o.event!r} from {_who(o)} about delivery "
+                    f"{o.delivery_id}, which coso never sent",
+                )
             )
             continue
         if o.endpoint_id is not None and row.endpoint_id != o.endpoint_id:

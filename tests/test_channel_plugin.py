@@ -74,9 +74,7 @@ def board_installed(tmp_path: Path) -> Iterator[None]:
     info = site / "coso_board-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: coso-board\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[coso.channels]\nboard = coso_board.plugin:plugin\n"
-    )
+    (info / "entry_points.txt").write_text("[coso.channels]\nboard = coso_board.plugin:plugin\n")
     sys.path.insert(0, str(site))
     _forget_plugins()
     try:

@@ -25,9 +25,7 @@ STOP_POLL = 0.1  # seconds between looks at whether SIGTERM came
 
 def wanted(settings: Settings, cfg: LoudspeakerSettings) -> bool:
     """A process of its own, unless turned off or the database lives only in this process."""
-    return cfg.events_process and shared_between_processes(
-        settings.database.url
-    )
+    return cfg.events_process and shared_between_processes(settings.database.url)
 
 
 class EventsProcess:

@@ -79,8 +79,12 @@ def sms_import(
     """Import recipients: numbers checked and stored as E.164 (old 11-digit mobile numbers
     converted), bad rows listed with their line and left out, repeats merged."""
     from channels.sms.recipients import read_recipients, save_recipients
+    from coso.setup import existing_database
 
-    engine = open_database(current_settings())
+    settings = current_settings()
+    # A dry run creates no database and applies no migration: it reads the one there is,
+    # if any, else checks units against the current list.
+    engine = existing_database(settings) if dry_run else open_database(settings)
     found = read_recipients(engine, file)
     for problem in found.invalid:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
@@ -89,7 +93,8 @@ def sms_import(
         f"{found.merged} repeat(s) merged, {found.converted} old number(s) converted"
     )
     if dry_run:
-        out.print(f"{summary}; nothing saved (--dry-run)")
+        checked = "" if engine else " (no database yet: units checked against the current list)"
+        out.print(f"{summary}; nothing saved (--dry-run){checked}")
         return
     counts = save_recipients(engine, found.recipients, datetime.now(UTC))
     out.print(

@@ -17,7 +17,7 @@ from channels.sms.phones import PhoneError, to_e164
 from content.sms_text import khong_dau
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
-from coso.units import unit_tree
+from coso.units import shipped_unit_tree, unit_tree
 
 CHANNEL = "sms"
 # Accepted headings for each column (lower-cased, spaces as underscores).
@@ -123,9 +123,10 @@ def _cell(row: list[object], index: int | None) -> str:
     return text
 
 
-def read_recipients(engine: Engine, path: Path) -> RecipientFile:
+def read_recipients(engine: Engine | None, path: Path) -> RecipientFile:
     """Read and check a whole file; nothing is written. Bad rows are listed with their line
-    number and left out; a number seen twice is one recipient with the groups of both."""
+    number and left out; a number seen twice is one recipient with the groups of both.
+    Without a database (`engine` None), units are checked against the current ones."""
     source = str(path)
     rows = _table_rows(path)
     result = RecipientFile()
@@ -133,7 +134,7 @@ def read_recipients(engine: Engine, path: Path) -> RecipientFile:
     if header is None:
         raise InputError("file", source, "is empty")
     columns = _columns(header[1], source)
-    units = unit_tree(engine)
+    units = unit_tree(engine) if engine is not None else shipped_unit_tree()
     index: dict[str, int] = {}
     for line, row in rows:
         if not any(_cell(row, i) for i in range(len(row))):

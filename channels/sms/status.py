@@ -87,8 +87,9 @@ def callback_outcomes(callbacks: Sequence[StatusCallback]) -> list[Outcome]:
             continue
         state, event = step
         outcomes.append(
-            Outcome(None, state, event, c.at, ACTOR, provider_id=c.sid, error=c.error(),
-                    inbound=True)
+            Outcome(
+                None, state, event, c.at, ACTOR, provider_id=c.sid, error=c.error(), inbound=True
+            )
         )
     return outcomes
 

@@ -57,13 +57,13 @@ def run() -> None:
 @guard
 def init() -> None:
     """Create the database, apply migrations and load the current administrative units."""
-    from coso.units import count_units
+    from coso.units import describe_unit_counts
 
     settings = current_settings()
     engine = open_database(settings)
-    counts = count_units(engine)
-    out.print(f"database ready: {settings.database.url}")
-    out.print(f"administrative units: {counts}")
+    out.print(f"database ready: {settings.database.url}", soft_wrap=True)
+    for line in describe_unit_counts(engine):
+        out.print(line, soft_wrap=True)
 
 
 @app.command()

@@ -108,16 +108,37 @@ def units_import_legacy(file: Path) -> None:
 
 @units_app.command("show")
 @guard
-def units_show(code: str) -> None:
-    """A unit and every current unit under it."""
-    from coso.units import resolve_unit_codes, unit_names
+def units_show(
+    unit: Annotated[
+        str,
+        typer.Argument(
+            help="A unit's code (20, 06040, or a pre-2025 code) or its name, with or "
+            'without diacritics ("Lạng Sơn", "lang son").'
+        ),
+    ],
+    limit: Annotated[int, typer.Option(min=1, help="List at most this many units.")] = 50,
+    show_all: Annotated[bool, typer.Option("--all", help="List every unit below it.")] = False,
+) -> None:
+    """A unit and every current unit under it (for a pre-2025 unit: the ones it became)."""
+    from coso.units import LEGACY_DATASET, find_unit, resolve_unit_codes, unit_names
 
     engine = open_database(current_settings())
-    codes = resolve_unit_codes(engine, [code])[code]
+    found = find_unit(engine, unit)
+    codes = sorted(resolve_unit_codes(engine, [found.code])[found.code] - {found.code})
     names = unit_names(engine, codes)
-    out.print(f"{code}: {len(codes)} current unit(s)")
-    for c in sorted(codes)[:50]:
-        out.print(f"  {c}  {names.get(c, '')}")
+    if found.dataset == LEGACY_DATASET:
+        what = f"became {len(codes)} current unit(s)"
+    else:
+        what = f"{len(codes)} current unit(s) below it" if codes else "no unit below it"
+    out.print(f"{found.label()}: {what}", soft_wrap=True)
+    shown = codes if show_all else codes[:limit]
+    for c in shown:
+        out.print(f"  {c}  {names.get(c, '')}", soft_wrap=True)
+    if len(shown) < len(codes):
+        out.print(
+            f"{len(shown)} of {len(codes)} shown; --all lists every one (or --limit N)",
+            soft_wrap=True,
+        )
 
 
 @content_app.command("audio")

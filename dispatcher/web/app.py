@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
 from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import Engine
 
@@ -35,7 +36,11 @@ def templates_for(settings: Settings) -> Jinja2Templates:
 
 
 def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -> FastAPI:
-    app = FastAPI(title="coso", docs_url="/api/docs")
+    # The API docs (/api/docs, /redoc) with Swagger UI and ReDoc served by coso itself, not
+    # from a CDN: they work without internet.
+    app = FastAPIOffline(
+        title="coso", docs_url="/api/docs", swagger_ui_parameters={"validatorUrl": None}
+    )
     TEMPLATES = templates_for(settings)
     host = EngineHost(engine, settings, clock or SystemClock())
     for plugin, _cfg in registry.each(settings, "routes"):
