@@ -79,14 +79,14 @@ url = "sqlite:///{folder / "coso-data" / "coso.db"}"
 port = {port}
 public_url = "http://127.0.0.1:{port}"
 
-[channels.loudspeaker.channel]
+[channels.loudspeaker]
 topic_prefix = "coso-readme-{uuid.uuid4().hex[:8]}/v1"
 client_id = "coso-readme-{uuid.uuid4().hex[:8]}"
 
 [channels.loudspeaker.broker]
 url = "mqtt://127.0.0.1:1883"
 
-[channels.sms.channel]
+[channels.sms]
 account_sid = "{ACCOUNT_SID}"
 auth_token = "{AUTH_TOKEN}"
 base_url = "{gateway.url}"
