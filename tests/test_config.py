@@ -42,8 +42,16 @@ def test_example_config_loads_as_the_defaults_and_names_every_setting(
 ) -> None:
     for name in [n for n in os.environ if n.startswith("COSO_")]:
         monkeypatch.delenv(name)
-    assert load_settings(EXAMPLE) == Settings()
-    assert _flatten(tomllib.loads(EXAMPLE.read_text())) == _keys(Settings)
+    from channels import registry
+
+    loaded = load_settings(EXAMPLE)
+    assert loaded.model_dump(exclude={"channels"}) == Settings().model_dump(exclude={"channels"})
+    named = _keys(Settings) - {"channels"}
+    for name in registry.names():  # each installed channel's section, as its model reads it
+        model = registry.plugins()[name].settings
+        assert registry.settings_of(loaded, name) == model(), name
+        named |= _keys(model, f"channels.{name}.")
+    assert _flatten(tomllib.loads(EXAMPLE.read_text())) == named
 
 
 def test_bad_setting_names_the_field_and_value(tmp_path: Path) -> None:

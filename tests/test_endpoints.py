@@ -49,7 +49,7 @@ def test_endpoints_import_adds_new_ones_and_keeps_known_ones(
 @pytest.mark.parametrize(
     ("bad_line", "message"),
     [
-        ("fax,123,,06040", "endpoints.csv:3: channel = 'fax': unknown channel"),
+        ("fax,123,,06040", "endpoints.csv:3: channel = 'fax': no such channel"),
         ("web,,,06040", "endpoints.csv:3: address = '': is empty"),
         (
             "web,bulletin:06040,again,06040",
