@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Engine, Row, func, select
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
+from channels import registry
 from coso.csvfile import csv_rows
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
@@ -49,17 +50,13 @@ class GroupMember(SQLModel, table=True):
 
 def check_channel(field: str, channel: str) -> str:
     """A registered channel's name, or an error listing them."""
-    from channels.registry import get
-
-    get(channel, field)
+    registry.get(channel, field)
     return channel
 
 
 def check_address(field: str, channel: str, address: str) -> str:
     """The address as the channel keeps it (SMS: E.164), or an error naming it."""
-    from channels.registry import get
-
-    plugin = get(channel, "channel")
+    plugin = registry.get(channel, "channel")
     if plugin.address is None:
         return address
     try:

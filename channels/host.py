@@ -98,13 +98,16 @@ class ChannelHost(Protocol):
         channel: str,
         states: Sequence[str],
         *,
-        endpoint_ids: Sequence[int] | None = None,
+        endpoint_ids: Sequence[int]
+        | Any = None,  # ids, or a SELECT of ids over the channel's table
         updated_before: datetime | None = None,
         or_endpoint_ids: Sequence[int] | None = None,
         unexpired_at: datetime | None = None,
         limit: int = 5000,
     ) -> list[Any]:
-        """Deliveries of `channel` in `states` (rows with the delivery's columns)."""
+        """Deliveries of `channel` in `states` (rows with the delivery's columns): of
+        `endpoint_ids` when given; updated before `updated_before` or of `or_endpoint_ids`;
+        not expired at `unexpired_at`."""
 
     def provider_ids(self, channel: str) -> set[str]:
         """Every provider id recorded for the channel's deliveries."""

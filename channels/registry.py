@@ -182,10 +182,8 @@ def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any
 
 def each(settings: Settings, hook: str) -> Iterator[tuple[ChannelPlugin, Any]]:
     """(plugin, its settings) for every plugin that has `hook`, in name order."""
-    for name in names():
-        plugin = plugins()[name]
-        if getattr(plugin, hook) is not None:
-            yield plugin, settings_of(settings, name)
+    for plugin in with_hook(hook):
+        yield plugin, settings_of(settings, plugin.name)
 
 
 def with_hook(hook: str) -> list[ChannelPlugin]:

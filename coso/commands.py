@@ -26,7 +26,7 @@ class State:
     # Checks the top of the command line adds (every channel section valid for its channel).
     checks: ClassVar[list[Callable[[Settings], None]]] = []
     # (engine, settings, clock) → the engine's services to channels, set by the top.
-    host_type: Callable[..., Any] | None = None
+    make_host: Callable[..., Any] | None = None
 
 
 def current_settings() -> Settings:
@@ -49,8 +49,8 @@ def current_host(settings: Settings) -> Any:
     from coso.clock import SystemClock
     from coso.setup import open_database
 
-    assert State.host_type is not None, "the command line sets State.host_type"
-    return State.host_type(open_database(settings), settings, SystemClock())
+    assert State.make_host is not None, "the command line sets State.make_host"
+    return State.make_host(open_database(settings), settings, SystemClock())
 
 
 def report(exc: CosoError) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -97,19 +98,23 @@ class Settings(BaseSettings):
     # (channels.registry.settings_of), so this core names no channel.
     channels: dict[str, dict[str, Any]] = {}
     media: MediaSettings = MediaSettings()
-    _sections: dict[tuple[int, str], Any] = PrivateAttr(default_factory=dict)
+    _sections: dict[str, tuple[Any, Any]] = PrivateAttr(default_factory=dict)
 
     def channel_section(self, name: str, model: type[M]) -> M:
         """Section `channels.<name>` read by `model`, once: changes to it stay."""
-        # Keyed by this object too: a copy (model_copy) shares the dict but not the sections.
         # A section given anew (settings.channels[name] = {...}) is read anew.
-        key = (id(self), name)
         raw = self.channels.get(name)
-        read_from, found = self._sections.get(key, (None, None))
+        read_from, found = self._sections.get(name, (None, None))
         if not isinstance(found, model) or read_from is not raw:
             found = model.model_validate(raw or {})
-            self._sections[key] = (raw, found)
+            self._sections[name] = (raw, found)
         return found
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy reads its channel sections anew (pydantic's copy would share them)."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied._sections = {}
+        return copied
 
     @classmethod
     def settings_customise_sources(

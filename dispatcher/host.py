@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, Select, and_, func, or_, select
 
 from channels.base import Outbound, Outcome
 from channels.endpoints import resolve_targets
@@ -46,14 +46,16 @@ class EngineHost:
         channel: str,
         states: Sequence[str],
         *,
-        endpoint_ids: Sequence[int] | None = None,
+        endpoint_ids: Sequence[int] | Select[Any] | None = None,
         updated_before: datetime | None = None,
         or_endpoint_ids: Sequence[int] | None = None,
         unexpired_at: datetime | None = None,
         limit: int = 5000,
     ) -> list[Any]:
         condition = and_(D.c.channel == channel, D.c.state.in_(list(states)))
-        if endpoint_ids is not None:
+        if isinstance(endpoint_ids, Select):  # a query over the channel's own table
+            condition = and_(condition, D.c.endpoint_id.in_(endpoint_ids.scalar_subquery()))
+        elif endpoint_ids is not None:
             condition = and_(condition, D.c.endpoint_id.in_(list(endpoint_ids)))
         if unexpired_at is not None:
             condition = and_(

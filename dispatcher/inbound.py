@@ -172,10 +172,7 @@ def _by_provider(conn: Connection, outcomes: Sequence[Outcome]) -> dict[str, int
 def _by_slot(
     conn: Connection, outcomes: Sequence[Outcome]
 ) -> dict[tuple[int | None, int | None, datetime | None], int]:
-    keys = sorted(
-        {(o.endpoint_id, o.schedule_id, o.scheduled_for) for o in outcomes},
-        key=lambda k: (k[0], k[1], k[2]),  # type: ignore[arg-type,return-value]
-    )
+    keys = list({(o.endpoint_id, o.schedule_id, o.scheduled_for) for o in outcomes})
     found: dict[tuple[int | None, int | None, datetime | None], int] = {}
     for batch in chunks(keys, 2000):
         rows = conn.execute(

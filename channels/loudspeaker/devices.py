@@ -114,9 +114,9 @@ def update_players(
     conn.execute(_bulk_update(dialect), {"rows": json.dumps(table)})
 
 
-def online_players(engine: Engine) -> set[int]:
-    with engine.connect() as conn:
-        return set(conn.scalars(select(T.c.endpoint_id).where(T.c.online.is_(True))))
+def online_players() -> Any:
+    """The endpoint ids of players online now, as a query to nest in another."""
+    return select(T.c.endpoint_id).where(T.c.online.is_(True))
 
 
 def list_players(engine: Engine, unit: str | None = None) -> list[Row[Any]]:

@@ -129,7 +129,7 @@ def _main(
     )
     engine = make_engine(settings.database.url)
     host = host_type(engine, settings, clock)
-    service = PlayerService(host, cfg, channel, came_online=online.put)
+    service = PlayerService(host, channel, came_online=online.put)
     try:
         if not channel.wait_subscribed(READY_TIMEOUT):
             log.error("no subscription to player events from %s", channel.address.url)

@@ -19,17 +19,15 @@ from channels.endpoints import Endpoint
 from channels.host import ChannelHost, Rejected
 from channels.loudspeaker import protocol as p
 from channels.loudspeaker.channel import Inbound, LoudspeakerChannel, event_outcomes
-from channels.loudspeaker.devices import PlayerStatus, update_players
+from channels.loudspeaker.devices import online_players, update_players
 from channels.loudspeaker.events_process import EventsProcess
 from channels.loudspeaker.programme import programmes
-from channels.loudspeaker.settings import LoudspeakerSettings
 from channels.states import DELIVERED, SENT
 from coso.db import write
 from coso.durations import parse_duration
 
 log = logging.getLogger(__name__)
 E = Endpoint.__table__
-PS = PlayerStatus.__table__
 CHANNEL = "loudspeaker"
 INGEST_BATCH = 1000  # player messages applied in one write transaction, at most
 INGEST_LINGER = 0.05  # seconds a batch waits for more messages after its first
@@ -40,13 +38,13 @@ class PlayerService:
     def __init__(
         self,
         host: ChannelHost,
-        cfg: LoudspeakerSettings,
         channel: LoudspeakerChannel,
         came_online: Callable[[str], None] | None = None,
     ) -> None:
         """`came_online`: told of each player that says `online` (in the events process:
         passes it to the dispatcher's); by default kept here for the next upkeep."""
-        self.host, self.channel, self.cfg = host, channel, cfg
+        self.host, self.channel = host, channel
+        cfg = channel.settings
         self.engine, self.clock = host.engine, host.clock
         self._report_online = came_online
         self._events: EventsProcess | None = None
@@ -54,7 +52,6 @@ class PlayerService:
         self.sync_every = parse_duration(cfg.sync_every)
         self.sync_horizon = parse_duration(cfg.sync_horizon)
         self._endpoints: dict[str, int] = {}
-        self._addresses: dict[int, str] = {}
         # player → slot → (digest of the entry, its not_before) as last sent
         self._synced: dict[str, dict[str, tuple[str, str]]] = {}
         self._last_full_sync: datetime | None = None
@@ -134,7 +131,6 @@ class PlayerService:
                     )
                 ):
                     self._endpoints[address] = eid
-                    self._addresses[eid] = address
         return {a: self._endpoints[a] for a in players if a in self._endpoints}
 
     # --- upkeep -------------------------------------------------------------------------
@@ -163,12 +159,11 @@ class PlayerService:
         """Commands sent or received but not finished, to online players: to `players` at once,
         to the others after ack_timeout without news."""
         stale = now - self.ack_timeout
-        online = online_endpoints(self.engine)
         fresh_ids = [self._endpoints[a] for a in self._endpoint_ids(players)]
         rows = self.host.deliveries(
             CHANNEL,
             (SENT, DELIVERED),
-            endpoint_ids=sorted(online),
+            endpoint_ids=online_players(),
             unexpired_at=now,
             updated_before=stale,
             or_endpoint_ids=fresh_ids,
@@ -239,7 +234,7 @@ class PlayerService:
         """Upkeep in a thread; events in a process of their own when the channel leaves them
         to one (role "commands"), else in a thread too."""
         if self.channel.role == "commands":
-            self._events = EventsProcess(self.host, self.cfg).start()
+            self._events = EventsProcess(self.host, self.channel.settings).start()
         else:
             self.start_ingest()
         self._spawn("player-upkeep", self._upkeep_loop)
@@ -261,7 +256,7 @@ class PlayerService:
         assert self._events is not None
         if not self._events.alive and not self._stop.is_set():
             log.error("the player events process ended; starting it again")
-            self._events = EventsProcess(self.host, self.cfg).start()
+            self._events = EventsProcess(self.host, self.channel.settings).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -303,12 +298,6 @@ def _changed(
     if any(before.get(slot, ("", ""))[0] != digest for slot, (digest, _) in current.items()):
         return True
     return any(not_before > now for slot, (_, not_before) in before.items() if slot not in current)
-
-
-def online_endpoints(engine: Any) -> set[int]:
-    PS = PlayerStatus.__table__
-    with engine.connect() as conn:
-        return set(conn.scalars(select(PS.c.endpoint_id).where(PS.c.online.is_(True))))
 
 
 def _note_rejected(

@@ -31,7 +31,7 @@ def build(host: Any, cfg: LoudspeakerSettings) -> Any:
 def service(host: Any, channel: Any) -> Any:
     from channels.loudspeaker.players import PlayerService
 
-    return PlayerService(host, channel.settings, channel)
+    return PlayerService(host, channel)
 
 
 def routes(host: Any, _templates: Any) -> list[Any]:

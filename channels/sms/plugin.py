@@ -22,8 +22,6 @@ class SmsOptions(BaseModel):
 
 
 def build(host: Any, cfg: SmsSettings) -> Any:
-    if not cfg.account_sid:
-        return None
     from channels.sms.channel import SmsChannel
 
     return SmsChannel(cfg, host.settings.server.public_url, host.clock.now)

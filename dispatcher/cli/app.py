@@ -7,7 +7,7 @@ import socket
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,14 +34,15 @@ def main(config: ConfigOption = None) -> None:
     State.config = config
 
 
-def _host_type() -> type:
+def _engine_host(*args: Any) -> Any:
+    """The engine's services to a channel's commands (imported when one needs them)."""
     from dispatcher.host import EngineHost
 
-    return EngineHost
+    return EngineHost(*args)
 
 
 State.checks.append(registry.check_settings)
-State.host_type = lambda *args: _host_type()(*args)
+State.make_host = _engine_host
 
 
 def run() -> None:
@@ -92,6 +93,7 @@ def serve(
         settings.server.public_url = f"http://{bind_host}:{bind_port}"
     clock = SystemClock()
     engine = open_database(settings)
+    simulated = ExitStack()  # demo endpoints: stopped first, while the dispatcher listens
     with ExitStack() as local:
         # What a channel needs on this machine when its settings name none (a broker).
         for plugin, cfg in registry.each(settings, "local_services"):
@@ -103,9 +105,9 @@ def serve(
 
             if load_demo(engine, settings, clock.now()):
                 out.print("demo plan loaded: a bulletin post and a broadcast go out every minute")
-            local.callback(time.sleep, 0.5)  # let coso record the simulated ones offline
-            for simulated in start_demo_endpoints(engine, settings):
-                local.callback(simulated.stop)
+            simulated.callback(time.sleep, 0.5)  # let coso record them offline
+            for endpoints in start_demo_endpoints(engine, settings):
+                simulated.callback(endpoints.stop)
         dispatcher = Dispatcher(engine, settings, clock)
         server = uvicorn.Server(uvicorn.Config(create_app(engine, settings), log_level="warning"))
         dispatcher.start()
@@ -114,6 +116,7 @@ def serve(
         try:
             server.run(sockets=[listener])
         finally:
+            simulated.close()
             dispatcher.stop()
 
 

@@ -1,8 +1,8 @@
-"""The web app: the public bulletin (/bulletin, /bulletin.atom) and a small console."""
+"""The web app: a small console, the JSON API, and each channel's routes (the bulletin,
+webhooks, media), mounted in one place."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
@@ -20,16 +20,13 @@ from coso.units import unit_names
 from dispatcher.host import EngineHost
 from dispatcher.queries import LogFilter, activity, delivery_counts, find_plan, list_plans
 
-log = logging.getLogger(__name__)
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
-def templates_for(settings: Settings) -> Jinja2Templates:
+def page_templates() -> Jinja2Templates:
     """coso's page templates, then each channel's own (its pages extend base.html)."""
     templates = Jinja2Templates(directory=TEMPLATE_DIR)
-    folders = [TEMPLATE_DIR] + [
-        Path(plugin.templates) for plugin, _ in registry.each(settings, "templates")
-    ]
+    folders = [TEMPLATE_DIR] + [Path(p.templates) for p in registry.with_hook("templates")]
     templates.env.loader = ChoiceLoader([FileSystemLoader(f) for f in folders])
     templates.env.filters["local"] = local_text
     return templates
@@ -41,10 +38,10 @@ def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -
     app = FastAPIOffline(
         title="coso", docs_url="/api/docs", swagger_ui_parameters={"validatorUrl": None}
     )
-    TEMPLATES = templates_for(settings)
+    templates = page_templates()
     host = EngineHost(engine, settings, clock or SystemClock())
     for plugin, _cfg in registry.each(settings, "routes"):
-        app.router.routes.extend(plugin.routes(host, TEMPLATES))  # type: ignore[misc]
+        app.router.routes.extend(plugin.routes(host, templates))  # type: ignore[misc]
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -52,7 +49,7 @@ def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(request, "index.html", {"plans": list_plans(engine)})
+        return templates.TemplateResponse(request, "index.html", {"plans": list_plans(engine)})
 
     @app.get("/plans/{ref:path}", response_class=HTMLResponse)
     def plan_page(request: Request, ref: str) -> HTMLResponse:
@@ -61,7 +58,7 @@ def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -
         except InputError as exc:
             raise HTTPException(404, str(exc)) from exc
         log = activity(engine, plan.id, LogFilter(limit=100))
-        return TEMPLATES.TemplateResponse(
+        return templates.TemplateResponse(
             request,
             "plan.html",
             {
