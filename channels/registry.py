@@ -7,7 +7,8 @@ A channel is an installed package that declares, in its `pyproject.toml`:
 
 where `plugin` is a `ChannelPlugin`. coso's own channels register the same way, so the
 engine has no list of channels and no special case for any of them. The plugin module is
-imported when coso starts: keep it light (settings models and small functions), and import
+imported when coso starts, even for `coso --help`: keep it light. Name its settings and
+options models as "module:Class" strings (imported when first needed), and import
 a channel's dependencies inside the hooks that use them.
 """
 
@@ -18,15 +19,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
-
-from channels.settings import ChannelLimits
 from coso.errors import InputError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from channels.base import Channel
     from channels.host import ChannelHost, ChannelService, SendRules
     from coso.config import Settings
@@ -43,8 +44,9 @@ class ChannelPlugin:
     title: str  # what people read (Vietnamese)
     # (host, its settings) → the Channel that sends
     build: Callable[[ChannelHost, Any], Channel]
-    # its `[channels.<name>]` section
-    settings: type[ChannelLimits] = ChannelLimits
+    # The model of its `[channels.<name>]` section, a subclass of
+    # channels.settings.ChannelLimits, or "module:Class" naming one.
+    settings: type[BaseModel] | str = "channels.settings:ChannelLimits"
     # Is it set up to send (an SMS account, a broker…)? A schedule on a channel that is not
     # is refused at import, naming what to set.
     configured: Callable[[Any], bool] = lambda _settings: True
@@ -53,8 +55,9 @@ class ChannelPlugin:
     extra_moves: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # An endpoint's address as the channel keeps it (SMS: E.164); ValueError when it is not one.
     address: Callable[[str], str] | None = None
-    # Per-schedule options from the plan file (`options = {...}`), checked at import.
-    options: type[BaseModel] | None = None
+    # Per-schedule options from the plan file (`options = {...}`), checked at import: a
+    # pydantic model, or "module:Class" naming one.
+    options: type[BaseModel] | str | None = None
     # Its content must carry audio (content audio …) to be approved for or scheduled on it.
     needs_audio: bool = False
     # Rules the sender applies before sending (quiet hours, opt-outs, caps).
@@ -111,11 +114,21 @@ def get(name: str, field_name: str = "channel") -> ChannelPlugin:
     return found
 
 
+def model(named: type[BaseModel] | str) -> type[BaseModel]:
+    """A model given as a class, or as "module:Class"."""
+    if not isinstance(named, str):
+        return named
+    module, _, attr = named.partition(":")
+    return getattr(import_module(module), attr)  # type: ignore[no-any-return]
+
+
 def settings_of(settings: Settings, name: str) -> Any:
     """The channel's settings section, checked by its model (once per Settings object)."""
+    from pydantic import ValidationError
+
     plugin = get(name)
     try:
-        return settings.channel_section(name, plugin.settings)
+        return settings.channel_section(name, model(plugin.settings))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -166,18 +179,20 @@ def load_tables() -> list[str]:
 
 def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """A schedule's options for channel `name`, checked and with defaults left out."""
+    from pydantic import ValidationError
+
     plugin = get(name)
     if not options:
         return {}
     if plugin.options is None:
         raise InputError("options", dict(options), f"channel {name} takes no options")
     try:
-        model = plugin.options.model_validate(dict(options))
+        checked = model(plugin.options).model_validate(dict(options))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InputError(f"options.{where}", first.get("input"), first["msg"]) from exc
-    return model.model_dump(exclude_unset=True)
+    return checked.model_dump(exclude_unset=True)
 
 
 def each(settings: Settings, hook: str) -> Iterator[tuple[ChannelPlugin, Any]]:

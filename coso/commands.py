@@ -6,14 +6,16 @@ import functools
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
 from rich.console import Console
 
 from coso.clock import as_utc, zone
-from coso.config import Settings, load_settings
 from coso.errors import CosoError, InputError, InputErrors
+
+if TYPE_CHECKING:
+    from coso.config import Settings
 
 out = Console()
 err = Console(stderr=True)
@@ -30,6 +32,8 @@ class State:
 
 
 def current_settings() -> Settings:
+    from coso.config import load_settings  # pydantic-settings: not for `coso --help`
+
     settings = load_settings(State.config)
     for check in State.checks:
         check(settings)

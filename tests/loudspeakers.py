@@ -66,6 +66,9 @@ def speaker_settings(settings: Settings, broker_url: str, tmp_path: Path, **extr
         "ack_timeout": "2s",
         "publish_timeout": 3.0,
         "late_after": "3s",
+        # Events in a process of their own, as at scale ("auto" keeps them in a thread
+        # below 500 players): the tests cover the path large broadcasts take.
+        "events_process": True,
         **extra,
     }
     return settings.model_copy(

@@ -48,7 +48,7 @@ def test_example_config_loads_as_the_defaults_and_names_every_setting(
     assert loaded.model_dump(exclude={"channels"}) == Settings().model_dump(exclude={"channels"})
     named = _keys(Settings) - {"channels"}
     for name in registry.names():  # each installed channel's section, as its model reads it
-        model = registry.plugins()[name].settings
+        model = registry.model(registry.plugins()[name].settings)
         assert registry.settings_of(loaded, name) == model(), name
         named |= _keys(model, f"channels.{name}.")
     assert _flatten(tomllib.loads(EXAMPLE.read_text())) == named

@@ -16,6 +16,7 @@ from channels.loudspeaker import protocol as p
 from channels.loudspeaker.devices import list_players
 from channels.loudspeaker.mqtt import LocalBroker, parse_broker_url
 from channels.registry import settings_of
+from coso.clock import SystemClock
 from coso.config import Settings
 from dispatcher.messages import build_messages
 from dispatcher.models import ActivityEntry, Delivery
@@ -364,3 +365,24 @@ def test_operator_stops_players_and_sets_their_volume_from_the_command_line(
     assert errors and all("stopped by the operator" in e for e in errors)
     for pid in ids:  # the broadcast after the volume change played at the operator's level
         assert group.player(pid).sink.volumes[-1] == 35  # type: ignore[attr-defined]
+
+
+def test_a_few_players_keep_their_events_in_the_dispatchers_process(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    """ "auto": a second process (and its memory) only pays from 500 players on."""
+    from dispatcher.service import Dispatcher
+
+    few = speaker_settings(settings, broker_url, tmp_path, events_process="auto")
+    import_broadcast(engine, few, tmp_path, ["loa-a", "loa-b"], slot_in(60), clip(tmp_path, 0.6))
+    dispatcher = Dispatcher(engine, few, SystemClock())
+    try:
+        assert dispatcher.channels["loudspeaker"].role == "all"
+    finally:
+        dispatcher.stop()
+    forced = speaker_settings(settings, broker_url, tmp_path, events_process=True)
+    dispatcher = Dispatcher(engine, forced, SystemClock())
+    try:
+        assert dispatcher.channels["loudspeaker"].role == "commands"
+    finally:
+        dispatcher.stop()

@@ -13,14 +13,8 @@ import pytest
 from pydub.generators import Sine, WhiteNoise
 from sqlalchemy import Engine, func, select
 
-from content.media import (
-    attach_audio,
-    decode_audio,
-    loudness,
-    player_token,
-    prepare_audio,
-    token_secret,
-)
+from content.audio import decode_audio, loudness, prepare_audio
+from content.media import attach_audio, player_token, token_secret
 from content.models import MediaAsset
 from coso.config import Settings
 from coso.errors import InputError

@@ -11,10 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from channels.loudspeaker.settings import BrokerSettings, LoudspeakerSettings
 from coso.clock import local_text
 from coso.commands import current_settings, guard, open_database, out
-from coso.config import Settings
 from coso.errors import InputError
 from coso.memory import settle_after_startup
 
@@ -27,6 +25,8 @@ def loudspeaker_settings(settings: Settings) -> LoudspeakerSettings:
 
 if TYPE_CHECKING:
     from channels.loudspeaker.mqtt import BrokerAddress
+    from channels.loudspeaker.settings import BrokerSettings, LoudspeakerSettings
+    from coso.config import Settings
 
 
 players_app = typer.Typer(

@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, select, text, update
+from sqlalchemy import Connection, Engine, Row, func, select, text, update
 from sqlmodel import Field, SQLModel
 
 from channels.endpoints import Endpoint
@@ -30,6 +30,7 @@ class PlayerStatus(SQLModel, table=True):
 
 
 T = PlayerStatus.__table__
+CHANNEL = "loudspeaker"
 
 
 def ensure_rows(conn: Connection, endpoint_ids: Sequence[int]) -> None:
@@ -112,6 +113,16 @@ def update_players(
         for (eid, values), mask in zip(changes.items(), masks, strict=True)
     ]
     conn.execute(_bulk_update(dialect), {"rows": json.dumps(table)})
+
+
+def player_count(engine: Engine) -> int:
+    """Enabled loudspeaker endpoints."""
+    E = Endpoint.__table__
+    with engine.connect() as conn:
+        return (
+            conn.scalar(select(func.count()).where(E.c.channel == CHANNEL, E.c.enabled.is_(True)))
+            or 0
+        )
 
 
 def online_players() -> Any:

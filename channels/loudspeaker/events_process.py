@@ -19,13 +19,19 @@ from coso.config import Settings
 from coso.db import shared_between_processes
 
 log = logging.getLogger(__name__)
+AUTO_FROM = 500  # loudspeaker endpoints from which "auto" applies events in a process
 READY_TIMEOUT = 60.0  # seconds for the process to start and subscribe
 STOP_POLL = 0.1  # seconds between looks at whether SIGTERM came
 
 
-def wanted(settings: Settings, cfg: LoudspeakerSettings) -> bool:
-    """A process of its own, unless turned off or the database lives only in this process."""
-    return cfg.events_process and shared_between_processes(settings.database.url)
+def wanted(settings: Settings, cfg: LoudspeakerSettings, players: int) -> bool:
+    """A process of its own: when asked for, or ("auto") for AUTO_FROM players or more; never
+    when the database lives only in this process."""
+    if not shared_between_processes(settings.database.url):
+        return False
+    if cfg.events_process == "auto":
+        return players >= AUTO_FROM
+    return cfg.events_process
 
 
 class EventsProcess:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from channels.loudspeaker.settings import LoudspeakerSettings
 from channels.registry import ChannelPlugin
 from channels.states import DELIVERED, EXPIRED, FAILED, PLAYED, SENT
+
+if TYPE_CHECKING:
+    from channels.loudspeaker.settings import LoudspeakerSettings
 
 
 def build(host: Any, cfg: LoudspeakerSettings) -> Any:
@@ -18,13 +20,15 @@ def build(host: Any, cfg: LoudspeakerSettings) -> Any:
         return None
     from channels.loudspeaker import events_process
     from channels.loudspeaker.channel import LoudspeakerChannel
+    from channels.loudspeaker.devices import player_count
 
+    apart = events_process.wanted(host.settings, cfg, player_count(host.engine))
     return LoudspeakerChannel(
         cfg,
         cfg.broker.url,
         host.settings.server.public_url,
         host.clock.now,
-        role="commands" if events_process.wanted(host.settings, cfg) else "all",
+        role="commands" if apart else "all",
     )
 
 
@@ -78,7 +82,7 @@ plugin = ChannelPlugin(
     name="loudspeaker",
     title="Loa truyền thanh thông minh (IP, MQTT)",
     build=build,
-    settings=LoudspeakerSettings,
+    settings="channels.loudspeaker.settings:LoudspeakerSettings",
     # `delivered` means the player has the command, not that anyone heard it: it can still
     # fail (download, interruption) or expire unplayed, and a player's as-run record is the
     # truth even after coso gave up on the delivery.

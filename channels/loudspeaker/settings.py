@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.settings import ChannelLimits
@@ -50,5 +52,7 @@ class LoudspeakerSettings(ChannelLimits):
     late_after: DurationText = "10s"
     client_id: str = "coso-dispatcher"
     # Apply player events in a process of their own (a second CPU; its MQTT client id is
-    # client_id + "-events"); false: a thread of the dispatcher's process.
-    events_process: bool = True
+    # client_id + "-events"); false: a thread of the dispatcher's process; "auto": a process
+    # from 500 loudspeaker endpoints on (below, a second process costs more memory than the
+    # events cost CPU).
+    events_process: bool | Literal["auto"] = "auto"

@@ -3,22 +3,13 @@ imported only by the hooks that send or receive."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
+from typing import TYPE_CHECKING, Any
 
 from channels.registry import ChannelPlugin
-from channels.sms.settings import SmsSettings
 from channels.states import RETRY_WAIT, UNKNOWN
 
-
-class SmsOptions(BaseModel):
-    """A schedule's SMS options in the plan file: `options = { khong_dau = true }`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # Send without diacritics (GSM-7, 160 characters a segment); unset: channels.sms.khong_dau.
-    khong_dau: bool | None = None
+if TYPE_CHECKING:
+    from channels.sms.settings import SmsSettings
 
 
 def build(host: Any, cfg: SmsSettings) -> Any:
@@ -64,13 +55,13 @@ plugin = ChannelPlugin(
     name="sms",
     title="Tin nhắn SMS (Twilio hoặc cổng tương thích)",
     build=build,
-    settings=SmsSettings,
+    settings="channels.sms.settings:SmsSettings",
     configured=lambda cfg: bool(cfg.account_sid),
     not_configured_hint="set channels.sms.account_sid and auth_token",
     # An `unknown` message that `coso sms reconcile` did not find at the gateway never left
     # coso, and may be sent.
     extra_moves={RETRY_WAIT: (UNKNOWN,)},
-    options=SmsOptions,
+    options="channels.sms.settings:SmsOptions",
     address=address,
     rules=rules,
     routes=routes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.settings import ChannelLimits
 
@@ -44,3 +44,12 @@ class SmsSettings(ChannelLimits):
         if value and not value.startswith("+") and len(value) > 11:
             raise ValueError(f"brand name {value!r} is longer than 11 characters")
         return value
+
+
+class SmsOptions(BaseModel):
+    """A schedule's SMS options in the plan file: `options = { khong_dau = true }`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Send without diacritics (GSM-7, 160 characters a segment); unset: channels.sms.khong_dau.
+    khong_dau: bool | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from feedgen.feed import FeedGenerator
 from sqlalchemy import Engine, select
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -60,6 +59,8 @@ def bulletin_routes(host: Any, templates: Any) -> list[Route]:
             unit = unit_of(request)
         except ValueError as exc:
             return PlainTextResponse(str(exc), 422)
+        from feedgen.feed import FeedGenerator  # lxml: loaded when a feed is first asked for
+
         atom = FeedGenerator()
         atom.id(f"{public}/bulletin" + (f"?unit={unit}" if unit else ""))
         atom.title("Bản tin cơ sở" + (f" — {unit}" if unit else ""))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.registry import ChannelPlugin
-from channels.web.settings import WebChannelSettings
+
+if TYPE_CHECKING:
+    from channels.web.settings import WebChannelSettings
 
 
 def build(host: Any, cfg: WebChannelSettings) -> Any:
@@ -29,7 +31,7 @@ plugin = ChannelPlugin(
     name="web",
     title="Trang tin điện tử (bản tin, WordPress)",
     build=build,
-    settings=WebChannelSettings,
+    settings="channels.web.settings:WebChannelSettings",
     routes=routes,
     templates=str(Path(__file__).parent / "templates"),
     tables=tables,

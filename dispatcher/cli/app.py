@@ -14,7 +14,6 @@ import typer
 from channels import registry
 from coso.clock import SystemClock
 from coso.commands import State, current_settings, guard, open_database, out, report
-from coso.config import ServerSettings
 from coso.errors import CosoError, InputError
 from coso.memory import settle_after_startup
 from dispatcher.cli.catalogue import content_app, endpoints_app, units_app
@@ -77,6 +76,7 @@ def serve(
     """Run the web app, the timer and the dispatcher in one process."""
     import uvicorn
 
+    from coso.config import ServerSettings
     from dispatcher.service import Dispatcher
     from dispatcher.web.app import create_app
 
@@ -101,9 +101,9 @@ def serve(
             if said:
                 out.print(said)
         if demo:
-            from dispatcher.cli.demo import load_demo, start_demo_endpoints
+            from dispatcher.cli.demo import load_demo_apart, start_demo_endpoints
 
-            if load_demo(engine, settings, clock.now()):
+            if load_demo_apart(settings, clock.now()):
                 out.print("demo plan loaded: a bulletin post and a broadcast go out every minute")
             simulated.callback(time.sleep, 0.5)  # let coso record them offline
             for endpoints in start_demo_endpoints(engine, settings):

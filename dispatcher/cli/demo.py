@@ -167,3 +167,32 @@ def start_demo_endpoints(engine: Engine, settings: Settings) -> list[Any]:
         if addresses:
             started.append(plugin.demo(settings, cfg, addresses))  # type: ignore[misc]
     return started
+
+
+def load_demo_apart(settings: Settings, now: datetime) -> bool:
+    """`load_demo` in a short-lived process of its own: preparing the chime loads numpy and
+    pyloudnorm (about 80 MB), which `coso serve` itself never needs."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "dispatcher.cli.demo", now.isoformat()],
+        input=settings.model_dump_json(),
+        text=True,
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"loading the demo plan failed:\n{done.stderr.strip()}")
+    return done.stdout.strip() == "loaded"
+
+
+if __name__ == "__main__":  # load_demo_apart's process: settings on stdin, the time as argv
+    import sys
+
+    from coso.setup import open_database
+
+    given = Settings.model_validate_json(sys.stdin.read())
+    engine = open_database(given)
+    loaded = load_demo(engine, given, datetime.fromisoformat(sys.argv[1]))
+    engine.dispose()
+    print("loaded" if loaded else "there")

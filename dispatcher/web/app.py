@@ -40,8 +40,9 @@ def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -
     )
     templates = page_templates()
     host = EngineHost(engine, settings, clock or SystemClock())
-    for plugin, _cfg in registry.each(settings, "routes"):
-        app.router.routes.extend(plugin.routes(host, templates))  # type: ignore[misc]
+    for plugin, cfg in registry.each(settings, "routes"):
+        if plugin.configured(cfg):  # an SMS account's webhooks only with an SMS account
+            app.router.routes.extend(plugin.routes(host, templates))  # type: ignore[misc]
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

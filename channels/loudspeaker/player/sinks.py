@@ -78,7 +78,7 @@ def make_sink(kind: str) -> Sink:
             [ffplay, "-nodisp", "-autoexit", "-loglevel", "error", "-volume", "{volume}", "{path}"]
         )
     if kind in ("auto", "aplay") and aplay:
-        from content.media import ffmpeg_binary
+        from content.audio import ffmpeg_binary
 
         pipe = (
             f"'{ffmpeg_binary()}' -loglevel error -i '{{path}}' -filter:a volume={{gain}} "

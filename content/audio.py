@@ -1,0 +1,155 @@
+"""Audio prepared for loudspeakers, once at upload (content.audio): decoded and checked,
+converted to one format, loudness-normalised (ITU-R BS.1770 LUFS, pyloudnorm), optionally
+framed by intro and outro jingles, stored under its sha256 and recorded with its duration.
+numpy, pyloudnorm and pydub are imported only when audio is prepared, not by a service that
+just serves it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+
+from coso.config import MediaSettings
+from coso.errors import InputError
+
+with warnings.catch_warnings():  # pydub warns about audioop's deprecation on 3.11+
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", RuntimeWarning)
+    from pydub import AudioSegment
+    from pydub.exceptions import CouldntDecodeError
+
+FORMATS = {
+    ".mp3": "mp3",
+    ".wav": "wav",
+    ".ogg": "ogg",
+    ".m4a": "mp4",
+    ".aac": "aac",
+    ".flac": "flac",
+}
+MIN_SECONDS = 0.5  # shorter clips cannot be measured for loudness
+PEAK_CEILING_DBFS = -1.0  # gain is capped so the loudest sample stays below this
+
+
+def ffmpeg_binary() -> str:
+    """Debian's ffmpeg when installed, else the one the imageio-ffmpeg package ships."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+AudioSegment.converter = ffmpeg_binary()
+
+
+@dataclass(frozen=True)
+class PreparedAudio:
+    data: bytes
+    sha256: str
+    duration_seconds: float
+    loudness_lufs: float
+
+
+def decode_audio(path: Path, field: str = "audio") -> AudioSegment:
+    """Decode a file, refusing what is unsupported, corrupt or truncated, with the reason."""
+    if not path.is_file():
+        raise InputError(field, str(path), "file not found")
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            field,
+            str(path),
+            f"unsupported audio type {path.suffix!r}; use one of {sorted(FORMATS)}",
+        )
+    try:
+        if fmt == "wav":
+            audio = AudioSegment.from_wav(path)
+        else:  # naming the codec spares pydub a call to ffprobe
+            audio = AudioSegment.from_file(path, format=fmt, codec=None if fmt != "mp3" else "mp3")
+    except (CouldntDecodeError, IndexError, ValueError, EOFError) as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise InputError(field, str(path), f"not a readable {fmt} file: {reason}") from exc
+    if len(audio) / 1000 < MIN_SECONDS:
+        raise InputError(field, str(path), f"only {len(audio) / 1000:.2f} s of audio")
+    if fmt == "mp3":
+        _check_complete_mp3(path, len(audio) / 1000, field)
+    return audio
+
+
+def _check_complete_mp3(path: Path, decoded: float, field: str) -> None:
+    """An mp3 cut short still decodes; its header (Xing/VBRI) says how long it should be."""
+    from mutagen import MutagenError
+    from mutagen.mp3 import MP3
+
+    try:
+        declared = MP3(path).info.length
+    except MutagenError as exc:
+        raise InputError(field, str(path), f"not a readable mp3 file: {exc}") from exc
+    if declared - decoded > max(0.25, declared * 0.02):
+        raise InputError(
+            field,
+            str(path),
+            f"truncated: its header says {declared:.1f} s but only {decoded:.1f} s decodes "
+            "(an interrupted upload or copy?)",
+        )
+
+
+def loudness(audio: AudioSegment) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770-4)."""
+    samples = np.array(audio.get_array_of_samples(), dtype=np.float64)
+    samples /= float(1 << (8 * audio.sample_width - 1))
+    if audio.channels > 1:
+        samples = samples.reshape((-1, audio.channels))
+    return float(pyloudnorm.Meter(audio.frame_rate).integrated_loudness(samples))
+
+
+def _conform(audio: AudioSegment, settings: MediaSettings) -> AudioSegment:
+    return (
+        audio.set_frame_rate(settings.sample_rate)
+        .set_channels(settings.channels)
+        .set_sample_width(2)
+    )
+
+
+def normalise(audio: AudioSegment, target_lufs: float) -> AudioSegment:
+    """Apply the gain that brings the clip to `target_lufs`, capped below clipping."""
+    measured = loudness(audio)
+    if not np.isfinite(measured):
+        return audio  # silence: nothing to measure
+    gain = target_lufs - measured
+    headroom = PEAK_CEILING_DBFS - audio.max_dBFS
+    return audio.apply_gain(min(gain, headroom))
+
+
+def prepare_audio(
+    source: Path,
+    settings: MediaSettings,
+    intro: Path | None = None,
+    outro: Path | None = None,
+) -> PreparedAudio:
+    """Decode, conform and normalise a clip and its jingles, and encode it as mp3."""
+    parts = [("intro", intro), ("audio", source), ("outro", outro)]
+    segments = [
+        normalise(_conform(decode_audio(p, name), settings), settings.target_lufs)
+        for name, p in parts
+        if p is not None
+    ]
+    whole = sum(segments[1:], segments[0])
+    buffer = io.BytesIO()
+    whole.export(buffer, format="mp3", bitrate=settings.bitrate)
+    data = buffer.getvalue()
+    final = AudioSegment.from_file(io.BytesIO(data), format="mp3", codec="mp3")
+    return PreparedAudio(
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        duration_seconds=round(len(final) / 1000, 3),
+        loudness_lufs=round(loudness(final), 2),
+    )
