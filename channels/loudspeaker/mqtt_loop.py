@@ -178,6 +178,9 @@ class NetworkLoop:
             conn.sock, conn.mask = None, 0
 
     def _watch(self, conn: _Conn, sock: Any, mask: int) -> None:
+        if sock.fileno() < 0:  # closed since paho handed it out (a link lost mid-round)
+            self._unwatch(conn)
+            return
         if conn.sock is not sock:
             self._unwatch(conn)
             self._selector.register(sock, mask, conn)
