@@ -1,12 +1,13 @@
-"""The web app: a small console, the JSON API, and each channel's routes (the bulletin,
-webhooks, media), mounted in one place."""
+"""The web app, assembled: the console (dispatcher/web/console.py), health, API docs, and
+each set-up channel's routes (the bulletin, webhooks, media). Public routes (the bulletin,
+signed webhooks, players' media) check their callers themselves; the console's router is
+where the login will attach."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 from jinja2 import ChoiceLoader, FileSystemLoader
@@ -15,10 +16,8 @@ from sqlalchemy import Engine
 from channels import registry
 from coso.clock import Clock, SystemClock, local_text
 from coso.config import Settings
-from coso.errors import InputError
-from coso.units import unit_names
 from dispatcher.host import EngineHost
-from dispatcher.queries import LogFilter, activity, delivery_counts, find_plan, list_plans
+from dispatcher.web.console import console_router
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -48,26 +47,7 @@ def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/", response_class=HTMLResponse)
-    def index(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(request, "index.html", {"plans": list_plans(engine)})
-
-    @app.get("/plans/{ref:path}", response_class=HTMLResponse)
-    def plan_page(request: Request, ref: str) -> HTMLResponse:
-        try:
-            plan = find_plan(engine, ref)
-        except InputError as exc:
-            raise HTTPException(404, str(exc)) from exc
-        log = activity(engine, plan.id, LogFilter(limit=100))
-        return templates.TemplateResponse(
-            request,
-            "plan.html",
-            {
-                "plan": plan,
-                "counts": sorted(delivery_counts(engine, plan.id).items()),
-                "log": log,
-                "units": unit_names(engine, {e.unit_code for e in log if e.unit_code}),
-            },
-        )
+    # The console (plans, logs): one router, so access is decided in one place.
+    app.include_router(console_router(engine, templates))
 
     return app

@@ -1,0 +1,42 @@
+"""The console's pages: plans and their activity log. Every route of the console is on this
+one router, so that who may see what is decided in one place: the login and the roles
+scoped by administrative unit attach to it as its dependencies."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+
+from coso.errors import InputError
+from coso.units import unit_names
+from dispatcher.queries import LogFilter, activity, delivery_counts, find_plan, list_plans
+
+
+def console_router(engine: Engine, templates: Jinja2Templates) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, "index.html", {"plans": list_plans(engine)})
+
+    @router.get("/plans/{ref:path}", response_class=HTMLResponse)
+    def plan_page(request: Request, ref: str) -> HTMLResponse:
+        try:
+            plan = find_plan(engine, ref)
+        except InputError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        log = activity(engine, plan.id, LogFilter(limit=100))
+        return templates.TemplateResponse(
+            request,
+            "plan.html",
+            {
+                "plan": plan,
+                "counts": sorted(delivery_counts(engine, plan.id).items()),
+                "log": log,
+                "units": unit_names(engine, {e.unit_code for e in log if e.unit_code}),
+            },
+        )
+
+    return router
