@@ -114,6 +114,9 @@ def test_blast_of_1000_with_bad_numbers_permanent_errors_429s_and_opt_outs(
     for number, code in permanent.items():
         assert rows_by_phone[number].state == "failed"
         assert rows_by_phone[number].last_error.startswith(f"{code}:")
+        # The gateway's own words stay, next to coso's reading of its code.
+        assert f"Error {code} for {number}" in rows_by_phone[number].last_error
+        assert "(coso: " in rows_by_phone[number].last_error
     for number, code in undelivered.items():
         assert rows_by_phone[number].state == "failed"
         assert rows_by_phone[number].last_error.startswith(f"{code}:")
