@@ -137,6 +137,32 @@ class ChannelHost(Protocol):
     ) -> tuple[dict[int, int], dict[int, datetime]]:
         """Per endpoint: `sent` entries since `since` below `below_priority`, and the oldest."""
 
+    def plan(self, ref: str) -> Any:
+        """A plan by number ("95/KH-UBND") or id; InputError naming it when there is none."""
+
+    def content(self, plan: Any, key: str) -> Any:
+        """A content item of `plan` by key; InputError naming it when there is none."""
+
+    def render(
+        self, channel: str, plan: Any, content: Any, endpoints: Sequence[Any], when: datetime
+    ) -> list[str | Exception]:
+        """`content` rendered for each endpoint row (with its unit), as the send would render
+        it at `when`; an InputError in place of each text that does not render."""
+
+    def add_blast(
+        self,
+        plan: Any,
+        content_key: str,
+        channel: str,
+        targets: dict[str, list[str]],
+        now: datetime,
+        *,
+        priority: str = "normal",
+        validity: timedelta | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Any:
+        """A schedule of `plan` that fires once, now (an ad-hoc blast), recorded in the plan."""
+
     def schedule_counts(self, schedule_id: int) -> dict[str, int]:
         """Deliveries of one schedule by state."""
 

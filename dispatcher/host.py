@@ -14,13 +14,18 @@ from channels.host import Received, Slot
 from channels.states import EXPIRED, WAITING
 from content.media import media_for
 from content.models import APPROVED, ContentItem
+from content.render import render
 from coso.clock import Clock, as_utc
 from coso.config import Settings
 from coso.db import chunks, write
+from coso.errors import InputError
+from coso.units import unit_names
 from dispatcher.inbound import receive_in
-from dispatcher.messages import build_messages
+from dispatcher.messages import build_messages, message_context
 from dispatcher.models import ActivityEntry, Delivery
+from dispatcher.queries import find_plan
 from dispatcher.transitions import append_log, move_where
+from schedules.adhoc import add_blast, find_content
 from schedules.models import Plan, Schedule
 from schedules.timing import timing_of
 
@@ -186,6 +191,51 @@ class EngineHost:
                     counts[eid] = count
                     oldest[eid] = as_utc(first)
         return counts, oldest
+
+    def plan(self, ref: str) -> Any:
+        return find_plan(self.engine, ref)
+
+    def content(self, plan: Any, key: str) -> Any:
+        return find_content(self.engine, plan, key)
+
+    def render(
+        self, channel: str, plan: Any, content: Any, endpoints: Sequence[Any], when: datetime
+    ) -> list[str | Exception]:
+        names = unit_names(self.engine, {e.unit_code for e in endpoints if e.unit_code})
+        texts: list[str | Exception] = []
+        for e in endpoints:
+            context = message_context(
+                plan, content, e, e.unit_code, names.get(e.unit_code or "", ""), when
+            )
+            try:
+                texts.append(render(channel, content.title, content.body, context).body)
+            except InputError as exc:
+                texts.append(exc)
+        return texts
+
+    def add_blast(
+        self,
+        plan: Any,
+        content_key: str,
+        channel: str,
+        targets: dict[str, list[str]],
+        now: datetime,
+        *,
+        priority: str = "normal",
+        validity: timedelta | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Any:
+        return add_blast(
+            self.engine,
+            plan,
+            content_key,
+            channel,
+            targets,
+            now,
+            priority=priority,
+            validity=validity,
+            options=options,
+        )
 
     def schedule_counts(self, schedule_id: int) -> dict[str, int]:
         """Deliveries of one schedule by state (an ad-hoc blast's progress)."""

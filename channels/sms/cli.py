@@ -104,14 +104,13 @@ def sms_import(
 
 def _preview(plan: str, content: str, to: list[str], khong_dau: bool | None, emergency: bool):  # type: ignore[no-untyped-def]
     from channels.sms.preview import preview_blast
-    from dispatcher.queries import find_plan
 
     settings = current_settings()
-    engine = open_database(settings)
-    p = find_plan(engine, plan)
+    host = current_host(settings)
+    p = host.plan(plan)
     plain = sms_settings(settings).khong_dau if khong_dau is None else khong_dau
     preview = preview_blast(
-        engine,
+        host,
         p,
         content,
         parse_targets(to),
@@ -119,7 +118,7 @@ def _preview(plan: str, content: str, to: list[str], khong_dau: bool | None, eme
         khong_dau=plain,
         emergency=emergency,
     )
-    return settings, engine, p, preview
+    return settings, host, p, preview
 
 
 def _print_preview(preview: Any, shown: int) -> None:
@@ -176,9 +175,8 @@ def sms_send(
 ) -> None:
     """Send an ad-hoc blast now, recorded against the plan, with a progress bar."""
     from channels.sms.channel import SmsChannel
-    from schedules.adhoc import add_blast
 
-    settings, engine, p, preview = _preview(plan, content, to, khong_dau, emergency)
+    settings, host, p, preview = _preview(plan, content, to, khong_dau, emergency)
     sms = sms_settings(settings)
     if not sms.account_sid:
         raise InputError("channels.sms.account_sid", "", "SMS is not configured")
@@ -187,8 +185,7 @@ def sms_send(
         raise typer.Exit(1)
     clock = SystemClock()
     plain = sms.khong_dau if khong_dau is None else khong_dau
-    schedule = add_blast(
-        engine,
+    schedule = host.add_blast(
         p,
         content,
         "sms",
@@ -198,7 +195,6 @@ def sms_send(
         validity=parse_duration(validity),
         options={"khong_dau": plain},
     )
-    host = current_host(settings)
     channel = SmsChannel(sms, settings.server.public_url, clock.now)
     dispatcher = host.dispatcher({"sms": channel})
     dispatcher.start()

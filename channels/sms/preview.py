@@ -6,18 +6,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from channels.endpoints import Endpoint, resolve_targets
+from channels.host import ChannelHost
 from channels.sms.recipients import opted_out
-from content.render import render
 from content.sms_text import SmsLength, measure, prepare
 from coso.errors import InputError, InputErrors
-from coso.units import unit_names
-from dispatcher.messages import message_context
-from schedules.adhoc import find_content
-from schedules.models import Plan
 
 
 @dataclass(frozen=True)
@@ -46,8 +43,8 @@ class BlastPreview:
 
 
 def preview_blast(
-    engine: Engine,
-    plan: Plan,
+    host: ChannelHost,
+    plan: Any,
     content_key: str,
     targets: dict[str, list[str]],
     when: datetime,
@@ -57,29 +54,31 @@ def preview_blast(
 ) -> BlastPreview:
     """Render the blast for every recipient. Raises InputErrors naming each recipient whose
     text does not render (a missing variable), so nothing is sent."""
-    content = find_content(engine, plan, content_key)
+    engine = host.engine
+    content = host.content(plan, content_key)
     chosen = resolve_targets(engine, "sms", targets)
     if not chosen:
         raise InputError("to", targets, "names no enabled sms recipient")
     E = Endpoint.__table__
     with engine.connect() as conn:
-        endpoints = {
+        rows = {
             r.id: r for r in conn.execute(select(E).where(E.c.id.in_([eid for eid, _ in chosen])))
         }
-    names = unit_names(engine, {unit for _, unit in chosen if unit})
-    stopped = set() if emergency else opted_out(engine, [e.address for e in endpoints.values()])
+    stopped = set() if emergency else opted_out(engine, [e.address for e in rows.values()])
     preview = BlastPreview()
+    endpoints = []
+    for eid, _unit in chosen:
+        if rows[eid].address in stopped:
+            preview.opted_out.append(rows[eid].address)
+        else:
+            endpoints.append(rows[eid])
     errors: list[InputError] = []
-    for eid, unit in chosen:
-        endpoint = endpoints[eid]
-        if endpoint.address in stopped:
-            preview.opted_out.append(endpoint.address)
-            continue
-        context = message_context(plan, content, endpoint, unit, names.get(unit or "", ""), when)
-        try:
-            body = render("sms", content.title, content.body, context).body
-        except InputError as exc:
-            errors.append(InputError("recipient", endpoint.address, exc.reason))
+    texts = host.render("sms", plan, content, endpoints, when)
+    for endpoint, body in zip(endpoints, texts, strict=True):
+        if isinstance(body, Exception):
+            errors.append(
+                InputError("recipient", endpoint.address, str(getattr(body, "reason", body)))
+            )
             continue
         text = prepare(body, plain=khong_dau)
         preview.rows.append(PreviewRow(endpoint.address, endpoint.name, text, measure(text)))
