@@ -107,7 +107,7 @@ def bench_coso(
     plan = import_sms_plan(engine, settings, work)
     blast = add_blast(
         engine, plan, "nhac-lich", "sms", {"groups": ["bench"]}, clock.now(),
-        validity=timedelta(hours=6), khong_dau=True,
+        validity=timedelta(hours=6), options={"khong_dau": True},
     )  # fmt: skip
     channel = SmsChannel(settings_of(settings, "sms"), "http://coso.bench", clock.now)
     dispatcher = Dispatcher(engine, settings, clock, channels={"sms": channel})
