@@ -23,7 +23,9 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+from channels.states import STATES
 from coso.errors import InputError
+from coso.migrations import CHANNEL_FOLDERS
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -98,7 +100,15 @@ def plugins() -> dict[str, ChannelPlugin]:
         if plugin.name != ep.name:
             log.error("entry point %r names a channel called %r: ignored", ep.name, plugin.name)
             continue
+        unknown = {s for to, sources in plugin.extra_moves.items() for s in (to, *sources)} - set(
+            STATES
+        )
+        if unknown:
+            log.error("channel %r moves deliveries to or from no state %s", ep.name, unknown)
+            continue
         found[plugin.name] = plugin
+        if plugin.migrations and plugin.migrations not in CHANNEL_FOLDERS:
+            CHANNEL_FOLDERS.append(plugin.migrations)
     return found
 
 
@@ -162,19 +172,11 @@ def needing_audio() -> set[str]:
     return {name for name, p in plugins().items() if p.needs_audio}
 
 
-def load_tables() -> list[str]:
-    """Import every channel's tables; returns the folders of their migrations."""
-    from coso.db import MIGRATION_FOLDERS
-
-    folders = []
+def load_tables() -> None:
+    """Import every channel's tables (SQLModel registers them), e.g. to write a migration."""
     for plugin in plugins().values():
         if plugin.tables is not None:
             plugin.tables()
-        if plugin.migrations:
-            folders.append(plugin.migrations)
-            if plugin.migrations not in MIGRATION_FOLDERS:
-                MIGRATION_FOLDERS.append(plugin.migrations)
-    return folders
 
 
 def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -195,17 +195,14 @@ def insert_ignoring_duplicates(bind: Engine | Connection, table: Table) -> Any:
     return insert(table)
 
 
-# Folders of further migrations (a channel package's own branch), added by whoever assembles
-# the application (channels.registry.load_tables).
-MIGRATION_FOLDERS: list[str] = []
-
-
 def alembic_config(url: str) -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    folders = [str(MIGRATIONS / "versions"), *MIGRATION_FOLDERS]
+    from coso.migrations import CHANNEL_FOLDERS
+
+    folders = [str(MIGRATIONS / "versions"), *CHANNEL_FOLDERS]
     config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", os.pathsep.join(folders))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

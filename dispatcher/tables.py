@@ -8,7 +8,7 @@ from dispatcher.inbound import EarlyOutcome
 from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker
 from schedules.models import Occurrence, Plan, PlanTarget, Schedule
 
-CHANNEL_MIGRATIONS = load_tables()
+load_tables()
 
 __all__ = [
     "ActivityEntry",

@@ -11,14 +11,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
+from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
 from channels import registry
 from channels.base import Outcome
 from coso.clock import ManualClock
 from coso.config import Settings
+from coso.db import migrate
 from coso.errors import InputError, InputErrors
+from coso.migrations import CHANNEL_FOLDERS
 from dispatcher import transitions
 from dispatcher.host import EngineHost
 from dispatcher.models import ActivityEntry, Delivery
@@ -81,8 +84,13 @@ def board_installed(tmp_path: Path) -> Iterator[None]:
         yield
     finally:
         sys.path.remove(str(site))
+        board_migrations = str(site / "coso_board" / "migrations")
+        if board_migrations in CHANNEL_FOLDERS:
+            CHANNEL_FOLDERS.remove(board_migrations)
         for name in [m for m in sys.modules if m.startswith("coso_board")]:
             del sys.modules[name]
+        if "board_shown" in SQLModel.metadata.tables:  # the package is gone: so is its table
+            SQLModel.metadata.remove(SQLModel.metadata.tables["board_shown"])
         _forget_plugins()
 
 
@@ -98,14 +106,14 @@ def _log(engine: Engine) -> list[tuple[str, str | None, str]]:
 def test_board_channel_from_its_own_package_runs_end_to_end(
     board_installed: None, engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
-    from coso_board.plugin import BoardChannel  # type: ignore[import-not-found]
-
     assert "board" in registry.names()
+    migrate(engine)  # the board package's own migration branch, beside coso's
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM board_shown")).scalar_one() == 0
     settings.channels["board"] = {"controller": "http://127.0.0.1:30080"}
     clock = ManualClock(datetime(2021, 5, 2, 23, 0, tzinfo=UTC))  # 06:00 on 3/5 in Hà Nội
     import_plan_file(engine, settings, write_plan(tmp_path, BOARD_PLAN), clock.now())
 
-    BoardChannel.shown.clear()
     dispatcher = Dispatcher(engine, settings, clock)
     assert set(dispatcher.channels) >= {"board", "web"}
     clock.advance(timedelta(hours=1, seconds=1))  # past 07:00
@@ -113,10 +121,12 @@ def test_board_channel_from_its_own_package_runs_end_to_end(
     sent = dispatcher.drain()
     dispatcher.stop()
     assert (created, sent) == (2, 2), _log(engine)
-    assert BoardChannel.shown, _log(engine)
+    with engine.connect() as conn:
+        shown = conn.execute(text("SELECT board, text FROM board_shown")).all()
+    assert shown, _log(engine)
 
-    assert sorted(b for b, _ in BoardChannel.shown) == ["bang-06040", "bang-06046"]
-    assert any("Thất Khê" in text for _, text in BoardChannel.shown)
+    assert sorted(b for b, _ in shown) == ["bang-06040", "bang-06046"]
+    assert any("Thất Khê" in t for _, t in shown)
     with engine.connect() as conn:
         rows = conn.execute(select(Delivery.__table__)).all()
     # `displayed` came before the send recorded its id: it waited, and applied after.

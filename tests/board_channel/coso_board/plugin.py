@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -23,14 +24,26 @@ class BoardChannel(Channel):
     name = "board"
     resend_safe = True
     reports_by_provider_id = True
-    shown: ClassVar[list[tuple[str, str]]] = []  # (board, text), as the boards showed them
 
     def __init__(self, host: Any, settings: BoardSettings) -> None:
         self.host, self.settings = host, settings
 
     def send(self, message: Outbound) -> Accepted:
+        from sqlalchemy import insert
+
+        from coso.db import write
+        from coso_board.tables import BoardShown  # type: ignore[import-not-found]
+
         shown_as = f"board-msg-{message.delivery_id}"
-        BoardChannel.shown.append((message.address, message.body))
+        with write(self.host.engine) as conn:  # what the board was given, in its own table
+            conn.execute(
+                insert(BoardShown.__table__),
+                {
+                    "delivery_id": message.delivery_id,
+                    "board": message.address,
+                    "text": message.body,
+                },
+            )
         self.host.receive(
             [
                 Outcome(
@@ -48,6 +61,10 @@ class BoardChannel(Channel):
         return Accepted(state="sent", event="sent", provider_id=shown_as)
 
 
+def tables() -> None:
+    import coso_board.tables  # noqa: F401  # type: ignore[import-not-found]
+
+
 plugin = ChannelPlugin(
     name="board",
     title="Bảng điện tử công cộng (thử)",
@@ -55,4 +72,6 @@ plugin = ChannelPlugin(
     settings=BoardSettings,
     configured=lambda cfg: bool(cfg.controller),
     not_configured_hint="set channels.board.controller",
+    tables=tables,
+    migrations=str(Path(__file__).parent / "migrations"),
 )
