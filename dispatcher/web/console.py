@@ -15,7 +15,7 @@ from dispatcher.queries import LogFilter, activity, delivery_counts, find_plan, 
 
 
 def console_router(engine: Engine, templates: Jinja2Templates) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(include_in_schema=False)  # pages, not the JSON API
 
     @router.get("/", response_class=HTMLResponse)
     def index(request: Request) -> HTMLResponse:
