@@ -8,10 +8,10 @@ runs of a bare Typer app with one command (what any Typer command line costs) an
 `python -c pass` (the interpreter alone). Goal: at most 0.3 s.
 
 Idle serve: `coso serve --demo` on SQLite in a new folder (its own MQTT broker, three
-simulated players, the player-events process), left --settle seconds after it serves; the
-resident memory of coso's processes (the command and every process it started, the
-simulated players included, the broker not), next to an idle `python -c` that imports
-nothing. Goal: at most 150 MB.
+simulated players on threads of its own process, player events in that process too below
+500 players), left --settle seconds after it serves; the resident memory of the command and
+every process it started (a player-events process when there is one; the broker is listed
+but not counted), next to an idle `python -c` that imports nothing. Goal: at most 150 MB.
 """
 
 from __future__ import annotations
