@@ -1,0 +1,74 @@
+"""What every section's checks share: the error collector and what earlier sections found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from channels import registry
+from channels.endpoints import endpoint_addresses
+from coso.config import Settings
+from coso.errors import InputError
+from coso.units import UnitTree
+from schedules.planfile import PlanFile, field_path, locate
+
+
+class Checker:
+    """Collects every error of a plan file with its line, instead of stopping at the first."""
+
+    def __init__(self, source: str, text: str) -> None:
+        self.source, self.text = source, text
+        self.errors: list[InputError] = []
+
+    def fail(self, loc: tuple[object, ...], value: object, reason: str) -> None:
+        self.errors.append(
+            InputError(
+                field_path(loc), value, reason, source=self.source, line=locate(self.text, loc)
+            )
+        )
+
+
+@dataclass
+class Context:
+    """One import: the file, where it goes, and what the sections checked so far found."""
+
+    engine: Engine
+    settings: Settings
+    pf: PlanFile
+    check: Checker
+    units: UnitTree
+    zone: str
+    # content key → its state
+    content_states: dict[str, str] = field(default_factory=dict)
+    # channel → addresses of the file's endpoints
+    file_endpoints: dict[str, set[str]] = field(default_factory=dict)
+    existing_groups: set[str] = field(default_factory=set)
+    file_groups: set[str] = field(default_factory=set)
+
+    def fail(self, loc: tuple[object, ...], value: object, reason: str) -> None:
+        self.check.fail(loc, value, reason)
+
+    def known_units(self, loc: tuple[object, ...], codes: list[str]) -> None:
+        for code in codes:
+            try:
+                self.units.below(code)
+            except InputError as exc:
+                self.fail(loc, code, exc.reason)
+
+    def channel(self, loc: tuple[object, ...], channel: str) -> bool:
+        """Is `channel` installed? If not, the error names the ones that are."""
+        try:
+            registry.get(channel)
+        except InputError as exc:
+            self.fail(loc, channel, exc.reason)
+            return False
+        return True
+
+    def known_endpoints(self, loc: tuple[object, ...], channel: str, addresses: list[str]) -> None:
+        """Each address is an endpoint of `channel` in this file or in the database."""
+        missing = set(addresses) - self.file_endpoints.get(channel, set())
+        if missing:
+            missing -= endpoint_addresses(self.engine, channel, missing)
+        for address in sorted(missing):
+            self.fail(loc, address, f"no {channel} endpoint with this address")
