@@ -26,6 +26,8 @@ class PlanHeader(_Strict):
     period_start: date
     period_end: date
     zone: str | None = None
+    # A schedule that runs past period_end: refused, or ended with the period ("clip").
+    past_period: Literal["refuse", "clip"] = "refuse"
 
 
 class TargetEntry(_Strict):

@@ -54,6 +54,7 @@ start = 2021-05-03T06:00:00
 rrule = "FREQ=WEEKLY;BYDAY=MO,TH"
 validity = "12h"
 misfire_grace = "30m"
+until = 2021-12-31
 """
 
 

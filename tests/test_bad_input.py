@@ -63,6 +63,35 @@ CASES = {
         ),
         r"plan\.toml:49: schedules\[0\]\.priorty = 'high': Extra inputs are not permitted",
     ),
+    "schedule ending after the plan's period": (
+        WEEKLY_PLAN.replace("until = 2021-12-31", "until = 2022-06-30"),
+        r"plan\.toml:50: schedules\[0\]\.until = '2022-06-30': runs past the plan's "
+        r"period_end 2021-12-31: end it by then, or clip it there with past_period = \"clip\"",
+    ),
+    "RRULE without an end": (
+        WEEKLY_PLAN.replace("until = 2021-12-31\n", ""),
+        r"plan\.toml:47: schedules\[0\]\.rrule = 'FREQ=WEEKLY;BYDAY=MO,TH': has no UNTIL or "
+        r"COUNT and no until, so it runs past the plan's period_end 2021-12-31: give until",
+    ),
+    "RRULE counting past the plan's period": (
+        WEEKLY_PLAN.replace("until = 2021-12-31\n", "").replace("BYDAY=MO,TH", "COUNT=40"),
+        r"plan\.toml:47: schedules\[0\]\.rrule = 'FREQ=WEEKLY;COUNT=40': fires on "
+        r"03/01/2022 06:00, after the plan's period_end 2021-12-31",
+    ),
+    "one-off after the plan's period": (
+        WEEKLY_PLAN.replace('rrule = "FREQ=WEEKLY;BYDAY=MO,TH"\n', "").replace(
+            "start = 2021-05-03T06:00:00", "start = 2022-01-03T06:00:00"
+        ),
+        r"plan\.toml:46: schedules\[0\]\.start = '2022-01-03T06:00:00': is after the plan's "
+        r"period_end 2021-12-31",
+    ),
+    "start before the plan's period, even when clipping": (
+        WEEKLY_PLAN.replace("start = 2021-05-03T06:00:00", "start = 2021-04-19T06:00:00").replace(
+            'zone = "Asia/Ho_Chi_Minh"', 'zone = "Asia/Ho_Chi_Minh"\npast_period = "clip"'
+        ),
+        r"plan\.toml:47: schedules\[0\]\.start = '2021-04-19T06:00:00': is before the plan's "
+        r"period_start 2021-04-21",
+    ),
 }
 
 
@@ -101,3 +130,31 @@ def test_every_error_of_a_file_is_reported_at_once(cli, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "plan.zone = 'Mars/Base'" in result.output
     assert "schedules[0].rrule = 'FREQ=SOMETIMES;BYDAY=MO,TH'" in result.output
+
+
+@pytest.mark.parametrize("until", ["", "until = 2022-06-30\n"])
+def test_past_period_clip_ends_the_schedule_with_the_plan(
+    until: str, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COLUMNS", "200")
+    text = WEEKLY_PLAN.replace("until = 2021-12-31\n", until).replace(
+        'zone = "Asia/Ho_Chi_Minh"', 'zone = "Asia/Ho_Chi_Minh"\npast_period = "clip"'
+    )
+    imported = cli("plan", "import", str(write_plan(tmp_path, text)))
+    assert imported.exit_code == 0, imported.output
+    preview = cli("schedule", "preview", "95/KH-UBND", "--from", "27/12/2021", "--days", "14")
+    assert preview.exit_code == 0, preview.output
+    assert "Thứ năm 30/12/2021 06:00" in preview.output
+    assert "2022" not in preview.output.split("\n", 2)[-1]
+    assert "2 occurrences, 6 deliveries" in preview.output
+
+
+def test_past_period_takes_refuse_or_clip(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = WEEKLY_PLAN.replace(
+        'zone = "Asia/Ho_Chi_Minh"', 'zone = "Asia/Ho_Chi_Minh"\npast_period = "cut"'
+    )
+    result = cli("plan", "import", str(write_plan(tmp_path, text)))
+    assert result.exit_code == 2
+    assert "plan.toml:9: plan.past_period = 'cut': Input should be 'refuse' or 'clip'" in (
+        result.output.replace("\n", " ")
+    )

@@ -25,6 +25,7 @@ DEMO_COMMUNES = {"06040": "Xã Thất Khê", "06046": "Xã Tràng Định", "061
 def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
     local_now = now.astimezone(zone(plan_zone)).replace(tzinfo=None, microsecond=0)
     first = local_now + timedelta(seconds=5)
+    period_end = first.date().replace(month=12, day=31)  # its schedules end with the year
     return PlanFile.model_validate(
         {
             "plan": {
@@ -33,7 +34,7 @@ def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
                 "issuer": "UBND tỉnh Lạng Sơn",
                 "organisation": "Trung tâm Văn hóa tỉnh Lạng Sơn",
                 "period_start": local_now.date().replace(month=1, day=1),
-                "period_end": local_now.date().replace(month=12, day=31),
+                "period_end": period_end,
                 "zone": plan_zone,
             },
             "targets": [
@@ -101,6 +102,7 @@ def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
                     "targets": {"groups": ["trang-tin-xa-demo"]},
                     "start": first,
                     "rrule": "FREQ=MINUTELY",
+                    "until": period_end,
                     "validity": "5m",
                     "misfire_grace": "1m",
                 },
@@ -111,6 +113,7 @@ def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
                     "targets": {"groups": ["loa-xa-demo"]},
                     "start": first,
                     "rrule": "FREQ=MINUTELY",
+                    "until": period_end,
                     "validity": "5m",
                     "misfire_grace": "1m",
                 },

@@ -37,6 +37,7 @@ def import_plan(
     source: str = "<plan>",
     text: str = "",
 ) -> Plan:
+    pf = pf.model_copy(deep=True)  # checks complete it (a clipped until…); the caller's stays
     ctx = Context(
         engine=engine,
         settings=settings,

@@ -3,6 +3,8 @@ targets that exist, and timing that parses."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, time
+
 from channels import registry
 from channels.registry import check_options
 from content.models import APPROVED
@@ -10,7 +12,7 @@ from coso.durations import parse_duration
 from coso.errors import InputError
 from schedules.plan_import.checker import Context
 from schedules.planfile import ScheduleEntry
-from schedules.timing import parse_rrule
+from schedules.timing import anchored_near, parse_rrule
 
 
 def check(ctx: Context) -> None:
@@ -45,6 +47,7 @@ def _check_one(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> Non
         ctx.fail((*loc, *exc.field.split(".")), exc.value, exc.reason)
     _check_targets(ctx, loc, sch)
     _check_timing(ctx, loc, sch)
+    _check_period(ctx, loc, sch)
 
 
 def _check_targets(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
@@ -79,3 +82,62 @@ def _check_timing(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> 
                 parse_duration(value)
             except ValueError as exc:
                 ctx.fail((*loc, name), value, str(exc))
+
+
+CLIP_HINT = 'or clip it there with past_period = "clip" under [plan]'
+
+
+def _check_period(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
+    """Every slot falls within the plan's period, local days in its zone. A schedule that
+    would go on after period_end is refused, or with `past_period = "clip"` ended there."""
+    head = ctx.pf.plan
+    first = datetime.combine(head.period_start, time())
+    last = datetime.combine(head.period_end, time(23, 59, 59))
+    start = sch.start.replace(tzinfo=None)
+    if start < first:
+        why = f"is before the plan's period_start {head.period_start}"
+        ctx.fail((*loc, "start"), start.isoformat(), why)
+        return
+    if start > last:
+        why = f"is after the plan's period_end {head.period_end}"
+        ctx.fail((*loc, "start"), start.isoformat(), why)
+        return
+    if sch.rrule is None:
+        return
+    try:
+        rule = parse_rrule(sch.rrule, start)
+    except ValueError:
+        return  # reported with the timing
+    until = _until_local(sch.until)
+    if until is not None:
+        if until <= last:
+            return
+        where: tuple[object, ...] = (*loc, "until")
+        value: object = str(sch.until)
+        why = f"runs past the plan's period_end {head.period_end}: end it by then, {CLIP_HINT}"
+    # dateutil keeps the parsed parts in private attributes; there is no public accessor.
+    elif rule._until is None and rule._count is None:  # type: ignore[attr-defined]
+        where, value = (*loc, "rrule"), sch.rrule
+        why = (
+            f"has no UNTIL or COUNT and no until, so it runs past the plan's period_end "
+            f"{head.period_end}: give until = {head.period_end}, {CLIP_HINT}"
+        )
+    else:
+        later = anchored_near(rule, start, last).after(last)
+        if later is None:
+            return
+        where, value = (*loc, "rrule"), sch.rrule
+        why = (
+            f"fires on {later:%d/%m/%Y %H:%M}, after the plan's period_end {head.period_end}: "
+            f"end it by then, {CLIP_HINT}"
+        )
+    if head.past_period == "clip":
+        sch.until = last
+    else:
+        ctx.fail(where, value, why)
+
+
+def _until_local(value: datetime | date | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value.replace(tzinfo=None) if value else None
+    return datetime.combine(value, time(23, 59, 59))
