@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import dispatcher.tables  # noqa: F401
 from dispatcher.cli.app import app
-from tests.plans import WEEKLY_PLAN, write_plan
+from tests.plans import SMS_REMINDER_PLAN, WEEKLY_PLAN, write_plan
 
 runner = CliRunner()
 
@@ -29,6 +29,8 @@ def snapshot(engine: Engine) -> dict[str, int]:
 def cli(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("COSO_DATABASE__URL", db_url)
     monkeypatch.delenv("COSO_CONFIG", raising=False)
+    monkeypatch.setenv("COSO_CHANNELS__SMS__ACCOUNT_SID", "AC" + "0" * 32)  # SMS is set up
+    monkeypatch.setenv("COLUMNS", "200")
 
     def invoke(*args: str):  # type: ignore[no-untyped-def]
         return runner.invoke(app, list(args))
@@ -133,10 +135,7 @@ def test_every_error_of_a_file_is_reported_at_once(cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("until", ["", "until = 2022-06-30\n"])
-def test_past_period_clip_ends_the_schedule_with_the_plan(
-    until: str, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("COLUMNS", "200")
+def test_past_period_clip_ends_the_schedule_with_the_plan(until: str, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     text = WEEKLY_PLAN.replace("until = 2021-12-31\n", until).replace(
         'zone = "Asia/Ho_Chi_Minh"', 'zone = "Asia/Ho_Chi_Minh"\npast_period = "clip"'
     )
@@ -158,3 +157,35 @@ def test_past_period_takes_refuse_or_clip(cli, tmp_path: Path) -> None:  # type:
     assert "plan.toml:9: plan.past_period = 'cut': Input should be 'refuse' or 'clip'" in (
         result.output.replace("\n", " ")
     )
+
+
+def test_phone_numbers_are_kept_in_one_form_and_match_across_sections(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    imported = cli("plan", "import", str(write_plan(tmp_path, SMS_REMINDER_PLAN)))
+    assert imported.exit_code == 0, imported.output
+    listed = cli("endpoints", "list", "--channel", "sms")
+    assert listed.output.count("+84912345678") == 1, listed.output
+    assert "0912" not in listed.output
+    preview = cli("schedule", "preview", "12/KH-UBND", "--from", "03/05/2021", "--days", "1")
+    assert preview.exit_code == 0, preview.output
+    assert "1 occurrences, 1 deliveries" in preview.output
+
+
+def test_an_address_the_channel_refuses_is_named_wherever_it_is_written(
+    cli, engine: Engine, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    text = (
+        SMS_REMINDER_PLAN.replace('address = "0912 345 678"', 'address = "0912 345"')
+        .replace('endpoints = ["0912345678"]', 'endpoints = ["0912345678", "113"]')
+        .replace('endpoints = ["+84 912 345 678"]', 'endpoints = ["024 3825 3536"]')
+    )
+    before = snapshot(engine)
+    result = cli("plan", "import", str(write_plan(tmp_path, text)))
+    assert result.exit_code == 2
+    output = result.output.replace("\n", " ")
+    assert "plan.toml:16: endpoints[0].address = '0912 345': not a valid number" in output
+    assert "plan.toml:23: groups[0].endpoints = '113': not a valid number" in output
+    assert (
+        "plan.toml:29: schedules[0].targets.endpoints = '024 3825 3536': "
+        "not a mobile number (SMS cannot reach it)" in output
+    )
+    assert snapshot(engine) == before

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from channels import registry
-from channels.endpoints import endpoint_addresses
+from channels.endpoints import check_address, endpoint_addresses
 from coso.config import Settings
 from coso.errors import InputError
 from coso.units import UnitTree
@@ -65,10 +65,26 @@ class Context:
             return False
         return True
 
-    def known_endpoints(self, loc: tuple[object, ...], channel: str, addresses: list[str]) -> None:
-        """Each address is an endpoint of `channel` in this file or in the database."""
-        missing = set(addresses) - self.file_endpoints.get(channel, set())
+    def address(self, loc: tuple[object, ...], channel: str, address: str) -> str | None:
+        """The address as the channel keeps it (SMS: E.164), or None when it refuses it."""
+        try:
+            return check_address(field_path(loc), channel, address)
+        except InputError as exc:
+            self.fail(loc, address, exc.reason)
+            return None
+
+    def addresses(self, loc: tuple[object, ...], channel: str, written: list[str]) -> list[str]:
+        """References to endpoints of `channel`, as the channel keeps them; each must be an
+        endpoint of this file or of the database."""
+        kept = {}
+        for address in written:
+            normal = self.address(loc, channel, address)
+            if normal is not None:
+                kept[normal] = address
+        missing = set(kept) - self.file_endpoints.get(channel, set())
         if missing:
             missing -= endpoint_addresses(self.engine, channel, missing)
-        for address in sorted(missing):
-            self.fail(loc, address, f"no {channel} endpoint with this address")
+        for normal in sorted(missing):
+            also = f" ({normal})" if normal != kept[normal] else ""
+            self.fail(loc, kept[normal], f"no {channel} endpoint with this address{also}")
+        return list(kept)

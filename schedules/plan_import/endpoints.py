@@ -1,4 +1,5 @@
-"""`[[endpoints]]`: on installed channels, in known units."""
+"""`[[endpoints]]`: on installed channels, with addresses the channel accepts (kept as it
+keeps them: SMS numbers in E.164), in known units."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from schedules.plan_import.checker import Context
 def check(ctx: Context) -> None:
     for i, ep in enumerate(ctx.pf.endpoints):
         if ctx.channel(("endpoints", i, "channel"), ep.channel):
-            ctx.file_endpoints.setdefault(ep.channel, set()).add(ep.address)
+            address = ctx.address(("endpoints", i, "address"), ep.channel, ep.address)
+            if address is not None:
+                ep.address = address  # written as the channel keeps it
+                ctx.file_endpoints.setdefault(ep.channel, set()).add(address)
         if ep.unit:
             try:
                 ctx.units.current_for(ep.unit)

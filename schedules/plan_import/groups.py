@@ -13,5 +13,6 @@ def check(ctx: Context) -> None:
             ctx.fail(("groups", i, "name"), group.name, "a group with this name already exists")
         ctx.file_groups.add(group.name)
         if ctx.channel(("groups", i, "channel"), group.channel):
-            ctx.known_endpoints(("groups", i, "endpoints"), group.channel, group.endpoints)
+            loc = ("groups", i, "endpoints")
+            group.endpoints = ctx.addresses(loc, group.channel, group.endpoints)
         ctx.known_units(("groups", i, "units"), group.units)

@@ -56,7 +56,7 @@ def _check_targets(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) ->
         ctx.fail(
             (*loc, "targets"), spec.model_dump(), "selects nothing: give endpoints, groups or units"
         )
-    ctx.known_endpoints((*loc, "targets", "endpoints"), sch.channel, spec.endpoints)
+    spec.endpoints = ctx.addresses((*loc, "targets", "endpoints"), sch.channel, spec.endpoints)
     for name in spec.groups:
         if name not in ctx.existing_groups and name not in ctx.file_groups:
             ctx.fail((*loc, "targets", "groups"), name, "no group with this name")
