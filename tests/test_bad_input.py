@@ -94,6 +94,21 @@ CASES = {
         r"plan\.toml:47: schedules\[0\]\.start = '2021-04-19T06:00:00': is before the plan's "
         r"period_start 2021-04-21",
     ),
+    "schedule reaching no endpoint": (
+        WEEKLY_PLAN.replace('targets = { units = ["20"] }', 'targets = { units = ["06001"] }'),
+        r"plan\.toml:45: schedules\[0\]\.targets = \{'endpoints': \[\], 'groups': \[\], "
+        r"'units': \['06001'\]\}: reaches no enabled web endpoint",
+    ),
+    "schedule reaching no endpoint through an empty group": (
+        WEEKLY_PLAN.replace(
+            'targets = { units = ["20"] }', 'targets = { groups = ["trong"] }'
+        ).replace(
+            "[[schedules]]",
+            '[[groups]]\nname = "trong"\nchannel = "web"\nunits = ["06001"]\n\n[[schedules]]',
+        ),
+        r"plan\.toml:50: schedules\[0\]\.targets = \{'endpoints': \[\], 'groups': \['trong'\], "
+        r"'units': \[\]\}: reaches no enabled web endpoint",
+    ),
 }
 
 
@@ -189,3 +204,22 @@ def test_an_address_the_channel_refuses_is_named_wherever_it_is_written(
         "not a mobile number (SMS cannot reach it)" in output
     )
     assert snapshot(engine) == before
+
+
+def test_a_schedule_may_reach_its_endpoints_through_an_earlier_plans_group(
+    cli, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    first = WEEKLY_PLAN.replace(
+        "[[schedules]]",
+        '[[groups]]\nname = "hai-xa"\nchannel = "web"\n'
+        'endpoints = ["bulletin:06040", "bulletin:06046"]\n\n[[schedules]]',
+    )
+    assert cli("plan", "import", str(write_plan(tmp_path, first))).exit_code == 0
+    second = WEEKLY_PLAN.replace('number = "95/KH-UBND"', 'number = "96/KH-UBND"').replace(
+        'targets = { units = ["20"] }', 'targets = { groups = ["hai-xa"] }'
+    )
+    second = "\n\n".join(b for b in second.split("\n\n") if not b.startswith("[[endpoints]]"))
+    result = cli("plan", "import", str(write_plan(tmp_path, second, "second.toml")))
+    assert result.exit_code == 0, result.output
+    preview = cli("schedule", "preview", "96/KH-UBND", "--from", "03/05/2021", "--days", "1")
+    assert "1 occurrences, 2 deliveries" in preview.output, preview.output

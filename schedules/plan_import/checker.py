@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -45,6 +46,8 @@ class Context:
     file_endpoints: dict[str, set[str]] = field(default_factory=dict)
     existing_groups: set[str] = field(default_factory=set)
     file_groups: set[str] = field(default_factory=set)
+    # schedule index → the endpoints it reaches (reach.Reached), for the content checks
+    reached: dict[int, list[Any]] = field(default_factory=dict)
 
     def fail(self, loc: tuple[object, ...], value: object, reason: str) -> None:
         self.check.fail(loc, value, reason)

@@ -11,16 +11,19 @@ from content.models import APPROVED
 from coso.durations import parse_duration
 from coso.errors import InputError
 from schedules.plan_import.checker import Context
+from schedules.plan_import.reach import Reach
 from schedules.planfile import ScheduleEntry
 from schedules.timing import anchored_near, parse_rrule
 
 
 def check(ctx: Context) -> None:
+    reach = Reach(ctx)
     for i, sch in enumerate(ctx.pf.schedules):
-        _check_one(ctx, ("schedules", i), sch)
+        _check_one(ctx, reach, i, sch)
 
 
-def _check_one(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
+def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
+    loc = ("schedules", i)
     states = ctx.content_states
     if sch.content not in states:
         ctx.fail((*loc, "content"), sch.content, f"no content with this key; have {sorted(states)}")
@@ -45,7 +48,17 @@ def _check_one(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> Non
         check_options(sch.channel, sch.options)
     except InputError as exc:
         ctx.fail((*loc, *exc.field.split(".")), exc.value, exc.reason)
+    errors = len(ctx.check.errors)
     _check_targets(ctx, loc, sch)
+    if len(ctx.check.errors) == errors:
+        reached = ctx.reached[i] = reach.resolve(sch.channel, sch.targets)
+        if not reached:
+            ctx.fail(
+                (*loc, "targets"),
+                sch.targets.model_dump(),
+                f"reaches no enabled {sch.channel} endpoint: none of the database or of this "
+                "file is at these addresses, in these groups or units",
+            )
     _check_timing(ctx, loc, sch)
     _check_period(ctx, loc, sch)
 
