@@ -109,6 +109,24 @@ CASES = {
         r"plan\.toml:50: schedules\[0\]\.targets = \{'endpoints': \[\], 'groups': \['trong'\], "
         r"'units': \[\]\}: reaches no enabled web endpoint",
     ),
+    "template naming a field the recipient does not have": (
+        SMS_REMINDER_PLAN.replace("recipient.name", "recipient.ho_ten"),
+        r"plan\.toml:11: content\[0\]\.body = 'Kính gửi \{\{ recipient\.ho_ten \}\}: .*': "
+        r"undefined name 'recipient\.ho_ten' \(for endpoint \+84912345678\)",
+    ),
+    "template failing for one endpoint only": (
+        WEEKLY_PLAN.replace(
+            "Bản tin lúc {{ local_time }}.",
+            '{% if unit.code == "06112" %}Kính gửi {{ endpoint.ten }}.{% endif %}',
+        ),
+        r"plan\.toml:19: content\[0\]\.body = .*: undefined name 'endpoint\.ten' "
+        r"\(for endpoint bulletin:06112\)",
+    ),
+    "title naming a field the unit does not have": (
+        WEEKLY_PLAN.replace("Thủ tục mới — {{ unit.name }}", "Thủ tục mới — {{ unit.ten_xa }}"),
+        r"plan\.toml:18: content\[0\]\.title = 'Thủ tục mới — \{\{ unit\.ten_xa \}\}': "
+        r"undefined name 'unit\.ten_xa' \(for endpoint bulletin:06040\)",
+    ),
 }
 
 

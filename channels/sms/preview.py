@@ -11,11 +11,10 @@ from sqlalchemy import Engine, select
 
 from channels.endpoints import Endpoint, resolve_targets
 from channels.sms.recipients import opted_out
-from content.render import render
+from content.render import message_context, render
 from content.sms_text import SmsLength, measure, prepare
 from coso.errors import InputError, InputErrors
 from coso.units import unit_names
-from dispatcher.messages import message_context
 from schedules.adhoc import find_content
 from schedules.models import Plan
 

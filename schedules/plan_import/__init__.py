@@ -20,7 +20,16 @@ from schedules.plan_import import content, endpoints, groups, header, schedules,
 from schedules.plan_import.checker import Checker, Context
 from schedules.planfile import PlanFile, read_plan_file
 
-SECTIONS = (header, targets, content, endpoints, groups, schedules)
+# In the file's order; the content's rendering needs what the schedules reach.
+CHECKS = (
+    header.check,
+    targets.check,
+    content.check,
+    endpoints.check,
+    groups.check,
+    schedules.check,
+    content.check_rendering,
+)
 
 
 def import_plan_file(engine: Engine, settings: Settings, path: Path, now: datetime) -> Plan:
@@ -46,8 +55,8 @@ def import_plan(
         units=unit_tree(engine),
         zone=pf.plan.zone or settings.timer.default_zone,
     )
-    for section in SECTIONS:
-        section.check(ctx)
+    for check in CHECKS:
+        check(ctx)
     if ctx.check.errors:
         raise InputErrors(ctx.check.errors)
     return writer.write(ctx, now)

@@ -46,6 +46,8 @@ class Context:
     file_endpoints: dict[str, set[str]] = field(default_factory=dict)
     existing_groups: set[str] = field(default_factory=set)
     file_groups: set[str] = field(default_factory=set)
+    # (content key, "title" or "body") that does not parse or names what coso does not give
+    unrenderable: set[tuple[str, str]] = field(default_factory=set)
     # schedule index → the endpoints it reaches (reach.Reached), for the content checks
     reached: dict[int, list[Any]] = field(default_factory=dict)
 
