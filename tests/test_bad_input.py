@@ -68,7 +68,8 @@ CASES = {
     "schedule ending after the plan's period": (
         WEEKLY_PLAN.replace("until = 2021-12-31", "until = 2022-06-30"),
         r"plan\.toml:50: schedules\[0\]\.until = '2022-06-30': runs past the plan's "
-        r"period_end 2021-12-31: end it by then, or clip it there with past_period = \"clip\"",
+        r"period_end 2021-12-31: end it by then, or clip it there with past_period = \"clip\" "
+        r"under \[plan\]",
     ),
     "RRULE without an end": (
         WEEKLY_PLAN.replace("until = 2021-12-31\n", ""),
