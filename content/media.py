@@ -76,7 +76,7 @@ def decode_audio(path: Path, field: str = "audio") -> AudioSegment:
         )
     try:
         if fmt == "wav":
-            audio = AudioSegment.from_wav(path)
+            audio = _from_wav(path, field)
         else:  # naming the codec spares pydub a call to ffprobe
             audio = AudioSegment.from_file(path, format=fmt, codec=None if fmt != "mp3" else "mp3")
     except (CouldntDecodeError, IndexError, ValueError, EOFError) as exc:
@@ -87,6 +87,23 @@ def decode_audio(path: Path, field: str = "audio") -> AudioSegment:
     if fmt == "mp3":
         _check_complete_mp3(path, len(audio) / 1000, field)
     return audio
+
+
+def _from_wav(path: Path, field: str) -> AudioSegment:
+    """pydub reads PCM wav itself, and asks ffprobe about any other; without ffprobe (not
+    every ffmpeg comes with it) a file it cannot read is refused, saying why."""
+    try:
+        return AudioSegment.from_wav(path)
+    except FileNotFoundError as exc:  # ffprobe is not installed
+        import wave
+
+        try:
+            wave.open(str(path)).close()
+        except (wave.Error, EOFError) as bad:
+            raise InputError(field, str(path), f"not a readable wav file: {bad}") from exc
+        raise InputError(
+            field, str(path), "a wav file that only ffprobe reads, and it is not installed"
+        ) from exc
 
 
 def _check_complete_mp3(path: Path, decoded: float, field: str) -> None:
@@ -166,6 +183,35 @@ def media_dir(settings: MediaSettings) -> Path:
     return path
 
 
+def store_audio(settings: MediaSettings, prepared: PreparedAudio) -> tuple[str, bool]:
+    """Keep prepared audio in the media folder under its checksum: (its file name, whether
+    this call wrote it — a caller whose transaction then fails removes what it wrote)."""
+    name = f"{prepared.sha256}.mp3"
+    target = media_dir(settings) / name
+    if target.exists():
+        return name, False
+    partial = target.with_suffix(".part")
+    partial.write_bytes(prepared.data)
+    os.replace(partial, target)
+    return name, True
+
+
+def asset_row(
+    content_id: int, prepared: PreparedAudio, file_name: str, source_name: str, now: datetime
+) -> dict[str, object]:
+    """The media_asset row of stored audio."""
+    return {
+        "content_id": content_id,
+        "sha256": prepared.sha256,
+        "file_name": file_name,
+        "duration_seconds": prepared.duration_seconds,
+        "loudness_lufs": prepared.loudness_lufs,
+        "size_bytes": len(prepared.data),
+        "source_name": source_name,
+        "created_at": now,
+    }
+
+
 def attach_audio(
     engine: Engine,
     settings: MediaSettings,
@@ -177,22 +223,7 @@ def attach_audio(
 ) -> MediaAsset:
     """Prepare `source` and make it the audio of content item `content_id` (replacing any)."""
     prepared = prepare_audio(source, settings, intro, outro)
-    name = f"{prepared.sha256}.mp3"
-    target = media_dir(settings) / name
-    if not target.exists():
-        partial = target.with_suffix(".part")
-        partial.write_bytes(prepared.data)
-        os.replace(partial, target)
-    row = {
-        "content_id": content_id,
-        "sha256": prepared.sha256,
-        "file_name": name,
-        "duration_seconds": prepared.duration_seconds,
-        "loudness_lufs": prepared.loudness_lufs,
-        "size_bytes": len(prepared.data),
-        "source_name": source.name,
-        "created_at": now,
-    }
+    row = asset_row(content_id, prepared, store_audio(settings, prepared)[0], source.name, now)
     table = MediaAsset.__table__
     with write(engine) as conn:
         if (
