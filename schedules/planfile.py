@@ -45,6 +45,8 @@ class ContentEntry(_Strict):
     body: str = ""
     state: Literal["draft", "approved", "retired"] = "draft"
     approved_by: str | None = None
+    # An audio file (relative to the plan file), prepared at import as its audio.
+    audio: str | None = Field(default=None, min_length=1)
 
 
 class EndpointEntry(_Strict):

@@ -34,7 +34,9 @@ CHECKS = (
 
 def import_plan_file(engine: Engine, settings: Settings, path: Path, now: datetime) -> Plan:
     plan_file, text = read_plan_file(path)
-    return import_plan(engine, settings, plan_file, now, source=str(path), text=text)
+    return import_plan(
+        engine, settings, plan_file, now, source=str(path), text=text, folder=path.parent
+    )
 
 
 def import_plan(
@@ -45,7 +47,10 @@ def import_plan(
     *,
     source: str = "<plan>",
     text: str = "",
+    folder: Path | None = None,
 ) -> Plan:
+    """Check `pf` whole, then write it; InputErrors lists every problem, and then nothing
+    is written. `folder` is where the file's relative paths (audio) start."""
     pf = pf.model_copy(deep=True)  # checks complete it (a clipped until…); the caller's stays
     ctx = Context(
         engine=engine,
@@ -54,6 +59,7 @@ def import_plan(
         check=Checker(source, text),
         units=unit_tree(engine),
         zone=pf.plan.zone or settings.timer.default_zone,
+        folder=folder,
     )
     for check in CHECKS:
         check(ctx)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from channels import registry
 from channels.endpoints import check_address, endpoint_addresses
+from content.media import PreparedAudio
 from coso.config import Settings
 from coso.errors import InputError
 from coso.units import UnitTree
@@ -50,6 +52,10 @@ class Context:
     unrenderable: set[tuple[str, str]] = field(default_factory=set)
     # schedule index → the endpoints it reaches (reach.Reached), for the content checks
     reached: dict[int, list[Any]] = field(default_factory=dict)
+    # where the file's relative paths start (its folder); None: the working directory
+    folder: Path | None = None
+    # content key → (its prepared audio, the file's name), written with the plan
+    audio: dict[str, tuple[PreparedAudio, str]] = field(default_factory=dict)
 
     def fail(self, loc: tuple[object, ...], value: object, reason: str) -> None:
         self.check.fail(loc, value, reason)

@@ -1,13 +1,16 @@
 """`[[content]]`: unique keys, templates that parse and use only names coso provides, and
-that render, as at send, for every endpoint the schedules using them reach."""
+that render, as at send, for every endpoint the schedules using them reach; audio files that
+decode (prepared now, stored with the plan)."""
 
 from __future__ import annotations
 
 from collections.abc import Hashable
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from content.media import prepare_audio
 from content.render import check_renders, check_template, message_context, used_names
 from coso.clock import as_utc, zone
 from coso.errors import InputError
@@ -30,6 +33,22 @@ def check(ctx: Context) -> None:
             except InputError as exc:
                 ctx.fail(("content", i, part), exc.value, exc.reason)
                 ctx.unrenderable.add((item.key, part))
+        if item.audio is not None:
+            _prepare_audio(ctx, ("content", i, "audio"), item)
+
+
+def _prepare_audio(ctx: Context, loc: tuple[object, ...], item: ContentEntry) -> None:
+    """Decode, check and normalise the file now; it is stored only with the plan."""
+    path = Path(item.audio or "")
+    if not path.is_absolute():
+        path = (ctx.folder or Path.cwd()) / path
+    if not path.is_file():
+        ctx.fail(loc, item.audio, f"file not found ({path}; a path is relative to the plan file)")
+        return
+    try:
+        ctx.audio[item.key] = (prepare_audio(path, ctx.settings.media), path.name)
+    except InputError as exc:
+        ctx.fail(loc, item.audio, exc.reason)
 
 
 def check_rendering(ctx: Context) -> None:

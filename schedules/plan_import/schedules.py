@@ -44,6 +44,8 @@ def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
             f"this channel is not set up ({plugin.not_configured_hint or 'see its settings'});"
             f" set up: {ready}",
         )
+    if sch.enabled and plugin.needs_audio and sch.content in states:
+        _check_audio(ctx, loc, sch)
     try:
         check_options(sch.channel, sch.options)
     except InputError as exc:
@@ -95,6 +97,21 @@ def _check_timing(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> 
                 parse_duration(value)
             except ValueError as exc:
                 ctx.fail((*loc, name), value, str(exc))
+
+
+def _check_audio(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
+    """The channel plays audio only: the content must bring its file (content items of a new
+    plan have no audio attached yet)."""
+    if any(c.key == sch.content and c.audio for c in ctx.pf.content):
+        return
+    ctx.fail(
+        (*loc, "content"),
+        sch.content,
+        f"{sch.channel} content needs prepared audio and {sch.content!r} has none:"
+        ' add audio = "FILE" to its [[content]] (a path relative to this file), or import'
+        f" this schedule with enabled = false, then coso content audio {ctx.pf.plan.number}"
+        f" {sch.content} FILE and coso schedule enable",
+    )
 
 
 CLIP_HINT = 'or clip it there with past_period = "clip" under [plan]'

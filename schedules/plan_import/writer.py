@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from pathlib import Path
 
 from sqlmodel import Session, select
 
 from channels.endpoints import Endpoint, EndpointGroup, GroupMember
 from channels.registry import check_options
-from content.models import APPROVED, ContentItem
+from content.media import asset_row, media_dir, store_audio
+from content.models import APPROVED, ContentItem, MediaAsset
 from coso.db import writer
 from coso.durations import parse_duration
 from coso.units import Organisation
@@ -26,6 +28,18 @@ def until_text(value: datetime | date | None) -> str | None:
 
 
 def write(ctx: Context, now: datetime) -> Plan:
+    """All rows in one transaction; audio files go to the media folder just before it
+    commits, and the ones it added are removed again if it does not."""
+    added: list[Path] = []
+    try:
+        return _write(ctx, now, added)
+    except BaseException:
+        for path in added:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _write(ctx: Context, now: datetime, added: list[Path]) -> Plan:
     pf, settings, units = ctx.pf, ctx.settings, ctx.units
     head = pf.plan
     with Session(writer(ctx.engine), expire_on_commit=False) as session:
@@ -143,5 +157,11 @@ def write(ctx: Context, now: datetime) -> Plan:
                     updated_at=now,
                 )
             )
+        for key, (prepared, source_name) in ctx.audio.items():
+            name, new = store_audio(settings.media, prepared)
+            if new:
+                added.append(media_dir(settings.media) / name)
+            row = asset_row(content_ids[key], prepared, name, source_name, now)
+            session.add(MediaAsset(**row))
         session.commit()
     return plan
