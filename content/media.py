@@ -93,7 +93,9 @@ def _from_wav(path: Path, field: str) -> AudioSegment:
     """pydub reads PCM wav itself, and asks ffprobe about any other; without ffprobe (not
     every ffmpeg comes with it) a file it cannot read is refused, saying why."""
     try:
-        return AudioSegment.from_wav(path)
+        with warnings.catch_warnings():  # pydub warns when it looks for ffprobe in vain
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return AudioSegment.from_wav(path)
     except FileNotFoundError as exc:  # ffprobe is not installed
         import wave
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -15,6 +15,9 @@ from coso.config import Settings
 from coso.errors import InputError
 from coso.units import UnitTree
 from schedules.planfile import PlanFile, field_path, locate
+
+if TYPE_CHECKING:
+    from schedules.plan_import.reach import Reached
 
 
 class Checker:
@@ -50,8 +53,8 @@ class Context:
     file_groups: set[str] = field(default_factory=set)
     # (content key, "title" or "body") that does not parse or names what coso does not give
     unrenderable: set[tuple[str, str]] = field(default_factory=set)
-    # schedule index → the endpoints it reaches (reach.Reached), for the content checks
-    reached: dict[int, list[Any]] = field(default_factory=dict)
+    # schedule index → the endpoints it reaches, for the content checks
+    reached: dict[int, list[Reached]] = field(default_factory=dict)
     # where the file's relative paths start (its folder); None: the working directory
     folder: Path | None = None
     # content key → (its prepared audio, the file's name), written with the plan

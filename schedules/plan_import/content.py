@@ -86,8 +86,6 @@ def _render_for_each(
 ) -> None:
     text = getattr(item, part)
     read = used_names(text)
-    if not read:
-        return  # plain text renders the same for everyone
     done: set[Hashable] = set()
     for when, reached in uses.get(item.key, []):
         for ep in reached:
