@@ -71,7 +71,7 @@ def decode_audio(path: Path, field: str = "audio") -> AudioSegment:
         )
     try:
         if fmt == "wav":
-            audio = AudioSegment.from_wav(path)
+            audio = _from_wav(path, field)
         else:  # naming the codec spares pydub a call to ffprobe
             audio = AudioSegment.from_file(path, format=fmt, codec=None if fmt != "mp3" else "mp3")
     except (CouldntDecodeError, IndexError, ValueError, EOFError) as exc:
@@ -82,6 +82,25 @@ def decode_audio(path: Path, field: str = "audio") -> AudioSegment:
     if fmt == "mp3":
         _check_complete_mp3(path, len(audio) / 1000, field)
     return audio
+
+
+def _from_wav(path: Path, field: str) -> AudioSegment:
+    """pydub reads PCM wav itself, and asks ffprobe about any other; without ffprobe (not
+    every ffmpeg comes with it) a file it cannot read is refused, saying why."""
+    try:
+        with warnings.catch_warnings():  # pydub warns when it looks for ffprobe in vain
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return AudioSegment.from_wav(path)
+    except FileNotFoundError as exc:  # ffprobe is not installed
+        import wave
+
+        try:
+            wave.open(str(path)).close()
+        except (wave.Error, EOFError) as bad:
+            raise InputError(field, str(path), f"not a readable wav file: {bad}") from exc
+        raise InputError(
+            field, str(path), "a wav file that only ffprobe reads, and it is not installed"
+        ) from exc
 
 
 def _check_complete_mp3(path: Path, decoded: float, field: str) -> None:

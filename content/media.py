@@ -9,6 +9,7 @@ import os
 import secrets
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select
 
@@ -17,11 +18,43 @@ from coso.config import MediaSettings
 from coso.db import insert_ignoring_duplicates, write
 from coso.errors import InputError
 
+if TYPE_CHECKING:
+    from content.audio import PreparedAudio
+
 
 def media_dir(settings: MediaSettings) -> Path:
     path = Path(settings.dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def store_audio(settings: MediaSettings, prepared: PreparedAudio) -> tuple[str, bool]:
+    """Keep prepared audio in the media folder under its checksum: (its file name, whether
+    this call wrote it — a caller whose transaction then fails removes what it wrote)."""
+    name = f"{prepared.sha256}.mp3"
+    target = media_dir(settings) / name
+    if target.exists():
+        return name, False
+    partial = target.with_suffix(".part")
+    partial.write_bytes(prepared.data)
+    os.replace(partial, target)
+    return name, True
+
+
+def asset_row(
+    content_id: int, prepared: PreparedAudio, file_name: str, source_name: str, now: datetime
+) -> dict[str, object]:
+    """The media_asset row of stored audio."""
+    return {
+        "content_id": content_id,
+        "sha256": prepared.sha256,
+        "file_name": file_name,
+        "duration_seconds": prepared.duration_seconds,
+        "loudness_lufs": prepared.loudness_lufs,
+        "size_bytes": len(prepared.data),
+        "source_name": source_name,
+        "created_at": now,
+    }
 
 
 def attach_audio(
@@ -37,22 +70,7 @@ def attach_audio(
     from content.audio import prepare_audio
 
     prepared = prepare_audio(source, settings, intro, outro)
-    name = f"{prepared.sha256}.mp3"
-    target = media_dir(settings) / name
-    if not target.exists():
-        partial = target.with_suffix(".part")
-        partial.write_bytes(prepared.data)
-        os.replace(partial, target)
-    row = {
-        "content_id": content_id,
-        "sha256": prepared.sha256,
-        "file_name": name,
-        "duration_seconds": prepared.duration_seconds,
-        "loudness_lufs": prepared.loudness_lufs,
-        "size_bytes": len(prepared.data),
-        "source_name": source.name,
-        "created_at": now,
-    }
+    row = asset_row(content_id, prepared, store_audio(settings, prepared)[0], source.name, now)
     table = MediaAsset.__table__
     with write(engine) as conn:
         if (

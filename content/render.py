@@ -3,6 +3,7 @@ undefined names, wrapped by the channel's own template in content/templates/."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -16,9 +17,11 @@ from jinja2 import (
     TemplateSyntaxError,
     UndefinedError,
     meta,
+    nodes,
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from coso.clock import local_text
 from coso.errors import InputError
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -27,6 +30,23 @@ TEMPLATES = Path(__file__).parent / "templates"
 CONTEXT_NAMES = frozenset(
     {"plan", "unit", "endpoint", "recipient", "local_time", "scheduled_for", "content"}
 )
+
+
+def message_context(
+    plan: Any, content: Any, endpoint: Any, unit_code: str | None, unit_name: str, when: Any
+) -> dict[str, Any]:
+    """What a content template may read (CONTEXT_NAMES), for one endpoint at one slot: `plan`
+    has number, title, issuer and zone; `content` key, title and kind; `endpoint` address and
+    name; `when` is the slot in UTC."""
+    return {
+        "plan": {"number": plan.number, "title": plan.title, "issuer": plan.issuer},
+        "unit": {"code": unit_code, "name": unit_name},
+        "endpoint": {"address": endpoint.address, "name": endpoint.name},
+        "recipient": {"name": endpoint.name, "phone": endpoint.address},
+        "scheduled_for": when,
+        "local_time": local_text(when, plan.zone),
+        "content": {"key": content.key, "title": content.title, "kind": content.kind},
+    }
 
 
 @dataclass(frozen=True)
@@ -62,6 +82,57 @@ def check_template(field: str, text: str) -> None:
             text[:60],
             f"uses undefined name(s) {sorted(unknown)}; available: {sorted(CONTEXT_NAMES)}",
         )
+
+
+def check_renders(field: str, text: str, context: dict[str, Any]) -> None:
+    """Render `text` as it is rendered at send (strict); an InputError naming what failed,
+    e.g. the undefined name 'recipient.ho_ten', when it does not render."""
+    try:
+        _compiled(text).render(context)
+    except UndefinedError as exc:
+        name = undefined_name(text, context, exc.message or "")
+        reason = f"undefined name {name!r}" if name else f"undefined name: {exc.message}"
+        raise InputError(field, text[:60], reason) from exc
+    except Exception as exc:  # a sandbox refusal, a type error: it would fail at send too
+        raise InputError(field, text[:60], f"does not render: {exc}") from exc
+
+
+_MISSING = re.compile(r"has no attribute '([^']+)'|'([^']+)' is undefined")
+
+
+def undefined_name(text: str, context: Mapping[str, Any], message: str) -> str | None:
+    """The dotted name ('recipient.ho_ten') behind Jinja's message about it ("'dict object'
+    has no attribute 'ho_ten'"): a name the template reads that the context does not have."""
+    found = _MISSING.search(message)
+    wanted = (found.group(1) or found.group(2)) if found else None
+    for node in _environment().parse(text).find_all((nodes.Getattr, nodes.Getitem)):
+        path = _dotted(node)
+        if not path:
+            continue
+        value: Any = context
+        for depth, key in enumerate(path):
+            if isinstance(value, Mapping) and key in value:
+                value = value[key]
+            elif not isinstance(value, Mapping) and hasattr(value, key):
+                value = getattr(value, key)
+            else:
+                if wanted in (None, key):
+                    return ".".join(path[: depth + 1])
+                break
+    return None
+
+
+def _dotted(node: nodes.Node) -> list[str] | None:
+    """['recipient', 'ho_ten'] for `recipient.ho_ten` or `recipient["ho_ten"]`."""
+    if isinstance(node, nodes.Name):
+        return [node.name]
+    if isinstance(node, nodes.Getattr):
+        base = _dotted(node.node)
+        return [*base, node.attr] if base else None
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        base = _dotted(node.node)
+        return [*base, str(node.arg.value)] if base else None
+    return None
 
 
 @lru_cache(maxsize=512)

@@ -58,9 +58,13 @@ def current_host(settings: Settings) -> Any:
 
 
 def report(exc: CosoError) -> None:
+    """Each error on a line of its own, as written: brackets in it ([plan], a template's
+    `x[0]`) are text, not console markup."""
+    from rich.markup import escape
+
     errors = exc.errors if isinstance(exc, InputErrors) else [exc]
     for e in errors:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
 
 
 def guard(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -14,14 +14,14 @@ from channels.host import Received, Slot
 from channels.states import EXPIRED, WAITING
 from content.media import media_for
 from content.models import APPROVED, ContentItem
-from content.render import render
+from content.render import message_context, render
 from coso.clock import Clock, as_utc
 from coso.config import Settings
 from coso.db import chunks, write
 from coso.errors import InputError
 from coso.units import unit_names
 from dispatcher.inbound import receive_in
-from dispatcher.messages import build_messages, message_context
+from dispatcher.messages import build_messages
 from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.queries import find_plan
 from dispatcher.transitions import append_log, move_where

@@ -14,8 +14,7 @@ from channels.endpoints import Endpoint
 from channels.registry import needing_audio
 from content.media import media_for
 from content.models import ContentItem
-from content.render import RenderCache
-from coso.clock import local_text
+from content.render import RenderCache, message_context
 from coso.units import unit_names
 from schedules.models import PRIORITIES, Plan, Schedule
 
@@ -112,21 +111,6 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
             )
         )
     return out
-
-
-def message_context(
-    plan: Any, content: Any, endpoint: Any, unit_code: str | None, unit_name: str, when: Any
-) -> dict[str, Any]:
-    """What a content template may read (content/render.py CONTEXT_NAMES)."""
-    return {
-        "plan": {"number": plan.number, "title": plan.title, "issuer": plan.issuer},
-        "unit": {"code": unit_code, "name": unit_name},
-        "endpoint": {"address": endpoint.address, "name": endpoint.name},
-        "recipient": {"name": endpoint.name, "phone": endpoint.address},
-        "scheduled_for": when,
-        "local_time": local_text(when, plan.zone),
-        "content": {"key": content.key, "title": content.title, "kind": content.kind},
-    }
 
 
 def _options(conn: Any, schedule_ids: set[int]) -> dict[int, dict[str, Any]]:

@@ -1,35 +1,70 @@
-"""Enable and disable schedules; the timer sees the change at its next reconcile."""
+"""Enable and disable schedules; the timer sees the change at its next reconcile. Content a
+channel can only play with audio (its plugin's `needs_audio`) is neither enabled nor
+approved for it without that audio."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 
+from channels.registry import needing_audio
+from content.media import media_for
 from content.models import APPROVED, ContentItem
 from coso.db import write
 from coso.errors import InputError
-from schedules.models import Schedule
+from schedules.models import Plan, Schedule
 
 S = Schedule.__table__
+C = ContentItem.__table__
 
 
 def set_enabled(engine: Engine, schedule_id: int, enabled: bool, now: datetime) -> None:
-    """Enabling needs approved content, and fires only slots from now on (no back-fill of
-    the time it was off)."""
+    """Enabling needs approved content (with audio, on a channel that plays audio), and fires
+    only slots from now on (no back-fill of the time it was off)."""
     with engine.connect() as conn:
         row = conn.execute(select(S).where(S.c.id == schedule_id)).first()
         if row is None:
             raise InputError("schedule", schedule_id, "no schedule with this id")
-        state = conn.scalar(
-            select(ContentItem.__table__.c.state).where(
-                ContentItem.__table__.c.id == row.content_id
-            )
+        content = conn.execute(select(C).where(C.c.id == row.content_id)).one()
+        number = conn.scalar(
+            select(Plan.__table__.c.number).where(Plan.__table__.c.id == row.plan_id)
         )
-    if enabled and state != APPROVED:
-        raise InputError("schedule", schedule_id, f"its content is {state}; approve it first")
+    if enabled and content.state != APPROVED:
+        raise InputError(
+            "schedule", schedule_id, f"its content is {content.state}; approve it first"
+        )
+    if enabled and row.channel in needing_audio() and not media_for(engine, {content.id}):
+        raise InputError(
+            "schedule",
+            schedule_id,
+            f"its content {content.key!r} has no audio, which {row.channel} needs: add it with"
+            f" coso content audio {number} {content.key} FILE",
+        )
     values: dict[str, object] = {"enabled": enabled, "updated_at": now}
     if enabled and not row.enabled:
         values["fired_through"] = max(now, row.fired_through)
     with write(engine) as conn:
         conn.execute(update(S).where(S.c.id == schedule_id).values(**values))
+
+
+def check_approvable(engine: Engine, plan_number: str, item: Any) -> None:
+    """Content item `item` (a content_item row) may be approved: a schedule that plays it on
+    a channel needing audio finds its audio attached."""
+    wanting = needing_audio()
+    if not wanting or media_for(engine, {item.id}):
+        return
+    with engine.connect() as conn:
+        schedule = conn.execute(
+            select(S.c.id, S.c.name, S.c.channel)
+            .where(S.c.content_id == item.id, S.c.channel.in_(wanting))
+            .order_by(S.c.id)
+        ).first()
+    if schedule is not None:
+        raise InputError(
+            "content",
+            item.key,
+            f"schedule {schedule.id} ({schedule.name}) plays it on {schedule.channel} and it"
+            f" has no audio: add it first with coso content audio {plan_number} {item.key} FILE",
+        )

@@ -26,6 +26,8 @@ class PlanHeader(_Strict):
     period_start: date
     period_end: date
     zone: str | None = None
+    # A schedule that runs past period_end: refused, or ended with the period ("clip").
+    past_period: Literal["refuse", "clip"] = "refuse"
 
 
 class TargetEntry(_Strict):
@@ -43,6 +45,8 @@ class ContentEntry(_Strict):
     body: str = ""
     state: Literal["draft", "approved", "retired"] = "draft"
     approved_by: str | None = None
+    # An audio file (relative to the plan file), prepared at import as its audio.
+    audio: str | None = Field(default=None, min_length=1)
 
 
 class EndpointEntry(_Strict):

@@ -20,8 +20,7 @@ from channels.loudspeaker.player.runtime import PlayerGroup
 from channels.loudspeaker.player.sinks import NullSink
 from channels.loudspeaker.protocol import Topics
 from channels.registry import settings_of
-from content.approval import find_content
-from content.media import attach_audio, player_token, token_secret
+from content.media import player_token, token_secret
 from coso.clock import SystemClock
 from coso.config import Settings
 from dispatcher.models import ActivityEntry, Delivery
@@ -97,6 +96,7 @@ def clip(tmp_path: Path, seconds: float, freq: int = 440, gain: float = -20.0) -
 def plan_text(
     players: list[str],
     start: datetime,
+    audio: Path,
     *,
     validity: str = "10m",
     priority: str = "normal",
@@ -119,6 +119,7 @@ key = "loa"
 kind = "audio"
 title = "Bản tin phát thanh"
 state = "approved"
+audio = "{audio}"
 
 {endpoints}
 [[groups]]
@@ -149,13 +150,10 @@ def import_broadcast(
 ) -> int:
     """Import a one-off broadcast plan with its audio; returns the plan id."""
     number = kw.get("number", "95/KH-UBND")
-    text = plan_text(players, start, **kw)
+    text = plan_text(players, start, audio, **kw)
     path = write_plan(tmp_path, text, name=f"plan-{uuid.uuid4().hex[:6]}.toml")
     import_plan_file(engine, settings, path, SystemClock().now())
-    plan = find_plan(engine, number)
-    item = find_content(engine, plan.id, "loa")
-    attach_audio(engine, settings.media, item.id, audio, SystemClock().now())
-    return plan.id
+    return find_plan(engine, number).id
 
 
 def slot_in(seconds: float) -> datetime:

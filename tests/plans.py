@@ -54,6 +54,42 @@ start = 2021-05-03T06:00:00
 rrule = "FREQ=WEEKLY;BYDAY=MO,TH"
 validity = "12h"
 misfire_grace = "30m"
+until = 2021-12-31
+"""
+
+# An SMS reminder to one person, who is written three ways: as the endpoint, as a group's
+# member and as a schedule's target.
+SMS_REMINDER_PLAN = """\
+[plan]
+number = "12/KH-UBND"
+title = "Nhắc lịch nộp hồ sơ trực tuyến"
+period_start = 2021-05-01
+period_end = 2021-05-31
+
+[[content]]
+key = "nhac-lich"
+kind = "text"
+title = "Nhắc lịch"
+body = "Kính gửi {{ recipient.name }}: hồ sơ hộ tịch nộp trực tuyến. UBND {{ unit.name }}."
+state = "approved"
+
+[[endpoints]]
+channel = "sms"
+address = "0912 345 678"
+name = "Nguyễn Văn An"
+unit = "06040"
+
+[[groups]]
+name = "to-dan-pho-1"
+channel = "sms"
+endpoints = ["0912345678"]
+
+[[schedules]]
+name = "Nhắc lịch sáng thứ hai"
+content = "nhac-lich"
+channel = "sms"
+targets = { endpoints = ["+84 912 345 678"], groups = ["to-dan-pho-1"] }
+start = 2021-05-03T07:00:00
 """
 
 

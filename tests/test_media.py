@@ -80,6 +80,10 @@ def test_truncated_mp3_is_refused_with_a_message_and_nothing_changes(
         decode_audio(junk)
     with pytest.raises(InputError, match=r"unsupported audio type '\.txt'"):
         decode_audio(_touch(tmp_path / "a.txt"))
+    fake = tmp_path / "notes.wav"
+    fake.write_bytes(b"RIFF but not a recording " * 200)
+    with pytest.raises(InputError, match="not a readable wav file"):
+        decode_audio(fake)
 
 
 def _touch(path: Path) -> Path:

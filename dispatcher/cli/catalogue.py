@@ -44,12 +44,16 @@ def content_list(plan: str) -> None:
 def content_approve(
     plan: str, key: str, by: Annotated[str, typer.Option("--by", help="Who approves it.")]
 ) -> None:
-    """Approve a draft content item so schedules can send it."""
-    from content.approval import set_state
+    """Approve a draft content item so schedules can send it (with its audio, when one of
+    them is on a channel that plays audio)."""
+    from content.approval import find_content, set_state
     from dispatcher.queries import find_plan
+    from schedules.editing import check_approvable
 
     engine = open_database(current_settings())
-    set_state(engine, find_plan(engine, plan).id, key, "approved", by, datetime.now(UTC))
+    p = find_plan(engine, plan)
+    check_approvable(engine, p.number, find_content(engine, p.id, key))
+    set_state(engine, p.id, key, "approved", by, datetime.now(UTC))
     out.print(f"{key}: approved by {by}")
 
 

@@ -1,5 +1,6 @@
-"""The demo plan `coso serve --demo` loads: web posts to commune bulletins of Lạng Sơn,
-one every minute, so something goes out within the first minute."""
+"""The demo plan `coso serve --demo` loads: web posts to commune bulletins of Lạng Sơn and
+a chime on their loudspeakers, one every minute, so something goes out within the first
+minute."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from content.approval import find_content
-from content.media import attach_audio
 from coso.clock import zone
 from coso.config import Settings
 from schedules.importer import import_plan
@@ -22,9 +21,11 @@ DEMO_NUMBER = "95/KH-UBND-DEMO"
 DEMO_COMMUNES = {"06040": "Xã Thất Khê", "06046": "Xã Tràng Định", "06112": "Xã Bình Gia"}
 
 
-def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
+def demo_plan(now: datetime, plan_zone: str, chime: Path) -> PlanFile:
+    """The demo plan; `chime` is the loudspeaker item's audio file."""
     local_now = now.astimezone(zone(plan_zone)).replace(tzinfo=None, microsecond=0)
     first = local_now + timedelta(seconds=5)
+    period_end = first.date().replace(month=12, day=31)  # its schedules end with the year
     return PlanFile.model_validate(
         {
             "plan": {
@@ -33,7 +34,7 @@ def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
                 "issuer": "UBND tỉnh Lạng Sơn",
                 "organisation": "Trung tâm Văn hóa tỉnh Lạng Sơn",
                 "period_start": local_now.date().replace(month=1, day=1),
-                "period_end": local_now.date().replace(month=12, day=31),
+                "period_end": period_end,
                 "zone": plan_zone,
             },
             "targets": [
@@ -61,6 +62,7 @@ def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
                     "title": "Bản tin phát thanh cải cách hành chính",
                     "state": "approved",
                     "approved_by": "Phó Giám đốc Trung tâm",
+                    "audio": str(chime),
                 },
             ],
             "endpoints": [
@@ -101,6 +103,7 @@ def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
                     "targets": {"groups": ["trang-tin-xa-demo"]},
                     "start": first,
                     "rrule": "FREQ=MINUTELY",
+                    "until": period_end,
                     "validity": "5m",
                     "misfire_grace": "1m",
                 },
@@ -111,6 +114,7 @@ def demo_plan(now: datetime, plan_zone: str) -> PlanFile:
                     "targets": {"groups": ["loa-xa-demo"]},
                     "start": first,
                     "rrule": "FREQ=MINUTELY",
+                    "until": period_end,
                     "validity": "5m",
                     "misfire_grace": "1m",
                 },
@@ -124,16 +128,11 @@ def load_demo(engine: Engine, settings: Settings, now: datetime) -> bool:
     with engine.connect() as conn:
         if conn.scalar(select(Plan.__table__.c.id).where(Plan.__table__.c.number == DEMO_NUMBER)):
             return False
-    import_plan(engine, settings, demo_plan(now, settings.timer.default_zone), now, source="demo")
-    with engine.connect() as conn:
-        plan_id = conn.scalar(
-            select(Plan.__table__.c.id).where(Plan.__table__.c.number == DEMO_NUMBER)
-        )
-    item = find_content(engine, plan_id, "cchc-loa")
     with tempfile.TemporaryDirectory() as tmp:
-        clip = Path(tmp) / "chime.wav"
-        demo_chime().export(clip, format="wav").close()
-        attach_audio(engine, settings.media, item.id, clip, now)
+        chime = Path(tmp) / "chime.wav"  # prepared into the media folder by the import
+        demo_chime().export(chime, format="wav").close()
+        plan = demo_plan(now, settings.timer.default_zone, chime)
+        import_plan(engine, settings, plan, now, source="demo")
     return True
 
 

@@ -1,0 +1,173 @@
+"""`[[schedules]]`: approved content of this file, a channel that is set up, its options,
+targets that exist, and timing that parses."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from channels import registry
+from channels.registry import check_options
+from content.models import APPROVED
+from coso.durations import parse_duration
+from coso.errors import InputError
+from schedules.plan_import.checker import Context
+from schedules.plan_import.reach import Reach
+from schedules.planfile import ScheduleEntry
+from schedules.timing import anchored_near, parse_rrule
+
+
+def check(ctx: Context) -> None:
+    reach = Reach(ctx)
+    for i, sch in enumerate(ctx.pf.schedules):
+        _check_one(ctx, reach, i, sch)
+
+
+def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
+    loc = ("schedules", i)
+    states = ctx.content_states
+    if sch.content not in states:
+        ctx.fail((*loc, "content"), sch.content, f"no content with this key; have {sorted(states)}")
+    elif sch.enabled and states[sch.content] != APPROVED:
+        ctx.fail(
+            (*loc, "content"),
+            sch.content,
+            f"content is {states[sch.content]!r}; only approved content can be scheduled",
+        )
+    if not ctx.channel((*loc, "channel"), sch.channel):
+        return
+    plugin = registry.get(sch.channel)
+    if sch.enabled and not plugin.configured(registry.settings_of(ctx.settings, sch.channel)):
+        ready = ", ".join(registry.configured(ctx.settings))
+        ctx.fail(
+            (*loc, "channel"),
+            sch.channel,
+            f"this channel is not set up ({plugin.not_configured_hint or 'see its settings'});"
+            f" set up: {ready}",
+        )
+    if sch.enabled and plugin.needs_audio and sch.content in states:
+        _check_audio(ctx, loc, sch)
+    try:
+        check_options(sch.channel, sch.options)
+    except InputError as exc:
+        ctx.fail((*loc, *exc.field.split(".")), exc.value, exc.reason)
+    errors = len(ctx.check.errors)
+    _check_targets(ctx, loc, sch)
+    if len(ctx.check.errors) == errors:
+        reached = ctx.reached[i] = reach.resolve(sch.channel, sch.targets)
+        if not reached:
+            ctx.fail(
+                (*loc, "targets"),
+                sch.targets.model_dump(),
+                f"reaches no enabled {sch.channel} endpoint: none of the database or of this "
+                "file is at these addresses, in these groups or units",
+            )
+    _check_timing(ctx, loc, sch)
+    _check_period(ctx, loc, sch)
+
+
+def _check_targets(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
+    spec = sch.targets
+    if not (spec.endpoints or spec.groups or spec.units):
+        ctx.fail(
+            (*loc, "targets"), spec.model_dump(), "selects nothing: give endpoints, groups or units"
+        )
+    spec.endpoints = ctx.addresses((*loc, "targets", "endpoints"), sch.channel, spec.endpoints)
+    for name in spec.groups:
+        if name not in ctx.existing_groups and name not in ctx.file_groups:
+            ctx.fail((*loc, "targets", "groups"), name, "no group with this name")
+    ctx.known_units((*loc, "targets", "units"), spec.units)
+
+
+def _check_timing(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
+    if sch.rrule is not None:
+        try:
+            parse_rrule(sch.rrule, sch.start.replace(tzinfo=None))
+        except ValueError as exc:
+            ctx.fail((*loc, "rrule"), sch.rrule, str(exc))
+    if sch.start.tzinfo is not None:
+        ctx.fail(
+            (*loc, "start"),
+            sch.start.isoformat(),
+            "give local time without offset; the plan's zone applies",
+        )
+    for name in ("validity", "misfire_grace"):
+        value = getattr(sch, name)
+        if value is not None:
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                ctx.fail((*loc, name), value, str(exc))
+
+
+def _check_audio(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
+    """The channel plays audio only: the content must bring its file (content items of a new
+    plan have no audio attached yet)."""
+    if any(c.key == sch.content and c.audio for c in ctx.pf.content):
+        return
+    ctx.fail(
+        (*loc, "content"),
+        sch.content,
+        f"{sch.channel} content needs prepared audio and {sch.content!r} has none:"
+        ' add audio = "FILE" to its [[content]] (a path relative to this file), or import'
+        f" this schedule with enabled = false, then coso content audio {ctx.pf.plan.number}"
+        f" {sch.content} FILE and coso schedule enable",
+    )
+
+
+CLIP_HINT = 'or clip it there with past_period = "clip" under [plan]'
+
+
+def _check_period(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
+    """Every slot falls within the plan's period, local days in its zone. A schedule that
+    would go on after period_end is refused, or with `past_period = "clip"` ended there."""
+    head = ctx.pf.plan
+    first = datetime.combine(head.period_start, time())
+    last = datetime.combine(head.period_end, time(23, 59, 59))
+    start = sch.start.replace(tzinfo=None)
+    if start < first:
+        why = f"is before the plan's period_start {head.period_start}"
+        ctx.fail((*loc, "start"), start.isoformat(), why)
+        return
+    if start > last:
+        why = f"is after the plan's period_end {head.period_end}"
+        ctx.fail((*loc, "start"), start.isoformat(), why)
+        return
+    if sch.rrule is None:
+        return
+    try:
+        rule = parse_rrule(sch.rrule, start)
+    except ValueError:
+        return  # reported with the timing
+    until = _until_local(sch.until)
+    if until is not None:
+        if until <= last:
+            return
+        where: tuple[object, ...] = (*loc, "until")
+        value: object = str(sch.until)
+        why = f"runs past the plan's period_end {head.period_end}: end it by then, {CLIP_HINT}"
+    # dateutil keeps the parsed parts in private attributes; there is no public accessor.
+    elif rule._until is None and rule._count is None:  # type: ignore[attr-defined]
+        where, value = (*loc, "rrule"), sch.rrule
+        why = (
+            f"has no UNTIL or COUNT and no until, so it runs past the plan's period_end "
+            f"{head.period_end}: give until = {head.period_end}, {CLIP_HINT}"
+        )
+    else:
+        later = anchored_near(rule, start, last).after(last)
+        if later is None:
+            return
+        where, value = (*loc, "rrule"), sch.rrule
+        why = (
+            f"fires on {later:%d/%m/%Y %H:%M}, after the plan's period_end {head.period_end}: "
+            f"end it by then, {CLIP_HINT}"
+        )
+    if head.past_period == "clip":
+        sch.until = last
+    else:
+        ctx.fail(where, value, why)
+
+
+def _until_local(value: datetime | date | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value.replace(tzinfo=None) if value else None
+    return datetime.combine(value, time(23, 59, 59))
