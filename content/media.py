@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from datetime import datetime
@@ -17,6 +18,8 @@ from content.models import ContentItem, MediaAsset
 from coso.config import MediaSettings
 from coso.db import insert_ignoring_duplicates, write
 from coso.errors import InputError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from content.audio import PreparedAudio
@@ -99,8 +102,14 @@ def token_secret(settings: MediaSettings) -> bytes:
     path = media_dir(settings) / ".token-secret"
     if not path.exists():
         partial = path.with_suffix(".part")
-        partial.write_text(secrets.token_hex(32))
+        partial.unlink(missing_ok=True)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32))
         os.replace(partial, path)
+    elif path.stat().st_mode & 0o077:
+        log.warning("token secret %s was readable by others: mode set to 0600", path)
+        os.chmod(path, 0o600)
     return path.read_text().strip().encode()
 
 
