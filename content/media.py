@@ -113,10 +113,12 @@ def token_secret(settings: MediaSettings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def player_token(secret: bytes, player: str) -> str:
-    """Each player's own token for downloading media (`coso players token ID`)."""
-    return hmac.new(secret, player.encode(), hashlib.sha256).hexdigest()[:40]
+def player_token(secret: bytes, player: str, generation: int = 0) -> str:
+    """Each player's own token for downloading media (`coso players token ID`). Generation 0
+    is the token players were first given; revoking a player moves it to the next one."""
+    message = player if generation == 0 else f"{player}\0{generation}"
+    return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()[:40]
 
 
-def token_valid(secret: bytes, player: str, token: str) -> bool:
-    return hmac.compare_digest(player_token(secret, player), token)
+def token_valid(secret: bytes, player: str, token: str, generation: int = 0) -> bool:
+    return hmac.compare_digest(player_token(secret, player, generation), token)

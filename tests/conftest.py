@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine, create_engine, text
 
+from channels.registry import plugins
 from coso.clock import ManualClock
 from coso.config import Settings, load_settings
 from coso.db import make_engine, migrate
@@ -43,6 +44,7 @@ def _pg_url(name: str) -> str:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
     engine = make_engine(f"sqlite:///{path}")
+    plugins()  # channel packages' own migration branches, as `coso` finds them
     migrate(engine)
     load_current_units(engine)
     engine.dispose()
@@ -62,6 +64,7 @@ def pg_template() -> Iterator[str]:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     engine = make_engine(_pg_url(name))
+    plugins()  # channel packages' own migration branches, as `coso` finds them
     migrate(engine)
     load_current_units(engine)
     engine.dispose()
@@ -122,8 +125,8 @@ def free_port() -> int:
 class ServerThread:
     """A real uvicorn server on a free loopback port, in a thread."""
 
-    def __init__(self, app: object) -> None:
-        self.port = free_port()
+    def __init__(self, app: object, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)

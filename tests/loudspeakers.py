@@ -10,15 +10,18 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydub.generators import Sine
 from sqlalchemy import Engine, func, select
 
+from channels.loudspeaker.credentials import generation
 from channels.loudspeaker.mqtt import LocalBroker, answers, parse_broker_url
 from channels.loudspeaker.player.runtime import PlayerGroup
 from channels.loudspeaker.player.sinks import NullSink
 from channels.loudspeaker.protocol import Topics
+from channels.loudspeaker.signing import command_key
 from channels.registry import settings_of
 from content.media import player_token, token_secret
 from coso.clock import SystemClock
@@ -28,7 +31,7 @@ from dispatcher.queries import find_plan
 from dispatcher.service import Dispatcher
 from dispatcher.web.app import create_app
 from schedules.importer import import_plan_file
-from tests.conftest import ServerThread
+from tests.conftest import ServerThread, free_port
 from tests.plans import write_plan
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -74,6 +77,10 @@ def speaker_settings(settings: Settings, broker_url: str, tmp_path: Path, **extr
         update={
             "channels": {**settings.channels, "loudspeaker": loudspeaker},
             "media": settings.media.model_copy(update={"dir": str(tmp_path / "media")}),
+            # Known before coso runs: players are given it as their media origin.
+            "server": settings.server.model_copy(
+                update={"public_url": f"http://127.0.0.1:{free_port()}"}
+            ),
             "dispatcher": settings.dispatcher.model_copy(
                 update={
                     "retry": settings.dispatcher.retry.model_copy(
@@ -164,7 +171,9 @@ def slot_in(seconds: float) -> datetime:
 @contextmanager
 def running_coso(engine: Engine, settings: Settings) -> Iterator[Dispatcher]:
     """The web app (media for players) and the dispatcher, as `coso serve` runs them."""
-    with ServerThread(create_app(engine, settings)) as web:
+    with ServerThread(
+        create_app(engine, settings), urlsplit(settings.server.public_url).port
+    ) as web:
         settings.server.public_url = web.url
         dispatcher = Dispatcher(engine, settings, SystemClock())
         dispatcher.start()
@@ -182,20 +191,30 @@ def players(
     broker_url: str | None = None,
     per_connection: int = 500,
     keep_state: bool = False,
+    engine: Engine | None = None,
 ) -> PlayerGroup:
+    """Reference players provisioned as `coso players credentials` would: each with its
+    token and command key (of its current generation when `engine` is given) and coso's
+    media origin (server.public_url, so build them once coso runs)."""
     loudspeaker = settings_of(settings, "loudspeaker")
     url = broker_url or loudspeaker.broker.url
     secret = token_secret(settings.media)
+
+    def gen(pid: str) -> int:
+        return generation(engine, pid) if engine is not None else 0
+
     return PlayerGroup(
         ids,
         parse_broker_url(url),
         loudspeaker.broker.model_copy(update={"url": url}),
         Topics(loudspeaker.topic_prefix),
         data_dir=tmp_path / f"players-{uuid.uuid4().hex[:6]}",
-        tokens=lambda pid: player_token(secret, pid),
+        tokens=lambda pid: player_token(secret, pid, gen(pid)),
         sink=CountingSink,
         keep_state=keep_state,
         per_connection=per_connection,
+        keys=lambda pid: (command_key(secret, pid, gen(pid)), gen(pid)),
+        media_origin=settings.server.public_url,
     )
 
 

@@ -320,6 +320,7 @@ def test_operator_stops_players_and_sets_their_volume_from_the_command_line(
     loudspeaker = settings_of(settings, "loudspeaker")
     monkeypatch.setenv("COSO_DATABASE__URL", settings.database.url)
     monkeypatch.setenv("COSO_CHANNELS__LOUDSPEAKER__TOPIC_PREFIX", loudspeaker.topic_prefix)
+    monkeypatch.setenv("COSO_MEDIA__DIR", settings.media.dir)  # its secret signs the commands
     runner = CliRunner()
     ids = ["loa-a", "loa-b", "loa-c"]
     import_broadcast(engine, settings, tmp_path, ids, slot_in(2), clip(tmp_path, 20, 330))

@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 
 from channels.base import Accepted, Channel, Outbound, Outcome, TransientSendError
 from channels.loudspeaker import protocol as p
+from channels.loudspeaker.credentials import KeyRing
 from channels.loudspeaker.mqtt import (
     BrokerAddress,
     PubackWindow,
@@ -34,6 +35,7 @@ from channels.loudspeaker.mqtt import (
 )
 from channels.loudspeaker.mqtt_loop import NetworkLoop
 from channels.loudspeaker.settings import LoudspeakerSettings
+from channels.loudspeaker.signing import sign
 from coso.durations import parse_duration
 
 log = logging.getLogger(__name__)
@@ -68,10 +70,13 @@ class LoudspeakerChannel(Channel):
         public_url: str,
         now: Any,
         role: str = "all",
+        keys: KeyRing | None = None,
     ) -> None:
         """`role`: "all" sends commands and takes events; "commands" only sends (another
-        process takes the events); "events" only takes events."""
+        process takes the events); "events" only takes events. `keys`: each player's key
+        to sign its commands with (a channel that sends needs them)."""
         self.settings = settings
+        self.keys = keys
         self.role = role
         self.topics = p.Topics(settings.topic_prefix)
         self.public_url = public_url.rstrip("/")
@@ -216,6 +221,7 @@ class LoudspeakerChannel(Channel):
             slot=p.slot_key(message.extra["schedule_id"], scheduled),
             sent_at=now,
         )
+        payload = self.signed(message.address, payload, now)
         properties = None
         if self.mqtt5:
             expiry = None
@@ -242,6 +248,12 @@ class LoudspeakerChannel(Channel):
             )
         return info
 
+    def signed(self, player: str, command: dict[str, Any], now: datetime) -> dict[str, Any]:
+        if self.keys is None:
+            raise RuntimeError("a loudspeaker channel that sends commands needs player keys")
+        key, generation = self.keys.key(player)
+        return sign(command, player, key, generation, now)
+
     def media_ref(self, sha256: str, duration: float) -> dict[str, Any]:
         """How a player finds a clip: coso's URL (with its own token), checksum, length."""
         return {
@@ -251,9 +263,11 @@ class LoudspeakerChannel(Channel):
         }
 
     def publish_sync(self, player: str, entries: list[dict[str, Any]]) -> bool:
-        payload = {"type": p.SYNC, "generated_at": p.stamp(self._now()), "entries": entries}
+        now = self._now()
+        payload = {"type": p.SYNC, "generated_at": p.stamp(now), "entries": entries}
         if not self.client.is_connected():
             return False
+        payload = self.signed(player, payload, now)
         info = self.window.publish(
             self.client,
             self.topics.commands(player),

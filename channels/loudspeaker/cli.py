@@ -6,7 +6,7 @@ import signal
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -24,13 +24,15 @@ def loudspeaker_settings(settings: Settings) -> LoudspeakerSettings:
 
 
 if TYPE_CHECKING:
+    from channels.loudspeaker.credentials import Credentials
     from channels.loudspeaker.mqtt import BrokerAddress
     from channels.loudspeaker.settings import BrokerSettings, LoudspeakerSettings
     from coso.config import Settings
 
 
 players_app = typer.Typer(
-    no_args_is_help=True, help="Loudspeaker players: stop, volume, tokens, simulate."
+    no_args_is_help=True,
+    help="Loudspeaker players: stop, volume, credentials, revoke, simulate.",
 )
 
 
@@ -76,7 +78,26 @@ def player_command(
     ],
     broker: BrokerOption = None,
     token: Annotated[
-        str, typer.Option(envvar="COSO_PLAYER_TOKEN", help="Media token (coso players token ID).")
+        str,
+        typer.Option(envvar="COSO_PLAYER_TOKEN", help="Media token (coso players credentials ID)."),
+    ] = "",
+    key: Annotated[
+        str,
+        typer.Option(
+            envvar="COSO_PLAYER_KEY",
+            help="Command key (coso players credentials ID): commands not signed with it "
+            "are refused.",
+        ),
+    ] = "",
+    key_gen: Annotated[
+        int, typer.Option(envvar="COSO_PLAYER_KEY_GEN", help="Generation of the key.")
+    ] = 0,
+    media_origin: Annotated[
+        str,
+        typer.Option(
+            envvar="COSO_MEDIA_ORIGIN",
+            help="The only scheme://host:port media is fetched from (default: server.public_url).",
+        ),
     ] = "",
     data: Annotated[Path, typer.Option(help="Where the player keeps its state and media.")] = Path(
         "player-data"
@@ -87,7 +108,25 @@ def player_command(
     ca_file: Annotated[str, typer.Option(help="TLS: the CA of the broker (mqtts://).")] = "",
 ) -> None:
     """Run the reference player: plays what coso sends, reports what it played."""
-    _players([player_id], broker, lambda _pid: token, data, sink, username, password, True, ca_file)
+    if not key:
+        raise InputError("--key", "", "give the player's command key (coso players credentials ID)")
+    try:
+        bytes.fromhex(key)
+    except ValueError as exc:
+        raise InputError("--key", key[:12], "not a hex key (coso players credentials ID)") from exc
+    _players(
+        [player_id],
+        broker,
+        lambda _pid: token,
+        data,
+        sink,
+        username,
+        password,
+        True,
+        ca_file,
+        keys=lambda _pid: (key, key_gen),
+        media_origin=media_origin or current_settings().server.public_url,
+    )
 
 
 @players_app.command("simulate")
@@ -100,14 +139,33 @@ def players_simulate(
     sink: SinkOption = "null",
 ) -> None:
     """Run COUNT players in this process (demos, load tests); state is kept in memory."""
-    from content.media import player_token, token_secret
+    from channels.loudspeaker.credentials import credentials, generations
+    from content.media import token_secret
 
-    secret = token_secret(current_settings().media)
+    settings = current_settings()
+    secret = token_secret(settings.media)
+    gens = generations(open_database(settings))
     ids = [id_format.format(n=n) for n in range(1, count + 1)]
-    _players(ids, broker, lambda pid: player_token(secret, pid), data, sink, "", "", False)
+    given = {
+        pid: credentials(secret, pid, gens.get(pid, 0), settings.server.public_url) for pid in ids
+    }
+    _players(
+        ids,
+        broker,
+        lambda pid: given[pid].token,
+        data,
+        sink,
+        "",
+        "",
+        False,
+        keys=lambda pid: (given[pid].key, given[pid].key_gen),
+        media_origin=settings.server.public_url,
+    )
 
 
-def _players(ids, broker, tokens, data, sink, username, password, keep_state, ca_file="") -> None:  # type: ignore[no-untyped-def]
+def _players(  # type: ignore[no-untyped-def]
+    ids, broker, tokens, data, sink, username, password, keep_state, ca_file="", **credentials
+) -> None:
     from channels.loudspeaker.player.runtime import PlayerGroup
     from channels.loudspeaker.player.sinks import make_sink
     from channels.loudspeaker.protocol import ProtocolError, Topics
@@ -125,6 +183,7 @@ def _players(ids, broker, tokens, data, sink, username, password, keep_state, ca
             tokens=tokens,
             sink=lambda: make_sink(sink),
             keep_state=keep_state,
+            **credentials,
         )
     except (ValueError, ProtocolError) as exc:
         raise InputError("player", ids[0], str(exc)) from exc
@@ -167,26 +226,69 @@ def players_volume(
 
 
 def _operator(ids: list[str], unit: str | None, broker: str | None, command, what: str) -> None:  # type: ignore[no-untyped-def]
+    from channels.loudspeaker.credentials import KeyRing
     from channels.loudspeaker.operator import pick_players, send_to_players
     from channels.loudspeaker.protocol import Topics
+    from channels.loudspeaker.signing import sign
+    from content.media import token_secret
 
     settings = current_settings()
-    chosen = pick_players(open_database(settings), ids, unit)
+    engine = open_database(settings)
+    chosen = pick_players(engine, ids, unit)
     broker_settings, address = _broker(settings, broker, "", "")
     topics = Topics(loudspeaker_settings(settings).topic_prefix)
-    acknowledged = send_to_players(address, broker_settings, topics, chosen, command)
+    keys = KeyRing(engine, token_secret(settings.media))
+
+    def signed(player: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return sign(payload, player, *keys.key(player), datetime.now(UTC))
+
+    acknowledged = send_to_players(address, broker_settings, topics, chosen, command, sign=signed)
     out.print(f"{what}: sent to {acknowledged} of {len(chosen)} player(s) via {address.url}")
     if acknowledged < len(chosen):
         raise typer.Exit(1)
+
+
+def _credentials(player_id: str, revoke: bool) -> Credentials:
+    from channels.loudspeaker.credentials import credentials, generation
+    from channels.loudspeaker.credentials import revoke as bump
+    from channels.loudspeaker.operator import pick_players
+    from content.media import token_secret
+
+    settings = current_settings()
+    engine = open_database(settings)
+    pick_players(engine, [player_id], None)  # a loudspeaker endpoint, else an error
+    gen = bump(engine, player_id, datetime.now(UTC)) if revoke else generation(engine, player_id)
+    return credentials(token_secret(settings.media), player_id, gen, settings.server.public_url)
 
 
 @players_app.command("token")
 @guard
 def players_token(player_id: str) -> None:
     """The media download token of player PLAYER_ID (give it to that player only)."""
-    from content.media import player_token, token_secret
+    out.print(_credentials(player_id, revoke=False).token)
 
-    out.print(player_token(token_secret(current_settings().media), player_id))
+
+@players_app.command("credentials")
+@guard
+def players_credentials(player_id: str) -> None:
+    """What player PLAYER_ID is given (as the environment `coso player` reads): its media
+    token, its command key and generation, coso's media origin. Give them to it only."""
+    for line in _credentials(player_id, revoke=False).lines():
+        out.print(line, soft_wrap=True)
+
+
+@players_app.command("revoke")
+@guard
+def players_revoke(player_id: str) -> None:
+    """Revoke player PLAYER_ID's token and command key (a stolen or replaced device): they stop
+    working at once, other players are not affected. Prints its new credentials."""
+    given = _credentials(player_id, revoke=True)
+    out.print(
+        f"{player_id}: token and key of generation {given.key_gen - 1} revoked; "
+        "the player needs these new credentials:"
+    )
+    for line in given.lines():
+        out.print(line, soft_wrap=True)
 
 
 @guard

@@ -6,10 +6,12 @@ import re
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from channels.loudspeaker.credentials import generation
 from content.media import media_dir, token_secret, token_valid
 
 MEDIA_NAME = re.compile(r"[0-9a-f]{64}\.mp3")
@@ -23,7 +25,11 @@ def media_routes(host: Any) -> Starlette:
         name = request.path_params["name"]
         player = request.headers.get("X-Coso-Player", "")
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not player or not token or not token_valid(secret, player, token):
+        valid = bool(player and token)
+        if valid:  # a revoked player's generation moved on: its old token no longer matches
+            current = await run_in_threadpool(generation, host.engine, player)
+            valid = token_valid(secret, player, token, current)
+        if not valid:
             return PlainTextResponse(
                 "send X-Coso-Player and Authorization: Bearer <its token>", 401
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,9 +63,11 @@ def send_to_players(
     players: Sequence[str],
     command: dict[str, Any],
     timeout: float = 10.0,
+    sign: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> int:
     """Publish `command` to each player at QoS 1 (the broker keeps it for a player that is
-    offline); returns how many the broker acknowledged."""
+    offline), signed for each by `sign` (players act on no unsigned command); returns how
+    many the broker acknowledged."""
     client = new_client(
         f"coso-operator-{uuid.uuid4().hex[:8]}", address, broker, broker_protocol(address, broker)
     )
@@ -78,8 +80,14 @@ def send_to_players(
             raise InputError("broker", address.url, f"no answer within {timeout:.0f}s")
         if reason.is_failure:
             raise InputError("broker", address.url, f"refused the connection: {reason}")
-        payload = p.encode(command)
-        infos = [client.publish(topics.commands(player), payload, qos=1) for player in players]
+        infos = [
+            client.publish(
+                topics.commands(player),
+                p.encode(sign(player, command) if sign else command),
+                qos=1,
+            )
+            for player in players
+        ]
         deadline = time.monotonic() + timeout
         for info in infos:
             if info.rc == mqtt.MQTT_ERR_SUCCESS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from channels.registry import ChannelPlugin
@@ -20,7 +21,9 @@ def build(host: Any, cfg: LoudspeakerSettings) -> Any:
         return None
     from channels.loudspeaker import events_process
     from channels.loudspeaker.channel import LoudspeakerChannel
+    from channels.loudspeaker.credentials import KeyRing
     from channels.loudspeaker.devices import player_count
+    from content.media import token_secret
 
     apart = events_process.wanted(host.settings, cfg, player_count(host.engine))
     return LoudspeakerChannel(
@@ -29,6 +32,7 @@ def build(host: Any, cfg: LoudspeakerSettings) -> Any:
         host.settings.server.public_url,
         host.clock.now,
         role="commands" if apart else "all",
+        keys=KeyRing(host.engine, token_secret(host.settings.media)),
     )
 
 
@@ -53,6 +57,7 @@ def cli(app: Any) -> None:
 
 
 def tables() -> None:
+    import channels.loudspeaker.credentials
     import channels.loudspeaker.devices  # noqa: F401
 
 
@@ -92,6 +97,7 @@ plugin = ChannelPlugin(
     routes=routes,
     cli=cli,
     tables=tables,
+    migrations=str(Path(__file__).parent / "migrations"),
     local_services=local_services,
     demo=demo,
 )

@@ -16,6 +16,7 @@ from typing import Any
 
 from channels.loudspeaker import protocol as p
 from channels.loudspeaker.player.sinks import Sink, remaining
+from channels.loudspeaker.signing import Refused, Verifier, origin
 
 log = logging.getLogger(__name__)
 RANK = {"normal": 0, "priority": 1, "emergency": 2}
@@ -56,6 +57,7 @@ class PlayerState:
     volume_set: bool = False  # by an operator's set_volume: it then overrides commands'
     seq: int = 0
     outbox: list[dict[str, Any]] = field(default_factory=list)  # events not yet acknowledged
+    seen: dict[str, str] = field(default_factory=dict)  # nonce → sent_at of commands acted on
 
 
 class StateFile:
@@ -74,6 +76,7 @@ class StateFile:
             volume_set=data.get("volume_set", False),
             seq=data["seq"],
             outbox=data["outbox"],
+            seen=data.get("seen", {}),
         )
         for raw in data["entries"]:
             entry = Entry(**raw)
@@ -90,6 +93,7 @@ class StateFile:
             "volume_set": state.volume_set,
             "seq": state.seq,
             "outbox": state.outbox,
+            "seen": state.seen,
             "entries": [asdict(e) for e in state.entries.values()],
         }
         partial = self.path.with_suffix(".part")
@@ -104,7 +108,8 @@ def _t(value: str | None) -> datetime | None:
 class Player:
     """Reacts to commands and the passing of time; `emit` publishes an event (and returns
     True when the link took it), `fetch` starts a media download that later calls back
-    `media_ready`."""
+    `media_ready`. `key`/`key_gen`: the command key this player was given (without one it
+    acts on no command); `media_origin`: the only scheme://host:port it fetches media from."""
 
     def __init__(
         self,
@@ -114,11 +119,17 @@ class Player:
         store: StateFile,
         emit: Callable[[str, dict[str, Any]], bool],
         fetch: Callable[[str, dict[str, Any]], None],
+        *,
+        key: str | None = None,
+        key_gen: int = 0,
+        media_origin: str | None = None,
     ) -> None:
         self.id = p.check_player_id(player_id)
         self.sink, self.media_dir, self.store = sink, media_dir, store
         self._emit, self._fetch = emit, fetch
         self.state = store.load()
+        self.verifier = Verifier(self.id, key, key_gen, self.state.seen) if key else None
+        self.media_origin = origin(media_origin) if media_origin else None
         self.ready: set[str] = set()  # sha256 of media on disk and verified
         self.failed_media: dict[str, tuple[str, int, datetime]] = {}  # error, tries, retry at
         self.current: Entry | None = None
@@ -131,9 +142,32 @@ class Player:
 
     # --- commands -------------------------------------------------------------------
 
-    def handle(self, payload: dict[str, Any], now: datetime) -> None:
+    def handle(self, payload: dict[str, Any], now: datetime) -> bool:
+        """Act on a command if it is signed for this player; False when refused."""
+        try:
+            if self.verifier is None:
+                raise Refused("this player was given no command key")
+            self.verifier.check(payload, now)
+        except Refused as exc:
+            log.warning(
+                "player %s: refused a %r command: %s", self.id, str(payload.get("type"))[:20], exc
+            )
+            return False
         with self._one_message():
             self._handle(payload, now)
+        return True
+
+    def media_allowed(self, media: Any) -> str | None:
+        """Why `media` may not be fetched (None: it may): only from coso's media origin, so
+        this player's token never goes to another host."""
+        url = media.get("url") if isinstance(media, dict) else None
+        if not isinstance(url, str):
+            return "media has no url"
+        if self.media_origin is None:
+            return "this player was given no media origin"
+        if origin(url) != self.media_origin:
+            return f"media url {url[:200]!r} is not on coso's media origin {self.media_origin}"
+        return None
 
     def _handle(self, payload: dict[str, Any], now: datetime) -> None:
         kind = payload.get("type")
@@ -161,6 +195,21 @@ class Player:
             self._reacknowledge(self.state.entries[known], now)
             return
         key = c.get("slot") or f"d{delivery_id}"
+        refused = self.media_allowed(c.get("media"))
+        if refused is not None:
+            log.warning("player %s: delivery %s refused: %s", self.id, delivery_id, refused)
+            entry = Entry(
+                key=f"d{delivery_id}",
+                media=c.get("media") if isinstance(c.get("media"), dict) else {},
+                not_before=c.get("not_before") or (p.stamp(now) or ""),
+                expires_at=c.get("expires_at"),
+                delivery_id=delivery_id,
+                state=FAILED,
+                finished_at=p.stamp(now),
+                reason=refused,
+            )
+            self._report(entry, p.FAILED, now)
+            return
         entry = self.state.entries.get(key)
         if entry is None:
             entry = Entry(
@@ -211,6 +260,10 @@ class Player:
             ):
                 del self.state.entries[key]  # dropped from the programme
         for slot, e in wanted.items():
+            refused = self.media_allowed(e.get("media"))
+            if refused is not None:
+                log.warning("player %s: programme slot %s refused: %s", self.id, slot, refused)
+                continue
             entry = self.state.entries.get(slot)
             if entry is None:
                 self.state.entries[slot] = Entry(

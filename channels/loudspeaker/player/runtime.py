@@ -23,6 +23,7 @@ from channels.loudspeaker.mqtt_loop import NetworkLoop
 from channels.loudspeaker.player.core import Player, StateFile
 from channels.loudspeaker.player.sinks import Sink
 from channels.loudspeaker.settings import BrokerSettings
+from channels.loudspeaker.signing import origin
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,18 @@ def now_utc() -> datetime:
 
 
 class Downloader:
-    """Fetches media once per sha256 into a shared folder, verifying the checksum."""
+    """Fetches media once per sha256 into a shared folder, verifying the checksum. It sends
+    a player's token to `media_origin` only (scheme://host:port of coso's public URL)."""
 
-    def __init__(self, media_dir: Path, tokens: Callable[[str], str], workers: int = 4) -> None:
+    def __init__(
+        self,
+        media_dir: Path,
+        tokens: Callable[[str], str],
+        workers: int = 4,
+        media_origin: str | None = None,
+    ) -> None:
         self.media_dir = media_dir
+        self.media_origin = origin(media_origin) if media_origin else None
         media_dir.mkdir(parents=True, exist_ok=True)
         self._tokens = tokens
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media")
@@ -66,6 +75,8 @@ class Downloader:
         sha, error = media["sha256"], None
         target = self.media_dir / f"{sha}.mp3"
         try:
+            if self.media_origin is None or origin(media["url"]) != self.media_origin:
+                raise ValueError(f"{media['url']!r} is not on coso's media origin")
             response = self._http.get(
                 media["url"],
                 headers={
@@ -81,7 +92,7 @@ class Downloader:
                 partial = target.with_suffix(f".{threading.get_ident()}.part")
                 partial.write_bytes(response.content)
                 partial.replace(target)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, ValueError) as exc:
             error = f"cannot download {media['url']}: {exc}"
         with self._lock:
             players = self._waiting.pop(sha, [])
@@ -302,9 +313,13 @@ class PlayerGroup:
         sink: Callable[[], Sink],
         keep_state: bool,
         per_connection: int = 500,
+        keys: Callable[[str], tuple[str, int]] | None = None,
+        media_origin: str | None = None,
     ) -> None:
+        """`tokens`, `keys` (key, generation) and `media_origin`: each player's credentials
+        as given at provisioning (`coso players credentials ID`)."""
         self.runner = Runner()
-        self.downloader = Downloader(data_dir / "media", tokens)
+        self.downloader = Downloader(data_dir / "media", tokens, media_origin=media_origin)
         self.links: list[MqttLink] = []
         ids = list(player_ids)
         chunks = [ids[i : i + per_connection] for i in range(0, len(ids), per_connection)]
@@ -325,6 +340,9 @@ class PlayerGroup:
                     fetch=lambda pid, media: self.downloader.fetch(
                         pid, media, self.runner.media_done
                     ),
+                    key=keys(player_id)[0] if keys else None,
+                    key_gen=keys(player_id)[1] if keys else 0,
+                    media_origin=media_origin,
                 )
                 self.runner.add(player, link)
 
