@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from channels.settings import ChannelLimits
+from channels.settings import ChannelLimits, ScheduleLimits
 from coso.config import DurationText
 
 
@@ -31,7 +31,15 @@ class BrokerSettings(BaseModel):
         return value
 
 
+class LoudspeakerScheduleLimits(ScheduleLimits):
+    """Broadcasts: every 15 minutes at most (a typhoon warning repeated), 24 a day."""
+
+    min_interval: DurationText = "15m"
+    max_per_day: int = Field(24, ge=1, le=1440)
+
+
 class LoudspeakerSettings(ChannelLimits):
+    schedules: LoudspeakerScheduleLimits = LoudspeakerScheduleLimits()
     concurrency: int = Field(1, ge=1)
     rate_per_second: int = Field(5000, ge=1)
     broker: BrokerSettings = BrokerSettings()
