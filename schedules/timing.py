@@ -104,19 +104,22 @@ def parse_rrule(text: str, start_local: datetime) -> rrule:
     Refused too: a rule dateutil cannot expand in bounded time (INTERVAL below 1, or no
     firing at all, like 30 February), and a COUNT below 1 or above MAX_COUNT."""
     found = _parsed(text, start_local)
-    if isinstance(found, str):
-        raise ExpansionError(found)
+    if isinstance(found, ValueError):
+        raise found
     return found
 
 
 @lru_cache(maxsize=4096)
-def _parsed(text: str, start_local: datetime) -> rrule | str:
+def _parsed(text: str, start_local: datetime) -> rrule | ValueError:
     """The rule, or why it is refused (cached: the timer asks for the same rules again)."""
     try:
         rule = _parse(text, start_local)
+    except ValueError as exc:
+        return exc
+    try:
         _check_bounded(rule, start_local)
     except ValueError as exc:
-        return str(exc)
+        return ExpansionError(str(exc))
     return rule
 
 

@@ -15,7 +15,7 @@ from schedules.limits import Planned, check_limits
 from schedules.plan_import.checker import Context
 from schedules.plan_import.reach import Reach
 from schedules.planfile import ScheduleEntry
-from schedules.timing import anchored_near, check_window, parse_rrule
+from schedules.timing import ExpansionError, anchored_near, check_window, parse_rrule
 
 
 def check(ctx: Context) -> None:
@@ -93,6 +93,8 @@ def _check_timing(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> 
     if sch.rrule is not None:
         try:
             parse_rrule(sch.rrule, sch.start.replace(tzinfo=None))
+        except ExpansionError as exc:
+            ctx.fail((*loc, "rrule"), sch.rrule, f"lịch {sch.name!r}: {exc}")
         except ValueError as exc:
             ctx.fail((*loc, "rrule"), sch.rrule, str(exc))
     if sch.start.tzinfo is not None:
