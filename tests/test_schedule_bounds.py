@@ -272,3 +272,18 @@ def test_preview_of_a_schedule_firing_every_second_is_capped(
     assert sum(r.schedule == "secondly" for r in rows) == MOST_PER_SCHEDULE
     assert sum(r.schedule == "good" for r in rows) == 1
     assert sum(r.schedule == "CCHC Mon/Thu" for r in rows) == 2
+
+
+def test_a_stored_rule_that_never_ends_stepping_is_not_enabled_again(
+    engine: Engine, settings: Settings, tmp_path: Path, clock: ManualClock
+) -> None:
+    from schedules.editing import set_enabled
+
+    _store(engine, settings, tmp_path, clock.now(), **{"INTERVAL=0": STORED_BAD["INTERVAL=0"]})
+    with engine.connect() as conn:
+        sid = conn.scalar(select(S.c.id).where(S.c.name == "INTERVAL=0"))
+    set_enabled(engine, sid, False, clock.now())
+    with pytest.raises(InputError, match=r"schedule = \d+: lịch 'INTERVAL=0' .*INTERVAL=0"):
+        set_enabled(engine, sid, True, clock.now())
+    with engine.connect() as conn:
+        assert conn.scalar(select(S.c.enabled).where(S.c.id == sid)) is False
