@@ -36,7 +36,7 @@ def check_window(local: datetime, what: str = "start") -> None:
     """ValueError unless `local` lies between EARLIEST and LATEST."""
     if not EARLIEST <= local <= LATEST:
         raise ValueError(
-            f"{what} {local:%d/%m/%Y %H:%M} nằm ngoài khoảng cho phép"
+            f"{what} {local:%d/%m/}{local.year:04d} {local:%H:%M} nằm ngoài khoảng cho phép"
             f" {EARLIEST:%d/%m/%Y} – {LATEST:%d/%m/%Y}"
         )
 
