@@ -7,6 +7,7 @@ looks at no more than SCAN_CAP occurrences, so one schedule cannot hold up the t
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -210,12 +211,14 @@ def _to_utc(local: datetime, tz: ZoneInfo) -> datetime:
     return as_utc(local.replace(tzinfo=tz))
 
 
-_warned: set[tuple[str, str]] = set()
+_warned: dict[tuple[str, str], float] = {}
+WARN_AGAIN_AFTER = 3600.0  # seconds: the timer asks every few seconds; say it hourly
 
 
 def _warn_once(label: str, reason: str) -> None:
-    if (label, reason) not in _warned:
-        _warned.add((label, reason))
+    now = time.monotonic()
+    if now - _warned.get((label, reason), -WARN_AGAIN_AFTER) >= WARN_AGAIN_AFTER:
+        _warned[(label, reason)] = now
         log.error("%s: its times cannot be expanded, so it does not fire: %s", label, reason)
 
 
