@@ -23,8 +23,9 @@ MAX_COUNT = 100_000
 # Local times a schedule may use at all, whatever its channel allows.
 EARLIEST = datetime(2000, 1, 1)
 LATEST = datetime(2199, 12, 31, 23, 59, 59)
-# Occurrences one query may step through (before and inside its window).
+# Occurrences one query may step through (before and inside its window), and return.
 SCAN_CAP = 200_000
+MOST = 10_000
 # A rule is probed for a firing from this year to 9999: a few decades, whatever its start.
 _PROBE_YEAR = 9939
 
@@ -53,10 +54,8 @@ class Timing:
     exdates_local: tuple[datetime, ...] = ()
     label: str = ""  # names the schedule in log lines
 
-    def fire_times(
-        self, after: datetime, until: datetime, most: int | None = None
-    ) -> list[datetime]:
-        """UTC fire times t with after < t <= until, the first `most` of them when given.
+    def fire_times(self, after: datetime, until: datetime, most: int = MOST) -> list[datetime]:
+        """UTC fire times t with after < t <= until: the first `most` of them.
 
         Never raises: a timing that cannot be expanded (a start out of range, a rule beyond
         the bounds, one stored before they were checked) is logged once and has no times,
@@ -67,7 +66,7 @@ class Timing:
             _warn_once(self.label or f"timing from {self.start_local}", str(exc))
             return []
 
-    def _fire_times(self, lo: datetime, hi: datetime, most: int | None) -> list[datetime]:
+    def _fire_times(self, lo: datetime, hi: datetime, most: int) -> list[datetime]:
         tz = zone(self.zone)
         check_window(self.start_local)
         if self.rrule is None:
@@ -91,7 +90,7 @@ class Timing:
             utc = _to_utc(local, tz)
             if lo < utc <= hi and utc not in excluded:
                 times.append(utc)
-                if most is not None and len(times) >= most:
+                if len(times) >= most:
                     break
         return times
 
