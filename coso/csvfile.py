@@ -31,6 +31,12 @@ def decode_text(data: bytes, source: str) -> str:
         if data.startswith(bom):
             encoding, start = name, len(bom)
             break
+    else:  # UTF-16 without a BOM: the header's ASCII letters each come with a zero byte
+        head = data[:8]
+        if len(head) == 8 and not any(head[0::2]) and all(head[1::2]):
+            encoding = "utf-16-be"
+        elif len(head) == 8 and all(head[0::2]) and not any(head[1::2]):
+            encoding = "utf-16-le"
     body = data[start:]
     try:
         text = body.decode(encoding)
