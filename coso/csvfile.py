@@ -59,12 +59,15 @@ def _line_of(data: bytes, offset: int, encoding: str) -> int:
 
 
 def read_text(path: Path) -> str:
+    """A text file's content (decode_text); an error naming it when it cannot be read."""
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise InputError("file", str(path), "not found") from exc
     except IsADirectoryError as exc:
-        raise InputError("file", str(path), "là một thư mục, không phải tệp CSV") from exc
+        raise InputError("file", str(path), "là một thư mục, không phải một tệp") from exc
+    except OSError as exc:
+        raise InputError("file", str(path), f"không đọc được: {exc.strerror}") from exc
     return decode_text(data, str(path))
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from coso.csvfile import decode_text
+from coso.csvfile import read_text
 from coso.errors import InputError, InputErrors
 from coso.names import name_problem, nfc, text_problem
 
@@ -121,10 +121,7 @@ class PlanFile(_Strict):
 def read_plan_file(path: Path) -> tuple[PlanFile, str]:
     """Parse and structurally validate; errors carry the file, line and field."""
     source = str(path)
-    try:
-        text = decode_text(path.read_bytes(), source)  # UTF-8, or UTF-16 with its BOM
-    except FileNotFoundError as exc:
-        raise InputError("file", source, "not found") from exc
+    text = read_text(path)  # UTF-8, or UTF-16 with its BOM; in NFC
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -424,6 +424,9 @@ def test_every_command_that_reads_a_file_refuses_bad_ones_with_one_clear_line(
         1,
     )
     write_plan(tmp_path, plan_with_audio, "audio-plan.toml")
+    put("empty.wav", b"")
+    (tmp_path / "a-folder").mkdir()
+    write_plan(tmp_path, plan_with_audio.replace("text.wav", "empty.wav"), "empty-audio.toml")
 
     before = {t: count(engine, t) for t in (Endpoint.__table__, AdminUnit.__table__)}
     cases = [
@@ -436,6 +439,9 @@ def test_every_command_that_reads_a_file_refuses_bad_ones_with_one_clear_line(
         (["sms", "import", "damaged.xlsx"], ["damaged.xlsx", "bị hỏng"]),
         (["units", "import-legacy", "huge-units.csv"], ["huge-units.csv:2", "131,072"]),
         (["plan", "import", "audio-plan.toml"], ["text.wav", "wav"]),
+        (["plan", "import", "empty-audio.toml"], ["empty.wav", "phần đầu WAV"]),
+        (["plan", "import", "no-such-folder"], ["no-such-folder", "not found"]),
+        (["endpoints", "import", "a-folder"], ["a-folder", "thư mục"]),
     ]
     for args, expected in cases:
         path = tmp_path / args[-1]
