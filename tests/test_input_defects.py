@@ -223,8 +223,9 @@ def _plan(number: str) -> str:
 
 
 def test_a_plan_number_typed_in_another_unicode_form_is_the_same_plan(
-    engine: Engine, settings: Settings, tmp_path: Path
+    engine: Engine, cli_env: Settings, tmp_path: Path
 ) -> None:
+    settings = cli_env
     number = "Kế hoạch 95/KH-UBND"
     composed, decomposed = (unicodedata.normalize(f, number) for f in ("NFC", "NFD"))
     assert composed != decomposed
@@ -237,6 +238,8 @@ def test_a_plan_number_typed_in_another_unicode_form_is_the_same_plan(
         ("plan.number", "a plan with this number already exists")
     ]
     assert count(engine, Plan.__table__) == 1
+    shown = runner.invoke(app, ["plan", "show", decomposed])  # typed the other way: found
+    assert shown.exit_code == 0 and composed in shown.output, shown.output
 
 
 @pytest.mark.parametrize(
