@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from channels.endpoints import Endpoint, EndpointGroup, read_endpoints_csv
 from channels.sms.phones import PhoneError, to_e164
-from channels.sms.recipients import read_recipients
+from channels.sms.recipients import add_opt_out, list_opt_outs, read_recipients
 from coso.config import Settings
 from coso.db import make_engine
 from coso.errors import InputError, InputErrors
@@ -132,6 +132,12 @@ def test_endpoints_csv_plan_file_and_command_line_refuse_a_number_with_letters(
 
     result = runner.invoke(app, ["sms", "optouts", "add", "0912-abc-678"])
     assert result.exit_code == 2 and "chữ cái" in one_error_line(result.output)
+
+
+def test_adding_an_opt_out_twice_says_it_was_there_already(engine: Engine) -> None:
+    assert add_opt_out(engine, "+84912345678", NOW, "manual") is True
+    assert add_opt_out(engine, "+84912345678", NOW, "manual") is False
+    assert [o.phone for o in list_opt_outs(engine)] == ["+84912345678"]
 
 
 # --- the quiet-hours pause, noticed by two processes ---------------------------------

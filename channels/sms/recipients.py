@@ -337,11 +337,13 @@ def record_opt_out(
     conn: Connection, phone: str, at: datetime, source: str, detail: str = ""
 ) -> bool:
     """Record an opt-out in the caller's transaction; False when it was there already."""
-    result = conn.execute(
-        insert_ignoring_duplicates(conn, SmsOptOut.__table__),
-        [{"phone": phone, "at": at, "source": source, "detail": detail[:500]}],
-    )
-    return bool(result.rowcount)
+    table = SmsOptOut.__table__
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT
+    added = conn.execute(
+        insert_ignoring_duplicates(conn, table).returning(table.c.phone),
+        {"phone": phone, "at": at, "source": source, "detail": detail[:500]},
+    ).first()
+    return added is not None
 
 
 def add_opt_out(engine: Engine, phone: str, at: datetime, source: str, detail: str = "") -> bool:
