@@ -36,7 +36,7 @@ def claim_pauses(
         conn.execute(delete(table).where(table.c.until < now - KEEP))
         for schedule_id, until in sorted(set(pauses)):
             row = {"schedule_id": schedule_id, "until": until, "at": now}
-            # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT
+            # RETURNING, not rowcount: on PostgreSQL (psycopg) its rowcount reads -1
             added = conn.execute(
                 insert_ignoring_duplicates(conn, table).returning(table.c.schedule_id), row
             ).first()

@@ -338,7 +338,7 @@ def record_opt_out(
 ) -> bool:
     """Record an opt-out in the caller's transaction; False when it was there already."""
     table = SmsOptOut.__table__
-    # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT
+    # RETURNING, not rowcount: on PostgreSQL (psycopg) its rowcount reads -1
     added = conn.execute(
         insert_ignoring_duplicates(conn, table).returning(table.c.phone),
         {"phone": phone, "at": at, "source": source, "detail": detail[:500]},
