@@ -11,6 +11,7 @@ from rich.table import Table
 
 from coso.clock import local_text
 from coso.commands import current_settings, guard, open_database, out
+from coso.names import nfc
 
 endpoints_app = typer.Typer(no_args_is_help=True, help="Endpoints: import, list.")
 units_app = typer.Typer(no_args_is_help=True, help="Administrative units.")
@@ -25,7 +26,7 @@ def content_list(plan: str) -> None:
     from dispatcher.queries import find_plan
 
     engine = open_database(current_settings())
-    p = find_plan(engine, plan)
+    p = find_plan(engine, nfc(plan))
     table = Table("key", "kind", "title", "state", "approved by", "approved at")
     for c in list_content(engine, p.id):
         table.add_row(
@@ -51,8 +52,8 @@ def content_approve(
     from schedules.editing import check_approvable
 
     engine = open_database(current_settings())
-    p = find_plan(engine, plan)
-    check_approvable(engine, p.number, find_content(engine, p.id, key))
+    p = find_plan(engine, nfc(plan))
+    check_approvable(engine, p.number, find_content(engine, p.id, nfc(key)))
     set_state(engine, p.id, key, "approved", by, datetime.now(UTC))
     out.print(f"{key}: approved by {by}")
 
@@ -65,7 +66,7 @@ def content_retire(plan: str, key: str) -> None:
     from dispatcher.queries import find_plan
 
     engine = open_database(current_settings())
-    set_state(engine, find_plan(engine, plan).id, key, "retired", "", datetime.now(UTC))
+    set_state(engine, find_plan(engine, nfc(plan)).id, key, "retired", "", datetime.now(UTC))
     out.print(f"{key}: retired")
 
 
@@ -162,7 +163,7 @@ def content_audio(
 
     settings = current_settings()
     engine = open_database(settings)
-    item = find_content(engine, find_plan(engine, plan).id, key)
+    item = find_content(engine, find_plan(engine, nfc(plan)).id, nfc(key))
     asset = attach_audio(engine, settings.media, item.id, file, datetime.now(UTC), intro, outro)
     out.print(
         f"{key}: {asset.duration_seconds:.1f} s at {asset.loudness_lufs:.1f} LUFS, "
