@@ -427,3 +427,47 @@ def test_player_times_outside_what_can_be_true_are_moved_to_the_bound_and_logged
     warnings = [r.getMessage() for r in caplog.records if "clock is off" in r.getMessage()]
     assert any("player loa-a" in w and "behind" in w for w in warnings)
     assert any("player loa-b" in w and "ahead" in w for w in warnings)
+
+
+def test_messages_wait_while_the_database_does_not_answer_and_are_applied_after(
+    engine: Engine,
+    settings: Settings,
+    broker_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refusing a message alone is for a message the database refuses while it answers:
+    while it does not answer at all, nothing is refused, and all is applied once it does."""
+    settings = speaker_settings(settings, broker_url, tmp_path, events_process=False)
+    ids = ["loa-a", "loa-b"]
+    import_broadcast(engine, settings, tmp_path, ids, slot_in(1), clip(tmp_path, 0.6))
+    topics = p.Topics(settings_of(settings, "loudspeaker").topic_prefix)
+    with running_coso(engine, settings) as dispatcher:
+        wait_for(lambda: set(_states(engine).values()) == {"sent"}, 30, "the commands sent")
+        rows = _deliveries(engine)
+        service: Any = dispatcher.services["loudspeaker"]
+        real = service.host.receive_in
+        down = threading.Event()
+        down.set()
+        failed: list[int] = []
+
+        def receive_in(conn: Any, outcomes: Any) -> Any:
+            if down.is_set():
+                failed.append(len(outcomes))
+                raise ConnectionError("the database does not answer")
+            return real(conn, outcomes)
+
+        monkeypatch.setattr(service.host, "receive_in", receive_in)
+        monkeypatch.setattr(service, "_database_answers", lambda: not down.is_set())
+        now = SystemClock().now()
+        sender = _publisher(broker_url)
+        try:
+            for pid in ids:
+                _send(sender, topics.events(pid), _finished(rows[pid], now))
+            wait_for(lambda: len(failed) >= 3, 30, "a few attempts while the database is down")
+            down.clear()
+            wait_for(lambda: set(_states(engine).values()) == {"played"}, 30, "both recorded")
+        finally:
+            sender.loop_stop()
+            sender.disconnect()
+    assert not any(r.last_failure for r in list_players(engine))
