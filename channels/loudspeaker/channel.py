@@ -125,13 +125,21 @@ class LoudspeakerChannel(Channel):
         )
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        """Queue a player's message for the ingest. Whatever it holds, this returns: paho
+        acknowledges the message then (QoS 1), so a refused one is not delivered again, and
+        the network loop goes on."""
+        topic = p.shown(message.topic, 200)
         try:
             player, kind = self.topics.parse(message.topic)
             if kind == "cmd":
                 return
-            payload = p.decode(message.payload) if message.payload else {}
+            raw = message.payload
+            payload = p.decode(raw, self.settings.max_payload) if raw else {}
         except p.ProtocolError as exc:
-            log.warning("ignored a message on %s: %s", message.topic, exc)
+            log.warning("ignored a message on %s: %s", topic, exc)
+            return
+        except Exception:
+            log.exception("ignored a message on %s that could not be read", topic)
             return
         self.inbound.put(Inbound(player, kind, payload, self._now()))
 
@@ -310,9 +318,11 @@ def event_outcomes(
         at, detail = ev.at, None
         if ev.kind == p.FINISHED:
             at = ev.started_at or ev.at
-            detail = f"played {(ev.at - at).total_seconds():.1f}s from {p.stamp(at)}"
+            detail = f"played {max(0.0, (ev.at - at).total_seconds()):.1f}s from {p.stamp(at)}"
         if ev.as_run:
             detail = f"{detail}; as-run record uploaded on reconnect" if detail else "as-run record"
+        if ev.clock_note:
+            detail = f"{detail}; {ev.clock_note}" if detail else ev.clock_note
         outcomes.append(
             Outcome(
                 ev.delivery_id,
@@ -334,8 +344,7 @@ def event_outcomes(
 
 def split_slot(slot: str) -> tuple[int | None, datetime | None]:
     """`12@2021-05-03T06:00:00Z` → (12, that time); (None, None) when it is not a slot."""
-    schedule, _, when = slot.partition("@")
     try:
-        return int(schedule), p.parse_time(when, "slot")
-    except (ValueError, p.ProtocolError):
+        return p.parse_slot(slot)
+    except p.ProtocolError:
         return None, None

@@ -146,6 +146,14 @@ def _main(
         ready.close()
         while not stopping:
             time.sleep(STOP_POLL)
+            if not (channel.loop.alive and service.alive):
+                # The dispatcher starts the process again when it ends (and the broker
+                # keeps the events of its session meanwhile); alive but deaf, it would not.
+                log.error(
+                    "player events: the %s stopped; ending the process to be started again",
+                    "network loop" if not channel.loop.alive else "ingest thread",
+                )
+                return
     finally:
         service.stop()
         channel.close()
