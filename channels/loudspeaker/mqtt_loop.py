@@ -27,6 +27,7 @@ import paho.mqtt.client as mqtt
 log = logging.getLogger(__name__)
 MISC_EVERY = 0.25  # seconds between keepalive checks of a client
 MIN_DELAY, MAX_DELAY = 1.0, 10.0  # between reconnect attempts
+ROUND_LATE = 15.0  # seconds without a finished round after which the loop counts as stuck
 
 
 @dataclass(eq=False)
@@ -62,6 +63,7 @@ class NetworkLoop:
         self._lock = threading.Lock()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.round_at = time.monotonic()  # when the last round finished (monotonic)
 
     # --- from any thread ---------------------------------------------------------------
 
@@ -76,8 +78,14 @@ class NetworkLoop:
         return client
 
     def start(self) -> NetworkLoop:
+        self.round_at = time.monotonic()
         self._thread.start()
         return self
+
+    @property
+    def alive(self) -> bool:
+        """The thread runs and finished a round recently (a round waits 1 s at most)."""
+        return self._thread.is_alive() and time.monotonic() - self.round_at < ROUND_LATE
 
     @property
     def on_loop_thread(self) -> bool:
@@ -207,6 +215,7 @@ class NetworkLoop:
         try:
             while not self._stop:
                 self._round()
+                self.round_at = time.monotonic()
         except Exception:
             log.exception("%s: network loop failed", self.name)
             raise
