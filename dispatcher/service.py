@@ -28,13 +28,14 @@ from dispatcher.host import EngineHost
 from dispatcher.leader import TimerLock
 from dispatcher.sender import Sender
 from dispatcher.supervisor import DatabaseProbe, Supervisor
-from dispatcher.transitions import recover_interrupted
+from dispatcher.transitions import expire_overdue, recover_interrupted
 from dispatcher.workers import forget, heartbeat, new_worker_id, orphaned_claims, register
 from schedules.firing import fire_due
 from schedules.timer import Timer
 
 log = logging.getLogger(__name__)
 LOOP_LATE = 60.0  # seconds without a finished round after which a loop counts as stuck
+HELD_EXPIRY_EVERY = 5.0  # seconds between expiries of a channel that cannot send now
 
 
 def default_channels(host: EngineHost) -> dict[str, Channel]:
@@ -300,11 +301,17 @@ class Dispatcher:
 
     def _send_loop(self, me: str, channel: str) -> None:
         idle = self.settings.dispatcher.idle_poll
+        expired_at = 0.0
         while not self._stop.is_set() and self._round(me):
             handled = 0
             try:
                 if self._may_send(channel):
                     handled = self.senders[channel].send_due()
+                elif time.monotonic() - expired_at >= HELD_EXPIRY_EVERY:
+                    # Held back: what reaches the end of its validity meanwhile still expires.
+                    expired_at = time.monotonic()
+                    with write(self.engine) as conn:
+                        expire_overdue(conn, self.clock.now(), channel)
             except Exception:
                 log.exception("sender round failed; retrying")
             if handled == 0:
