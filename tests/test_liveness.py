@@ -221,6 +221,7 @@ def test_killed_events_process_shows_in_healthz_and_is_started_again(
         group.stop()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_sender_loop_that_dies_shows_in_healthz_and_is_started_again(
     engine: Engine, speakers: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
