@@ -303,3 +303,23 @@ def test_healthz_reports_each_part_with_its_detail_and_last_seen_time(
     } <= names
     for part in report["parts"].values():
         assert part["ok"] is True and part["detail"] and part["last_seen"]
+
+
+def test_with_the_broker_away_loudspeaker_deliveries_wait_unsent_and_expire_in_time(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    away = f"mqtt://127.0.0.1:{free_port()}"
+    speakers = speaker_settings(settings, away, tmp_path, events_process=False)
+    plan = import_broadcast(
+        engine, speakers, tmp_path, ["loa-a"], slot_in(1), clip(tmp_path, 0.6), validity="4s"
+    )
+    with _serving(engine, speakers) as (_dispatcher, url):
+        wait_for(lambda: len(states(engine)) == 1, 30, "the fan-out")
+        assert _part(url, "loudspeaker.broker")["ok"] is False
+        wait_for(lambda: set(states(engine).values()) == {"expired"}, 30, "the expiry")
+    with engine.connect() as conn:
+        events = conn.scalars(
+            select(ActivityEntry.event).where(ActivityEntry.plan_id == plan)
+        ).all()
+    assert "expired" in events
+    assert not {"sent", "retry", "failed"} & set(events)
