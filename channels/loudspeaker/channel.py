@@ -26,10 +26,10 @@ from channels.loudspeaker import protocol as p
 from channels.loudspeaker.mqtt import (
     BrokerAddress,
     PubackWindow,
-    broker_protocol,
     connect_async,
     new_client,
     parse_broker_url,
+    probe_protocol,
     publish_properties,
 )
 from channels.loudspeaker.mqtt_loop import NetworkLoop
@@ -37,6 +37,8 @@ from channels.loudspeaker.settings import LoudspeakerSettings
 from coso.durations import parse_duration
 
 log = logging.getLogger(__name__)
+CONNECT_PROBE_TIMEOUT = 5.0  # seconds for the broker to answer a first connection
+REACH_MIN_DELAY, REACH_MAX_DELAY = 1.0, 30.0  # between tries while the broker is away
 
 # player event → (delivery state, activity log event)
 EVENT_STATES = {
@@ -79,26 +81,73 @@ class LoudspeakerChannel(Channel):
         self.late_after = parse_duration(settings.late_after)
         b = settings.broker
         self.address: BrokerAddress = parse_broker_url(broker_url, b.username, b.password)
-        self.protocol = broker_protocol(self.address, b)
-        self.client = new_client(
-            settings.client_id, self.address, b, self.protocol, persistent=True
-        )
         # The window bounds what awaits a PUBACK; paho unbounded (0) skips its own walk of
         # every message it holds on each PUBACK.
         self.window = PubackWindow(settings.max_inflight)
-        self.client.max_inflight_messages_set(0)
-        self.client.max_queued_messages_set(0)
-        self.client.on_publish = lambda _c, _u, mid, _r, _p: self.window.acknowledged(mid)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.inbound: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
+        self._closed = threading.Event()
+        self.client: mqtt.Client | None = None  # once the broker has answered
+        self.protocol = mqtt.MQTTv311
         self.loop = NetworkLoop(f"mqtt-{role}").start()
-        connect_async(
-            self.client, self.address, b.keepalive, self.protocol, persistent=True, loop=self.loop
-        )
+        protocol = probe_protocol(self.address, b, CONNECT_PROBE_TIMEOUT)
+        if protocol is not None:
+            self._attach(protocol)
+        else:
+            # The broker is away: only this channel waits for it (its deliveries stay
+            # queued), and it keeps asking, with backoff, until the broker answers.
+            log.warning(
+                "cannot reach the broker %s: loudspeakers wait for it; retrying",
+                self.address.url,
+            )
+            threading.Thread(
+                target=self._reach_broker, name=f"mqtt-{role}-reach", daemon=True
+            ).start()
+
+    def _attach(self, protocol: int) -> None:
+        """Make the client (MQTT 5 when the broker speaks it) and connect it on the loop,
+        which reconnects it by itself after any drop."""
+        b = self.settings.broker
+        client = new_client(self.settings.client_id, self.address, b, protocol, persistent=True)
+        client.max_inflight_messages_set(0)
+        client.max_queued_messages_set(0)
+        client.on_publish = lambda _c, _u, mid, _r, _p: self.window.acknowledged(mid)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_subscribe = lambda *_: self._subscribed.set()
+        self.protocol = protocol
+        connect_async(client, self.address, b.keepalive, protocol, persistent=True, loop=self.loop)
+        self.client = client
+
+    def _reach_broker(self) -> None:
+        delay = REACH_MIN_DELAY
+        while not self._closed.wait(delay):
+            protocol = probe_protocol(self.address, self.settings.broker, CONNECT_PROBE_TIMEOUT)
+            if protocol is not None:
+                log.info("the broker %s answers: connecting", self.address.url)
+                self._attach(protocol)
+                return
+            log.info("broker %s still unreachable; again in %.0fs", self.address.url, delay)
+            delay = min(delay * 2, REACH_MAX_DELAY)
+
+    @property
+    def connected(self) -> bool:
+        """Linked to the broker now."""
+        return self.client is not None and self.client.is_connected()
+
+    @property
+    def subscribed(self) -> bool:
+        """The broker has confirmed the subscription to players' events (once is enough: the
+        session is persistent)."""
+        return self._subscribed.is_set()
+
+    def restart_network(self) -> None:
+        """A new network loop for the client, in place of one that died or got stuck."""
+        old, self.loop = self.loop, NetworkLoop(self.loop.name).start()
+        if self.client is not None:
+            self.loop.add(self.client)
+        del old  # its thread is gone or stuck; nothing to join
 
     @property
     def mqtt5(self) -> bool:
@@ -207,7 +256,7 @@ class LoudspeakerChannel(Channel):
         return sent
 
     def _publish(self, message: Outbound, now: datetime, deadline: float) -> mqtt.MQTTMessageInfo:
-        if not self.client.is_connected():
+        if self.client is None or not self.client.is_connected():
             raise TransientSendError(f"not connected to the broker {self.address.url}")
         media = message.extra.get("media")
         if media is None:
@@ -260,7 +309,7 @@ class LoudspeakerChannel(Channel):
 
     def publish_sync(self, player: str, entries: list[dict[str, Any]]) -> bool:
         payload = {"type": p.SYNC, "generated_at": p.stamp(self._now()), "entries": entries}
-        if not self.client.is_connected():
+        if self.client is None or not self.client.is_connected():
             return False
         info = self.window.publish(
             self.client,
@@ -292,6 +341,7 @@ class LoudspeakerChannel(Channel):
         return items
 
     def close(self) -> None:
+        self._closed.set()
         self.loop.stop()
 
 

@@ -27,7 +27,7 @@ import paho.mqtt.client as mqtt
 log = logging.getLogger(__name__)
 MISC_EVERY = 0.25  # seconds between keepalive checks of a client
 MIN_DELAY, MAX_DELAY = 1.0, 10.0  # between reconnect attempts
-ALIVE_WITHIN = 30.0  # seconds: a loop that completed no round for longer is stuck
+ROUND_LATE = 15.0  # seconds without a finished round after which the loop counts as stuck
 
 
 @dataclass(eq=False)
@@ -67,8 +67,8 @@ class NetworkLoop:
         self._calls: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._stop = False
-        self._last_round = 0.0  # time.monotonic() at the end of the last round
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.round_at = time.monotonic()  # when the last round finished (monotonic)
 
     # --- from any thread ---------------------------------------------------------------
 
@@ -83,17 +83,18 @@ class NetworkLoop:
         return client
 
     def start(self) -> NetworkLoop:
+        self.round_at = time.monotonic()
         self._thread.start()
         return self
 
     @property
     def alive(self) -> bool:
-        """Its thread runs and completed a round within ALIVE_WITHIN seconds (a round lasts
-        a second at most when all is well)."""
+        """Its thread runs and finished a round within ROUND_LATE seconds (a round waits
+        1 s at most when all is well)."""
         return (
             not self._stop
             and self._thread.is_alive()
-            and time.monotonic() - self._last_round < ALIVE_WITHIN
+            and time.monotonic() - self.round_at < ROUND_LATE
         )
 
     @property
@@ -237,7 +238,7 @@ class NetworkLoop:
         while not self._stop:
             try:
                 self._round()
-                self._last_round = time.monotonic()
+                self.round_at = time.monotonic()
             except Exception:  # not one client's: the loop goes on, a little later
                 log.exception("%s: a network loop round failed", self.name)
                 time.sleep(0.1)

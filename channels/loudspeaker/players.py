@@ -8,15 +8,16 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
 
 from channels.base import Outcome
 from channels.endpoints import Endpoint
-from channels.host import ChannelHost, Rejected
+from channels.host import ChannelHost, Part, Rejected
 from channels.loudspeaker import protocol as p
 from channels.loudspeaker.channel import Inbound, LoudspeakerChannel, event_outcomes
 from channels.loudspeaker.devices import online_players, update_players
@@ -33,6 +34,7 @@ CHANNEL = "loudspeaker"
 INGEST_BATCH = 1000  # player messages applied in one write transaction, at most
 INGEST_LINGER = 0.05  # seconds a batch waits for more messages after its first
 SYNC_CHECK = timedelta(seconds=5)  # how often programmes are compared for changes
+LOOP_LATE = 60.0  # seconds without a finished round after which a loop counts as stuck
 
 
 class PlayerService:
@@ -64,6 +66,11 @@ class PlayerService:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._ingest: threading.Thread | None = None
+        self._upkeep: threading.Thread | None = None
+        self._upkeep_round = time.monotonic()  # when the upkeep loop last finished a round
+        self._upkeep_gen = 0  # a replaced (stuck) upkeep loop ends when it wakes
+        self._link_seen: float | None = None  # when the broker link was last seen up
 
     # --- inbound ------------------------------------------------------------------------
 
@@ -264,7 +271,6 @@ class PlayerService:
         self.host.expire(CHANNEL, (SENT,), now, "no player acknowledged it before its expiry")
         elsewhere: set[str] = set()
         if self._events is not None:
-            self._keep_events_process()
             elsewhere = self._events.came_online()
         with self._lock:
             fresh, self._came_online = self._came_online | elsewhere, set()
@@ -354,12 +360,12 @@ class PlayerService:
 
     def start(self) -> None:
         """Upkeep in a thread; events in a process of their own when the channel leaves them
-        to one (role "commands"), else in a thread too."""
+        to one (role "commands"), else in a thread too. Neither waits for the broker."""
         if self.channel.role == "commands":
             self._events = EventsProcess(self.host, self.channel.settings).start()
         else:
             self.start_ingest()
-        self._spawn("player-upkeep", self._upkeep_loop)
+        self._start_upkeep()
 
     @property
     def alive(self) -> bool:
@@ -373,18 +379,19 @@ class PlayerService:
         return self._events
 
     def start_ingest(self) -> None:
-        self._spawn("player-events", self._ingest_loop)
+        self._ingest = self._spawn("player-events", self._ingest_loop)
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+    def _start_upkeep(self) -> None:
+        self._upkeep_round = time.monotonic()
+        self._upkeep_gen += 1
+        generation = self._upkeep_gen
+        self._upkeep = self._spawn("player-upkeep", lambda: self._upkeep_loop(generation))
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
-
-    def _keep_events_process(self) -> None:
-        assert self._events is not None
-        if not self._events.alive and not self._stop.is_set():
-            log.error("the player events process ended; starting it again")
-            self._events = EventsProcess(self.host, self.channel.settings).start()
+        return thread
 
     def stop(self) -> None:
         self._stop.set()
@@ -392,6 +399,94 @@ class PlayerService:
             thread.join(5)
         if self._events is not None:
             self._events.stop()
+
+    # --- health -------------------------------------------------------------------------
+
+    def health(self) -> list[Part]:
+        """The broker link, the MQTT network loop, the events (process or thread) and the
+        upkeep loop."""
+        now = time.monotonic()
+        parts = [self._broker_part(now)]
+        loop = self.channel.loop
+        parts.append(
+            Part(
+                "network",
+                loop.alive,
+                "MQTT network loop running" if loop.alive else "MQTT network loop stopped",
+                _wall(loop.round_at, now),
+            )
+        )
+        if self._events is not None:
+            parts.append(self._events_part(now))
+        elif self._ingest is not None:
+            alive = self._ingest.is_alive()
+            parts.append(
+                Part(
+                    "events",
+                    alive,
+                    "events applied in a thread" if alive else "events thread ended",
+                    _wall(now, now) if alive else None,
+                )
+            )
+        if self._upkeep is not None:
+            late = now - self._upkeep_round
+            ok = self._upkeep.is_alive() and late < LOOP_LATE
+            detail = "running" if ok else ("ended" if not self._upkeep.is_alive() else "stuck")
+            parts.append(Part("upkeep", ok, f"upkeep {detail}", _wall(self._upkeep_round, now)))
+        return parts
+
+    def _broker_part(self, now: float) -> Part:
+        url = self.channel.address.url
+        connected = self.channel.connected
+        if self._events is not None:
+            subscribed = self._events.subscribed
+        else:
+            subscribed = self.channel.subscribed or self.channel.role == "commands"
+        ok = connected and subscribed
+        if ok:
+            self._link_seen = now
+            version = "5" if self.channel.mqtt5 else "3.1.1"
+            detail = f"connected to {url} (MQTT {version})"
+        elif not connected:
+            detail = f"no link to {url}: retrying; loudspeaker deliveries wait"
+        else:
+            detail = f"connected to {url}; player events not subscribed yet"
+        last = _wall(self._link_seen, now) if self._link_seen is not None else None
+        return Part("broker", ok, detail, last, restartable=False, needed_to_send=True)
+
+    def _events_part(self, now: float) -> Part:
+        assert self._events is not None
+        beat = self._events.beat
+        late = now - beat
+        if not self._events.alive:
+            detail, ok = f"events process {self._events.pid} ended", False
+        elif late >= LOOP_LATE:
+            detail, ok = f"events process {self._events.pid} stuck for {late:.0f}s", False
+        else:
+            detail, ok = f"events process {self._events.pid} running", True
+        return Part("events", ok, detail, _wall(beat, now))
+
+    def restart(self, part: str) -> None:
+        """Start again the events process or thread, the upkeep loop or the network loop."""
+        if self._stop.is_set():
+            return
+        if part == "events":
+            if self._events is not None:
+                old = self._events
+                old.stop()
+                self._events = EventsProcess(self.host, self.channel.settings).start()
+            else:
+                self._forget(self._ingest)
+                self.start_ingest()
+        elif part == "upkeep":
+            self._forget(self._upkeep)
+            self._start_upkeep()
+        elif part == "network":
+            self.channel.restart_network()
+
+    def _forget(self, thread: threading.Thread | None) -> None:
+        if thread in self._threads:
+            self._threads.remove(thread)
 
     def _ingest_loop(self) -> None:
         while not self._stop.is_set():
@@ -408,12 +503,18 @@ class PlayerService:
                     self.channel.inbound.put(item)
                 self._stop.wait(1)
 
-    def _upkeep_loop(self) -> None:
-        while not self._stop.wait(1.0):
+    def _upkeep_loop(self, generation: int) -> None:
+        while not self._stop.wait(1.0) and generation == self._upkeep_gen:
             try:
                 self.upkeep()
             except Exception:
                 log.exception("loudspeaker upkeep failed; retrying")
+            self._upkeep_round = time.monotonic()
+
+
+def _wall(monotonic: float, now: float) -> datetime:
+    """The wall-clock time of a monotonic reading taken `now - monotonic` seconds ago."""
+    return datetime.now(UTC) - timedelta(seconds=max(0.0, now - monotonic))
 
 
 def _digest(entry: dict[str, Any]) -> str:
