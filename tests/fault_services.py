@@ -82,12 +82,20 @@ class OwnPostgres:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def __enter__(self) -> OwnPostgres:
-        subprocess.run(
-            [*self.as_user, self.initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust",
-             "-E", "UTF8", "--no-sync"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self._env(),
-        )  # fmt: skip
-        self.start()
+        try:
+            subprocess.run(
+                [*self.as_user, self.initdb, "-D", str(self.data), "-U", "postgres", "-A",
+                 "trust", "-E", "UTF8", "--no-sync"],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self._env(),
+            )  # fmt: skip
+            self.start()
+        except subprocess.CalledProcessError as exc:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            said = (exc.stderr or b"").decode(errors="replace").strip()
+            raise RuntimeError(f"could not start PostgreSQL ({exc.cmd[-1]}): {said}") from exc
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
