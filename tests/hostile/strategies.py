@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -441,7 +442,7 @@ def broken_encodings(text: str) -> st.SearchStrategy[BadBytes]:
     return st.sampled_from(
         [
             BadBytes("utf-16", text.encode("utf-16")),
-            BadBytes("cp1258", text.encode("cp1258", "replace")),
+            BadBytes("cp1258", unicodedata.normalize("NFD", text).encode("cp1258", "replace")),
             BadBytes("invalid utf-8", utf8[:40] + b"\xff\xfe\xc3\x28" + utf8[40:]),
             BadBytes("nul byte", utf8[:30] + b"\x00" + utf8[30:]),
             BadBytes("truncated", utf8[: len(utf8) // 2]),
@@ -547,11 +548,16 @@ class BadConfig:
     """A settings file with one bad value or unknown key; `field` is its dotted name."""
 
     field: str
-    text: str
+    path: tuple[str, ...]
+    value: Any
+
+    def text(self, base: dict[str, Any]) -> str:
+        """The settings file: `base` (e.g. the test database's URL) with this one change."""
+        return config_text(nest(self.path, self.value, json.loads(json.dumps(base))))
 
 
-def _nest(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
+def nest(path: tuple[str, ...], value: Any, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc = {} if doc is None else doc
     node = doc
     for part in path[:-1]:
         node = node.setdefault(part, {})
@@ -559,14 +565,14 @@ def _nest(path: tuple[str, ...], value: Any) -> dict[str, Any]:
     return doc
 
 
-def _config_text(doc: dict[str, Any], prefix: str = "") -> str:
+def config_text(doc: dict[str, Any], prefix: str = "") -> str:
     """Nested tables as `[a.b]` headers."""
-    scalars = {k: v for k, v in doc.items() if not isinstance(v, dict) or not v or prefix == "!"}
+    scalars = {k: v for k, v in doc.items() if not isinstance(v, dict) or not v}
     tables = {k: v for k, v in doc.items() if k not in scalars}
     lines = [f"[{prefix}]"] if prefix and scalars else []
     lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in scalars.items()]
     for name, table in tables.items():
-        lines.append(_config_text(table, f"{prefix}.{name}" if prefix else name))
+        lines.append(config_text(table, f"{prefix}.{name}" if prefix else name))
     return "\n".join(lines) + "\n"
 
 
@@ -574,10 +580,10 @@ def _config_text(doc: dict[str, Any], prefix: str = "") -> str:
 def bad_configs(draw: st.DrawFn) -> BadConfig:
     if draw(st.booleans()):
         path = draw(st.sampled_from(UNKNOWN_KEYS))
-        return BadConfig(".".join(path), _config_text(_nest(path, "x")))
+        return BadConfig(".".join(path), path, "x")
     path = draw(st.sampled_from(sorted(CONFIG_MUTATIONS)))
     value = draw(CONFIG_MUTATIONS[path])
-    return BadConfig(".".join(path), _config_text(_nest(path, value)))
+    return BadConfig(".".join(path), path, value)
 
 
 # --- HTTP requests ------------------------------------------------------------------------
@@ -680,3 +686,53 @@ def bad_audio(valid_wav: bytes) -> st.SearchStrategy[BadAudio]:
         suffixes,
         st.one_of(st.just(b""), st.binary(min_size=1, max_size=512)),
     )
+
+
+# --- command-line arguments ---------------------------------------------------------------
+
+cli_values = st.one_of(
+    st.sampled_from(
+        ["", " ", NUL, f"95/KH{NUL}", RTL, "-1", "0", str(2**63), str(2**64), "1e9", "nan",
+         "31/02/2021", "00/00/0000", "01/01/0001", "31/12/9999", "2021-13-01", "../../etc/passwd",
+         "' OR 1=1 --", "%s%s%s", "{{ 7*7 }}", "x" * 10_000, "--help-me", "0912-abc-678"]
+    ),  # fmt: skip
+    st.text(max_size=12).filter(lambda s: not s.startswith("-") and NUL not in s),
+)
+# Commands that read or write the database, with {} where the hostile value goes.
+CLI_TEMPLATES = [
+    ["plan", "show", "{}"],
+    ["schedule", "preview", "95/KH-UBND", "--from", "{}"],
+    ["schedule", "preview", "95/KH-UBND", "--days", "{}"],
+    ["schedule", "preview", "{}"],
+    ["schedule", "enable", "{}"],
+    ["schedule", "disable", "{}"],
+    ["log", "95/KH-UBND", "--since", "{}"],
+    ["log", "95/KH-UBND", "--until", "{}"],
+    ["log", "95/KH-UBND", "--unit", "{}"],
+    ["log", "95/KH-UBND", "--limit", "{}"],
+    ["log", "95/KH-UBND", "--state", "{}"],
+    ["deliveries", "{}"],
+    ["deliveries", "95/KH-UBND", "--limit", "{}"],
+    ["units", "show", "{}"],
+    ["content", "approve", "95/KH-UBND", "{}", "--by", "x"],
+    ["content", "retire", "{}", "cchc"],
+    ["endpoints", "list", "--unit", "{}"],
+    ["endpoints", "import", "{}"],
+    ["plan", "import", "{}"],
+    ["sms", "optouts", "add", "{}"],
+    ["sms", "optouts", "remove", "{}"],
+    ["players", "token", "{}"],
+]
+
+
+@dataclass(frozen=True)
+class BadArgs:
+    args: list[str]
+    value: str
+
+
+@st.composite
+def bad_cli_args(draw: st.DrawFn) -> BadArgs:
+    template = draw(st.sampled_from(CLI_TEMPLATES))
+    value = draw(cli_values)
+    return BadArgs([value if a == "{}" else a for a in template], value)
