@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import example, given
 from sqlalchemy import Engine
 
 from coso.clock import SystemClock
@@ -71,6 +71,9 @@ def test_command_line_arguments_that_make_no_sense_are_refused_naming_them(
     before = snapshot(engine)
 
     @given(bad_cli_args())
+    @example(BadArgs(["endpoints", "import", str(tmp_path)], str(tmp_path)))  # a folder
+    @example(BadArgs(["plan", "import", str(tmp_path)], str(tmp_path)))
+    @example(BadArgs(["sms", "import", str(tmp_path)], str(tmp_path)))
     def refused(bad: BadArgs) -> None:
         result = cli(*bad.args)
         assert_unchanged(engine, before)
@@ -95,3 +98,9 @@ def test_a_bad_channel_setting_names_the_settings_file(
     path.write_text(_good_config(db_url) + '\n[channels.web]\nrate_per_secnd = 5\n')
     result = cli("--config", str(path), "plan", "list")
     assert_clear_refusal(result, f"{path}: channels.web.rate_per_secnd = 5")
+
+
+def test_a_folder_given_as_a_file_is_refused_naming_it(cli: Cli, tmp_path: Path) -> None:
+    for command in (["plan", "import"], ["endpoints", "import"], ["units", "import-legacy"]):
+        result = cli(*command, str(tmp_path))
+        assert_clear_refusal(result, f"file = '{tmp_path}': is a folder, not a file")
