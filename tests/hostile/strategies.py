@@ -411,10 +411,16 @@ def bad_plans(draw: st.DrawFn) -> BadPlan:
     if how == "required key":
         section, key = draw(
             st.sampled_from(
-                [("plan", "number"), ("content", "key"), ("schedules", "content"),
-                 ("schedules", "start"), ("endpoints", "address"), ("schedules", "channel")]
+                [
+                    ("plan", "number"),
+                    ("content", "key"),
+                    ("schedules", "content"),
+                    ("schedules", "start"),
+                    ("endpoints", "address"),
+                    ("schedules", "channel"),
+                ]
             )
-        )  # fmt: skip
+        )
         table = doc[section][0] if isinstance(doc[section], list) else doc[section]
         del table[key]
         return _bad_plan(key, doc)
@@ -464,7 +470,7 @@ bad_phones = st.one_of(
             f"0912{NUL}345678",
             f"{RTL}0912345678",
             "0" * 200,
-            "=HYPERLINK(\"http://x\")",
+            '=HYPERLINK("http://x")',
             "",
         ]
     ),
@@ -604,22 +610,52 @@ ROUTES = ["/", "/healthz", "/bulletin", "/bulletin.atom", "/plans/", "/media/", 
           "/sms/inbound", "/api/docs", "/openapi.json"]  # fmt: skip
 path_tails = st.one_of(
     st.sampled_from(
-        ["", "../../etc/passwd", "%2e%2e%2fcoso.db", "%00", "%ff%fe", "a" * 5000, "95%2FKH-UBND",
-         "' OR 1=1 --", "<script>alert(1)</script>", "%E2%80%AE", "0" * 64 + ".mp3"]
-    ),  # fmt: skip
+        [
+            "",
+            "../../etc/passwd",
+            "%2e%2e%2fcoso.db",
+            "%00",
+            "%ff%fe",
+            "a" * 5000,
+            "95%2FKH-UBND",
+            "' OR 1=1 --",
+            "<script>alert(1)</script>",
+            "%E2%80%AE",
+            "0" * 64 + ".mp3",
+        ]
+    ),
     st.text(alphabet="abc/%.-_0123456789", max_size=20),
 )
 queries = st.one_of(
     st.just(""),
     st.sampled_from(
-        ["?unit=%00", "?unit=" + "9" * 5000, "?unit=%ff", "?unit=06040&unit=x", "?limit=-1",
-         "?" + "a=1&" * 2000, "?unit=' OR 1=1 --"]
-    ),  # fmt: skip
+        [
+            "?unit=%00",
+            "?unit=" + "9" * 5000,
+            "?unit=%ff",
+            "?unit=06040&unit=x",
+            "?limit=-1",
+            "?" + "a=1&" * 2000,
+            "?unit=' OR 1=1 --",
+        ]
+    ),
 )
 form_values = st.one_of(odd_text, st.sampled_from(["x" * 100_000, "STOP", "delivered"]))
 hostile_forms = st.dictionaries(
-    st.sampled_from(["MessageSid", "MessageStatus", "ErrorCode", "ErrorMessage", "To", "From",
-                     "Body", "SmsSid", "SmsStatus", "AccountSid"]),  # fmt: skip
+    st.sampled_from(
+        [
+            "MessageSid",
+            "MessageStatus",
+            "ErrorCode",
+            "ErrorMessage",
+            "To",
+            "From",
+            "Body",
+            "SmsSid",
+            "SmsStatus",
+            "AccountSid",
+        ]
+    ),
     form_values,
     max_size=5,
 )
@@ -627,14 +663,40 @@ bodies = st.one_of(
     st.just(b""),
     invalid_utf8,
     st.binary(max_size=200),
-    st.sampled_from([b"x" * 2_000_000, b"MessageSid=%ff%fe&MessageStatus=delivered",
-                     b"=&=&=", b"MessageSid=" + b"%" * 1000]),  # fmt: skip
+    st.sampled_from(
+        [
+            b"x" * 2_000_000,
+            b"MessageSid=%ff%fe&MessageStatus=delivered",
+            b"=&=&=",
+            b"MessageSid=" + b"%" * 1000,
+        ]
+    ),
 )
 headers = st.dictionaries(
-    st.sampled_from(["Content-Type", "X-Twilio-Signature", "Authorization", "X-Coso-Player",
-                     "Accept", "Content-Encoding"]),  # fmt: skip
-    st.sampled_from(["application/x-www-form-urlencoded", "application/json", "text/plain; charset=utf-16",
-                     "Bearer x", "Bearer " + "a" * 5000, "loa-a", "../x", "gzip", "", "abc="]),  # fmt: skip
+    st.sampled_from(
+        [
+            "Content-Type",
+            "X-Twilio-Signature",
+            "Authorization",
+            "X-Coso-Player",
+            "Accept",
+            "Content-Encoding",
+        ]
+    ),
+    st.sampled_from(
+        [
+            "application/x-www-form-urlencoded",
+            "application/json",
+            "text/plain; charset=utf-16",
+            "Bearer x",
+            "Bearer " + "a" * 5000,
+            "loa-a",
+            "../x",
+            "gzip",
+            "",
+            "abc=",
+        ]
+    ),
     max_size=3,
 )
 
@@ -681,7 +743,7 @@ def bad_audio(valid_wav: bytes) -> st.SearchStrategy[BadAudio]:
         ]
     )
     return st.builds(
-        lambda b, suffix, raw: BadAudio(b[0], f"ban-tin.{suffix}", b[1] if not raw else raw),
+        lambda b, suffix, raw: BadAudio(b[0], f"ban-tin.{suffix}", raw or b[1]),
         broken,
         suffixes,
         st.one_of(st.just(b""), st.binary(min_size=1, max_size=512)),
@@ -692,10 +754,32 @@ def bad_audio(valid_wav: bytes) -> st.SearchStrategy[BadAudio]:
 
 cli_values = st.one_of(
     st.sampled_from(
-        ["", " ", NUL, f"95/KH{NUL}", RTL, "-1", "0", str(2**63), str(2**64), "1e9", "nan",
-         "31/02/2021", "00/00/0000", "01/01/0001", "31/12/9999", "2021-13-01", "../../etc/passwd",
-         "' OR 1=1 --", "%s%s%s", "{{ 7*7 }}", "x" * 10_000, "--help-me", "0912-abc-678"]
-    ),  # fmt: skip
+        [
+            "",
+            " ",
+            NUL,
+            f"95/KH{NUL}",
+            RTL,
+            "-1",
+            "0",
+            str(2**63),
+            str(2**64),
+            "1e9",
+            "nan",
+            "31/02/2021",
+            "00/00/0000",
+            "01/01/0001",
+            "31/12/9999",
+            "2021-13-01",
+            "../../etc/passwd",
+            "' OR 1=1 --",
+            "%s%s%s",
+            "{{ 7*7 }}",
+            "x" * 10_000,
+            "--help-me",
+            "0912-abc-678",
+        ]
+    ),
     st.text(max_size=12).filter(lambda s: not s.startswith("-") and NUL not in s),
 )
 # Commands that read or write the database, with {} where the hostile value goes.

@@ -65,7 +65,10 @@ def test_a_settings_file_saved_badly_is_refused_naming_it(
 
 
 def test_command_line_arguments_that_make_no_sense_are_refused_naming_them(
-    cli: Cli, engine: Engine, settings, tmp_path: Path  # type: ignore[no-untyped-def]
+    cli: Cli,
+    engine: Engine,
+    settings,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     import_plan_file(engine, settings, write_plan(tmp_path), SystemClock().now())
     before = snapshot(engine)
@@ -95,7 +98,7 @@ def test_a_bad_channel_setting_names_the_settings_file(
     cli: Cli, db_url: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "coso.toml"
-    path.write_text(_good_config(db_url) + '\n[channels.web]\nrate_per_secnd = 5\n')
+    path.write_text(_good_config(db_url) + "\n[channels.web]\nrate_per_secnd = 5\n")
     result = cli("--config", str(path), "plan", "list")
     assert_clear_refusal(result, f"{path}: channels.web.rate_per_secnd = 5")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from hypothesis import given
@@ -97,7 +96,9 @@ def test_an_endpoint_file_saved_badly_is_refused_naming_it(
     _good_endpoints_go_in(cli, engine, tmp_path)
 
 
-def test_a_huge_csv_field_is_refused_naming_the_line(cli: Cli, engine: Engine, tmp_path: Path) -> None:
+def test_a_huge_csv_field_is_refused_naming_the_line(
+    cli: Cli, engine: Engine, tmp_path: Path
+) -> None:
     before = snapshot(engine)
     path = tmp_path / "diem.csv"
     rows = [*GOOD_ENDPOINTS, {**GOOD_ENDPOINTS[0], "name": "x" * 200_000}]

@@ -9,7 +9,6 @@ import json
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -33,9 +32,12 @@ from tests.twilio_server import TwilioServer, sign
 def _send(session: requests.Session, base: str, public: str, r: Request) -> requests.Response:
     if r.signed:  # a form signed for the public URL the gateway was given
         form = json.loads(r.body)
-        headers = {"X-Twilio-Signature": sign(public + r.path, form)}
-        return session.post(base + r.path, data=urlencode(form).encode(), timeout=60,
-                            headers={**headers, "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        headers = {
+            "X-Twilio-Signature": sign(public + r.path, form),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        body = urlencode(form).encode()
+        return session.post(base + r.path, data=body, headers=headers, timeout=60)
     return session.request(r.method, base + r.path, headers=r.headers, data=r.body, timeout=60)
 
 
@@ -97,5 +99,3 @@ def test_a_signed_stop_from_no_phone_number_opts_nobody_out(
             answer = requests.post(url, data=form, headers={"X-Twilio-Signature": sign(url, form)})
             assert answer.status_code < 500
             assert_unchanged(engine, before)
-
-

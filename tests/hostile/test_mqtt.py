@@ -17,13 +17,13 @@ from hypothesis import Phase, given, settings
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, select
 
+from channels.endpoints import add_endpoints
 from channels.loudspeaker import protocol as p
 from channels.loudspeaker.channel import Inbound, LoudspeakerChannel
 from channels.loudspeaker.devices import PlayerStatus
 from channels.loudspeaker.mqtt import parse_broker_url
 from channels.loudspeaker.players import PlayerService
 from channels.registry import settings_of
-from channels.endpoints import add_endpoints
 from coso.clock import SystemClock
 from coso.config import Settings
 from dispatcher.host import EngineHost
@@ -55,7 +55,9 @@ class Harness:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         cfg = settings_of(settings, "loudspeaker")
         self.topics = p.Topics(cfg.topic_prefix)
-        self.channel = LoudspeakerChannel(cfg, cfg.broker.url, "http://127.0.0.1:9", SystemClock().now)
+        self.channel = LoudspeakerChannel(
+            cfg, cfg.broker.url, "http://127.0.0.1:9", SystemClock().now
+        )
         self.service = PlayerService(EngineHost(engine, settings, SystemClock()), self.channel)
 
     def feed(self, player: str, kind: str, raw: bytes) -> list[Inbound]:
@@ -147,11 +149,20 @@ def test_malformed_messages_are_logged_with_their_topic(
 
 
 @pytest.mark.parametrize(
-    "field, value",
-    [("started_at", "1970-01-01T00:00:00.000Z"), ("at", "9999-12-31T23:59:59.000Z")],
+    "kind, field, value",
+    [
+        ("finished", "started_at", "1970-01-01T00:00:00.000Z"),
+        ("received", "at", "9999-12-31T23:59:59.000Z"),
+    ],
 )
-def test_a_play_reported_outside_its_command_window_is_not_logged_as_is(
-    field: str, value: str, engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+def test_a_time_reported_outside_its_command_window_is_not_logged_as_is(
+    kind: str,
+    field: str,
+    value: str,
+    engine: Engine,
+    settings: Settings,
+    broker_url: str,
+    tmp_path: Path,
 ) -> None:
     """A play cannot start before its command's not-before nor after now (plus a small
     clock-skew allowance): refused or clamped, never logged as reported."""
@@ -162,7 +173,7 @@ def test_a_play_reported_outside_its_command_window_is_not_logged_as_is(
         wait_for(lambda: _delivery(engine) is not None, 20, "the delivery to be sent")
         delivery = _delivery(engine)
         now = datetime.now(UTC)
-        event = p.event("finished", at=now, delivery_id=delivery, started_at=now)
+        event = p.event(kind, at=now, delivery_id=delivery, started_at=now)
         event[field] = value
         _publish(broker_url, settings, "loa-x", [p.encode(event)])
         wait_for(lambda: _seen_since(engine, now), 20, "the event to be applied")
