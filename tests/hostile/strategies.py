@@ -388,7 +388,7 @@ class BadPlan:
     text: str
 
 
-def _bad_plan(field: str, doc: dict[str, Any]) -> BadPlan:
+def bad_plan(field: str, doc: dict[str, Any]) -> BadPlan:
     text = toml_document(doc)
     lines = [n for n in text.splitlines() if n.split(" = ")[0] == toml_key(field)]
     return BadPlan(field, (lines or ["(removed)"])[0][:200], text)
@@ -407,7 +407,7 @@ def bad_plans(draw: st.DrawFn) -> BadPlan:
         if key in table:
             key += "_x"
         table[key] = draw(st.sampled_from(["high", 1, True]))
-        return _bad_plan(key.strip(), doc)
+        return bad_plan(key.strip(), doc)
     if how == "required key":
         section, key = draw(
             st.sampled_from(
@@ -423,12 +423,12 @@ def bad_plans(draw: st.DrawFn) -> BadPlan:
         )
         table = doc[section][0] if isinstance(doc[section], list) else doc[section]
         del table[key]
-        return _bad_plan(key, doc)
+        return bad_plan(key, doc)
     section, key = draw(st.sampled_from(sorted(PLAN_MUTATIONS)))
     value = draw(PLAN_MUTATIONS[(section, key)])
     table = doc[section][0] if isinstance(doc[section], list) else doc[section]
     table[key] = value
-    return _bad_plan(key, doc)
+    return bad_plan(key, doc)
 
 
 @dataclass(frozen=True)

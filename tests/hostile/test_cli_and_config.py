@@ -77,6 +77,7 @@ def test_command_line_arguments_that_make_no_sense_are_refused_naming_them(
     @example(BadArgs(["endpoints", "import", str(tmp_path)], str(tmp_path)))  # a folder
     @example(BadArgs(["plan", "import", str(tmp_path)], str(tmp_path)))
     @example(BadArgs(["sms", "import", str(tmp_path)], str(tmp_path)))
+    @example(BadArgs(["sms", "optouts", "add", "0912-abc-678"], "0912-abc-678"))
     def refused(bad: BadArgs) -> None:
         result = cli(*bad.args)
         assert_unchanged(engine, before)

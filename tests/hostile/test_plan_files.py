@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import example, given
 from sqlalchemy import Engine, func, select
 
 from channels.web.channel import BulletinPost
@@ -19,6 +19,7 @@ from tests.hostile.conftest import Cli, assert_clear_refusal, assert_unchanged, 
 from tests.hostile.strategies import (
     BadBytes,
     BadPlan,
+    bad_plan,
     bad_plans,
     broken_encodings,
     toml_document,
@@ -40,6 +41,14 @@ def _posted_after_import(engine: Engine, settings: Settings, tmp_path: Path) -> 
         return conn.scalar(select(func.count()).select_from(BulletinPost)) or 0
 
 
+def _known(field: str, value: object) -> BadPlan:
+    """A defect found before: the valid plan with `field` (of [plan] or the schedule) set."""
+    doc = valid_plan()
+    table = doc["plan"] if field == "number" else doc["schedules"][0]
+    table[field] = value
+    return bad_plan(field, doc)
+
+
 def test_the_generated_plan_is_valid(engine: Engine, settings: Settings, tmp_path: Path) -> None:
     """The control: the grammar's valid plan imports, fires and posts to its 3 communes."""
     assert _posted_after_import(engine, settings, tmp_path) == 3
@@ -51,6 +60,12 @@ def test_a_plan_with_one_field_broken_is_refused_naming_it(
     before = snapshot(engine)
 
     @given(bad_plans())
+    @example(_known("rrule", "FREQ=SECONDLY;INTERVAL=0;UNTIL=20211231T000000"))
+    @example(_known("rrule", "FREQ=SECONDLY;UNTIL=20211231T000000"))
+    @example(_known("start", datetime(1, 1, 1)))
+    @example(_known("number", "\x00"))
+    @example(_known("number", "\u202e95/KH-UBND"))
+    @example(_known("number", "  "))
     def refused(bad: BadPlan) -> None:
         path = write_plan(tmp_path, bad.text)
         result = cli("plan", "import", str(path))
