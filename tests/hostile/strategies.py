@@ -277,7 +277,7 @@ def valid_plan() -> dict[str, Any]:
             {"channel": "web", "address": f"bulletin:{code}", "unit": code}
             for code in ("06040", "06046", "06112")
         ],
-        "groups": [{"name": "hai-xa", "channel": "web", "endpoints": ["bulletin:06040"]}],
+        "groups": [{"name": "hai-xa", "channel": "web", "endpoints": ["bulletin:06046"]}],
         "schedules": [
             {
                 "name": "CCHC Mon/Thu",
@@ -350,7 +350,7 @@ PLAN_MUTATIONS: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("content", "key"): st.one_of(st.sampled_from(["", "khac", NUL]), hostile_ints),
     ("endpoints", "channel"): st.sampled_from(["bồ câu", "", "Web", "web "]),
     ("endpoints", "address"): st.one_of(
-        st.sampled_from(["", "bulletin:", "bulletin:99999", f"bulletin:06040{NUL}", "wordpress:x"]),
+        st.sampled_from(["", "bulletin:", "bulletin:06040 x", f"bulletin:06040{NUL}", RTL]),
         hostile_ints,
     ),
     ("endpoints", "unit"): st.one_of(st.sampled_from(["99999", NUL, "06040 "]), hostile_ints),
@@ -388,10 +388,12 @@ class BadPlan:
     text: str
 
 
-def bad_plan(field: str, doc: dict[str, Any]) -> BadPlan:
+def bad_plan(section: str, field: str, doc: dict[str, Any]) -> BadPlan:
+    """`field` of `section` (its first table) broken: named as errors name it."""
     text = toml_document(doc)
     lines = [n for n in text.splitlines() if n.split(" = ")[0] == toml_key(field)]
-    return BadPlan(field, (lines or ["(removed)"])[0][:200], text)
+    where = f"{section}[0]" if isinstance(doc[section], list) else section
+    return BadPlan(f"{where}.{field}", (lines or ["(removed)"])[0][:200], text)
 
 
 @st.composite
@@ -407,7 +409,7 @@ def bad_plans(draw: st.DrawFn) -> BadPlan:
         if key in table:
             key += "_x"
         table[key] = draw(st.sampled_from(["high", 1, True]))
-        return bad_plan(key.strip(), doc)
+        return bad_plan(section, key.strip(), doc)
     if how == "required key":
         section, key = draw(
             st.sampled_from(
@@ -423,12 +425,15 @@ def bad_plans(draw: st.DrawFn) -> BadPlan:
         )
         table = doc[section][0] if isinstance(doc[section], list) else doc[section]
         del table[key]
-        return bad_plan(key, doc)
+        return bad_plan(section, key, doc)
     section, key = draw(st.sampled_from(sorted(PLAN_MUTATIONS)))
     value = draw(PLAN_MUTATIONS[(section, key)])
     table = doc[section][0] if isinstance(doc[section], list) else doc[section]
     table[key] = value
-    return bad_plan(key, doc)
+    broken = bad_plan(section, key, doc)
+    if (section, key) == ("content", "key"):  # refused where a schedule names the old key
+        return BadPlan("content", broken.line, broken.text)
+    return broken
 
 
 @dataclass(frozen=True)
@@ -496,7 +501,7 @@ def bad_endpoint_rows(draw: st.DrawFn) -> BadRow:
         {
             "channel": st.sampled_from(["bồ câu", "", "WEB", f"web{NUL}"]),
             "address": st.sampled_from(
-                ["", "bulletin:99999", f"bulletin:06019{NUL}", "wordpress:khong-co", "x" * 5000]
+                ["", "bulletin:", f"bulletin:06019{NUL}", f"{RTL}bulletin:06019", "x" * 5000]
             ),
             "unit": st.sampled_from(["99999", f"06019{NUL}", "x" * 5000]),
             "name": st.one_of(big_field, st.sampled_from([f"Xã{NUL}Tân", f"{RTL}Xã"])),

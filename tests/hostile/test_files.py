@@ -10,6 +10,7 @@ import io
 import uuid
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import Workbook
@@ -106,6 +107,23 @@ def test_a_huge_csv_field_is_refused_naming_the_line(
     result = cli("endpoints", "import", str(path))
     assert_unchanged(engine, before)
     assert_clear_refusal(result, "diem.csv:4")
+
+
+@pytest.mark.parametrize(
+    "address", ["bulletin:", "bulletin:06019 x", "\u202ebulletin:06019", "x" * 300, "06019"]
+)
+def test_a_web_address_that_is_none_is_refused_naming_it(
+    address: str, cli: Cli, engine: Engine, tmp_path: Path
+) -> None:
+    before = snapshot(engine)
+    path = tmp_path / "diem.csv"
+    rows = [*GOOD_ENDPOINTS, {**GOOD_ENDPOINTS[0], "address": address}]
+    path.write_text(_csv(rows, list(GOOD_ENDPOINTS[0])), encoding="utf-8")
+    result = cli("endpoints", "import", str(path))
+    assert_unchanged(engine, before)
+    assert_clear_refusal(
+        result, f"diem.csv:4: address = {address!r}: not bulletin:<unit code> or wordpress:"
+    )
 
 
 def _good_endpoints_go_in(cli: Cli, engine: Engine, tmp_path: Path) -> None:

@@ -44,9 +44,10 @@ def _posted_after_import(engine: Engine, settings: Settings, tmp_path: Path) -> 
 def _known(field: str, value: object) -> BadPlan:
     """A defect found before: the valid plan with `field` (of [plan] or the schedule) set."""
     doc = valid_plan()
+    section = "plan" if field == "number" else "schedules"
     table = doc["plan"] if field == "number" else doc["schedules"][0]
     table[field] = value
-    return bad_plan(field, doc)
+    return bad_plan(section, field, doc)
 
 
 def test_the_generated_plan_is_valid(engine: Engine, settings: Settings, tmp_path: Path) -> None:
