@@ -4,9 +4,10 @@ and a valid plan imported afterwards still fires and is posted."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given
 from sqlalchemy import Engine, func, select
 
@@ -92,3 +93,29 @@ def test_a_plan_file_saved_badly_is_refused_naming_the_file(
 
     refused()
     assert _posted_after_import(engine, settings, tmp_path) == 3
+
+
+NEW = "found by this suite, not yet fixed: "
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        pytest.param("until", -1, marks=pytest.mark.xfail(reason=NEW + "a number read as 1969")),
+        pytest.param(
+            "until", date(1, 1, 1), marks=pytest.mark.xfail(reason=NEW + "until before start")
+        ),
+        pytest.param("exdates", [5], marks=pytest.mark.xfail(reason=NEW + "5 read as 1970")),
+        pytest.param("validity", False, marks=pytest.mark.xfail(reason=NEW + "false read as 0 s")),
+        pytest.param(
+            "validity", 2**64, marks=pytest.mark.xfail(reason=NEW + "OverflowError traceback")
+        ),
+    ],
+)
+def test_a_schedule_field_of_the_wrong_kind_is_refused(
+    field: str, value: object, cli: Cli, engine: Engine, tmp_path: Path
+) -> None:
+    before = snapshot(engine)
+    result = cli("plan", "import", str(write_plan(tmp_path, _known(field, value).text)))
+    assert_unchanged(engine, before)
+    assert_clear_refusal(result, f"schedules[0].{field}")
