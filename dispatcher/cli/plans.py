@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from coso.clock import local_text
-from coso.commands import current_settings, guard, open_database, out, parse_day
+from coso.commands import current_settings, guard, not_a_folder, open_database, out, parse_day
 from coso.names import nfc
 
 plan_app = typer.Typer(no_args_is_help=True, help="Plans: import, list, show.")
@@ -25,7 +25,7 @@ def plan_import(file: Path) -> None:
 
     settings = current_settings()
     engine = open_database(settings)
-    plan = import_plan_file(engine, settings, file, datetime.now(UTC))
+    plan = import_plan_file(engine, settings, not_a_folder(file), datetime.now(UTC))
     out.print(f"imported plan {plan.number} (id {plan.id}): {plan.title}")
 
 
