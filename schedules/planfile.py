@@ -8,7 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from pydantic_core import PydanticCustomError
 
 from coso.csvfile import read_text
@@ -96,13 +96,16 @@ class ScheduleEntry(_Strict):
     content: Name
     channel: str
     targets: TargetSpec
-    start: datetime
+    # TOML has its own times and dates: a number or a boolean is never read as one.
+    start: Annotated[datetime, Field(strict=True)]
     rrule: str | None = None
-    until: datetime | date | None = None
-    exdates: list[datetime] = []
+    until: Annotated[datetime, Field(strict=True)] | Annotated[date, Field(strict=True)] | None = (
+        None
+    )
+    exdates: list[Annotated[datetime, Field(strict=True)]] = []
     priority: Literal["normal", "priority", "emergency"] = "normal"
-    validity: str | int | None = None
-    misfire_grace: str | int | None = None
+    validity: str | StrictInt | None = None
+    misfire_grace: str | StrictInt | None = None
     resend_unknown: bool = False
     # The channel's own options (SMS: khong_dau), checked by its plugin at import.
     options: dict[str, Any] = {}

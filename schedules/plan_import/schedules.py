@@ -9,7 +9,7 @@ from channels import registry
 from channels.registry import check_options
 from content.models import APPROVED
 from coso.clock import as_utc, zone
-from coso.durations import parse_duration
+from coso.durations import duration_within, parse_duration
 from coso.errors import InputError
 from schedules.limits import Planned, check_limits
 from schedules.plan_import.checker import Context
@@ -107,9 +107,20 @@ def _check_timing(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> 
         value = getattr(sch, name)
         if value is not None:
             try:
-                parse_duration(value)
+                if name == "validity":
+                    duration_within(value)  # a broadcast valid for no time never goes out
+                else:
+                    parse_duration(value)
             except ValueError as exc:
                 ctx.fail((*loc, name), value, str(exc))
+    until = _until_local(sch.until)
+    if until is not None and until < sch.start.replace(tzinfo=None):
+        ctx.fail(
+            (*loc, "until"),
+            str(sch.until),
+            f"lịch {sch.name!r}: until {until:%d/%m/%Y %H:%M} trước start "
+            f"{sch.start:%d/%m/%Y %H:%M}: lịch sẽ không bao giờ phát",
+        )
 
 
 def _check_limits(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
