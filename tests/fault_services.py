@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import glob
 import json
 import os
 import shutil
@@ -30,7 +31,9 @@ class MissingTool(RuntimeError):
 
 
 def need(program: str, package: str) -> str:
-    found = shutil.which(program)
+    """`program` on PATH or, for PostgreSQL's server programs, where Debian installs them."""
+    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    found = shutil.which(program) or shutil.which(program, path=os.pathsep.join(debian))
     if not found:
         raise MissingTool(f"`{program}` is not on PATH: install {package} to run the fault tests")
     return found
