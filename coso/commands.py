@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -35,8 +36,16 @@ def current_settings() -> Settings:
     from coso.config import load_settings  # pydantic-settings: not for `coso --help`
 
     settings = load_settings(State.config)
-    for check in State.checks:
-        check(settings)
+    try:
+        for check in State.checks:
+            check(settings)
+    except InputError as exc:  # a channel's section: name the file it was read from
+        path = State.config or os.environ.get("COSO_CONFIG")
+        if path is None and Path("coso.toml").exists():
+            path = "coso.toml"
+        if exc.source is not None or path is None:
+            raise
+        raise InputError(exc.field, exc.value, exc.reason, source=str(path)) from exc
     return settings
 
 
@@ -65,6 +74,13 @@ def report(exc: CosoError) -> None:
     errors = exc.errors if isinstance(exc, InputErrors) else [exc]
     for e in errors:
         err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+
+
+def not_a_folder(path: Path, field: str = "file") -> Path:
+    """`path`, unless it is a folder (a file that is missing is its reader's to name)."""
+    if path.is_dir():
+        raise InputError(field, str(path), "is a folder, not a file")
+    return path
 
 
 def guard(fn: Callable[..., Any]) -> Callable[..., Any]:

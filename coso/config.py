@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Self, TypeVar
 
@@ -19,7 +20,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from coso.clock import zone
-from coso.durations import parse_duration
+from coso.durations import duration_within, parse_duration
 from coso.errors import InputError
 
 
@@ -52,6 +53,26 @@ class TimerSettings(BaseModel):
     default_zone: str = "Asia/Ho_Chi_Minh"
     default_misfire_grace: DurationText = "15m"
     default_validity: DurationText = "2h"
+
+    # The timer holds a job per fire time of the horizon, in memory; it corrects itself
+    # every reconcile_every. Zero means nothing for either, nor for a misfire grace.
+    @field_validator("horizon")
+    @classmethod
+    def _horizon(cls, value: str) -> str:
+        duration_within(value, timedelta(seconds=1), timedelta(days=7))
+        return value
+
+    @field_validator("reconcile_every")
+    @classmethod
+    def _reconcile_every(cls, value: str) -> str:
+        duration_within(value, timedelta(seconds=1), timedelta(hours=1))
+        return value
+
+    @field_validator("default_misfire_grace")
+    @classmethod
+    def _grace(cls, value: str) -> str:
+        duration_within(value)
+        return value
 
     @field_validator("default_zone")
     @classmethod

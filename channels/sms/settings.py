@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from channels.settings import ChannelLimits
+from channels.settings import ChannelLimits, ScheduleLimits
+from coso.config import DurationText
+
+
+class SmsScheduleLimits(ScheduleLimits):
+    """Text messages reach people's own phones: a few a day (see daily_cap), hours apart."""
+
+    min_interval: DurationText = "4h"
+    max_per_day: int = Field(3, ge=1, le=1440)
 
 
 class SmsSettings(ChannelLimits):
     """SMS through Twilio or a Twilio-compatible gateway. Off while account_sid is empty."""
+
+    schedules: SmsScheduleLimits = SmsScheduleLimits()
 
     concurrency: int = Field(8, ge=1, le=256)
     # Per sender, counted in segments (a 3-part message takes 3).
