@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -150,7 +151,8 @@ def _serving(engine: Engine, settings: Settings) -> Iterator[tuple[Dispatcher, s
     """The dispatcher with its supervisor, and the web app reporting its health."""
     running: list[Dispatcher] = []
     app = create_app(engine, settings, health=lambda: running[0].health())
-    with ServerThread(app) as web:
+    # On the port of server.public_url: players were given it as their media origin.
+    with ServerThread(app, urlsplit(settings.server.public_url).port) as web:
         settings.server.public_url = web.url  # where players fetch media
         dispatcher = Dispatcher(engine, settings, SystemClock())
         running.append(dispatcher)
