@@ -26,6 +26,9 @@ PG_ADMIN_URL = os.environ.get(
     "COSO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 _pg_state: dict[str, object] = {}
+# The installed channel packages, as `coso` finds them at start: their own migration
+# branches are then part of every test database.
+plugins()
 
 
 def _pg_answers() -> bool:
@@ -44,7 +47,6 @@ def _pg_url(name: str) -> str:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
     engine = make_engine(f"sqlite:///{path}")
-    plugins()  # channel packages' own migration branches, as `coso` finds them
     migrate(engine)
     load_current_units(engine)
     engine.dispose()
@@ -64,7 +66,6 @@ def pg_template() -> Iterator[str]:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     engine = make_engine(_pg_url(name))
-    plugins()  # channel packages' own migration branches, as `coso` finds them
     migrate(engine)
     load_current_units(engine)
     engine.dispose()
