@@ -109,11 +109,13 @@ def player_command(
 ) -> None:
     """Run the reference player: plays what coso sends, reports what it played."""
     if not key:
-        raise InputError("--key", "", "give the player's command key (coso players credentials ID)")
-    try:
-        bytes.fromhex(key)
-    except ValueError as exc:
-        raise InputError("--key", key[:12], "not a hex key (coso players credentials ID)") from exc
+        raise InputError("--key", "", "thiếu khoá lệnh của loa (xem: coso players credentials ID)")
+    if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
+        raise InputError(  # the value is a secret: only its length is shown
+            "--key",
+            f"({len(key)} ký tự)",
+            "khoá lệnh không hợp lệ: phải là 64 chữ số hex (xem: coso players credentials ID)",
+        )
     _players(
         [player_id],
         broker,
