@@ -226,7 +226,9 @@ def test_media_on_another_host_is_refused_and_the_token_never_sent_there(
             assert failed()[0]["type"] == p.FAILED
             assert elsewhere.url in failed()[0]["reason"]
             assert "media origin" in failed()[0]["reason"]
-            assert group.player("loa-1").state.entries == {}  # the slot was not taken either
+            held = group.player("loa-1").state.entries
+            assert list(held) == ["d910001"] and held["d910001"].state == "failed"
+            assert entries[0]["slot"] not in held  # the programme slot was not taken either
             assert elsewhere.requests == []  # nothing fetched there, no token shown
     finally:
         forger.close()

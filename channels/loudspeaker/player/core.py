@@ -209,6 +209,8 @@ class Player:
                 finished_at=p.stamp(now),
                 reason=refused,
             )
+            self.state.entries[entry.key] = entry  # a repeat is answered, not refused again
+            self.state.by_delivery[delivery_id] = entry.key
             self._report(entry, p.FAILED, now)
             return
         entry = self.state.entries.get(key)
