@@ -16,7 +16,6 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine, create_engine, text
 
-from channels.registry import plugins
 from coso.clock import ManualClock
 from coso.config import Settings, load_settings
 from coso.db import make_engine, migrate
@@ -26,9 +25,6 @@ PG_ADMIN_URL = os.environ.get(
     "COSO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 _pg_state: dict[str, object] = {}
-# The installed channel packages, as `coso` finds them at start: their own migration
-# branches are then part of every test database.
-plugins()
 
 
 def _pg_answers() -> bool:
