@@ -254,8 +254,13 @@ def _credentials(player_id: str, revoke: bool) -> Credentials:
     from channels.loudspeaker.credentials import credentials, generation
     from channels.loudspeaker.credentials import revoke as bump
     from channels.loudspeaker.operator import pick_players
+    from channels.loudspeaker.protocol import PLAYER_ID
     from content.media import token_secret
 
+    if not PLAYER_ID.fullmatch(player_id):
+        raise InputError(
+            "player", player_id, "mã loa không hợp lệ: 1-64 chữ, số, '.', '_' hoặc '-'"
+        )
     settings = current_settings()
     engine = open_database(settings)
     pick_players(engine, [player_id], None)  # a loudspeaker endpoint, else an error
