@@ -811,6 +811,8 @@ CLI_TEMPLATES = [
     ["sms", "optouts", "add", "{}"],
     ["sms", "optouts", "remove", "{}"],
     ["players", "token", "{}"],
+    ["players", "credentials", "{}"],
+    ["players", "revoke", "{}"],
 ]
 
 
