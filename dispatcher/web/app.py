@@ -17,6 +17,7 @@ from channels import registry
 from coso.clock import Clock, SystemClock, local_text
 from coso.config import Settings
 from dispatcher.host import EngineHost
+from dispatcher.web.body_limit import BodyLimit
 from dispatcher.web.console import console_router
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -50,4 +51,6 @@ def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -
     # The console (plans, logs): one router, so access is decided in one place.
     app.include_router(console_router(engine, templates))
 
+    # Every route's body is limited before it is read (dispatcher/web/body_limit.py).
+    app.add_middleware(BodyLimit)
     return app
