@@ -79,6 +79,8 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if not started:
+                        await refuse(tracked_send, limit)
                     raise BodyTooLarge
             return message
 
@@ -90,6 +92,8 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
-            if not started:
-                await refuse(send, limit)
+        except BaseException:
+            # The route was reading the body when it went past the limit (the refusal is
+            # already sent); the exception may come wrapped in an exception group.
+            if received <= limit:
+                raise
