@@ -11,6 +11,7 @@ from typing import Annotated, Any, Self, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -24,11 +25,15 @@ from coso.errors import InputError
 
 
 class DatabaseSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
+
     url: str = "sqlite:///coso-data/coso.db"
     echo: bool = False
 
 
 class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8080"
@@ -47,6 +52,8 @@ DurationText = Annotated[str, AfterValidator(_check_duration)]
 
 
 class TimerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
+
     horizon: DurationText = "15m"
     reconcile_every: DurationText = "5s"
     default_zone: str = "Asia/Ho_Chi_Minh"
@@ -61,12 +68,16 @@ class TimerSettings(BaseModel):
 
 
 class RetrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
+
     first_delay: DurationText = "10s"
     max_delay: DurationText = "10m"
     max_attempts: int = Field(8, ge=1)
 
 
 class DispatcherSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
+
     fanout_batch: int = Field(1000, ge=1)
     claim_batch: int = Field(100, ge=1)
     idle_poll: float = Field(0.5, gt=0)
@@ -77,6 +88,8 @@ class DispatcherSettings(BaseModel):
 
 class MediaSettings(BaseModel):
     """Audio for loudspeakers: prepared once at upload, served to players over HTTP."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
 
     dir: str = "coso-data/media"
     target_lufs: float = Field(-16.0, ge=-40, le=-5)
