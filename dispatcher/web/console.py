@@ -25,9 +25,9 @@ def console_router(engine: Engine, templates: Jinja2Templates) -> APIRouter:
 
     @router.get("/plans/{ref:path}", response_class=HTMLResponse)
     def plan_page(request: Request, ref: str) -> HTMLResponse:
-        if ref.isdigit() and not (ref.isascii() and int(ref) <= MAX_ID):
-            # Digits no id can be ("99999999999999999999", "²"): the lookup by id would
-            # overflow the database's integer.
+        if "\x00" in ref or (ref.isdigit() and not (ref.isascii() and int(ref) <= MAX_ID)):
+            # No plan number holds a NUL (PostgreSQL text cannot), and no id is digits like
+            # "99999999999999999999" or "²" (the lookup would overflow the integer column).
             raise HTTPException(404, f"plan = {ref!r}: no plan with this number or id")
         try:
             plan = find_plan(engine, ref)
