@@ -14,6 +14,7 @@ from channels import registry
 from coso.csvfile import csv_rows
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
+from coso.names import check_name
 from coso.units import resolve_unit_codes, unit_tree
 
 
@@ -100,12 +101,11 @@ def read_endpoints_csv(engine: Engine, path: Path) -> list[dict[str, object]]:
                 raise InputError("address", address, f"repeats line {seen[channel, address]}")
             if unit is not None:
                 unit = units.current_for(unit)
+            name = check_name("name", record["name"], allow_empty=True)
         except InputError as exc:
             raise InputError(exc.field, exc.value, exc.reason, source=str(path), line=line) from exc
         seen[channel, address] = line
-        rows.append(
-            {"channel": channel, "address": address, "name": record["name"], "unit_code": unit}
-        )
+        rows.append({"channel": channel, "address": address, "name": name, "unit_code": unit})
     return rows
 
 

@@ -70,12 +70,35 @@ class SendRules(Protocol):
         """What the send outcomes teach the rules (in the transaction that records them)."""
 
 
+@dataclass(frozen=True)
+class Part:
+    """One part of a running service as `/healthz` shows it: working or not, why, and when
+    it last showed it works (UTC; None: never yet)."""
+
+    name: str
+    ok: bool
+    detail: str
+    last_seen: datetime | None = None
+    # The supervisor may start it again when it is not ok (a dead thread or process); False
+    # for what mends itself (a broker link retrying).
+    restartable: bool = True
+    # While it is not ok the channel cannot send: its deliveries wait, unclaimed, instead of
+    # failing (a broker that is away).
+    needed_to_send: bool = False
+
+
 class ChannelService(Protocol):
     """A channel's inbound events and upkeep, run while coso serves."""
 
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+    def health(self) -> list[Part]:
+        """Each of its parts, named without the channel's name."""
+
+    def restart(self, part: str) -> None:
+        """Start again a part that `health` reported not ok."""
 
 
 class ChannelHost(Protocol):

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from channels.base import Channel
     from channels.host import ChannelHost, ChannelService, SendRules
+    from channels.settings import ScheduleLimits
     from coso.config import Settings
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,15 @@ def settings_of(settings: Settings, name: str) -> Any:
             first.get("input"),
             first["msg"],
         ) from exc
+
+
+def schedule_limits(settings: Settings, name: str) -> ScheduleLimits:
+    """How often and how far ahead one schedule may fire on channel `name`: its settings'
+    `schedules` section (channels.settings.ScheduleLimits), or the base defaults."""
+    from channels.settings import ScheduleLimits
+
+    found = getattr(settings_of(settings, name), "schedules", None)
+    return found if isinstance(found, ScheduleLimits) else ScheduleLimits()
 
 
 def check_settings(settings: Settings) -> None:

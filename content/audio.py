@@ -97,7 +97,11 @@ def _from_wav(path: Path, field: str) -> AudioSegment:
         try:
             wave.open(str(path)).close()
         except (wave.Error, EOFError) as bad:
-            raise InputError(field, str(path), f"not a readable wav file: {bad}") from exc
+            why = (
+                str(bad)
+                or "phần đầu WAV bị thiếu hoặc bị cắt (tệp rỗng, hoặc không phải âm thanh?)"
+            )
+            raise InputError(field, str(path), f"not a readable wav file: {why}") from exc
         raise InputError(
             field, str(path), "a wav file that only ffprobe reads, and it is not installed"
         ) from exc

@@ -32,11 +32,14 @@ class State:
 
 
 def current_settings() -> Settings:
-    from coso.config import load_settings  # pydantic-settings: not for `coso --help`
+    from coso.config import load_settings, located  # pydantic-settings: not for `--help`
 
     settings = load_settings(State.config)
-    for check in State.checks:
-        check(settings)
+    try:
+        for check in State.checks:
+            check(settings)
+    except InputError as exc:  # a channel's section: name the variable or file it came from
+        raise located(exc, State.config) from exc
     return settings
 
 
@@ -65,6 +68,13 @@ def report(exc: CosoError) -> None:
     errors = exc.errors if isinstance(exc, InputErrors) else [exc]
     for e in errors:
         err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+
+
+def not_a_folder(path: Path, field: str = "file") -> Path:
+    """`path`, unless it is a folder (a file that is missing is its reader's to name)."""
+    if path.is_dir():
+        raise InputError(field, str(path), "is a folder, not a file")
+    return path
 
 
 def guard(fn: Callable[..., Any]) -> Callable[..., Any]:

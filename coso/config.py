@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -15,13 +16,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from coso.clock import zone
-from coso.durations import parse_duration
+from coso.durations import duration_within, parse_duration
 from coso.errors import InputError
 
 ENV_PREFIX = "COSO_"
@@ -82,8 +84,7 @@ def _check_duration(value: str) -> str:
 
 
 def _check_positive_duration(value: str) -> str:
-    if not parse_duration(value):
-        raise ValueError(f"duration {value!r} must be longer than 0s")
+    duration_within(value)  # longer than 0s
     return value
 
 
@@ -96,11 +97,31 @@ PositiveDuration = Annotated[str, AfterValidator(_check_positive_duration)]
 class TimerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
 
-    horizon: PositiveDuration = "15m"
-    reconcile_every: PositiveDuration = "5s"
+    horizon: DurationText = "15m"
+    reconcile_every: DurationText = "5s"
     default_zone: str = "Asia/Ho_Chi_Minh"
     default_misfire_grace: DurationText = "15m"
     default_validity: DurationText = "2h"
+
+    # The timer holds a job per fire time of the horizon, in memory; it corrects itself
+    # every reconcile_every. Zero means nothing for either, nor for a misfire grace.
+    @field_validator("horizon")
+    @classmethod
+    def _horizon(cls, value: str) -> str:
+        duration_within(value, timedelta(seconds=1), timedelta(days=7))
+        return value
+
+    @field_validator("reconcile_every")
+    @classmethod
+    def _reconcile_every(cls, value: str) -> str:
+        duration_within(value, timedelta(seconds=1), timedelta(hours=1))
+        return value
+
+    @field_validator("default_misfire_grace")
+    @classmethod
+    def _grace(cls, value: str) -> str:
+        duration_within(value)
+        return value
 
     @field_validator("default_zone")
     @classmethod
@@ -122,7 +143,7 @@ class DispatcherSettings(BaseModel):
 
     fanout_batch: int = Field(1000, ge=1)
     claim_batch: int = Field(100, ge=1)
-    idle_poll: float = Field(0.5, gt=0)
+    idle_poll: float = Field(0.5, gt=0, le=60, allow_inf_nan=False)
     heartbeat: PositiveDuration = "2s"
     lease: PositiveDuration = "15s"
     retry: RetrySettings = RetrySettings()
@@ -188,27 +209,68 @@ class Settings(BaseSettings):
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Read settings from `path` (or $COSO_CONFIG, or ./coso.toml when present)."""
-    chosen = path or os.environ.get("COSO_CONFIG")
-    if chosen is None and Path("coso.toml").exists():
-        chosen = "coso.toml"
+    chosen = settings_file(path)
     data: dict[str, Any] = {}
     source = str(chosen) if chosen else "defaults"
     if chosen:
         data = _read_file(Path(chosen))
+        check_sections(data, source)  # a bad value in the file, even where a variable wins
     data = _merge(data, overrides)
     variables = settings_variables(os.environ)
     check_variables(variables)
     try:
         return Settings(**data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(str(p) for p in first["loc"])
+        loc, value, reason = _first_error(exc)
         field = ".".join(loc)
         variable = _variable_for(loc, variables)
         if variable is not None:
             field, source = variable, "environment"
-        reason = first["msg"].removeprefix("Value error, ")
-        raise InputError(field, first.get("input"), reason, source=source) from exc
+        raise InputError(field, value, reason, source=source) from exc
+
+
+def settings_file(path: str | Path | None = None) -> str | Path | None:
+    """The settings file read: `path`, else $COSO_CONFIG, else ./coso.toml when present."""
+    chosen = path or os.environ.get("COSO_CONFIG")
+    if chosen is None and Path("coso.toml").exists():
+        chosen = "coso.toml"
+    return chosen
+
+
+def located(error: InputError, path: str | Path | None = None) -> InputError:
+    """`error` about a setting (from a later check, e.g. a channel's section), saying where
+    the value came from: the variable that set it, else the settings file."""
+    if error.source is not None:
+        return error
+    loc = tuple(error.field.split("."))
+    variable = _variable_for(loc, settings_variables(os.environ))
+    if variable is not None:
+        return InputError(variable, error.value, error.reason, source="environment")
+    chosen = settings_file(path)
+    if chosen is None:
+        return error
+    return InputError(error.field, error.value, error.reason, source=str(chosen))
+
+
+def check_sections(data: Mapping[str, Any], source: str) -> None:
+    """Each section of a settings file, checked by its model alone (the environment aside)."""
+    for key, value in data.items():
+        field = Settings.model_fields.get(key)
+        if field is None:
+            known = ", ".join(sorted(Settings.model_fields))
+            raise InputError(key, value, f"no such section; known: {known}", source=source)
+        try:
+            TypeAdapter(field.annotation).validate_python(value)
+        except ValidationError as exc:
+            loc, found, reason = _first_error(exc)
+            raise InputError(".".join((key, *loc)), found, reason, source=source) from exc
+
+
+def _first_error(exc: ValidationError) -> tuple[tuple[str, ...], Any, str]:
+    """Where the first error is, the value found there, and why (pydantic's words)."""
+    first = exc.errors()[0]
+    reason = first["msg"].removeprefix("Value error, ")
+    return tuple(str(p) for p in first["loc"]), first.get("input"), reason
 
 
 def _read_file(path: Path) -> dict[str, Any]:

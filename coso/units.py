@@ -17,6 +17,7 @@ from unidecode import unidecode
 from coso.csvfile import csv_rows
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
+from coso.names import check_name
 
 CURRENT_DATASET = "2025"
 LEGACY_DATASET = "pre-2025"
@@ -118,9 +119,8 @@ def import_legacy_units(engine: Engine, path: Path) -> int:
     units: list[dict[str, object]] = []
     mappings: list[dict[str, str]] = []
     for line, row in csv_rows(path, LEGACY_COLUMNS):
-        code = row["code"]
-        if not code:
-            raise InputError("code", code, "is empty", source=str(path), line=line)
+        code = check_name("code", row["code"], source=str(path), line=line)
+        name = check_name("name", row["name"], source=str(path), line=line)
         if row["level"] not in ("1", "2", "3"):
             raise InputError(
                 "level", row["level"], "must be 1, 2 or 3", source=str(path), line=line
@@ -129,7 +129,7 @@ def import_legacy_units(engine: Engine, path: Path) -> int:
             {
                 "dataset": LEGACY_DATASET,
                 "code": code,
-                "name": row["name"],
+                "name": name,
                 "kind": row["kind"],
                 "level": int(row["level"]),
                 "parent_code": row["parent_code"] or None,

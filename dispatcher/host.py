@@ -26,6 +26,7 @@ from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.queries import find_plan
 from dispatcher.transitions import append_log, move_where
 from schedules.adhoc import add_blast, find_content
+from schedules.firing import MOST_AHEAD
 from schedules.models import Plan, Schedule
 from schedules.timing import timing_of
 
@@ -119,7 +120,9 @@ class EngineHost:
             if sch.content_id not in approved:
                 continue
             start = max(now, sch.fired_through) if after is None else after
-            times = timing_of(sch).fire_times(start, now + horizon)
+            # A programme holds what the timer holds: a schedule stored before its
+            # channel's bounds were checked cannot fill a player's programme.
+            times = timing_of(sch).fire_times(start, now + horizon, most=MOST_AHEAD)
             if not times:
                 continue
             targets = resolve_targets(self.engine, channel, sch.targets)

@@ -121,7 +121,7 @@ class Sender:
                 self._publisher.submit(self._publish_batch, messages, outcomes, held)
             )
             return len(claimed)
-        self._record(messages, outcomes + self._send_all(messages), held)
+        self._record_until_done(messages, outcomes + self._send_all(messages), held)
         return len(claimed)
 
     def flush(self) -> None:
@@ -162,18 +162,29 @@ class Sender:
         try:
             results = self._batch_channel.settle(pending)
             sent = [self._outcome(m, r) for m, r in zip(messages, results, strict=True)]
-            delay = 0.5
-            while True:
-                try:
-                    self._record(messages, outcomes + sent, held)
-                    return
-                except Exception:
-                    log.exception("recording %d outcome(s) failed; retrying", len(sent))
-                    if self._closing.wait(delay):
-                        return  # shutting down: the restart recovers these deliveries
-                    delay = min(delay * 2, 10.0)
+            self._record_until_done(messages, outcomes + sent, held)
         finally:
             self._room.release()
+
+    def _record_until_done(
+        self,
+        messages: list[Outbound],
+        outcomes: list[Outcome],
+        held: list[Outcome],
+    ) -> None:
+        """Record the outcomes of messages that went out; a database error is retried (the
+        deliveries stay `sending` meanwhile), never dropped: dropped, they would stay
+        `sending` under this live process's claim, never recovered while it runs."""
+        delay = 0.5
+        while True:
+            try:
+                self._record(messages, outcomes, held)
+                return
+            except Exception:
+                log.exception("recording %d outcome(s) failed; retrying", len(outcomes))
+                if self._closing.wait(delay):
+                    return  # shutting down: the restart recovers these deliveries
+                delay = min(delay * 2, 10.0)
 
     def _record(
         self,

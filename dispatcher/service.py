@@ -8,27 +8,34 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
 from channels import registry
 from channels.base import Channel
-from channels.host import ChannelService
+from channels.host import ChannelService, Part
 from coso.clock import Clock
 from coso.config import Settings
 from coso.db import write
 from coso.durations import parse_duration
+from dispatcher import supervisor as supervising
 from dispatcher.fanout import fan_out_pending
 from dispatcher.host import EngineHost
 from dispatcher.leader import TimerLock
 from dispatcher.sender import Sender
-from dispatcher.transitions import recover_interrupted
+from dispatcher.supervisor import DatabaseProbe, Supervisor
+from dispatcher.transitions import expire_overdue, recover_interrupted
 from dispatcher.workers import forget, heartbeat, new_worker_id, orphaned_claims, register
 from schedules.firing import fire_due
 from schedules.timer import Timer
 
 log = logging.getLogger(__name__)
+LOOP_LATE = 60.0  # seconds without a finished round after which a loop counts as stuck
+HELD_EXPIRY_EVERY = 5.0  # seconds between expiries of a channel that cannot send now
 
 
 def default_channels(host: EngineHost) -> dict[str, Channel]:
@@ -79,6 +86,10 @@ class Dispatcher:
         self._fire_lock = threading.Lock()
         self.timer: Timer | None = None
         self.timer_lock = TimerLock(engine)
+        # Loop name → (its thread, when it last finished a round: time.monotonic()).
+        self._loops: dict[str, tuple[threading.Thread, float]] = {}
+        self._database = DatabaseProbe(engine)
+        self.supervisor: Supervisor | None = None
 
     # --- one synchronous round, for tests and for the threads below ---------------------
 
@@ -127,27 +138,25 @@ class Dispatcher:
     # --- threads, for `coso serve` -------------------------------------------------------
 
     def start(self) -> None:
-        """Register this process, settle what dead ones left, and run timer and senders."""
+        """Register this process, settle what dead ones left, and run timer and senders.
+        Nothing here waits for a channel's outside service (a broker): a channel that cannot
+        send yet keeps its deliveries waiting while the others go on."""
         register(self.engine, self.worker, self.clock.now())
         self.recover()
-        timer_settings = self.settings.timer
-        self.timer = Timer(
-            self.engine,
-            self.clock,
-            self._fire_safely,
-            horizon=parse_duration(timer_settings.horizon),
-            reconcile_every=parse_duration(timer_settings.reconcile_every),
-        )
-        for name, sender in self.senders.items():
-            self._spawn(f"sender-{name}", self._send_loop, sender.send_due)
-        self._spawn("heartbeat", self._heartbeat_loop)
+        self.timer = self._new_timer()
+        for name in self.senders:
+            self._start_loop(f"sender.{name}", self._send_loop, name)
+        self._start_loop("heartbeat", self._heartbeat_loop)
         for service in self.services.values():
             service.start()
         self._take_timer()
+        self.supervisor = Supervisor(self, supervising.SUPERVISE_EVERY).start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        if self.supervisor:
+            self.supervisor.stop()
         if self.timer:
             self.timer.stop()
         self.timer_lock.release()
@@ -157,16 +166,115 @@ class Dispatcher:
             thread.join(timeout=10)
         for sender in self.senders.values():
             sender.close()
+        self._database.close()
         forget(self.engine, [self.worker])
+
+    # --- liveness ------------------------------------------------------------------------
+
+    def health(self) -> list[Part]:
+        """Every part of this process: the database, the timer (when this process runs it),
+        each sender loop, the heartbeat, each channel service's parts and the supervisor."""
+        now = time.monotonic()
+        parts = [self._database.check(), self._timer_part(now)]
+        for name, (thread, seen) in self._loops.items():
+            late = now - seen
+            ok = thread.is_alive() and late < LOOP_LATE
+            state = "ended" if not thread.is_alive() else ("running" if ok else "stuck")
+            detail = f"{state}; last round {late:.0f}s ago" if not ok else state
+            parts.append(Part(name, ok, detail, _wall(seen, now)))
+        for channel, service in self.services.items():
+            for part in service.health():
+                parts.append(replace(part, name=f"{channel}.{part.name}"))
+        if self.supervisor is not None:
+            alive = self.supervisor.alive
+            parts.append(
+                Part(
+                    "supervisor",
+                    alive,
+                    "running" if alive else "stopped",
+                    _wall(self.supervisor.round_at, now),
+                    restartable=False,
+                )
+            )
+        return parts
+
+    def restart(self, part: str) -> None:
+        """Start again a part `health` reported not ok (the supervisor calls this)."""
+        if self._stop.is_set():
+            return
+        if part == "timer":
+            old = self.timer
+            if old is not None:
+                old.stop()
+            self.timer = self._new_timer()
+            if self.timer_lock.held:
+                self.timer.start()
+        elif part.startswith("sender."):
+            self._start_loop(part, self._send_loop, part.removeprefix("sender."))
+        elif part == "heartbeat":
+            self._start_loop(part, self._heartbeat_loop)
+        else:
+            channel, _, name = part.partition(".")
+            if channel in self.services:
+                self.services[channel].restart(name)
+
+    def _timer_part(self, now: float) -> Part:
+        timer = self.timer
+        if timer is None or not self.timer_lock.held:
+            return Part("timer", True, "another process runs the timer", restartable=False)
+        every = timer.reconcile_every.total_seconds()
+        late_after = max(2 * every, every + 5.0)
+        seen = timer.reconciled_at
+        last = _wall(seen, now) if seen is not None else None
+        if not timer.running:
+            return Part("timer", False, "stopped", last)
+        if seen is None:
+            return Part("timer", False, "not started yet", last)
+        late = now - seen
+        if late > late_after:
+            detail = f"no reconcile pass for {late:.0f}s (expected every {every:.0f}s)"
+            return Part("timer", False, detail, last)
+        return Part("timer", True, f"reconciled {late:.0f}s ago", last)
+
+    def _may_send(self, channel: str) -> bool:
+        """False while a part the channel needs to send is down (its deliveries wait)."""
+        service = self.services.get(channel)
+        if service is None:
+            return True
+        return all(p.ok for p in service.health() if p.needed_to_send)
+
+    def _new_timer(self) -> Timer:
+        timer_settings = self.settings.timer
+        return Timer(
+            self.engine,
+            self.clock,
+            self._fire_safely,
+            horizon=parse_duration(timer_settings.horizon),
+            reconcile_every=parse_duration(timer_settings.reconcile_every),
+        )
 
     @property
     def runs_timer(self) -> bool:
         return self.timer_lock.held
 
-    def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-        thread.start()
+    def _start_loop(self, name: str, target: Callable[..., None], *args: object) -> None:
+        """A loop on a thread of its own, in place of any earlier one of that name (which
+        ends when it next looks, should it ever come back)."""
+        thread = threading.Thread(target=target, args=(name, *args), name=name, daemon=True)
+        old = self._loops.get(name)
+        if old is not None and old[0] in self._threads:
+            self._threads.remove(old[0])
+        self._loops[name] = (thread, time.monotonic())
         self._threads.append(thread)
+        thread.start()
+
+    def _round(self, name: str) -> bool:
+        """A loop finished a round: note it; False when the loop was replaced (it ends)."""
+        current = self._loops.get(name)
+        if current is None or current[0] is not threading.current_thread():
+            return False
+        self._loops[name] = (current[0], time.monotonic())
+        return True
 
     def _take_timer(self) -> None:
         """Start the timer if this process wins the timer lock (else another runs it)."""
@@ -174,9 +282,9 @@ class Dispatcher:
             log.info("this process runs the timer")
             self.timer.start()
 
-    def _heartbeat_loop(self) -> None:
+    def _heartbeat_loop(self, me: str) -> None:
         every = parse_duration(self.settings.dispatcher.heartbeat).total_seconds()
-        while not self._stop.wait(every):
+        while not self._stop.wait(every) and self._round(me):
             try:
                 heartbeat(self.engine, self.worker, self.clock.now())
                 if self.recover():
@@ -191,14 +299,26 @@ class Dispatcher:
         except Exception:
             log.exception("fan-out failed; will retry on the next reconcile")
 
-    def _send_loop(self, send_due: Callable[[], int]) -> None:
+    def _send_loop(self, me: str, channel: str) -> None:
         idle = self.settings.dispatcher.idle_poll
-        while not self._stop.is_set():
+        expired_at = 0.0
+        while not self._stop.is_set() and self._round(me):
+            handled = 0
             try:
-                handled = send_due()
+                if self._may_send(channel):
+                    handled = self.senders[channel].send_due()
+                elif time.monotonic() - expired_at >= HELD_EXPIRY_EVERY:
+                    # Held back: what reaches the end of its validity meanwhile still expires.
+                    expired_at = time.monotonic()
+                    with write(self.engine) as conn:
+                        expire_overdue(conn, self.clock.now(), channel)
             except Exception:
                 log.exception("sender round failed; retrying")
-                handled = 0
             if handled == 0:
                 self._wake.wait(idle)
                 self._wake.clear()
+
+
+def _wall(monotonic: float, now: float) -> datetime:
+    """The wall-clock time of a monotonic reading taken `now - monotonic` seconds ago."""
+    return datetime.now(UTC) - timedelta(seconds=max(0.0, now - monotonic))

@@ -1,6 +1,6 @@
 """Enable and disable schedules; the timer sees the change at its next reconcile. Content a
 channel can only play with audio (its plugin's `needs_audio`) is neither enabled nor
-approved for it without that audio."""
+approved for it without that audio, nor a schedule whose times cannot be expanded."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from content.models import APPROVED, ContentItem
 from coso.db import write
 from coso.errors import InputError
 from schedules.models import Plan, Schedule
+from schedules.timing import check_window, parse_rrule
 
 S = Schedule.__table__
 C = ContentItem.__table__
@@ -42,11 +43,27 @@ def set_enabled(engine: Engine, schedule_id: int, enabled: bool, now: datetime) 
             f"its content {content.key!r} has no audio, which {row.channel} needs: add it with"
             f" coso content audio {number} {content.key} FILE",
         )
+    if enabled:
+        _check_expandable(row)
     values: dict[str, object] = {"enabled": enabled, "updated_at": now}
     if enabled and not row.enabled:
         values["fired_through"] = max(now, row.fired_through)
     with write(engine) as conn:
         conn.execute(update(S).where(S.c.id == schedule_id).values(**values))
+
+
+def _check_expandable(row: Any) -> None:
+    """A schedule stored before the bounds were checked (a rule that never ends stepping, a
+    time out of range) is not enabled again: it would never fire."""
+    start = datetime.fromisoformat(row.start_local)
+    try:
+        check_window(start)
+        if row.rrule is not None:
+            parse_rrule(row.rrule, start)
+    except ValueError as exc:
+        raise InputError(
+            "schedule", row.id, f"lịch {row.name!r} ({row.rrule or row.start_local}): {exc}"
+        ) from exc
 
 
 def check_approvable(engine: Engine, plan_number: str, item: Any) -> None:

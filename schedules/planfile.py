@@ -6,11 +6,32 @@ import re
 import tomllib
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic_core import PydanticCustomError
 
+from coso.csvfile import read_text
 from coso.errors import InputError, InputErrors
+from coso.names import name_problem, nfc, text_problem
+
+
+def _name(value: str) -> str:
+    text = nfc(value).strip()
+    problem = name_problem(text)
+    if problem:
+        raise PydanticCustomError("name", problem)
+    return text
+
+
+def _optional_name(value: str) -> str:
+    return _name(value) if value else value
+
+
+# What identifies a plan, a content item, a group, a schedule (or refers to one): in NFC
+# and trimmed, so two spellings of one name are one, never blank, with no hidden characters.
+Name = Annotated[str, AfterValidator(_name)]
+OptionalName = Annotated[str, AfterValidator(_optional_name)]
 
 
 class _Strict(BaseModel):
@@ -18,10 +39,10 @@ class _Strict(BaseModel):
 
 
 class PlanHeader(_Strict):
-    number: str = Field(min_length=1)
+    number: Name
     title: str = Field(min_length=1)
     issuer: str = ""
-    organisation: str | None = None
+    organisation: Name | None = None
     issued_on: date | None = None
     period_start: date
     period_end: date
@@ -39,7 +60,7 @@ class TargetEntry(_Strict):
 
 
 class ContentEntry(_Strict):
-    key: str = Field(min_length=1)
+    key: Name
     kind: Literal["text", "audio", "article"] = "article"
     title: str = Field(min_length=1)
     body: str = ""
@@ -52,12 +73,12 @@ class ContentEntry(_Strict):
 class EndpointEntry(_Strict):
     channel: str
     address: str = Field(min_length=1)
-    name: str = ""
+    name: OptionalName = ""
     unit: str | None = None
 
 
 class GroupEntry(_Strict):
-    name: str = Field(min_length=1)
+    name: Name
     channel: str
     units: list[str] = []
     endpoints: list[str] = []
@@ -66,22 +87,25 @@ class GroupEntry(_Strict):
 
 class TargetSpec(_Strict):
     endpoints: list[str] = []
-    groups: list[str] = []
+    groups: list[Name] = []
     units: list[str] = []
 
 
 class ScheduleEntry(_Strict):
-    name: str = Field(min_length=1)
-    content: str
+    name: Name
+    content: Name
     channel: str
     targets: TargetSpec
-    start: datetime
+    # TOML has its own times and dates: a number or a boolean is never read as one.
+    start: Annotated[datetime, Field(strict=True)]
     rrule: str | None = None
-    until: datetime | date | None = None
-    exdates: list[datetime] = []
+    until: Annotated[datetime, Field(strict=True)] | Annotated[date, Field(strict=True)] | None = (
+        None
+    )
+    exdates: list[Annotated[datetime, Field(strict=True)]] = []
     priority: Literal["normal", "priority", "emergency"] = "normal"
-    validity: str | int | None = None
-    misfire_grace: str | int | None = None
+    validity: str | StrictInt | None = None
+    misfire_grace: str | StrictInt | None = None
     resend_unknown: bool = False
     # The channel's own options (SMS: khong_dau), checked by its plugin at import.
     options: dict[str, Any] = {}
@@ -100,12 +124,7 @@ class PlanFile(_Strict):
 def read_plan_file(path: Path) -> tuple[PlanFile, str]:
     """Parse and structurally validate; errors carry the file, line and field."""
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InputError("file", source, "not found") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("file", source, "is not UTF-8 text") from exc
+    text = read_text(path)  # UTF-8, or UTF-16 with its BOM; in NFC
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -113,12 +132,15 @@ def read_plan_file(path: Path) -> tuple[PlanFile, str]:
         raise InputError(
             "toml", source, f"malformed TOML: {exc}", source=source, line=line
         ) from exc
+    data, errors = _normalised(data, (), source, text)
+    named = {e.field for e in errors}
     try:
-        return PlanFile.model_validate(data), text
+        plan_file = PlanFile.model_validate(data)
     except ValidationError as exc:
-        errors = []
         for err in exc.errors():
             loc = tuple(err["loc"])
+            if field_path(loc) in named:
+                continue  # said already: its control characters
             errors.append(
                 InputError(
                     field_path(loc),
@@ -128,7 +150,37 @@ def read_plan_file(path: Path) -> tuple[PlanFile, str]:
                     line=locate(text, loc),
                 )
             )
-        raise InputErrors(errors) from exc
+    if errors:
+        raise InputErrors(errors)
+    return plan_file, text
+
+
+def _normalised(
+    value: Any, loc: tuple[Any, ...], source: str, text: str
+) -> tuple[Any, list[InputError]]:
+    """`value` with every string in NFC, and an error for each string holding a control
+    character other than a line break or tab (a NUL, say: no database keeps it)."""
+    errors: list[InputError] = []
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem:
+            field = field_path(loc)
+            errors.append(InputError(field, value, problem, source=source, line=locate(text, loc)))
+        return nfc(value), errors
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out[key], found = _normalised(item, (*loc, key), source, text)
+            errors += found
+        return out, errors
+    if isinstance(value, list):
+        items = []
+        for index, item in enumerate(value):
+            normal, found = _normalised(item, (*loc, index), source, text)
+            items.append(normal)
+            errors += found
+        return items, errors
+    return value, errors
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

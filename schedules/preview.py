@@ -12,6 +12,10 @@ from content.models import ContentItem
 from schedules.models import Schedule
 from schedules.timing import timing_of
 
+# Slots of one schedule a preview lists at most: one firing far more often than its channel
+# allows (stored before the bounds were checked) cannot make the preview run for minutes.
+MOST_PER_SCHEDULE = 2000
+
 
 @dataclass(frozen=True)
 class PreviewRow:
@@ -36,7 +40,10 @@ def preview(engine: Engine, plan_id: int, start: datetime, days: int) -> list[Pr
     for sch in schedules:
         targets = resolve_targets(engine, sch.channel, sch.targets)
         units = len({unit for _, unit in targets})
-        for when in timing_of(sch).fire_times(start, start + timedelta(days=days)):
+        times = timing_of(sch).fire_times(
+            start, start + timedelta(days=days), most=MOST_PER_SCHEDULE
+        )
+        for when in times:
             rows.append(
                 PreviewRow(
                     when,

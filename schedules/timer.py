@@ -9,6 +9,7 @@ due and rebuilds the jobs when schedules changed (also from another process). La
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, timedelta
 
@@ -34,6 +35,11 @@ class Timer:
         self.engine, self.clock, self.on_fire = engine, clock, on_fire
         self.horizon, self.reconcile_every = horizon, reconcile_every
         self._scheduler = BackgroundScheduler(timezone=UTC)
+        self.reconciled_at: float | None = None  # time.monotonic() of the last good pass
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
 
     def start(self) -> None:
         self._scheduler.start()
@@ -48,6 +54,7 @@ class Timer:
         )
         self.on_fire()  # catch up on anything due while we were down
         self.rebuild()
+        self.reconciled_at = time.monotonic()
 
     def stop(self) -> None:
         if self._scheduler.running:
@@ -59,6 +66,7 @@ class Timer:
         try:
             self.on_fire()
             self.rebuild()
+            self.reconciled_at = time.monotonic()
         except Exception:  # the timer thread must survive a database hiccup
             log.exception("timer reconcile failed; will try again")
 

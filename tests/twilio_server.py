@@ -15,6 +15,7 @@ import base64
 import queue
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -90,6 +91,11 @@ class Behaviour:
     undelivered: dict[str, int] = field(default_factory=dict)  # to → callback error code
     callbacks: bool = True
     create_delay: float = 0.0  # seconds before answering a create
+    # An outage: until this time.time(), every create is refused, 429 (with
+    # outage_retry_after) for the numbers in outage_throttled, 503 for the others.
+    outage_until: float = 0.0
+    outage_retry_after: int = 1
+    outage_throttled: set[str] = field(default_factory=set)
 
 
 class TwilioServer:
@@ -97,6 +103,7 @@ class TwilioServer:
         self.messages: dict[str, Message] = {}
         self.creates: list[str] = []  # `To` of every create request that made a message
         self.rejected: list[tuple[str, int]] = []  # (to, HTTP status) of refused creates
+        self.attempts: list[tuple[str, float, int]] = []  # (to, time.time(), status): creates
         self.behaviour = Behaviour()
         self.callbacks_sent = 0
         self.callback_failures: list[str] = []
@@ -137,6 +144,11 @@ class TwilioServer:
                 return True
             threading.Event().wait(0.05)
         return False
+
+    def _refuse(self, to: str, status: int) -> None:
+        with self.lock:
+            self.rejected.append((to, status))
+            self.attempts.append((to, time.time(), status))
 
     # --- callbacks ----------------------------------------------------------------------
 
@@ -242,14 +254,25 @@ class TwilioServer:
                     if throttle:
                         server._throttled.add(to)
                 code = b.permanent.get(to)
+                if time.time() < b.outage_until:
+                    if to in b.outage_throttled:
+                        server._refuse(to, 429)
+                        self._error(
+                            429, 20429, "Too Many Requests",
+                            {"Retry-After": str(b.outage_retry_after)},
+                        )  # fmt: skip
+                    else:
+                        server._refuse(to, 503)
+                        self._error(503, 20503, "Service Unavailable")
+                    return
                 if throttle:
-                    server.rejected.append((to, 429))
+                    server._refuse(to, 429)
                     self._error(
                         429, 20429, "Too Many Requests", {"Retry-After": str(b.retry_after)}
                     )
                     return
                 if code is not None:
-                    server.rejected.append((to, 400))
+                    server._refuse(to, 400)
                     self._error(400, code, f"Error {code} for {to}")
                     return
                 from content.sms_text import measure
@@ -269,6 +292,7 @@ class TwilioServer:
                 with server.lock:
                     server.messages[message.sid] = message
                     server.creates.append(to)
+                    server.attempts.append((to, time.time(), 201))
                 self._reply(201, message.resource())
                 server._queue_callbacks(message)
 

@@ -26,10 +26,10 @@ from channels.loudspeaker import protocol as p
 from channels.loudspeaker.mqtt import (
     BrokerAddress,
     PubackWindow,
-    broker_protocol,
     connect_async,
     new_client,
     parse_broker_url,
+    probe_protocol,
     publish_properties,
 )
 from channels.loudspeaker.mqtt_loop import NetworkLoop
@@ -37,6 +37,8 @@ from channels.loudspeaker.settings import LoudspeakerSettings
 from coso.durations import parse_duration
 
 log = logging.getLogger(__name__)
+CONNECT_PROBE_TIMEOUT = 5.0  # seconds for the broker to answer a first connection
+REACH_MIN_DELAY, REACH_MAX_DELAY = 1.0, 30.0  # between tries while the broker is away
 
 # player event → (delivery state, activity log event)
 EVENT_STATES = {
@@ -79,26 +81,73 @@ class LoudspeakerChannel(Channel):
         self.late_after = parse_duration(settings.late_after)
         b = settings.broker
         self.address: BrokerAddress = parse_broker_url(broker_url, b.username, b.password)
-        self.protocol = broker_protocol(self.address, b)
-        self.client = new_client(
-            settings.client_id, self.address, b, self.protocol, persistent=True
-        )
         # The window bounds what awaits a PUBACK; paho unbounded (0) skips its own walk of
         # every message it holds on each PUBACK.
         self.window = PubackWindow(settings.max_inflight)
-        self.client.max_inflight_messages_set(0)
-        self.client.max_queued_messages_set(0)
-        self.client.on_publish = lambda _c, _u, mid, _r, _p: self.window.acknowledged(mid)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.inbound: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
+        self._closed = threading.Event()
+        self.client: mqtt.Client | None = None  # once the broker has answered
+        self.protocol = mqtt.MQTTv311
         self.loop = NetworkLoop(f"mqtt-{role}").start()
-        connect_async(
-            self.client, self.address, b.keepalive, self.protocol, persistent=True, loop=self.loop
-        )
+        protocol = probe_protocol(self.address, b, CONNECT_PROBE_TIMEOUT)
+        if protocol is not None:
+            self._attach(protocol)
+        else:
+            # The broker is away: only this channel waits for it (its deliveries stay
+            # queued), and it keeps asking, with backoff, until the broker answers.
+            log.warning(
+                "cannot reach the broker %s: loudspeakers wait for it; retrying",
+                self.address.url,
+            )
+            threading.Thread(
+                target=self._reach_broker, name=f"mqtt-{role}-reach", daemon=True
+            ).start()
+
+    def _attach(self, protocol: int) -> None:
+        """Make the client (MQTT 5 when the broker speaks it) and connect it on the loop,
+        which reconnects it by itself after any drop."""
+        b = self.settings.broker
+        client = new_client(self.settings.client_id, self.address, b, protocol, persistent=True)
+        client.max_inflight_messages_set(0)
+        client.max_queued_messages_set(0)
+        client.on_publish = lambda _c, _u, mid, _r, _p: self.window.acknowledged(mid)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_subscribe = lambda *_: self._subscribed.set()
+        self.protocol = protocol
+        connect_async(client, self.address, b.keepalive, protocol, persistent=True, loop=self.loop)
+        self.client = client
+
+    def _reach_broker(self) -> None:
+        delay = REACH_MIN_DELAY
+        while not self._closed.wait(delay):
+            protocol = probe_protocol(self.address, self.settings.broker, CONNECT_PROBE_TIMEOUT)
+            if protocol is not None:
+                log.info("the broker %s answers: connecting", self.address.url)
+                self._attach(protocol)
+                return
+            log.info("broker %s still unreachable; again in %.0fs", self.address.url, delay)
+            delay = min(delay * 2, REACH_MAX_DELAY)
+
+    @property
+    def connected(self) -> bool:
+        """Linked to the broker now."""
+        return self.client is not None and self.client.is_connected()
+
+    @property
+    def subscribed(self) -> bool:
+        """The broker has confirmed the subscription to players' events (once is enough: the
+        session is persistent)."""
+        return self._subscribed.is_set()
+
+    def restart_network(self) -> None:
+        """A new network loop for the client, in place of one that died or got stuck."""
+        old, self.loop = self.loop, NetworkLoop(self.loop.name).start()
+        if self.client is not None:
+            self.loop.add(self.client)
+        del old  # its thread is gone or stuck; nothing to join
 
     @property
     def mqtt5(self) -> bool:
@@ -125,13 +174,21 @@ class LoudspeakerChannel(Channel):
         )
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        """Queue a player's message for the ingest. Whatever it holds, this returns: paho
+        acknowledges the message then (QoS 1), so a refused one is not delivered again, and
+        the network loop goes on."""
+        topic = p.shown(message.topic, 200)
         try:
             player, kind = self.topics.parse(message.topic)
             if kind == "cmd":
                 return
-            payload = p.decode(message.payload) if message.payload else {}
+            raw = message.payload
+            payload = p.decode(raw, self.settings.max_payload) if raw else {}
         except p.ProtocolError as exc:
-            log.warning("ignored a message on %s: %s", message.topic, exc)
+            log.warning("ignored a message on %s: %s", topic, exc)
+            return
+        except Exception:
+            log.exception("ignored a message on %s that could not be read", topic)
             return
         self.inbound.put(Inbound(player, kind, payload, self._now()))
 
@@ -199,7 +256,7 @@ class LoudspeakerChannel(Channel):
         return sent
 
     def _publish(self, message: Outbound, now: datetime, deadline: float) -> mqtt.MQTTMessageInfo:
-        if not self.client.is_connected():
+        if self.client is None or not self.client.is_connected():
             raise TransientSendError(f"not connected to the broker {self.address.url}")
         media = message.extra.get("media")
         if media is None:
@@ -252,7 +309,7 @@ class LoudspeakerChannel(Channel):
 
     def publish_sync(self, player: str, entries: list[dict[str, Any]]) -> bool:
         payload = {"type": p.SYNC, "generated_at": p.stamp(self._now()), "entries": entries}
-        if not self.client.is_connected():
+        if self.client is None or not self.client.is_connected():
             return False
         info = self.window.publish(
             self.client,
@@ -284,6 +341,7 @@ class LoudspeakerChannel(Channel):
         return items
 
     def close(self) -> None:
+        self._closed.set()
         self.loop.stop()
 
 
@@ -310,9 +368,11 @@ def event_outcomes(
         at, detail = ev.at, None
         if ev.kind == p.FINISHED:
             at = ev.started_at or ev.at
-            detail = f"played {(ev.at - at).total_seconds():.1f}s from {p.stamp(at)}"
+            detail = f"played {max(0.0, (ev.at - at).total_seconds()):.1f}s from {p.stamp(at)}"
         if ev.as_run:
             detail = f"{detail}; as-run record uploaded on reconnect" if detail else "as-run record"
+        if ev.clock_note:
+            detail = f"{detail}; {ev.clock_note}" if detail else ev.clock_note
         outcomes.append(
             Outcome(
                 ev.delivery_id,
@@ -334,8 +394,7 @@ def event_outcomes(
 
 def split_slot(slot: str) -> tuple[int | None, datetime | None]:
     """`12@2021-05-03T06:00:00Z` → (12, that time); (None, None) when it is not a slot."""
-    schedule, _, when = slot.partition("@")
     try:
-        return int(schedule), p.parse_time(when, "slot")
-    except (ValueError, p.ProtocolError):
+        return p.parse_slot(slot)
+    except p.ProtocolError:
         return None, None

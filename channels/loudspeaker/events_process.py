@@ -20,7 +20,7 @@ from coso.db import shared_between_processes
 
 log = logging.getLogger(__name__)
 AUTO_FROM = 500  # loudspeaker endpoints from which "auto" applies events in a process
-READY_TIMEOUT = 60.0  # seconds for the process to start and subscribe
+READY_TIMEOUT = 60.0  # seconds for the process to start (not for the broker: it may be away)
 STOP_POLL = 0.1  # seconds between looks at whether SIGTERM came
 
 
@@ -44,30 +44,49 @@ class EventsProcess:
         # A pipe, not an Event: a process killed while waiting on a multiprocessing Event
         # leaves it so that setting it blocks forever.
         self._ready, ready = context.Pipe(duplex=False)
+        # Written by the child without a lock (a killed child cannot leave one held): when
+        # it last found its loops running (time.monotonic, one clock for every process on
+        # Linux), and whether the broker confirmed its subscription.
+        self._status: Any = context.RawArray("d", [time.monotonic(), 0.0])
         self._process = context.Process(
             target=_main,
-            args=(type(host), settings, cfg, self._online, ready, logging.getLogger().level),
+            args=(
+                type(host),
+                settings,
+                cfg,
+                self._online,
+                ready,
+                logging.getLogger().level,
+                self._status,
+            ),
             name="coso-player-events",
             daemon=True,
         )
         self._ready_end = ready
 
     def start(self) -> EventsProcess:
-        """Start it and wait until it is subscribed: no event is missed from then on (its
-        session is persistent, so the broker keeps events for it while it restarts)."""
+        """Start it and wait until it runs; it subscribes when the broker answers (its
+        session is persistent: the broker keeps events for it while it restarts)."""
+        self._status[0] = time.monotonic()
         self._process.start()
         self._ready_end.close()  # the child holds it now: a child that dies reads as EOF
         try:
             ready = self._ready.poll(READY_TIMEOUT) and self._ready.recv()
         except EOFError:
             ready = False
-        if not ready:
-            self.stop()
-            raise RuntimeError(
-                f"the player events process did not subscribe within {READY_TIMEOUT:.0f}s "
-                "(is the broker reachable? see the log)"
-            )
+        if not ready:  # dead or stuck: health says so, and the supervisor starts another
+            log.error("the player events process did not start within %.0fs", READY_TIMEOUT)
         return self
+
+    @property
+    def beat(self) -> float:
+        """When it last found its loops running (time.monotonic)."""
+        return float(self._status[0])
+
+    @property
+    def subscribed(self) -> bool:
+        """The broker confirmed its subscription to players' events."""
+        return self._status[1] > 0
 
     def came_online(self) -> set[str]:
         """Players that said `online` since the last call."""
@@ -104,6 +123,7 @@ def _main(
     online: Any,
     ready: Any,
     level: int,
+    status: Any,
 ) -> None:
     """The process: apply events until SIGTERM (sent by the dispatcher, or by the kernel
     when the dispatcher dies)."""
@@ -137,15 +157,23 @@ def _main(
     host = host_type(engine, settings, clock)
     service = PlayerService(host, channel, came_online=online.put)
     try:
-        if not channel.wait_subscribed(READY_TIMEOUT):
-            log.error("no subscription to player events from %s", channel.address.url)
-            return
         service.start_ingest()
-        settle_after_startup()
         ready.send(True)
         ready.close()
+        settle_after_startup()
         while not stopping:
             time.sleep(STOP_POLL)
+            if all(part.ok for part in service.health() if part.name != "broker"):
+                status[0] = time.monotonic()
+            status[1] = 1.0 if channel.subscribed else 0.0
+            if not (channel.loop.alive and service.alive):
+                # The supervisor starts the process again when it ends (and the broker
+                # keeps the events of its session meanwhile); alive but deaf, it would not.
+                log.error(
+                    "player events: the %s stopped; ending the process to be started again",
+                    "network loop" if not channel.loop.alive else "ingest thread",
+                )
+                return
     finally:
         service.stop()
         channel.close()

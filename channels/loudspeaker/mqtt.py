@@ -71,19 +71,32 @@ _protocols: dict[tuple[str, int], int] = {}
 
 
 def broker_protocol(address: BrokerAddress, settings: BrokerSettings) -> int:
-    """MQTTv5 when the broker accepts it, else MQTTv311; asked once per broker."""
+    """MQTTv5 when the broker accepts it, else MQTTv311 (also when it does not answer)."""
+    return probe_protocol(address, settings) or mqtt.MQTTv311
+
+
+def probe_protocol(
+    address: BrokerAddress, settings: BrokerSettings, timeout: float = 5.0
+) -> int | None:
+    """MQTTv5 when the broker accepts it, else MQTTv311; None when it does not answer (then
+    asked again next time: a broker that is away says nothing of what it speaks)."""
     key = (address.host, address.port)
     if key not in _protocols:
         probe = new_client(f"coso-probe-{time.monotonic_ns()}", address, settings, mqtt.MQTTv5)
+        probe.connect_timeout = timeout
         reason = None
+        answered = False
         try:
-            reason = connect_and_wait(probe, address, 10, 5)
+            reason = connect_and_wait(probe, address, 10, timeout)
+            answered = True
         except OSError:
             pass
         finally:
             probe.loop_stop()
             with contextlib.suppress(Exception):
                 probe.disconnect()
+        if not answered:
+            return None
         ok = reason is not None and not reason.is_failure
         _protocols[key] = mqtt.MQTTv5 if ok else mqtt.MQTTv311
     return _protocols[key]

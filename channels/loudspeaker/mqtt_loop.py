@@ -27,6 +27,7 @@ import paho.mqtt.client as mqtt
 log = logging.getLogger(__name__)
 MISC_EVERY = 0.25  # seconds between keepalive checks of a client
 MIN_DELAY, MAX_DELAY = 1.0, 10.0  # between reconnect attempts
+ROUND_LATE = 15.0  # seconds without a finished round after which the loop counts as stuck
 
 
 @dataclass(eq=False)
@@ -39,6 +40,7 @@ class _Conn:
     mask: int = 0
     misc_at: float = 0.0
     closing_until: float | None = None  # stopping: its DISCONNECT is being written
+    broken: bool = False  # its network step failed: connect it again at next_try
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -46,7 +48,11 @@ class NetworkLoop:
     """Drives the network of the clients added to it, on one thread. Add a client after its
     connect_async(); the loop connects it. `tick`, when given, runs on the loop's thread
     after each round and returns how many seconds it may wait (None: as long as it likes),
-    so timed work shares the thread instead of needing its own."""
+    so timed work shares the thread instead of needing its own.
+
+    An exception in a client's network step (a paho callback included) is logged and that
+    client connects again; one in a call or the tick is logged; the loop goes on either way.
+    `alive` says whether it does."""
 
     def __init__(self, name: str, tick: Callable[[], float | None] | None = None) -> None:
         self.name = name
@@ -62,6 +68,7 @@ class NetworkLoop:
         self._lock = threading.Lock()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.round_at = time.monotonic()  # when the last round finished (monotonic)
 
     # --- from any thread ---------------------------------------------------------------
 
@@ -76,8 +83,19 @@ class NetworkLoop:
         return client
 
     def start(self) -> NetworkLoop:
+        self.round_at = time.monotonic()
         self._thread.start()
         return self
+
+    @property
+    def alive(self) -> bool:
+        """Its thread runs and finished a round within ROUND_LATE seconds (a round waits
+        1 s at most when all is well)."""
+        return (
+            not self._stop
+            and self._thread.is_alive()
+            and time.monotonic() - self.round_at < ROUND_LATE
+        )
 
     @property
     def on_loop_thread(self) -> bool:
@@ -203,19 +221,36 @@ class NetworkLoop:
             conn.next_try = now + conn.delay
             conn.delay = min(conn.delay * 2, MAX_DELAY)
 
+    def _break(self, conn: _Conn, what: str) -> None:
+        """A client's network step raised: log it, drop its connection (paho may have read
+        half a packet) and connect it again after the usual delay."""
+        log.exception("%s: %s failed; connecting again in %.0fs", self.name, what, conn.delay)
+        self._unwatch(conn)
+        sock = conn.client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+        conn.broken = True
+        conn.next_try = time.monotonic() + conn.delay
+        conn.delay = min(conn.delay * 2, MAX_DELAY)
+
     def _run(self) -> None:
-        try:
-            while not self._stop:
+        while not self._stop:
+            try:
                 self._round()
-        except Exception:
-            log.exception("%s: network loop failed", self.name)
-            raise
+                self.round_at = time.monotonic()
+            except Exception:  # not one client's: the loop goes on, a little later
+                log.exception("%s: a network loop round failed", self.name)
+                time.sleep(0.1)
 
     def _round(self) -> None:
         with self._lock:
             calls, self._calls = self._calls, []
         for fn in calls:
-            fn()
+            try:
+                fn()
+            except Exception:
+                log.exception("%s: a call on the network loop failed", self.name)
         now = time.monotonic()
         timeout = 1.0
         for conn in list(self._conns.values()):
@@ -227,10 +262,11 @@ class NetworkLoop:
                     continue
             elif not conn.wanted:
                 continue  # paused
-            elif sock is None:
+            elif sock is None or conn.broken:
                 if now < conn.next_try:
                     timeout = min(timeout, conn.next_try - now)
                     continue
+                conn.broken = False
                 self._connect(conn, now)
                 sock = client.socket()
                 if sock is None:
@@ -241,9 +277,16 @@ class NetworkLoop:
             self._watch(conn, sock, mask)
             if now >= conn.misc_at:
                 conn.misc_at = now + MISC_EVERY
-                client.loop_misc()
+                try:
+                    client.loop_misc()
+                except Exception:
+                    self._break(conn, "keepalive")
         if self._tick is not None:
-            wait = self._tick()
+            try:
+                wait = self._tick()
+            except Exception:
+                log.exception("%s: the timed work on the network loop failed", self.name)
+                wait = None
             if wait is not None:
                 timeout = min(timeout, wait)
         if self._woken:
@@ -255,12 +298,18 @@ class NetworkLoop:
                 with contextlib.suppress(BlockingIOError, OSError):
                     self._wake_r.recv(4096)
                 continue
-            client = conn.client
-            if mask & selectors.EVENT_READ:
-                client.loop_read()
+            try:
+                self._io(conn.client, mask)
+            except Exception:
+                self._break(conn, "reading or writing")
+
+    @staticmethod
+    def _io(client: mqtt.Client, mask: int) -> None:
+        if mask & selectors.EVENT_READ:
+            client.loop_read()  # runs the client's callbacks for what it read
+            sock = client.socket()
+            while sock is not None and getattr(sock, "pending", lambda: 0)():
+                client.loop_read()  # TLS: bytes already decrypted wait in the socket
                 sock = client.socket()
-                while sock is not None and getattr(sock, "pending", lambda: 0)():
-                    client.loop_read()  # TLS: bytes already decrypted wait in the socket
-                    sock = client.socket()
-            if mask & selectors.EVENT_WRITE and client.socket() is not None:
-                client.loop_write()
+        if mask & selectors.EVENT_WRITE and client.socket() is not None:
+            client.loop_write()

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from channels.settings import ChannelLimits
+from channels.settings import ChannelLimits, ScheduleLimits
 from coso.config import DurationText, PositiveDuration
 
 
@@ -31,7 +31,15 @@ class BrokerSettings(BaseModel):
         return value
 
 
+class LoudspeakerScheduleLimits(ScheduleLimits):
+    """Broadcasts: every 15 minutes at most (a typhoon warning repeated), 24 a day."""
+
+    min_interval: DurationText = "15m"
+    max_per_day: int = Field(24, ge=1, le=1440)
+
+
 class LoudspeakerSettings(ChannelLimits):
+    schedules: LoudspeakerScheduleLimits = LoudspeakerScheduleLimits()
     concurrency: int = Field(1, ge=1)
     rate_per_second: int = Field(5000, ge=1)
     broker: BrokerSettings = BrokerSettings()
@@ -39,7 +47,7 @@ class LoudspeakerSettings(ChannelLimits):
     # QoS 1 publishes awaiting the broker's PUBACK at once.
     max_inflight: int = Field(100, ge=1, le=65535)
     # Seconds to wait for the broker's PUBACK before a send counts as failed (retried).
-    publish_timeout: float = Field(10.0, gt=0)
+    publish_timeout: float = Field(10.0, gt=0, le=600, allow_inf_nan=False)
     # A command the player has not acknowledged (`received`) this long after it was sent
     # is published again; players ignore a delivery id they have seen.
     ack_timeout: PositiveDuration = "30s"
@@ -51,6 +59,13 @@ class LoudspeakerSettings(ChannelLimits):
     # A broadcast that starts this long after its slot is marked late in the activity log.
     late_after: DurationText = "10s"
     client_id: str = "coso-dispatcher"
+    # A message from a player larger than this many bytes is refused unread (an as-run
+    # upload of a week offline is a few tens of KiB).
+    max_payload: int = Field(256 * 1024, ge=4096, le=16 * 1024 * 1024)
+    # How far a player's clock may be off: a time it reports before its command's
+    # not_before, or after coso received the report, by more than this is moved to that
+    # bound (and logged).
+    clock_skew: DurationText = "2m"
     # Apply player events in a process of their own (a second CPU; its MQTT client id is
     # client_id + "-events"); false: a thread of the dispatcher's process; "auto": a process
     # from 500 loudspeaker endpoints on (below, a second process costs more memory than the

@@ -16,6 +16,7 @@ from coso.clock import SystemClock, local_text
 from coso.commands import current_host, current_settings, err, guard, open_database, out
 from coso.durations import parse_duration
 from coso.errors import InputError
+from coso.names import nfc
 
 
 def sms_settings(settings: Any) -> Any:
@@ -107,7 +108,7 @@ def _preview(plan: str, content: str, to: list[str], khong_dau: bool | None, eme
 
     settings = current_settings()
     host = current_host(settings)
-    p = host.plan(plan)
+    p = host.plan(nfc(plan))
     plain = sms_settings(settings).khong_dau if khong_dau is None else khong_dau
     preview = preview_blast(
         host,

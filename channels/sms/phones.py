@@ -4,6 +4,7 @@ old 11-digit mobile numbers moved to their 10-digit form of 2018, stored in E.16
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
@@ -24,6 +25,10 @@ OLD_MOBILE_PREFIXES = {
     "199": "59",
 }  # fmt: skip
 SEPARATORS = re.compile(r"[\s.\-()/]")
+# What remains of a number once the separators are gone: an optional + and ASCII digits.
+# phonenumbers would read letters as a keypad does ('0912 HOA 678' → 0912462678): someone
+# else's number, so a letter, or anything else, is refused instead.
+DIGITS = re.compile(r"\+?[0-9]+")
 MOBILE = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
@@ -41,9 +46,17 @@ def modernise(national: str) -> str:
 def to_e164(raw: str, region: str = "VN") -> str:
     """'0162 345 6789', '+84 32 345 6789', '84323456789' → '+84323456789'; a number that
     is not a valid mobile number raises PhoneError saying why."""
-    text = SEPARATORS.sub("", raw.strip())
+    # NFKC: digits typed full-width by an input method are the ASCII ones.
+    text = SEPARATORS.sub("", unicodedata.normalize("NFKC", raw).strip())
     if not text:
         raise PhoneError("is empty")
+    if not DIGITS.fullmatch(text):
+        strange = "".join(dict.fromkeys(c for c in text if not c.isascii() or not c.isdigit()))
+        kind = "chữ cái" if any(c.isalpha() for c in strange) else "ký tự lạ"
+        raise PhoneError(
+            f"có {kind} {strange!r}: số điện thoại chỉ gồm chữ số (có thể có dấu + ở đầu, "
+            "dấu cách, chấm, gạch ngang hoặc ngoặc); không gửi tin cho số này"
+        )
     if text.startswith("00"):
         text = "+" + text[2:]
     if text.startswith("84") and len(text) in (11, 12) and region == "VN":

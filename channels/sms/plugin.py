@@ -3,6 +3,7 @@ imported only by the hooks that send or receive."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from channels.registry import ChannelPlugin
@@ -39,6 +40,7 @@ def cli(app: Any) -> None:
 
 
 def tables() -> None:
+    import channels.sms.pauses
     import channels.sms.recipients  # noqa: F401
 
 
@@ -67,4 +69,5 @@ plugin = ChannelPlugin(
     routes=routes,
     cli=cli,
     tables=tables,
+    migrations=str(Path(__file__).parent / "migrations"),
 )

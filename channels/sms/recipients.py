@@ -3,7 +3,6 @@ XLSX, and the opt-out list that every non-emergency blast honours."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,8 +14,10 @@ from sqlmodel import Field, SQLModel
 from channels.endpoints import Endpoint, EndpointGroup, GroupMember
 from channels.sms.phones import PhoneError, to_e164
 from content.sms_text import khong_dau
+from coso.csvfile import csv_lines
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
+from coso.names import check_name, nfc, text_problem
 from coso.units import shipped_unit_tree, unit_tree
 
 CHANNEL = "sms"
@@ -82,33 +83,70 @@ def _columns(headings: list[object], source: str) -> dict[str, int]:
     return found
 
 
+# An XLSX is a zip: one whose parts unpack to more than this is refused unread.
+XLSX_UNPACKED_LIMIT = 200 * 1024 * 1024
+
+
+def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[object]]]:
+    """Rows of the first sheet; a file that is not a workbook, or unpacks to something
+    huge, is refused naming the file."""
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    source = str(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(
+            "file", source, "không phải tệp Excel .xlsx (có thể là tệp khác đổi tên?)"
+        ) from exc
+    if unpacked > XLSX_UNPACKED_LIMIT:
+        raise InputError(
+            "file",
+            source,
+            f"giải nén ra {unpacked:,} byte, quá giới hạn {XLSX_UNPACKED_LIMIT:,}: "
+            "không phải danh sách thật",
+        )
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises several kinds for a damaged file
+        raise InputError("file", source, f"not a readable XLSX workbook: {exc}") from exc
+    number = 0
+    try:
+        rows = book.worksheets[0].iter_rows(values_only=True)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except Exception as exc:  # damaged sheet XML surfaces while it is read
+                raise InputError(
+                    "file",
+                    source,
+                    f"hàng {number + 1} không đọc được: tệp .xlsx bị hỏng ({exc})",
+                    source=source,
+                    line=number + 1,
+                ) from exc
+            number += 1
+            yield number, list(row)
+    finally:
+        book.close()
+
+
 def _table_rows(path: Path) -> Iterator[tuple[int, list[object]]]:
-    """(line or row number, cells) of a CSV (UTF-8, with or without BOM) or an XLSX file."""
+    """(line or row number, cells) of a CSV (coso.csvfile: UTF-8, or UTF-16 with its BOM)
+    or an XLSX file."""
     if not path.is_file():
         raise InputError("file", str(path), "not found")
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
-
-        try:
-            book = load_workbook(path, read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises several kinds for a damaged file
-            raise InputError("file", str(path), f"not a readable XLSX workbook: {exc}") from exc
-        try:
-            sheet = book.worksheets[0]
-            for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-                yield number, list(row)
-        finally:
-            book.close()
+        yield from _xlsx_rows(path)
         return
     if path.suffix.lower() not in (".csv", ".txt"):
         raise InputError("file", str(path), "not a .csv or .xlsx file")
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            for row in reader:
-                yield reader.line_num, list(row)
-    except UnicodeDecodeError as exc:
-        raise InputError("file", str(path), "not UTF-8 text; save the CSV as UTF-8") from exc
+    for line, cells in csv_lines(path):
+        yield line, list(cells)
 
 
 def _cell(row: list[object], index: int | None) -> str:
@@ -117,7 +155,7 @@ def _cell(row: list[object], index: int | None) -> str:
     value = row[index]
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # a number typed into a spreadsheet cell
-    text = str(value).strip()
+    text = nfc(str(value)).strip()
     if isinstance(value, int) and not text.startswith("0") and len(text) in (9, 10):
         text = "0" + text  # Excel drops the leading 0 of 0912345678
     return text
@@ -156,14 +194,26 @@ def read_recipients(engine: Engine | None, path: Path) -> RecipientFile:
                     InputError("unit", unit, exc.reason, source=source, line=line)
                 )
                 continue
-        digits = "".join(c for c in raw_phone if c.isdigit())
-        if len(digits) == 11 and digits.startswith("01"):
-            result.converted += 1
         groups_text = _cell(row, columns.get("groups"))
         for sep in GROUP_SEPARATORS[1:]:
             groups_text = groups_text.replace(sep, GROUP_SEPARATORS[0])
-        groups = tuple(g.strip() for g in groups_text.split(GROUP_SEPARATORS[0]) if g.strip())
         name = _cell(row, columns.get("name"))
+        try:
+            groups = tuple(
+                check_name("groups", g, source=source, line=line)
+                for g in groups_text.split(GROUP_SEPARATORS[0])
+                if g.strip()
+            )
+        except InputError as exc:
+            result.invalid.append(exc)
+            continue
+        problem = text_problem(name)
+        if problem:
+            result.invalid.append(InputError("name", name, problem, source=source, line=line))
+            continue
+        digits = "".join(c for c in raw_phone if c.isdigit())
+        if len(digits) == 11 and digits.startswith("01"):
+            result.converted += 1
         if phone in index:
             result.merged += 1
             first = result.recipients[index[phone]]
@@ -287,11 +337,13 @@ def record_opt_out(
     conn: Connection, phone: str, at: datetime, source: str, detail: str = ""
 ) -> bool:
     """Record an opt-out in the caller's transaction; False when it was there already."""
-    result = conn.execute(
-        insert_ignoring_duplicates(conn, SmsOptOut.__table__),
-        [{"phone": phone, "at": at, "source": source, "detail": detail[:500]}],
-    )
-    return bool(result.rowcount)
+    table = SmsOptOut.__table__
+    # RETURNING, not rowcount: on PostgreSQL (psycopg) its rowcount reads -1
+    added = conn.execute(
+        insert_ignoring_duplicates(conn, table).returning(table.c.phone),
+        {"phone": phone, "at": at, "source": source, "detail": detail[:500]},
+    ).first()
+    return added is not None
 
 
 def add_opt_out(engine: Engine, phone: str, at: datetime, source: str, detail: str = "") -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 from channels.base import Outbound, Outcome
 from channels.host import ChannelHost, Hold
 from channels.sms.channel import UNSUBSCRIBED
+from channels.sms.pauses import claim_pauses
 from channels.sms.recipients import opted_out, record_opt_out
 from channels.sms.settings import SmsSettings
 from channels.states import EMERGENCY as EMERGENCY_NAME
@@ -82,14 +83,21 @@ class SmsRules:
         return Hold(frozenset(quiet), EMERGENCY)
 
     def _log_pauses(self, now: datetime, quiet: dict[int, datetime]) -> None:
-        """One `paused` entry per schedule and night with messages waiting."""
+        """One `paused` entry per schedule and night with messages waiting, however many
+        processes notice it: each pause is claimed in the database first (sms_pause), and
+        only the process whose claim recorded it logs it."""
         rows = self.host.waiting(CHANNEL, sorted(quiet), EMERGENCY, now)
+        fresh = [(p, s, n) for p, s, n in rows if (s, quiet[p]) not in self._paused]
+        if not fresh:
+            return
+        keys = [(schedule_id, quiet[plan_id]) for plan_id, schedule_id, _ in fresh]
+        claimed = claim_pauses(self.engine, keys, now)
+        self._paused.update(keys)
         entries = []
-        for plan_id, schedule_id, count in rows:
+        for plan_id, schedule_id, count in fresh:
             until = quiet[plan_id]
-            if (schedule_id, until) in self._paused:
-                continue
-            self._paused.add((schedule_id, until))
+            if (schedule_id, until) not in claimed:
+                continue  # another process logged it
             tz = self._zones[plan_id]  # quiet plans come from _zones
             entries.append(
                 {

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from channels.settings import ChannelLimits
+from channels.settings import ChannelLimits, ScheduleLimits
+from coso.config import DurationText
+
+
+class SmsScheduleLimits(ScheduleLimits):
+    """Text messages reach people's own phones: a few a day (see daily_cap), hours apart."""
+
+    min_interval: DurationText = "4h"
+    max_per_day: int = Field(3, ge=1, le=1440)
 
 
 class SmsSettings(ChannelLimits):
     """SMS through Twilio or a Twilio-compatible gateway. Off while account_sid is empty."""
+
+    schedules: SmsScheduleLimits = SmsScheduleLimits()
 
     concurrency: int = Field(8, ge=1, le=256)
     # Per sender, counted in segments (a 3-part message takes 3).
@@ -19,7 +29,7 @@ class SmsSettings(ChannelLimits):
     base_url: str = ""
     sender: str = ""  # From: a brand name (at most 11 characters) or a number
     messaging_service_sid: str = ""  # instead of sender
-    timeout: float = Field(10.0, gt=0)  # seconds per gateway request
+    timeout: float = Field(10.0, gt=0, le=600, allow_inf_nan=False)  # seconds per gateway request
     # Ask the gateway for status callbacks at <server.public_url>/sms/status.
     status_callbacks: bool = True
     # No non-emergency SMS between quiet_start and quiet_end, in the plan's zone.

@@ -116,9 +116,8 @@ def record_inbound(engine: Any, form: Mapping[str, str], at: datetime) -> bool:
         return False
     try:
         phone = to_e164(sender)
-    except PhoneError:
-        phone = sender.strip()
-    if not phone:
+    except PhoneError as exc:  # nobody coso messages: there is no one to stop sending to
+        log.warning("inbound opt-out from %r ignored: not a phone number (%s)", sender[:40], exc)
         return False
     add_opt_out(engine, phone, at, "inbound", f"replied {body.strip()[:40]!r}")
     log.info("%s opted out of SMS (%r)", phone, body.strip()[:40])

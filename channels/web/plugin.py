@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,19 @@ def routes(host: Any, templates: Any) -> list[Any]:
     return bulletin_routes(host, templates)
 
 
+# bulletin:<unit code>[-suffix] or wordpress:<site>[/post]: no spaces, control or
+# direction characters, at most 200 characters after the kind.
+ADDRESS = re.compile(
+    r"(bulletin|wordpress):[^\s\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]{1,200}"
+)
+
+
+def address(text: str) -> str:
+    if not ADDRESS.fullmatch(text):
+        raise ValueError("not bulletin:<unit code> or wordpress:<site name>")
+    return text
+
+
 def tables() -> None:
     import channels.web.channel  # noqa: F401
 
@@ -33,6 +47,7 @@ plugin = ChannelPlugin(
     build=build,
     settings="channels.web.settings:WebChannelSettings",
     routes=routes,
+    address=address,
     templates=str(Path(__file__).parent / "templates"),
     tables=tables,
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from channels.settings import ChannelLimits
+from channels.settings import ChannelLimits, ScheduleLimits
+from coso.config import DurationText
 
 
 class WordPressSite(BaseModel):
@@ -17,6 +18,14 @@ class WordPressSite(BaseModel):
     status: str = "publish"
 
 
+class WebScheduleLimits(ScheduleLimits):
+    """Posts to a bulletin or a site: a few a day, an hour apart."""
+
+    min_interval: DurationText = "1h"
+    max_per_day: int = Field(6, ge=1, le=1440)
+
+
 class WebChannelSettings(ChannelLimits):
-    timeout: float = Field(10.0, gt=0)
+    schedules: WebScheduleLimits = WebScheduleLimits()
+    timeout: float = Field(10.0, gt=0, le=600, allow_inf_nan=False)
     sites: list[WordPressSite] = Field(default_factory=list)

@@ -109,7 +109,8 @@ def serve(
             for endpoints in start_demo_endpoints(engine, settings):
                 simulated.callback(endpoints.stop)
         dispatcher = Dispatcher(engine, settings, clock)
-        server = uvicorn.Server(uvicorn.Config(create_app(engine, settings), log_level="warning"))
+        web = create_app(engine, settings, health=dispatcher.health)
+        server = uvicorn.Server(uvicorn.Config(web, log_level="warning"))
         dispatcher.start()
         settle_after_startup()
         out.print(f"coso serving on http://{bind_host}:{bind_port}/  (bulletin: /bulletin)")

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from coso.clock import local_text
-from coso.commands import current_settings, guard, open_database, out
+from coso.commands import current_settings, guard, not_a_folder, open_database, out
+from coso.names import nfc
 
 endpoints_app = typer.Typer(no_args_is_help=True, help="Endpoints: import, list.")
 units_app = typer.Typer(no_args_is_help=True, help="Administrative units.")
@@ -25,7 +26,7 @@ def content_list(plan: str) -> None:
     from dispatcher.queries import find_plan
 
     engine = open_database(current_settings())
-    p = find_plan(engine, plan)
+    p = find_plan(engine, nfc(plan))
     table = Table("key", "kind", "title", "state", "approved by", "approved at")
     for c in list_content(engine, p.id):
         table.add_row(
@@ -51,8 +52,8 @@ def content_approve(
     from schedules.editing import check_approvable
 
     engine = open_database(current_settings())
-    p = find_plan(engine, plan)
-    check_approvable(engine, p.number, find_content(engine, p.id, key))
+    p = find_plan(engine, nfc(plan))
+    check_approvable(engine, p.number, find_content(engine, p.id, nfc(key)))
     set_state(engine, p.id, key, "approved", by, datetime.now(UTC))
     out.print(f"{key}: approved by {by}")
 
@@ -65,7 +66,7 @@ def content_retire(plan: str, key: str) -> None:
     from dispatcher.queries import find_plan
 
     engine = open_database(current_settings())
-    set_state(engine, find_plan(engine, plan).id, key, "retired", "", datetime.now(UTC))
+    set_state(engine, find_plan(engine, nfc(plan)).id, key, "retired", "", datetime.now(UTC))
     out.print(f"{key}: retired")
 
 
@@ -76,7 +77,7 @@ def endpoints_import(file: Path) -> None:
     from channels.endpoints import add_endpoints, read_endpoints_csv
 
     engine = open_database(current_settings())
-    rows = read_endpoints_csv(engine, file)
+    rows = read_endpoints_csv(engine, not_a_folder(file))
     added = add_endpoints(engine, rows, datetime.now(UTC))
     out.print(f"{added} endpoints added, {len(rows) - added} already known, from {file}")
 
@@ -106,7 +107,7 @@ def units_import_legacy(file: Path) -> None:
     """Import pre-2025 units with their mapping to current codes (CSV)."""
     from coso.units import import_legacy_units
 
-    n = import_legacy_units(open_database(current_settings()), file)
+    n = import_legacy_units(open_database(current_settings()), not_a_folder(file))
     out.print(f"imported {n} legacy units from {file}")
 
 
@@ -162,7 +163,10 @@ def content_audio(
 
     settings = current_settings()
     engine = open_database(settings)
-    item = find_content(engine, find_plan(engine, plan).id, key)
+    item = find_content(engine, find_plan(engine, nfc(plan)).id, nfc(key))
+    for path, name in ((file, "file"), (intro, "intro"), (outro, "outro")):
+        if path is not None:
+            not_a_folder(path, name)
     asset = attach_audio(engine, settings.media, item.id, file, datetime.now(UTC), intro, outro)
     out.print(
         f"{key}: {asset.duration_seconds:.1f} s at {asset.loudness_lufs:.1f} LUFS, "

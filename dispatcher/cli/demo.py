@@ -132,8 +132,22 @@ def load_demo(engine: Engine, settings: Settings, now: datetime) -> bool:
         chime = Path(tmp) / "chime.wav"  # prepared into the media folder by the import
         demo_chime().export(chime, format="wav").close()
         plan = demo_plan(now, settings.timer.default_zone, chime)
-        import_plan(engine, settings, plan, now, source="demo")
+        import_plan(engine, demo_settings(settings, plan), plan, now, source="demo")
     return True
+
+
+def demo_settings(settings: Settings, plan: PlanFile) -> Settings:
+    """The settings with schedules firing every minute allowed on the demo's channels, for
+    its import only (a real plan is held to each channel's bounds)."""
+    channels = {name: dict(section) for name, section in settings.channels.items()}
+    for name in {s.channel for s in plan.schedules}:
+        section = channels.setdefault(name, {})
+        section["schedules"] = {
+            **section.get("schedules", {}),
+            "min_interval": "1m",
+            "max_per_day": 1440,
+        }
+    return settings.model_copy(update={"channels": channels})
 
 
 def demo_chime() -> Any:

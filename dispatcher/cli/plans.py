@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from coso.clock import local_text
-from coso.commands import current_settings, guard, open_database, out, parse_day
+from coso.commands import current_settings, guard, not_a_folder, open_database, out, parse_day
+from coso.names import nfc
 
 plan_app = typer.Typer(no_args_is_help=True, help="Plans: import, list, show.")
 schedule_app = typer.Typer(no_args_is_help=True, help="Schedules: preview, enable, disable.")
@@ -24,7 +25,7 @@ def plan_import(file: Path) -> None:
 
     settings = current_settings()
     engine = open_database(settings)
-    plan = import_plan_file(engine, settings, file, datetime.now(UTC))
+    plan = import_plan_file(engine, settings, not_a_folder(file), datetime.now(UTC))
     out.print(f"imported plan {plan.number} (id {plan.id}): {plan.title}")
 
 
@@ -53,7 +54,7 @@ def plan_show(plan: str) -> None:
     from dispatcher.queries import delivery_counts, find_plan, plan_schedules
 
     engine = open_database(current_settings())
-    p = find_plan(engine, plan)
+    p = find_plan(engine, nfc(plan))
     out.print(f"[bold]{p.number}[/] — {p.title}")
     out.print(
         f"issuer: {p.issuer}   period: {p.period_start:%d/%m/%Y}–{p.period_end:%d/%m/%Y}"
@@ -86,7 +87,7 @@ def schedule_preview(
     from schedules.preview import preview
 
     engine = open_database(current_settings())
-    p = find_plan(engine, plan)
+    p = find_plan(engine, nfc(plan))
     first = parse_day(start, p.zone, "from") or datetime.now(UTC)
     rows = preview(engine, p.id, first, days)
     table = Table(
@@ -147,7 +148,7 @@ def log_command(
     from dispatcher.queries import LogFilter, activity, find_plan
 
     engine = open_database(current_settings())
-    p = find_plan(engine, plan)
+    p = find_plan(engine, nfc(plan))
     f = LogFilter(
         channel=channel,
         unit=unit,
@@ -192,7 +193,7 @@ def deliveries_command(
     from dispatcher.queries import deliveries, find_plan
 
     engine = open_database(current_settings())
-    p = find_plan(engine, plan)
+    p = find_plan(engine, nfc(plan))
     table = Table(
         "id",
         "slot",

@@ -5,18 +5,23 @@ where the login will attach."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import Engine
 
 from channels import registry
+from channels.host import Part
 from coso.clock import Clock, SystemClock, local_text
 from coso.config import Settings
 from dispatcher.host import EngineHost
+from dispatcher.supervisor import DatabaseProbe
 from dispatcher.web.body_limit import BodyLimit
 from dispatcher.web.console import console_router
 
@@ -32,7 +37,14 @@ def page_templates() -> Jinja2Templates:
     return templates
 
 
-def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock | None = None,
+    health: Callable[[], list[Part]] | None = None,
+) -> FastAPI:
+    """`health`: every part of the running service (`Dispatcher.health`); without it
+    `/healthz` reports the database alone."""
     # The API docs (/api/docs, /redoc) with Swagger UI and ReDoc served by coso itself, not
     # from a CDN: they work without internet.
     app = FastAPIOffline(
@@ -44,9 +56,13 @@ def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -
         if plugin.configured(cfg):  # an SMS account's webhooks only with an SMS account
             app.router.routes.extend(plugin.routes(host, templates))  # type: ignore[misc]
 
+    database = DatabaseProbe(engine)
+
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> JSONResponse:
+        """One entry per part; 503 when any is stuck or dead."""
+        parts = health() if health is not None else [database.check()]
+        return JSONResponse(health_report(parts), status_code=200 if _all_ok(parts) else 503)
 
     # The console (plans, logs): one router, so access is decided in one place.
     app.include_router(console_router(engine, templates))
@@ -54,3 +70,22 @@ def create_app(engine: Engine, settings: Settings, clock: Clock | None = None) -
     # Every route's body is limited before it is read (dispatcher/web/body_limit.py).
     app.add_middleware(BodyLimit)
     return app
+
+
+def _all_ok(parts: list[Part]) -> bool:
+    return all(p.ok for p in parts)
+
+
+def health_report(parts: list[Part]) -> dict[str, Any]:
+    """{"status": "ok" | "failing", "parts": {name: {ok, detail, last_seen}}}."""
+    return {
+        "status": "ok" if _all_ok(parts) else "failing",
+        "parts": {
+            p.name: {
+                "ok": p.ok,
+                "detail": p.detail,
+                "last_seen": p.last_seen.isoformat(timespec="seconds") if p.last_seen else None,
+            }
+            for p in parts
+        },
+    }

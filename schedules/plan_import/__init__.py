@@ -60,6 +60,7 @@ def import_plan(
         units=unit_tree(engine),
         zone=pf.plan.zone or settings.timer.default_zone,
         folder=folder,
+        now=now,
     )
     for check in CHECKS:
         check(ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,8 @@ class Context:
     folder: Path | None = None
     # content key → (its prepared audio, the file's name), written with the plan
     audio: dict[str, tuple[PreparedAudio, str]] = field(default_factory=dict)
+    # when the plan is imported: how far ahead a schedule may reach counts from here
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def fail(self, loc: tuple[object, ...], value: object, reason: str) -> None:
         self.check.fail(loc, value, reason)

@@ -17,6 +17,7 @@ from coso.units import unit_names
 from schedules.plan_import.checker import Context
 from schedules.plan_import.reach import Reached
 from schedules.planfile import ContentEntry
+from schedules.timing import EARLIEST, LATEST
 
 PARTS = ("title", "body")
 
@@ -65,7 +66,8 @@ def check_rendering(ctx: Context) -> None:
     uses: dict[str, list[tuple[datetime, list[Reached]]]] = {}
     codes: set[str] = set()
     for i, sch in enumerate(ctx.pf.schedules):
-        if i in ctx.reached:
+        # A start out of range is reported with the schedule and cannot be rendered for.
+        if i in ctx.reached and EARLIEST <= sch.start.replace(tzinfo=None) <= LATEST:
             first = as_utc(sch.start.replace(tzinfo=plan_zone))
             uses.setdefault(sch.content, []).append((first, ctx.reached[i]))
             codes.update(ep.unit_code for ep in ctx.reached[i] if ep.unit_code)

@@ -1,5 +1,5 @@
 """`[[schedules]]`: approved content of this file, a channel that is set up, its options,
-targets that exist, and timing that parses."""
+targets that exist, timing that parses, and firings within the channel's bounds."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from datetime import date, datetime, time
 from channels import registry
 from channels.registry import check_options
 from content.models import APPROVED
-from coso.durations import parse_duration
+from coso.clock import as_utc, zone
+from coso.durations import duration_within, parse_duration
 from coso.errors import InputError
+from schedules.limits import Planned, check_limits
 from schedules.plan_import.checker import Context
 from schedules.plan_import.reach import Reach
 from schedules.planfile import ScheduleEntry
-from schedules.timing import anchored_near, parse_rrule
+from schedules.timing import ExpansionError, anchored_near, check_window, parse_rrule
 
 
 def check(ctx: Context) -> None:
@@ -61,8 +63,11 @@ def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
                 f"reaches no enabled {sch.channel} endpoint: none of the database or of this "
                 "file is at these addresses, in these groups or units",
             )
+    errors = len(ctx.check.errors)
     _check_timing(ctx, loc, sch)
     _check_period(ctx, loc, sch)
+    if len(ctx.check.errors) == errors:
+        _check_limits(ctx, loc, sch)
 
 
 def _check_targets(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
@@ -79,9 +84,17 @@ def _check_targets(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) ->
 
 
 def _check_timing(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
+    for key, value in (("start", sch.start), ("until", _until_local(sch.until))):
+        if value is not None:
+            try:
+                check_window(value.replace(tzinfo=None), key)
+            except ValueError as exc:
+                ctx.fail((*loc, key), value.isoformat(), f"lịch {sch.name!r}: {exc}")
     if sch.rrule is not None:
         try:
             parse_rrule(sch.rrule, sch.start.replace(tzinfo=None))
+        except ExpansionError as exc:
+            ctx.fail((*loc, "rrule"), sch.rrule, f"lịch {sch.name!r}: {exc}")
         except ValueError as exc:
             ctx.fail((*loc, "rrule"), sch.rrule, str(exc))
     if sch.start.tzinfo is not None:
@@ -94,9 +107,41 @@ def _check_timing(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> 
         value = getattr(sch, name)
         if value is not None:
             try:
-                parse_duration(value)
+                if name == "validity":
+                    duration_within(value)  # a broadcast valid for no time never goes out
+                else:
+                    parse_duration(value)
             except ValueError as exc:
                 ctx.fail((*loc, name), value, str(exc))
+    until = _until_local(sch.until)
+    if until is not None and until < sch.start.replace(tzinfo=None):
+        ctx.fail(
+            (*loc, "until"),
+            str(sch.until),
+            f"lịch {sch.name!r}: until {until:%d/%m/%Y %H:%M} trước start "
+            f"{sch.start:%d/%m/%Y %H:%M}: lịch sẽ không bao giờ phát",
+        )
+
+
+def _check_limits(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
+    """How often and how far ahead it fires, against its channel's bounds (read through the
+    channel registry: `[channels.<name>.schedules]`)."""
+    try:
+        now_local = as_utc(ctx.now).astimezone(zone(ctx.zone)).replace(tzinfo=None)
+    except ValueError:
+        return  # an unknown zone is reported with [plan]
+    start = sch.start.replace(tzinfo=None)
+    planned = Planned(
+        name=sch.name,
+        channel=sch.channel,
+        start=start,
+        rule=parse_rrule(sch.rrule, start) if sch.rrule is not None else None,
+        rule_text=sch.rrule,
+        until=_until_local(sch.until),
+    )
+    limits = registry.schedule_limits(ctx.settings, sch.channel)
+    for breach in check_limits(planned, limits, now_local):
+        ctx.fail((*loc, breach.key), breach.value, breach.reason)
 
 
 def _check_audio(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:

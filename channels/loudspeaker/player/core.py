@@ -22,6 +22,7 @@ RANK = {"normal": 0, "priority": 1, "emergency": 2}
 # An entry played from the programme that no command has named after this long is
 # uploaded as an as-run record keyed by its slot.
 UNBOUND_AS_RUN_AFTER = timedelta(minutes=2)
+AS_RUN_RECORDS = 200  # events per as_run message: about 40 KB, well under coso's max_payload
 
 DOWNLOAD_TRIES = 5  # then an entry that needs the clip fails, with the last error
 
@@ -401,9 +402,10 @@ class Player:
                 self.state.outbox.extend(held)
                 self.store.save(self.state)
 
-    def as_run_upload(self, now: datetime) -> dict[str, Any] | None:
+    def as_run_upload(self, now: datetime) -> list[dict[str, Any]]:
         """On reconnect: every event kept while offline, plus programme slots played that no
-        command has named yet, as one `as_run` message."""
+        command has named yet, as `as_run` messages of at most AS_RUN_RECORDS records each
+        (coso refuses a message larger than its `max_payload`)."""
         records, self.state.outbox = self.state.outbox, []
         for entry in self.state.entries.values():
             finished = _t(entry.finished_at)
@@ -426,6 +428,7 @@ class Player:
                         seq=self.state.seq,
                     )
                 )
-        if not records:
-            return None
-        return {"type": p.AS_RUN, "records": records}
+        return [
+            {"type": p.AS_RUN, "records": records[i : i + AS_RUN_RECORDS]}
+            for i in range(0, len(records), AS_RUN_RECORDS)
+        ]

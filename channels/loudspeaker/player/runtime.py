@@ -173,9 +173,12 @@ class Runner:
         player.online = up
         if not up:
             return
-        upload = player.as_run_upload(now)
-        if upload is not None and not self.links[player.id].publish_event(player.id, upload):
-            player.state.outbox = upload["records"] + player.state.outbox
+        uploads = player.as_run_upload(now)
+        for n, upload in enumerate(uploads):
+            if not self.links[player.id].publish_event(player.id, upload):
+                unsent = [record for rest in uploads[n:] for record in rest["records"]]
+                player.state.outbox = unsent + player.state.outbox
+                break
         player.store.save(player.state)
 
     def _wake(self, player_id: str, when: datetime) -> None:

@@ -1,0 +1,153 @@
+"""Faults under a running `coso serve` (a real process on a PostgreSQL cluster of its own),
+counted at the far end: SIGKILL mid fan-out, the broker killed and restarted, PostgreSQL
+stopped mid SMS blast, a gateway answering 429/503. Nothing lost, nothing doubled.
+
+The same scenarios at full scale: `python -m bench.faults` (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+import dispatcher.sender
+from channels.base import Accepted, Channel, Outbound
+from coso.clock import ManualClock
+from coso.config import Settings
+from dispatcher.service import Dispatcher
+from schedules.importer import import_plan_file
+from tests.fault_scenarios import (
+    SpeakerRig,
+    Trial,
+    broker_trials,
+    database_outage,
+    gateway_outage,
+    kill_trials,
+    spacing,
+    speaker_rig,
+)
+from tests.fault_services import MissingTool, OwnPostgres, need
+from tests.helpers import SLOT, delivery_states
+from tests.plans import write_plan
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[OwnPostgres]:
+    try:
+        cluster = OwnPostgres()
+    except MissingTool as exc:
+        pytest.fail(str(exc))
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def speakers(pg: OwnPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpeakerRig]:
+    try:
+        need("mosquitto", "mosquitto (apt-get install mosquitto)")
+    except MissingTool as exc:
+        pytest.fail(str(exc))
+    with speaker_rig(pg, tmp_path_factory.mktemp("speakers"), 1000, ack_timeout="5s") as ready:
+        yield ready
+
+
+def _nothing_lost_or_doubled(trials: list[Trial]) -> None:
+    for trial in trials:
+        assert (trial.lost, trial.duplicated, trial.explained) == (0, 0, 0), (
+            f"{trial.scenario} #{trial.number} ({trial.fault}): {trial.notes}"
+        )
+
+
+def test_sigkill_of_coso_serve_mid_fan_out_loses_and_doubles_no_play(
+    speakers: SpeakerRig,
+) -> None:
+    seed = random.randrange(1_000_000)
+    print(f"seed {seed}")
+    trials = kill_trials(speakers, 3, seed)
+    assert len(trials) == 3
+    _nothing_lost_or_doubled(trials)
+
+
+def test_broker_killed_and_restarted_mid_fan_out_loses_and_doubles_no_play(
+    speakers: SpeakerRig,
+) -> None:
+    seed = random.randrange(1_000_000)
+    print(f"seed {seed}")
+    _nothing_lost_or_doubled(broker_trials(speakers, 1, seed, down=3))
+
+
+def test_postgresql_stopped_mid_sms_blast_loses_and_doubles_no_message(
+    pg: OwnPostgres, tmp_path: Path
+) -> None:
+    trial = database_outage(pg, tmp_path, recipients=300, rate=30, down=10, after=60)
+    _nothing_lost_or_doubled([trial])
+    assert "end states {'sent': 300}" in trial.fault
+
+
+def test_gateway_429_and_503_are_retried_with_growing_spacing_and_400_is_not(
+    pg: OwnPostgres, tmp_path: Path
+) -> None:
+    trial = gateway_outage(
+        pg, tmp_path, recipients=40, outage=10, retry_after=2,
+        retry={"first_delay": "1s", "max_delay": "8s", "max_attempts": 10},
+    )  # fmt: skip
+    _nothing_lost_or_doubled([trial])
+    # Each of the three invalid numbers: one request refused 400 (after the outage), no more.
+    assert list(trial.permanent_attempts.values()) == [1, 1, 1], trial.permanent_attempts
+    assert "'failed': 3" in trial.fault
+    for gaps in trial.gaps_429:  # Retry-After (2 s) is the floor: 2, 2, 4, 8
+        assert len(gaps) >= 3 and min(gaps) >= 1.95, gaps
+        assert all(b >= a - 0.3 for a, b in itertools.pairwise(gaps)), gaps
+    for gaps in trial.gaps_5xx:  # no Retry-After: 1, 2, 4, 8 (then max_delay)
+        assert len(gaps) >= 3 and gaps[0] >= 0.95, gaps
+        assert all(b >= 1.6 * a or b >= 7.5 for a, b in itertools.pairwise(gaps)), (
+            gaps
+        )  # up to max_delay
+    assert spacing(trial.gaps_5xx)[-1] > spacing(trial.gaps_5xx)[0]
+
+
+class Recording(Channel):
+    """A channel sending one message at a time (not a batch channel), as SMS does."""
+
+    name = "web"
+    resend_safe = False
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+    def send(self, message: Outbound) -> Accepted:
+        self.sent.append(message.delivery_id)
+        return Accepted(state="delivered", event="published")
+
+
+def test_outcomes_of_messages_sent_while_the_database_failed_are_recorded_when_it_answers(
+    engine: Engine,
+    settings: Settings,
+    clock: ManualClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """They went out: dropping their outcomes left them `sending` under a live process's
+    claim for as long as it ran (a PostgreSQL restart mid SMS blast stalled it)."""
+    import_plan_file(engine, settings, write_plan(tmp_path), clock.now())
+    real = dispatcher.sender.apply_outcomes
+    failures = [OperationalError("UPDATE delivery", {}, Exception("server closed the connection"))]
+
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dispatcher.sender, "apply_outcomes", flaky)
+    channel = Recording()
+    clock.set(SLOT)
+    Dispatcher(engine, settings, clock, channels={"web": channel}).tick()
+    assert delivery_states(engine) == {"delivered": 3}
+    assert len(channel.sent) == len(set(channel.sent)) == 3
