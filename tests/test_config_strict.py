@@ -53,6 +53,8 @@ CORE_VALUES = [
     ({"dispatcher": {"retry": {"first_delay": "0s"}}}, "dispatcher.retry.first_delay"),
     ({"dispatcher": {"retry": {"max_delay": "0d"}}}, "dispatcher.retry.max_delay"),
     ({"timer": {"reconcile_every": "0s"}}, "timer.reconcile_every"),
+    ({"dispatcher": {"idle_poll": float("inf")}}, "dispatcher.idle_poll"),
+    ({"dispatcher": {"idle_poll": float("nan")}}, "dispatcher.idle_poll"),
     ({"database": {"url": "mysql://coso@db.example/coso"}}, "database.url"),
     ({"database": {"url": "mssql+pyodbc://coso@db/coso"}}, "database.url"),
 ]
@@ -226,3 +228,25 @@ def test_other_coso_variables_and_good_settings_are_left_alone(
     settings: Any = load_settings(None)
     assert settings.server.port == 8081
     assert settings_of(settings, "sms").sender == "UBND"
+
+
+def test_bad_channel_value_from_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COSO_CHANNELS__LOUDSPEAKER__TOPIC_PREFIX", "coso/#")
+    result = runner.invoke(app, ["plan", "list"])
+    assert result.exit_code == 2
+    line = _one_error_line(result.output)
+    assert "COSO_CHANNELS__LOUDSPEAKER__TOPIC_PREFIX = 'coso/#'" in line and "wildcard" in line
+
+
+def test_bad_value_in_the_file_is_refused_even_where_a_variable_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "coso.toml"
+    config.write_text('[database]\nurl = "mysql://coso@db/coso"\n', encoding="utf-8")
+    monkeypatch.setenv("COSO_DATABASE__URL", f"sqlite:///{tmp_path / 'coso.db'}")
+    result = runner.invoke(app, ["-c", str(config), "plan", "list"])
+    assert result.exit_code == 2
+    line = _one_error_line(result.output)
+    assert f"{config}: database.url = 'mysql://coso@db/coso'" in line

@@ -236,3 +236,20 @@ def test_every_route_answers_bad_paths_bodies_and_queries_without_a_5xx(
                     headers["X-Twilio-Signature"] = "A" * 27 + "="  # shaped: bodies get read
                     check(method, url, content=body, headers=headers)
     assert failures == []
+
+
+def test_signed_callback_with_a_control_character_is_refused_400(
+    engine: Engine, settings: Settings
+) -> None:
+    settings = sms_settings(settings, GATEWAY)
+    with ServerThread(create_app(engine, settings)) as web:
+        settings.server.public_url = web.url
+        status = post_callback(
+            web.url + STATUS_PATH, {"MessageSid": "SM\x00", "MessageStatus": "delivered"}
+        )
+        inbound = post_callback(
+            web.url + INBOUND_PATH, {"From": "+84912\x00345678", "Body": "STOP"}
+        )
+    assert (status.status_code, inbound.status_code) == (400, 400)
+    assert "ký tự điều khiển" in status.text
+    assert list_opt_outs(engine) == []

@@ -35,6 +35,8 @@ class BadForm(Exception):
 
 # X-Twilio-Signature is the base64 of an HMAC-SHA1: 28 characters ending in "=".
 SIGNATURE_SHAPE = re.compile(r"[A-Za-z0-9+/]{27}=")
+# NUL and other control characters (a message body's line breaks and tabs aside).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def sms_webhooks(host: ChannelHost) -> Starlette:
@@ -58,6 +60,9 @@ def sms_webhooks(host: ChannelHost) -> Starlette:
             raise BadForm(
                 f"Nội dung biểu mẫu không hợp lệ: không phải UTF-8 ({exc.reason})"
             ) from None
+        bad = next((k for k, v in form.items() if CONTROL.search(k) or CONTROL.search(v)), None)
+        if bad is not None:  # no gateway sends these; a sid or number with them is forged
+            raise BadForm(f"Nội dung biểu mẫu không hợp lệ: {bad!r} chứa ký tự điều khiển")
         query = request.url.query
         url = settings.server.public_url.rstrip("/") + path + (f"?{query}" if query else "")
         if not cfg.auth_token or not validator.validate(url, form, signature):
