@@ -93,6 +93,22 @@ def test_senseless_loudspeaker_value_is_refused_with_the_key_named(
     assert reason in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("channel", "section", "key"),
+    [
+        ("sms", {"base_url": "api.twilio.com"}, "base_url"),
+        ("sms", {"base_url": "https://gw.example/?token=1"}, "base_url"),
+        ("web", {"sites": [{"name": "s", "url": "langson.example.vn", "username": "u",
+                            "application_password": "p"}]}, "sites.0.url"),
+    ],
+)  # fmt: skip
+def test_gateway_and_site_addresses_must_be_http(channel: str, section: dict, key: str) -> None:
+    settings = load_settings(None, channels={channel: section})
+    with pytest.raises(InputError) as refused:
+        settings_of(settings, channel)
+    assert str(refused.value).startswith(f"channels.{channel}.{key} = ")
+
+
 def test_sensible_values_are_still_accepted() -> None:
     settings = load_settings(
         None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.settings import ChannelLimits, ScheduleLimits
-from coso.config import DurationText
+from coso.config import DurationText, check_http_url
 
 
 class SmsScheduleLimits(ScheduleLimits):
@@ -47,6 +47,11 @@ class SmsSettings(ChannelLimits):
         if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
             raise ValueError(f"{value!r} is not a time of day like 22:00")
         return f"{int(hours):02d}:{int(minutes):02d}"
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return check_http_url(value) if value else value
 
     @field_validator("sender")
     @classmethod

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.settings import ChannelLimits, ScheduleLimits
-from coso.config import DurationText
+from coso.config import DurationText, check_http_url
 
 
 class WordPressSite(BaseModel):
@@ -16,6 +16,11 @@ class WordPressSite(BaseModel):
     username: str
     application_password: str
     status: str = "publish"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_http_url(value)
 
 
 class WebScheduleLimits(ScheduleLimits):
