@@ -73,7 +73,7 @@ def report(exc: CosoError) -> None:
 def not_a_folder(path: Path, field: str = "file") -> Path:
     """`path`, unless it is a folder (a file that is missing is its reader's to name)."""
     if path.is_dir():
-        raise InputError(field, str(path), "is a folder, not a file")
+        raise InputError(field, str(path), "là một thư mục, không phải một tệp")
     return path
 
 

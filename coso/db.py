@@ -221,13 +221,29 @@ def alembic_config(url: str) -> Any:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    from coso.migrations import CHANNEL_FOLDERS
-
-    folders = [str(MIGRATIONS / "versions"), *CHANNEL_FOLDERS]
+    folders = [str(MIGRATIONS / "versions"), *channel_migration_folders()]
     config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", os.pathsep.join(folders))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+def channel_migration_folders() -> list[str]:
+    """The migration branch of every installed channel, found through the `coso.channels`
+    entry points as the channel registry finds them, so that whoever opens a database
+    migrates it whole (a branch left out would make its recorded head unknown)."""
+    from importlib.metadata import entry_points
+
+    from coso.migrations import CHANNEL_FOLDERS
+
+    for found in entry_points(group="coso.channels"):
+        try:
+            folder = getattr(found.load(), "migrations", None)
+        except Exception:  # the registry says why when it loads the channel
+            continue
+        if isinstance(folder, str) and folder not in CHANNEL_FOLDERS:
+            CHANNEL_FOLDERS.append(folder)
+    return list(CHANNEL_FOLDERS)
 
 
 def migrate(engine: Engine) -> None:

@@ -107,4 +107,4 @@ def test_a_bad_channel_setting_names_the_settings_file(
 def test_a_folder_given_as_a_file_is_refused_naming_it(cli: Cli, tmp_path: Path) -> None:
     for command in (["plan", "import"], ["endpoints", "import"], ["units", "import-legacy"]):
         result = cli(*command, str(tmp_path))
-        assert_clear_refusal(result, f"file = '{tmp_path}': is a folder, not a file")
+        assert_clear_refusal(result, f"file = '{tmp_path}': là một thư mục, không phải một tệp")
