@@ -317,7 +317,7 @@ def check_variables(variables: Mapping[tuple[str, ...], str]) -> None:
                 where = ".".join(path[:depth]) or "the top level"
                 raise InputError(
                     name,
-                    os.environ.get(name, ""),
+                    "…",  # its value may be a password: not shown
                     f"{where} has no {part!r}; known: {known}",
                     source="environment",
                 )
@@ -339,7 +339,7 @@ def _check_channel_variable(name: str, rest: tuple[str, ...]) -> None:
     if not rest or rest[0] not in installed:
         raise InputError(
             name,
-            os.environ.get(name, ""),
+            "…",  # its value may be a password: not shown
             f"no channel called {rest[0] if rest else ''!r}; installed: {', '.join(installed)}",
             source="environment",
         )
