@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -33,19 +32,14 @@ class State:
 
 
 def current_settings() -> Settings:
-    from coso.config import load_settings  # pydantic-settings: not for `coso --help`
+    from coso.config import load_settings, located  # pydantic-settings: not for `--help`
 
     settings = load_settings(State.config)
     try:
         for check in State.checks:
             check(settings)
-    except InputError as exc:  # a channel's section: name the file it was read from
-        path = State.config or os.environ.get("COSO_CONFIG")
-        if path is None and Path("coso.toml").exists():
-            path = "coso.toml"
-        if exc.source is not None or path is None:
-            raise
-        raise InputError(exc.field, exc.value, exc.reason, source=str(path)) from exc
+    except InputError as exc:  # a channel's section: name the variable or file it came from
+        raise located(exc, State.config) from exc
     return settings
 
 

@@ -8,12 +8,15 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -23,16 +26,53 @@ from coso.clock import zone
 from coso.durations import duration_within, parse_duration
 from coso.errors import InputError
 
+ENV_PREFIX = "COSO_"
+ENV_DELIMITER = "__"
+SUPPORTED_DATABASES = ("sqlite", "postgresql", "postgres")
+CHANNEL_GROUP = "coso.channels"  # the entry points channels register under
+
 
 class DatabaseSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
+
     url: str = "sqlite:///coso-data/coso.db"
     echo: bool = False
 
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        scheme, found, _ = value.partition("://")
+        backend = scheme.split("+")[0].lower()
+        if not found or backend not in SUPPORTED_DATABASES:
+            raise ValueError(
+                f"{scheme or value!r} databases are not supported; use sqlite:///path/coso.db"
+                " or postgresql://user@host/name"
+            )
+        return value
+
+
+def check_http_url(value: str) -> str:
+    """An http(s) address with a host and no query or fragment (what others call back)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http:// or https:// address with a host")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValueError(f"{value!r} must have no query (?) or fragment (#)")
+    if any(c.isspace() or c == "\0" for c in value):
+        raise ValueError(f"{value!r} contains a space or a control character")
+    return value
+
+
+# An http(s) address others reach coso at (server.public_url), checked when read.
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+
 
 class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: HttpUrl = "http://127.0.0.1:8080"
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -43,11 +83,20 @@ def _check_duration(value: str) -> str:
     return value
 
 
+def _check_positive_duration(value: str) -> str:
+    duration_within(value)  # longer than 0s
+    return value
+
+
 # A duration as written in settings ("90s", "15m", "2h", "1h30m"), checked when read.
 DurationText = Annotated[str, AfterValidator(_check_duration)]
+# A duration where zero makes no sense (an interval, a timeout, a heartbeat).
+PositiveDuration = Annotated[str, AfterValidator(_check_positive_duration)]
 
 
 class TimerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
+
     horizon: DurationText = "15m"
     reconcile_every: DurationText = "5s"
     default_zone: str = "Asia/Ho_Chi_Minh"
@@ -82,22 +131,28 @@ class TimerSettings(BaseModel):
 
 
 class RetrySettings(BaseModel):
-    first_delay: DurationText = "10s"
-    max_delay: DurationText = "10m"
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
+
+    first_delay: PositiveDuration = "10s"
+    max_delay: PositiveDuration = "10m"
     max_attempts: int = Field(8, ge=1)
 
 
 class DispatcherSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
+
     fanout_batch: int = Field(1000, ge=1)
     claim_batch: int = Field(100, ge=1)
-    idle_poll: float = Field(0.5, gt=0)
-    heartbeat: DurationText = "2s"
-    lease: DurationText = "15s"
+    idle_poll: float = Field(0.5, gt=0, le=60, allow_inf_nan=False)
+    heartbeat: PositiveDuration = "2s"
+    lease: PositiveDuration = "15s"
     retry: RetrySettings = RetrySettings()
 
 
 class MediaSettings(BaseModel):
     """Audio for loudspeakers: prepared once at upload, served to players over HTTP."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not dropped
 
     dir: str = "coso-data/media"
     target_lufs: float = Field(-16.0, ge=-40, le=-5)
@@ -109,7 +164,9 @@ class MediaSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COSO_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid"
+    )
 
     database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()
@@ -152,25 +209,148 @@ class Settings(BaseSettings):
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Read settings from `path` (or $COSO_CONFIG, or ./coso.toml when present)."""
-    chosen = path or os.environ.get("COSO_CONFIG")
-    if chosen is None and Path("coso.toml").exists():
-        chosen = "coso.toml"
+    chosen = settings_file(path)
     data: dict[str, Any] = {}
     source = str(chosen) if chosen else "defaults"
     if chosen:
-        try:
-            data = tomllib.loads(Path(chosen).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise InputError("config", str(chosen), "file not found") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError("config", str(chosen), f"not valid TOML: {exc}") from exc
+        data = _read_file(Path(chosen))
+        check_sections(data, source)  # a bad value in the file, even where a variable wins
     data = _merge(data, overrides)
+    variables = settings_variables(os.environ)
+    check_variables(variables)
     try:
         return Settings(**data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InputError(field, first.get("input"), first["msg"], source=source) from exc
+        loc, value, reason = _first_error(exc)
+        field = ".".join(loc)
+        variable = _variable_for(loc, variables)
+        if variable is not None:
+            field, source = variable, "environment"
+        raise InputError(field, value, reason, source=source) from exc
+
+
+def settings_file(path: str | Path | None = None) -> str | Path | None:
+    """The settings file read: `path`, else $COSO_CONFIG, else ./coso.toml when present."""
+    chosen = path or os.environ.get("COSO_CONFIG")
+    if chosen is None and Path("coso.toml").exists():
+        chosen = "coso.toml"
+    return chosen
+
+
+def located(error: InputError, path: str | Path | None = None) -> InputError:
+    """`error` about a setting (from a later check, e.g. a channel's section), saying where
+    the value came from: the variable that set it, else the settings file."""
+    if error.source is not None:
+        return error
+    loc = tuple(error.field.split("."))
+    variable = _variable_for(loc, settings_variables(os.environ))
+    if variable is not None:
+        return InputError(variable, error.value, error.reason, source="environment")
+    chosen = settings_file(path)
+    if chosen is None:
+        return error
+    return InputError(error.field, error.value, error.reason, source=str(chosen))
+
+
+def check_sections(data: Mapping[str, Any], source: str) -> None:
+    """Each section of a settings file, checked by its model alone (the environment aside)."""
+    for key, value in data.items():
+        field = Settings.model_fields.get(key)
+        if field is None:
+            known = ", ".join(sorted(Settings.model_fields))
+            raise InputError(key, value, f"no such section; known: {known}", source=source)
+        try:
+            TypeAdapter(field.annotation).validate_python(value)
+        except ValidationError as exc:
+            loc, found, reason = _first_error(exc)
+            raise InputError(".".join((key, *loc)), found, reason, source=source) from exc
+
+
+def _first_error(exc: ValidationError) -> tuple[tuple[str, ...], Any, str]:
+    """Where the first error is, the value found there, and why (pydantic's words)."""
+    first = exc.errors()[0]
+    reason = first["msg"].removeprefix("Value error, ")
+    return tuple(str(p) for p in first["loc"]), first.get("input"), reason
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    """The TOML settings file; a clear error naming it when it cannot be read as such."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError("config", str(path), "file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            "config", str(path), f"not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise InputError("config", str(path), f"cannot be read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError("config", str(path), f"not valid TOML: {exc}") from exc
+
+
+def settings_variables(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """COSO_* variables that set a setting (COSO_SERVER__PORT → ("server", "port")). Other
+    COSO_* variables without the `__` of a nested key (COSO_CONFIG) are not settings."""
+    found: dict[tuple[str, ...], str] = {}
+    for name in environ:
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = tuple(name[len(ENV_PREFIX) :].lower().split(ENV_DELIMITER))
+        if len(path) > 1 or path[0] in Settings.model_fields:
+            found[path] = name
+    return found
+
+
+def check_variables(variables: Mapping[tuple[str, ...], str]) -> None:
+    """Refuse a variable that names no section or key (COSO_DATABSE__URL), naming it.
+    Under `channels`, the next part must be an installed channel; its keys are checked by
+    the channel's own settings model."""
+    for path, name in variables.items():
+        model: type[BaseModel] | None = Settings
+        for depth, part in enumerate(path):
+            if model is None:
+                break
+            fields = model.model_fields
+            if part not in fields:
+                known = ", ".join(sorted(fields))
+                where = ".".join(path[:depth]) or "the top level"
+                raise InputError(
+                    name,
+                    "…",  # its value may be a password: not shown
+                    f"{where} has no {part!r}; known: {known}",
+                    source="environment",
+                )
+            if model is Settings and part == "channels":
+                _check_channel_variable(name, path[depth + 1 :])
+                break
+            annotation = fields[part].annotation
+            model = (
+                annotation
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+                else None
+            )
+
+
+def _check_channel_variable(name: str, rest: tuple[str, ...]) -> None:
+    from importlib.metadata import entry_points
+
+    installed = sorted({ep.name for ep in entry_points(group=CHANNEL_GROUP)})
+    if not rest or rest[0] not in installed:
+        raise InputError(
+            name,
+            "…",  # its value may be a password: not shown
+            f"no channel called {rest[0] if rest else ''!r}; installed: {', '.join(installed)}",
+            source="environment",
+        )
+
+
+def _variable_for(loc: tuple[str, ...], variables: Mapping[tuple[str, ...], str]) -> str | None:
+    """The variable that set the value at `loc` (or a section holding it), if one did."""
+    for length in range(len(loc), 0, -1):
+        if loc[:length] in variables:
+            return variables[loc[:length]]
+    return None
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

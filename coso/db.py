@@ -15,12 +15,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
+from coso.errors import InputError
+
 try:
     import fcntl
 except ImportError:  # not on Windows: one process per database there
     fcntl = None  # type: ignore[assignment]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 WRITE_QUEUE_TIMEOUT = 30.0  # seconds; then SQLite's own busy_timeout decides
 
 
@@ -32,6 +35,22 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return None
     return None if database.startswith("file:") else Path(database)
+
+
+def check_sqlite_file(file: Path) -> None:
+    """Refuse, naming it, a file that exists but is not a SQLite database (a text file, an
+    image): SQLite would fail on it later with a traceback."""
+    try:
+        with file.open("rb") as opened:
+            header = opened.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return  # created when first opened
+    except IsADirectoryError as exc:
+        raise InputError("database.url", str(file), "is a folder, not a database file") from exc
+    except OSError as exc:
+        raise InputError("database.url", str(file), f"cannot be read: {exc.strerror}") from exc
+    if header and header != SQLITE_HEADER:
+        raise InputError("database.url", str(file), "this file is not a SQLite database")
 
 
 def shared_between_processes(url: str) -> bool:
@@ -47,9 +66,11 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        file = sqlite_file(url)
+        if file is not None:
+            check_sqlite_file(file)
         engine = create_engine(parsed, echo=echo, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        file = sqlite_file(url)
         writers = _WriteLock(Path(f"{file}.write-lock") if file is not None else None)
         event.listen(engine, "begin", writers.begin)
         event.listen(engine, "commit", writers.commit)

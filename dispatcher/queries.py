@@ -10,6 +10,7 @@ from sqlalchemy import Engine, Row, func, select
 
 from channels.endpoints import Endpoint
 from coso.errors import InputError
+from coso.names import name_problem, nfc
 from dispatcher.models import ActivityEntry, Delivery
 from schedules.models import Plan, Schedule
 
@@ -20,9 +21,13 @@ P = Plan.__table__
 
 def find_plan(engine: Engine, ref: str) -> Row[Any]:
     """A plan by number ("95/KH-UBND") or id."""
+    problem = name_problem(nfc(ref))
+    if problem:  # no plan has such a number (and PostgreSQL would refuse a NUL)
+        raise InputError("plan", ref[:60], problem)
+    ref = nfc(ref)
     with engine.connect() as conn:
         row = conn.execute(select(P).where(P.c.number == ref)).first()
-        if row is None and ref.isdigit():
+        if row is None and ref.isascii() and ref.isdigit() and len(ref) <= 9:
             row = conn.execute(select(P).where(P.c.id == int(ref))).first()
     if row is None:
         raise InputError("plan", ref, "no plan with this number or id")

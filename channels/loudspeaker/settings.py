@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.settings import ChannelLimits, ScheduleLimits
-from coso.config import DurationText
+from coso.config import DurationText, PositiveDuration
 
 
 class BrokerSettings(BaseModel):
@@ -47,14 +47,14 @@ class LoudspeakerSettings(ChannelLimits):
     # QoS 1 publishes awaiting the broker's PUBACK at once.
     max_inflight: int = Field(100, ge=1, le=65535)
     # Seconds to wait for the broker's PUBACK before a send counts as failed (retried).
-    publish_timeout: float = Field(10.0, gt=0)
+    publish_timeout: float = Field(10.0, gt=0, le=600, allow_inf_nan=False)
     # A command the player has not acknowledged (`received`) this long after it was sent
     # is published again; players ignore a delivery id they have seen.
-    ack_timeout: DurationText = "30s"
+    ack_timeout: PositiveDuration = "30s"
     # How often each player's programme is re-sent (also on connect and on changes).
-    sync_every: DurationText = "10m"
+    sync_every: PositiveDuration = "10m"
     # How far ahead a player's programme reaches, so it plays its slots through an outage.
-    sync_horizon: DurationText = "48h"
+    sync_horizon: PositiveDuration = "48h"
     volume: int = Field(80, ge=0, le=100)
     # A broadcast that starts this long after its slot is marked late in the activity log.
     late_after: DurationText = "10s"
@@ -71,3 +71,27 @@ class LoudspeakerSettings(ChannelLimits):
     # from 500 loudspeaker endpoints on (below, a second process costs more memory than the
     # events cost CPU).
     events_process: bool | Literal["auto"] = "auto"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        # Every topic coso publishes or subscribes to starts with it: a wildcard would
+        # subscribe to (or publish on) other players' topics, an empty level to none.
+        if not value.strip():
+            raise ValueError("topic prefix is empty")
+        if "+" in value or "#" in value:
+            raise ValueError(f"topic prefix {value!r} contains an MQTT wildcard (+ or #)")
+        if "\0" in value:
+            raise ValueError(f"topic prefix {value!r} contains a NUL character")
+        if value.startswith("/") or value.endswith("/") or "//" in value:
+            raise ValueError(f"topic prefix {value!r} has an empty level (a / at an end or //)")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("client id is empty: the broker tells players apart by it")
+        if "\0" in value:
+            raise ValueError(f"client id {value!r} contains a NUL character")
+        return value

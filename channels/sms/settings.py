@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.settings import ChannelLimits, ScheduleLimits
-from coso.config import DurationText
+from coso.config import DurationText, check_http_url
 
 
 class SmsScheduleLimits(ScheduleLimits):
@@ -29,7 +29,7 @@ class SmsSettings(ChannelLimits):
     base_url: str = ""
     sender: str = ""  # From: a brand name (at most 11 characters) or a number
     messaging_service_sid: str = ""  # instead of sender
-    timeout: float = Field(10.0, gt=0)  # seconds per gateway request
+    timeout: float = Field(10.0, gt=0, le=600, allow_inf_nan=False)  # seconds per gateway request
     # Ask the gateway for status callbacks at <server.public_url>/sms/status.
     status_callbacks: bool = True
     # No non-emergency SMS between quiet_start and quiet_end, in the plan's zone.
@@ -47,6 +47,11 @@ class SmsSettings(ChannelLimits):
         if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
             raise ValueError(f"{value!r} is not a time of day like 22:00")
         return f"{int(hours):02d}:{int(minutes):02d}"
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return check_http_url(value) if value else value
 
     @field_validator("sender")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from urllib.parse import parse_qsl
 
 import anyio
@@ -28,6 +29,16 @@ class BadSignature(Exception):
     pass
 
 
+class BadForm(Exception):
+    pass
+
+
+# X-Twilio-Signature is the base64 of an HMAC-SHA1: 28 characters ending in "=".
+SIGNATURE_SHAPE = re.compile(r"[A-Za-z0-9+/]{27}=")
+# NUL and other control characters (a message body's line breaks and tabs aside).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def sms_webhooks(host: ChannelHost) -> Starlette:
     from channels.registry import settings_of
 
@@ -38,10 +49,22 @@ def sms_webhooks(host: ChannelHost) -> Starlette:
 
     async def signed_form(request: Request, path: str) -> dict[str, str]:
         """The form, if its signature is the gateway's for <server.public_url><path>."""
-        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not cfg.auth_token or not SIGNATURE_SHAPE.fullmatch(signature):
+            log.warning("refused a request to %s without a well-formed signature", path)
+            raise BadSignature  # before the body is read
+        try:
+            text = (await request.body()).decode("utf-8")
+            form = dict(parse_qsl(text, keep_blank_values=True, strict_parsing=False))
+        except UnicodeDecodeError as exc:
+            raise BadForm(
+                f"Nội dung biểu mẫu không hợp lệ: không phải UTF-8 ({exc.reason})"
+            ) from None
+        bad = next((k for k, v in form.items() if CONTROL.search(k) or CONTROL.search(v)), None)
+        if bad is not None:  # no gateway sends these; a sid or number with them is forged
+            raise BadForm(f"Nội dung biểu mẫu không hợp lệ: {bad!r} chứa ký tự điều khiển")
         query = request.url.query
         url = settings.server.public_url.rstrip("/") + path + (f"?{query}" if query else "")
-        signature = request.headers.get("X-Twilio-Signature", "")
         if not cfg.auth_token or not validator.validate(url, form, signature):
             log.warning("refused a request to %s with a bad signature", path)
             raise BadSignature
@@ -54,6 +77,8 @@ def sms_webhooks(host: ChannelHost) -> Starlette:
             callback = StatusCallback.from_form(form, clock.now())
         except BadSignature:
             return PlainTextResponse("bad or missing X-Twilio-Signature", 403)
+        except BadForm as exc:
+            return PlainTextResponse(str(exc), 400)
         except CallbackError as exc:
             return PlainTextResponse(str(exc), 400)
         await asyncio.wait_for(asyncio.wrap_future(callbacks.submit(callback)), 30)
@@ -65,6 +90,8 @@ def sms_webhooks(host: ChannelHost) -> Starlette:
             form = await signed_form(request, INBOUND_PATH)
         except BadSignature:
             return PlainTextResponse("bad or missing X-Twilio-Signature", 403)
+        except BadForm as exc:
+            return PlainTextResponse(str(exc), 400)
         await anyio.to_thread.run_sync(record_inbound, engine, form, clock.now())
         return Response(str(MessagingResponse()), media_type="application/xml")
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.settings import ChannelLimits, ScheduleLimits
-from coso.config import DurationText
+from coso.config import DurationText, check_http_url
 
 
 class WordPressSite(BaseModel):
@@ -17,6 +17,11 @@ class WordPressSite(BaseModel):
     application_password: str
     status: str = "publish"
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_http_url(value)
+
 
 class WebScheduleLimits(ScheduleLimits):
     """Posts to a bulletin or a site: a few a day, an hour apart."""
@@ -27,5 +32,5 @@ class WebScheduleLimits(ScheduleLimits):
 
 class WebChannelSettings(ChannelLimits):
     schedules: WebScheduleLimits = WebScheduleLimits()
-    timeout: float = Field(10.0, gt=0)
+    timeout: float = Field(10.0, gt=0, le=600, allow_inf_nan=False)
     sites: list[WordPressSite] = Field(default_factory=list)

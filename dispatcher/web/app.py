@@ -22,6 +22,7 @@ from coso.clock import Clock, SystemClock, local_text
 from coso.config import Settings
 from dispatcher.host import EngineHost
 from dispatcher.supervisor import DatabaseProbe
+from dispatcher.web.body_limit import BodyLimit
 from dispatcher.web.console import console_router
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -66,6 +67,8 @@ def create_app(
     # The console (plans, logs): one router, so access is decided in one place.
     app.include_router(console_router(engine, templates))
 
+    # Every route's body is limited before it is read (dispatcher/web/body_limit.py).
+    app.add_middleware(BodyLimit)
     return app
 
 

@@ -13,6 +13,8 @@ from coso.errors import InputError
 from coso.units import unit_names
 from dispatcher.queries import LogFilter, activity, delivery_counts, find_plan, list_plans
 
+MAX_ID = 2**63 - 1  # the largest id a database integer column holds
+
 
 def console_router(engine: Engine, templates: Jinja2Templates) -> APIRouter:
     router = APIRouter(include_in_schema=False)  # pages, not the JSON API
@@ -23,6 +25,10 @@ def console_router(engine: Engine, templates: Jinja2Templates) -> APIRouter:
 
     @router.get("/plans/{ref:path}", response_class=HTMLResponse)
     def plan_page(request: Request, ref: str) -> HTMLResponse:
+        if "\x00" in ref or (ref.isdigit() and not (ref.isascii() and int(ref) <= MAX_ID)):
+            # No plan number holds a NUL (PostgreSQL text cannot), and no id is digits like
+            # "99999999999999999999" or "²" (the lookup would overflow the integer column).
+            raise HTTPException(404, f"plan = {ref!r}: no plan with this number or id")
         try:
             plan = find_plan(engine, ref)
         except InputError as exc:
