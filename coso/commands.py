@@ -97,7 +97,10 @@ def parse_day(value: str | None, tz: str, name: str) -> datetime | None:
         return None
     for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
         try:
-            return as_utc(datetime.strptime(value, fmt).replace(tzinfo=zone(tz)))
+            day = datetime.strptime(value, fmt)
         except ValueError:
             continue
+        if not 2000 <= day.year <= 2199:  # as schedules are bounded (and year 1 overflows)
+            raise InputError(name, value, "năm phải từ 2000 đến 2199")
+        return as_utc(day.replace(tzinfo=zone(tz)))
     raise InputError(name, value, "not a date like 21/04/2021 or 2021-04-21")

@@ -471,3 +471,9 @@ def test_messages_wait_while_the_database_does_not_answer_and_are_applied_after(
             sender.loop_stop()
             sender.disconnect()
     assert not any(r.last_failure for r in list_players(engine))
+
+
+@pytest.mark.parametrize("player", ["loa-1\n", "loa 1", "", "x" * 65, "loa/1", "loa+"])
+def test_a_player_id_that_is_not_one_is_refused(player: str) -> None:
+    with pytest.raises(p.ProtocolError):
+        p.check_player_id(player)

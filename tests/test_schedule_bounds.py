@@ -289,3 +289,14 @@ def test_a_stored_rule_that_never_ends_stepping_is_not_enabled_again(
         set_enabled(engine, sid, True, clock.now())
     with engine.connect() as conn:
         assert conn.scalar(select(S.c.enabled).where(S.c.id == sid)) is False
+
+
+@pytest.mark.parametrize("day", ["01/01/0001", "31/12/9999", "0001-01-01"])
+def test_a_preview_from_a_day_out_of_range_is_refused_naming_it(
+    cli: Any, day: str, tmp_path: Path
+) -> None:
+    assert cli("plan", "import", str(write_plan(tmp_path, WEEKLY_PLAN))).exit_code == 0
+    result = cli("schedule", "preview", "95/KH-UBND", "--from", day)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "from" in result.output
+    assert day in result.output and "2000" in result.output

@@ -43,7 +43,7 @@ class ProtocolError(ValueError):
 
 
 def check_player_id(player: str) -> str:
-    if not PLAYER_ID.match(player):
+    if not isinstance(player, str) or not PLAYER_ID.fullmatch(player):
         raise ProtocolError(
             f"player id {player!r} must be 1-64 letters, digits, '.', '_' or '-' "
             "(it is part of MQTT topics)"
