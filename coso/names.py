@@ -106,3 +106,11 @@ def argument(field: str, value: str) -> str:
     if problem:
         raise InputError(field, shown(value), problem)
     return value
+
+
+def check_arguments(**values: str | list[str] | None) -> None:
+    """Every given command-line argument checked by `argument`, named by its parameter."""
+    for field, value in values.items():
+        for one in value if isinstance(value, list) else [value]:
+            if one is not None:
+                argument(field, one)

@@ -15,6 +15,7 @@ from coso.clock import local_text
 from coso.commands import current_settings, guard, open_database, out
 from coso.errors import InputError
 from coso.memory import settle_after_startup
+from coso.names import check_arguments
 
 
 def loudspeaker_settings(settings: Settings) -> LoudspeakerSettings:
@@ -87,6 +88,7 @@ def player_command(
     ca_file: Annotated[str, typer.Option(help="TLS: the CA of the broker (mqtts://).")] = "",
 ) -> None:
     """Run the reference player: plays what coso sends, reports what it played."""
+    check_arguments(id=player_id)
     _players([player_id], broker, lambda _pid: token, data, sink, username, password, True, ca_file)
 
 
@@ -147,6 +149,7 @@ def players_stop(
     players: PlayersArg = None, unit: UnitOption = None, broker: BrokerOption = None
 ) -> None:
     """Stop what these players play now (it is logged `failed`, stopped by the operator)."""
+    check_arguments(players=players, unit=unit)
     from channels.loudspeaker.operator import stop_command
 
     _operator(players or [], unit, broker, stop_command(datetime.now(UTC)), "stop")
@@ -161,6 +164,7 @@ def players_volume(
     broker: BrokerOption = None,
 ) -> None:
     """Set the volume of these players (it holds until changed again)."""
+    check_arguments(players=players, unit=unit)
     from channels.loudspeaker.operator import volume_command
 
     _operator(players or [], unit, broker, volume_command(level), f"volume {level}")
@@ -184,6 +188,7 @@ def _operator(ids: list[str], unit: str | None, broker: str | None, command, wha
 @guard
 def players_token(player_id: str) -> None:
     """The media download token of player PLAYER_ID (give it to that player only)."""
+    check_arguments(player_id=player_id)
     from content.media import player_token, token_secret
 
     out.print(player_token(token_secret(current_settings().media), player_id))
@@ -194,6 +199,7 @@ def devices_command(
     unit: Annotated[str | None, typer.Option(help="Only players in this unit.")] = None,
 ) -> None:
     """Loudspeaker players: online or not, last seen, what they play, their last failure."""
+    check_arguments(unit=unit)
     from channels.loudspeaker.devices import list_players
 
     settings = current_settings()
