@@ -14,7 +14,7 @@ from channels import registry
 from coso.csvfile import csv_rows
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
-from coso.names import check_name
+from coso.names import SHOWN_LENGTH, check_name, length_problem, shown
 from coso.units import resolve_unit_codes, unit_tree
 
 
@@ -96,6 +96,9 @@ def read_endpoints_csv(engine: Engine, path: Path) -> list[dict[str, object]]:
             check_channel("channel", channel)
             if not address:
                 raise InputError("address", address, "is empty")
+            too_long = length_problem(address, SHOWN_LENGTH)
+            if too_long:
+                raise InputError("address", address, too_long)
             address = check_address("address", channel, address)
             if (channel, address) in seen:
                 raise InputError("address", address, f"repeats line {seen[channel, address]}")
@@ -103,7 +106,9 @@ def read_endpoints_csv(engine: Engine, path: Path) -> list[dict[str, object]]:
                 unit = units.current_for(unit)
             name = check_name("name", record["name"], allow_empty=True)
         except InputError as exc:
-            raise InputError(exc.field, exc.value, exc.reason, source=str(path), line=line) from exc
+            raise InputError(
+                exc.field, shown(exc.value), exc.reason, source=str(path), line=line
+            ) from exc
         seen[channel, address] = line
         rows.append({"channel": channel, "address": address, "name": name, "unit_code": unit})
     return rows

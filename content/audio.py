@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,10 +72,7 @@ def decode_audio(path: Path, field: str = "audio") -> AudioSegment:
             f"unsupported audio type {path.suffix!r}; use one of {sorted(FORMATS)}",
         )
     try:
-        if fmt == "wav":
-            audio = _from_wav(path, field)
-        else:  # naming the codec spares pydub a call to ffprobe
-            audio = AudioSegment.from_file(path, format=fmt, codec=None if fmt != "mp3" else "mp3")
+        audio = _from_wav(path, field) if fmt == "wav" else _with_ffmpeg(path, fmt, field)
     except (CouldntDecodeError, IndexError, ValueError, EOFError) as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise InputError(field, str(path), f"not a readable {fmt} file: {reason}") from exc
@@ -102,9 +101,30 @@ def _from_wav(path: Path, field: str) -> AudioSegment:
                 or "phần đầu WAV bị thiếu hoặc bị cắt (tệp rỗng, hoặc không phải âm thanh?)"
             )
             raise InputError(field, str(path), f"not a readable wav file: {why}") from exc
-        raise InputError(
-            field, str(path), "a wav file that only ffprobe reads, and it is not installed"
-        ) from exc
+        return _with_ffmpeg(path, "wav", field)
+
+
+def _with_ffmpeg(path: Path, fmt: str, field: str) -> AudioSegment:
+    """Decode with ffmpeg alone (pydub would first ask ffprobe about the file, and the
+    ffmpeg that imageio-ffmpeg ships comes without it) to 16-bit PCM wav, which pydub reads
+    itself; ffmpeg's own last words are the reason when it cannot."""
+    with tempfile.TemporaryDirectory(prefix="coso-audio-") as folder:
+        decoded = Path(folder) / "decoded.wav"
+        command = [AudioSegment.converter, "-nostdin", "-v", "error", "-f", fmt, "-i", str(path)]
+        command += ["-vn", "-acodec", "pcm_s16le", "-f", "wav", str(decoded)]
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=600, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise InputError(field, str(path), f"không giải mã được bằng ffmpeg: {exc}") from exc
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        if done.returncode != 0 or not decoded.is_file() or decoded.stat().st_size <= 44:
+            why = said[-1] if said else "ffmpeg found no audio in it"
+            raise InputError(
+                field,
+                str(path),
+                f"không phải tệp âm thanh {fmt} đọc được (not a readable {fmt} file): {why}",
+            )
+        return AudioSegment.from_wav(decoded)
 
 
 def _check_complete_mp3(path: Path, decoded: float, field: str) -> None:
@@ -169,7 +189,7 @@ def prepare_audio(
     buffer = io.BytesIO()
     whole.export(buffer, format="mp3", bitrate=settings.bitrate)
     data = buffer.getvalue()
-    final = AudioSegment.from_file(io.BytesIO(data), format="mp3", codec="mp3")
+    final = AudioSegment.from_file(io.BytesIO(data), format="mp3", codec="mp3")  # no ffprobe
     return PreparedAudio(
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),

@@ -15,6 +15,7 @@ from coso.clock import local_text
 from coso.commands import current_settings, guard, open_database, out
 from coso.errors import InputError
 from coso.memory import settle_after_startup
+from coso.names import check_arguments
 
 
 def loudspeaker_settings(settings: Settings) -> LoudspeakerSettings:
@@ -108,6 +109,7 @@ def player_command(
     ca_file: Annotated[str, typer.Option(help="TLS: the CA of the broker (mqtts://).")] = "",
 ) -> None:
     """Run the reference player: plays what coso sends, reports what it played."""
+    check_arguments(id=player_id)
     if not key:
         raise InputError("--key", "", "thiếu khoá lệnh của loa (xem: coso players credentials ID)")
     if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
@@ -208,6 +210,7 @@ def players_stop(
     players: PlayersArg = None, unit: UnitOption = None, broker: BrokerOption = None
 ) -> None:
     """Stop what these players play now (it is logged `failed`, stopped by the operator)."""
+    check_arguments(players=players, unit=unit)
     from channels.loudspeaker.operator import stop_command
 
     _operator(players or [], unit, broker, stop_command(datetime.now(UTC)), "stop")
@@ -222,6 +225,7 @@ def players_volume(
     broker: BrokerOption = None,
 ) -> None:
     """Set the volume of these players (it holds until changed again)."""
+    check_arguments(players=players, unit=unit)
     from channels.loudspeaker.operator import volume_command
 
     _operator(players or [], unit, broker, volume_command(level), f"volume {level}")
@@ -272,6 +276,7 @@ def _credentials(player_id: str, revoke: bool) -> Credentials:
 @guard
 def players_token(player_id: str) -> None:
     """The media download token of player PLAYER_ID (give it to that player only)."""
+    check_arguments(player_id=player_id)
     out.print(_credentials(player_id, revoke=False).token)
 
 
@@ -303,6 +308,7 @@ def devices_command(
     unit: Annotated[str | None, typer.Option(help="Only players in this unit.")] = None,
 ) -> None:
     """Loudspeaker players: online or not, last seen, what they play, their last failure."""
+    check_arguments(unit=unit)
     from channels.loudspeaker.devices import list_players
 
     settings = current_settings()

@@ -16,7 +16,7 @@ from coso.clock import SystemClock, local_text
 from coso.commands import current_host, current_settings, err, guard, open_database, out
 from coso.durations import parse_duration
 from coso.errors import InputError
-from coso.names import nfc
+from coso.names import check_arguments, nfc
 
 
 def sms_settings(settings: Any) -> Any:
@@ -106,6 +106,7 @@ def sms_import(
 def _preview(plan: str, content: str, to: list[str], khong_dau: bool | None, emergency: bool):  # type: ignore[no-untyped-def]
     from channels.sms.preview import preview_blast
 
+    check_arguments(plan=plan, content=content, to=to)
     settings = current_settings()
     host = current_host(settings)
     p = host.plan(nfc(plan))
@@ -322,6 +323,7 @@ def optouts_add(
     phone: str, note: Annotated[str, typer.Option("--note", help="Why, who asked.")] = ""
 ) -> None:
     """Opt a number out by hand."""
+    check_arguments(phone=phone)
     from channels.sms.recipients import add_opt_out
 
     number = phone_number(phone, "phone")
@@ -334,6 +336,7 @@ def optouts_add(
 @guard
 def optouts_remove(phone: str) -> None:
     """Take a number off the opt-out list (it asked to receive messages again)."""
+    check_arguments(phone=phone)
     from channels.sms.recipients import remove_opt_out
 
     number = phone_number(phone, "phone")

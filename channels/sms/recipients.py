@@ -17,7 +17,7 @@ from content.sms_text import khong_dau
 from coso.csvfile import csv_lines
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
-from coso.names import check_name, nfc, text_problem
+from coso.names import check_name, length_problem, nfc, shown, text_problem
 from coso.units import shipped_unit_tree, unit_tree
 
 CHANNEL = "sms"
@@ -182,7 +182,7 @@ def read_recipients(engine: Engine | None, path: Path) -> RecipientFile:
             phone = to_e164(raw_phone)
         except PhoneError as exc:
             result.invalid.append(
-                InputError("phone", raw_phone, str(exc), source=source, line=line)
+                InputError("phone", shown(raw_phone), str(exc), source=source, line=line)
             )
             continue
         unit = _cell(row, columns.get("unit")) or None
@@ -191,7 +191,7 @@ def read_recipients(engine: Engine | None, path: Path) -> RecipientFile:
                 unit = units.current_for(unit)
             except InputError as exc:
                 result.invalid.append(
-                    InputError("unit", unit, exc.reason, source=source, line=line)
+                    InputError("unit", shown(unit), exc.reason, source=source, line=line)
                 )
                 continue
         groups_text = _cell(row, columns.get("groups"))
@@ -207,9 +207,11 @@ def read_recipients(engine: Engine | None, path: Path) -> RecipientFile:
         except InputError as exc:
             result.invalid.append(exc)
             continue
-        problem = text_problem(name)
+        problem = text_problem(name) or length_problem(name)
         if problem:
-            result.invalid.append(InputError("name", name, problem, source=source, line=line))
+            result.invalid.append(
+                InputError("name", shown(name), problem, source=source, line=line)
+            )
             continue
         digits = "".join(c for c in raw_phone if c.isdigit())
         if len(digits) == 11 and digits.startswith("01"):

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from coso.clock import local_text
 from coso.commands import current_settings, guard, not_a_folder, open_database, out
-from coso.names import nfc
+from coso.names import check_arguments, nfc
 
 endpoints_app = typer.Typer(no_args_is_help=True, help="Endpoints: import, list.")
 units_app = typer.Typer(no_args_is_help=True, help="Administrative units.")
@@ -22,6 +22,7 @@ content_app = typer.Typer(no_args_is_help=True, help="Content items: list, appro
 @guard
 def content_list(plan: str) -> None:
     """A plan's content items and their approval state."""
+    check_arguments(plan=plan)
     from content.approval import list_content
     from dispatcher.queries import find_plan
 
@@ -47,6 +48,7 @@ def content_approve(
 ) -> None:
     """Approve a draft content item so schedules can send it (with its audio, when one of
     them is on a channel that plays audio)."""
+    check_arguments(plan=plan, key=key, by=by)
     from content.approval import find_content, set_state
     from dispatcher.queries import find_plan
     from schedules.editing import check_approvable
@@ -62,6 +64,7 @@ def content_approve(
 @guard
 def content_retire(plan: str, key: str) -> None:
     """Retire a content item: deliveries not yet sent fail instead of going out."""
+    check_arguments(plan=plan, key=key)
     from content.approval import set_state
     from dispatcher.queries import find_plan
 
@@ -90,6 +93,7 @@ def endpoints_list(
     limit: Annotated[int, typer.Option(min=1)] = 200,
 ) -> None:
     """Endpoints, by channel and address."""
+    check_arguments(channel=channel, unit=unit)
     from channels.endpoints import list_endpoints
 
     engine = open_database(current_settings())
@@ -125,6 +129,7 @@ def units_show(
     show_all: Annotated[bool, typer.Option("--all", help="List every unit below it.")] = False,
 ) -> None:
     """A unit and every current unit under it (for a pre-2025 unit: the ones it became)."""
+    check_arguments(unit=unit)
     from coso.units import LEGACY_DATASET, find_unit, resolve_unit_codes, unit_names
 
     engine = open_database(current_settings())
@@ -157,6 +162,7 @@ def content_audio(
 ) -> None:
     """Prepare an audio file (one format, normalised loudness, jingles) as a content item's
     audio for loudspeakers. A corrupt, truncated or unsupported file is refused."""
+    check_arguments(plan=plan, key=key)
     from content.approval import find_content
     from content.media import attach_audio
     from dispatcher.queries import find_plan

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from coso.clock import local_text
 from coso.commands import current_settings, guard, not_a_folder, open_database, out, parse_day
-from coso.names import nfc
+from coso.names import check_arguments, nfc
 
 plan_app = typer.Typer(no_args_is_help=True, help="Plans: import, list, show.")
 schedule_app = typer.Typer(no_args_is_help=True, help="Schedules: preview, enable, disable.")
@@ -51,6 +51,7 @@ def plan_list() -> None:
 @guard
 def plan_show(plan: str) -> None:
     """A plan with its targets, schedules and delivery counts."""
+    check_arguments(plan=plan)
     from dispatcher.queries import delivery_counts, find_plan, plan_schedules
 
     engine = open_database(current_settings())
@@ -83,6 +84,7 @@ def schedule_preview(
     ] = None,
 ) -> None:
     """What would go out where and when; sends nothing."""
+    check_arguments(plan=plan)
     from dispatcher.queries import find_plan
     from schedules.preview import preview
 
@@ -145,6 +147,7 @@ def log_command(
     limit: Annotated[int, typer.Option(min=1)] = 200,
 ) -> None:
     """The plan's activity log, newest first."""
+    check_arguments(plan=plan, channel=channel, unit=unit, state=state)
     from dispatcher.queries import LogFilter, activity, find_plan
 
     engine = open_database(current_settings())
@@ -190,6 +193,7 @@ def deliveries_command(
     limit: Annotated[int, typer.Option(min=1)] = 200,
 ) -> None:
     """The plan's deliveries, newest slot first."""
+    check_arguments(plan=plan, state=state, channel=channel)
     from dispatcher.queries import deliveries, find_plan
 
     engine = open_database(current_settings())

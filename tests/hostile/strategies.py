@@ -8,6 +8,7 @@ the message as well as the refusal."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
@@ -436,12 +437,21 @@ def bad_plans(draw: st.DrawFn) -> BadPlan:
     return broken
 
 
+# Saved in an encoding coso reads (by its BOM): the same file as its UTF-8 twin.
+READABLE_ENCODINGS = frozenset({"utf-16", "utf-8 bom"})
+
+
 @dataclass(frozen=True)
 class BadBytes:
-    """A file's bytes broken as a whole (encoding, truncation, a raw NUL)."""
+    """A file's bytes broken as a whole (encoding, truncation, a raw NUL), or saved in an
+    encoding that announces itself by its BOM (`readable`: it must read as its twin)."""
 
     what: str
     raw: bytes
+
+    @property
+    def readable(self) -> bool:
+        return self.what in READABLE_ENCODINGS
 
     def __repr__(self) -> str:
         return f"BadBytes({self.what!r}, {self.raw[:60]!r}…)"
@@ -453,6 +463,7 @@ def broken_encodings(text: str) -> st.SearchStrategy[BadBytes]:
     return st.sampled_from(
         [
             BadBytes("utf-16", text.encode("utf-16")),
+            BadBytes("utf-8 bom", codecs.BOM_UTF8 + utf8),
             BadBytes("cp1258", unicodedata.normalize("NFD", text).encode("cp1258", "replace")),
             BadBytes("invalid utf-8", utf8[:40] + b"\xff\xfe\xc3\x28" + utf8[40:]),
             BadBytes("nul byte", utf8[:30] + b"\x00" + utf8[30:]),

@@ -19,7 +19,13 @@ from sqlalchemy import Engine, func, select
 
 from channels.endpoints import Endpoint
 from coso.config import Settings
-from tests.hostile.conftest import Cli, assert_clear_refusal, assert_unchanged, snapshot
+from tests.hostile.conftest import (
+    Cli,
+    assert_clear_refusal,
+    assert_unchanged,
+    restore,
+    snapshot,
+)
 from tests.hostile.strategies import (
     BadAudio,
     BadBytes,
@@ -73,23 +79,39 @@ def test_an_endpoint_file_with_one_bad_cell_is_refused_whole(
     _good_endpoints_go_in(cli, engine, tmp_path)
 
 
+def _endpoint_rows(engine: Engine) -> list[tuple[object, ...]]:
+    """The endpoints as a list shows them (no ids or times)."""
+    table = Endpoint.__table__
+    columns = (table.c.channel, table.c.address, table.c.name, table.c.unit_code)
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(*columns).order_by(*columns))]
+
+
 def test_an_endpoint_file_saved_badly_is_refused_naming_it(
     cli: Cli, engine: Engine, tmp_path: Path
 ) -> None:
+    """Bytes no encoding reads are refused naming the file; a file saved as UTF-16 or
+    UTF-8 with a BOM is read as its UTF-8 twin."""
     before = snapshot(engine)
     text = _csv(GOOD_ENDPOINTS, list(GOOD_ENDPOINTS[0]))
+    path = tmp_path / "diem.csv"
+    path.write_text(text.replace("Phường", "Phường " * 3), encoding="utf-8")
+    assert cli("endpoints", "import", str(path)).exit_code == 0
+    twin = _endpoint_rows(engine)
+    restore(engine, before)
 
     @given(broken_encodings(text.replace("Phường", "Phường " * 3)))
     def refused(bad: BadBytes) -> None:
-        path = tmp_path / "diem.csv"
         path.write_bytes(bad.raw)
         result = cli("endpoints", "import", str(path))
         if result.exit_code == 0:  # what survives the damage went in: a valid file after all
-            assert bad.what in ("truncated",), result.output
-            from tests.hostile.conftest import restore
-
+            added = _endpoint_rows(engine)
             restore(engine, before)
+            assert bad.readable or bad.what == "truncated", result.output
+            if bad.readable:
+                assert added == twin
             return
+        assert not bad.readable, result.output
         assert_unchanged(engine, before)
         assert_clear_refusal(result, "diem.csv")
 
@@ -189,8 +211,17 @@ def test_recipient_rows_with_a_bad_cell_are_left_out_naming_their_line(
 def test_a_recipient_file_saved_badly_is_refused_naming_it(
     cli: Cli, engine: Engine, tmp_path: Path
 ) -> None:
+    """Bytes no encoding reads are refused naming the file (as is any text named .xlsx);
+    a CSV saved as UTF-16 or UTF-8 with a BOM is read as its UTF-8 twin; a raw NUL is a bad
+    cell, whose row is left out naming its line."""
     before = snapshot(engine)
     text = _csv([GOOD_RECIPIENT] * 3, list(GOOD_RECIPIENT))
+    twin_path = tmp_path / "ds-utf8.csv"
+    twin_path.write_text(text, encoding="utf-8")
+    assert cli("sms", "import", str(twin_path)).exit_code == 0
+    twin = _endpoint_rows(engine)
+    assert ("sms", "+84987000002", "Trần Thị Bình", "06046") in twin
+    restore(engine, before)
 
     @given(broken_encodings(text), st.sampled_from(["csv", "xlsx"]))
     def refused(bad: BadBytes, kind: str) -> None:
@@ -199,6 +230,20 @@ def test_a_recipient_file_saved_badly_is_refused_naming_it(
         path = tmp_path / f"ds.{kind}"
         path.write_bytes(bad.raw)
         result = cli("sms", "import", str(path))
+        if bad.readable and kind == "csv":
+            added = _endpoint_rows(engine)
+            restore(engine, before)
+            assert result.exit_code == 0, result.output
+            assert added == twin
+            return
+        if bad.what == "nul byte" and kind == "csv" and result.exit_code == 0:
+            # a NUL in a cell is a bad cell: its row is left out naming its line, the rest in
+            line = bad.raw[: bad.raw.index(b"\x00")].count(b"\n") + 1
+            added = _endpoint_rows(engine)
+            restore(engine, before)
+            assert f"ds.csv:{line}" in " ".join(result.output.split()), result.output
+            assert set(added) <= set(twin), added
+            return
         assert_unchanged(engine, before)
         assert_clear_refusal(result, f"ds.{kind}")
 
