@@ -114,7 +114,7 @@ def _check_timing(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> 
             except ValueError as exc:
                 ctx.fail((*loc, name), value, str(exc))
     until = _until_local(sch.until)
-    if until is not None and until < sch.start.replace(tzinfo=None):
+    if sch.rrule is not None and until is not None and until < sch.start.replace(tzinfo=None):
         ctx.fail(
             (*loc, "until"),
             str(sch.until),
