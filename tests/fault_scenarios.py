@@ -30,6 +30,7 @@ from coso.config import load_settings
 from coso.db import make_engine
 from coso.setup import open_database
 from schedules.importer import import_plan_file
+from tests.conftest import free_port
 from tests.fault_services import (
     Mosquitto,
     OwnPostgres,
@@ -157,6 +158,9 @@ def speaker_rig(
         config.write_text(
             f"""[database]
 url = "{url}"
+[server]
+port = {(port := free_port())}
+public_url = "http://127.0.0.1:{port}"
 [media]
 dir = "{work}/media"
 [dispatcher]
@@ -363,6 +367,9 @@ def sms_config(work: Path, url: str, gateway: str, rate: int, retry: dict[str, A
     config.write_text(
         f"""[database]
 url = "{url}"
+[server]
+port = {(port := free_port())}
+public_url = "http://127.0.0.1:{port}"
 [media]
 dir = "{work}/media"
 [dispatcher]

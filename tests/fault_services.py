@@ -187,8 +187,7 @@ def serve(
     """`coso serve` with this configuration file, as deployed (its own process)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("COSO_")},
-        "COSO_CONFIG": str(config),
-        "COSO_SERVER__PORT": str(free_port()),
+        "COSO_CONFIG": str(config),  # its [server] port is the one players were given
         **(extra_env or {}),
     }
     return subprocess.Popen(
