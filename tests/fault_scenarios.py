@@ -156,16 +156,8 @@ def speaker_rig(
     with Mosquitto() as broker:
         config = work / "coso.toml"
         config.write_text(
-            f"""[database]
-url = "{url}"
-[server]
-port = {(port := free_port())}
-public_url = "http://127.0.0.1:{port}"
-[media]
-dir = "{work}/media"
-[dispatcher]
-idle_poll = 0.1
-[channels.loudspeaker]
+            _common(work, url)
+            + f"""[channels.loudspeaker]
 topic_prefix = "faults-{uuid.uuid4().hex[:6]}/v1"
 client_id = "coso-faults-{uuid.uuid4().hex[:6]}"
 events_process = true
@@ -362,19 +354,27 @@ class SmsRig:
     url: str
 
 
-def sms_config(work: Path, url: str, gateway: str, rate: int, retry: dict[str, Any]) -> Path:
-    config = work / f"coso-sms-{uuid.uuid4().hex[:6]}.toml"
-    config.write_text(
-        f"""[database]
+def _common(work: Path, url: str) -> str:
+    """The settings every trial shares: its database, a port of its own (also the media
+    origin its players are given), its media folder and a quick idle poll."""
+    port = free_port()
+    return f"""[database]
 url = "{url}"
 [server]
-port = {(port := free_port())}
+port = {port}
 public_url = "http://127.0.0.1:{port}"
 [media]
 dir = "{work}/media"
 [dispatcher]
 idle_poll = 0.1
-claim_batch = 20
+"""
+
+
+def sms_config(work: Path, url: str, gateway: str, rate: int, retry: dict[str, Any]) -> Path:
+    config = work / f"coso-sms-{uuid.uuid4().hex[:6]}.toml"
+    config.write_text(
+        _common(work, url)
+        + f"""claim_batch = 20
 [dispatcher.retry]
 first_delay = "{retry.get("first_delay", "10s")}"
 max_delay = "{retry.get("max_delay", "10m")}"
