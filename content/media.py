@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import logging
 import os
-import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from content.models import ContentItem, MediaAsset
 from coso.config import MediaSettings
 from coso.db import insert_ignoring_duplicates, write
 from coso.errors import InputError
+from coso.secret_file import kept_secret
 
 log = logging.getLogger(__name__)
 
@@ -99,18 +99,7 @@ def token_secret(settings: MediaSettings) -> bytes:
     """The key behind players' download tokens: configured, or made once and kept."""
     if settings.token_secret:
         return settings.token_secret.encode()
-    path = media_dir(settings) / ".token-secret"
-    if not path.exists():
-        partial = path.with_suffix(".part")
-        partial.unlink(missing_ok=True)
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_hex(32))
-        os.replace(partial, path)
-    elif path.stat().st_mode & 0o077:
-        log.warning("token secret %s was readable by others: mode set to 0600", path)
-        os.chmod(path, 0o600)
-    return path.read_text().strip().encode()
+    return kept_secret(media_dir(settings) / ".token-secret")
 
 
 def player_token(secret: bytes, player: str, generation: int = 0) -> str:

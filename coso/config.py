@@ -163,6 +163,23 @@ class MediaSettings(BaseModel):
     token_secret: str = ""
 
 
+class WebSettings(BaseModel):
+    """The console: sessions and logins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Key that signs session cookies (COSO_WEB__SESSION_SECRET); empty: one is generated at
+    # first start and kept in `secret_file` (mode 0600). A cookie signed with another key is
+    # refused, so changing it logs everyone out.
+    session_secret: str = ""
+    secret_file: str = "coso-data/session-secret"
+    session_max_age: PositiveDuration = "12h"
+    # Failed logins allowed per login name and per address within `login_window`; past
+    # that, further attempts wait until the window has passed (429 with Retry-After).
+    login_attempts: int = Field(5, ge=1, le=1000)
+    login_window: PositiveDuration = "15m"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid"
@@ -176,6 +193,7 @@ class Settings(BaseSettings):
     # (channels.registry.settings_of), so this core names no channel.
     channels: dict[str, dict[str, Any]] = {}
     media: MediaSettings = MediaSettings()
+    web: WebSettings = WebSettings()
     _sections: dict[str, tuple[Any, Any]] = PrivateAttr(default_factory=dict)
 
     def channel_section(self, name: str, model: type[M]) -> M:

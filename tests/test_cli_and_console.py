@@ -18,6 +18,7 @@ from dispatcher.service import Dispatcher
 from dispatcher.web.app import create_app
 from schedules.importer import import_plan_file
 from tests.conftest import ServerThread
+from tests.console import make_user, signed_in
 from tests.helpers import SLOT
 from tests.plans import write_plan
 
@@ -93,12 +94,14 @@ def test_deliveries_and_plan_show(ran_a_week: Engine) -> None:
 def test_console_pages_show_plans_counts_and_activity(
     ran_a_week: Engine, settings: Settings
 ) -> None:
+    make_user(ran_a_week, "xem-tinh", ["viewer"], ["20"])
     with ServerThread(create_app(ran_a_week, settings)) as server:
-        index = httpx.get(server.url + "/")
+        client = signed_in(server.url, "xem-tinh")
+        index = client.get("/")
         assert "95/KH-UBND" in index.text
-        plan = httpx.get(server.url + "/plans/95/KH-UBND")
-        assert plan.status_code == 200
+        plan = client.get("/plans/95/KH-UBND")
+        assert plan.status_code == 200, plan.text
         assert "<td>missed</td><td>3</td>" in plan.text
         assert "<td>Xã Thất Khê</td>" in plan.text  # units by name, not code
         assert "late by" not in plan.text
-        assert httpx.get(server.url + "/plans/nope").status_code == 404
+        assert client.get("/plans/nope").status_code == 404

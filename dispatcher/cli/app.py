@@ -18,6 +18,7 @@ from coso.errors import CosoError, InputError
 from coso.memory import settle_after_startup
 from dispatcher.cli.catalogue import content_app, endpoints_app, units_app
 from dispatcher.cli.plans import deliveries_command, log_command, plan_app, schedule_app
+from dispatcher.cli.users import users_app
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -157,6 +158,7 @@ app.add_typer(schedule_app, name="schedule")
 app.add_typer(content_app, name="content")
 app.add_typer(endpoints_app, name="endpoints")
 app.add_typer(units_app, name="units")
+app.add_typer(users_app, name="users")
 app.command("log")(log_command)
 app.command("deliveries")(deliveries_command)
 for _plugin in registry.with_hook("cli"):

@@ -9,22 +9,38 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import Engine
+from starlette.middleware.sessions import SessionMiddleware
 
 from channels import registry
 from channels.host import Part
+from coso.access import Forbidden
 from coso.clock import Clock, SystemClock, local_text
 from coso.config import Settings
 from dispatcher.host import EngineHost
 from dispatcher.supervisor import DatabaseProbe
+from dispatcher.web.auth import (
+    NotSignedIn,
+    login_address,
+    session_cookie_options,
+    throttle_for,
+    wants_json,
+)
 from dispatcher.web.body_limit import BodyLimit
 from dispatcher.web.console import console_router
 
+ROLE_WORDS = {
+    "administrator": "quản trị",
+    "editor": "biên tập",
+    "approver": "phê duyệt",
+    "operator": "vận hành (xã)",
+    "viewer": "xem",
+}
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
@@ -34,6 +50,7 @@ def page_templates() -> Jinja2Templates:
     folders = [TEMPLATE_DIR] + [Path(p.templates) for p in registry.with_hook("templates")]
     templates.env.loader = ChoiceLoader([FileSystemLoader(f) for f in folders])
     templates.env.filters["local"] = local_text
+    templates.env.filters["role_label"] = lambda role: ROLE_WORDS.get(role, role)
     return templates
 
 
@@ -64,8 +81,27 @@ def create_app(
         parts = health() if health is not None else [database.check()]
         return JSONResponse(health_report(parts), status_code=200 if _all_ok(parts) else 503)
 
-    # The console (plans, logs): one router, so access is decided in one place.
-    app.include_router(console_router(engine, templates))
+    # The console: every page takes the signed-in user's Access (dispatcher/web/auth.py).
+    app.include_router(
+        console_router(engine, settings, templates, host.clock, throttle_for(settings))
+    )
+
+    @app.exception_handler(NotSignedIn)
+    def not_signed_in(request: Request, _exc: NotSignedIn) -> Response:
+        if wants_json(request):
+            return JSONResponse({"detail": "Cần đăng nhập."}, status_code=401)
+        return RedirectResponse(login_address(request), status_code=303)
+
+    @app.exception_handler(Forbidden)
+    def forbidden(request: Request, exc: Forbidden) -> Response:
+        if wants_json(request):
+            return JSONResponse({"detail": str(exc)}, status_code=403)
+        return HTMLResponse(
+            templates.get_template("forbidden.html").render(reason=str(exc)), status_code=403
+        )
+
+    # Sessions in signed cookies (a cookie signed with another key is no session).
+    app.add_middleware(SessionMiddleware, **session_cookie_options(settings))
 
     # Every route's body is limited before it is read (dispatcher/web/body_limit.py).
     app.add_middleware(BodyLimit)

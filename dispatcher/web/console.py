@@ -1,48 +1,258 @@
-"""The console's pages: plans and their activity log. Every route of the console is on this
-one router, so that who may see what is decided in one place: the login and the roles
-scoped by administrative unit attach to it as its dependencies."""
+"""The console's pages: login, plans and their activity log, downloads. Every route here
+takes the signed-in user's `Access` and checks role and unit before it reads anything; the
+forms (planning, confirmations, users) are in the modules beside this one."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse
+import csv
+import io
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
+from coso.access import READ, SEE_PHONES, Access
+from coso.clock import Clock
+from coso.config import Settings
 from coso.errors import InputError
 from coso.units import unit_names
-from dispatcher.queries import LogFilter, activity, delivery_counts, find_plan, list_plans
+from coso.users import authenticate, set_password
+from dispatcher.queries import LogFilter, activity, delivery_counts, find_plan
+from dispatcher.web.auth import (
+    LoginThrottle,
+    check_csrf,
+    csrf_token,
+    safe_next,
+    sign_in,
+    sign_out,
+    signed_in_dependency,
+)
+from dispatcher.web.scope import mask_phones, may_see_plan, visible_plans, whole_plan
 
 MAX_ID = 2**63 - 1  # the largest id a database integer column holds
 
 
-def console_router(engine: Engine, templates: Jinja2Templates) -> APIRouter:
-    router = APIRouter(include_in_schema=False)  # pages, not the JSON API
+class Pages:
+    """Renders a page with what every page shows: who is signed in, the form token."""
+
+    def __init__(self, templates: Jinja2Templates) -> None:
+        self.templates = templates
+
+    def __call__(
+        self, request: Request, name: str, context: dict[str, Any], status: int = 200
+    ) -> HTMLResponse:
+        access = getattr(request.state, "access", None)
+        base = {"access": access, "csrf": csrf_token(request), "private": _privacy(access)}
+        return self.templates.TemplateResponse(request, name, base | context, status_code=status)
+
+
+def _privacy(access: Access | None) -> Any:
+    """The filter for addresses, actors and notes: phone numbers masked for roles that do
+    not send SMS."""
+    if access is not None and access.can(SEE_PHONES):
+        return lambda text: text or ""
+    return mask_phones
+
+
+def plan_for(engine: Engine, access: Access, ref: str) -> Any:
+    """The plan `ref` if the user may read it: 404 when there is none, 403 when not theirs."""
+    if "\x00" in ref or (ref.isdigit() and not (ref.isascii() and int(ref) <= MAX_ID)):
+        raise HTTPException(404, f"plan = {ref!r}: không có kế hoạch số hoặc mã này")
+    try:
+        plan = find_plan(engine, ref)
+    except InputError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    access.require(READ)
+    if not may_see_plan(engine, access, plan):
+        from coso.access import Forbidden
+
+        raise Forbidden(f"{access.login} không phụ trách đơn vị nào của kế hoạch {plan.number}")
+    return plan
+
+
+def plan_log(engine: Engine, access: Access, plan: Any, limit: int = 100) -> list[Any]:
+    """The plan's log as this user may see it: every unit's, or their units' only."""
+    rows = activity(engine, plan.id, LogFilter(limit=limit if whole_plan(access, plan) else 5000))
+    if whole_plan(access, plan):
+        return rows
+    return [r for r in rows if access.reaches(r.unit_code)][:limit]
+
+
+def plan_counts(engine: Engine, access: Access, plan: Any) -> dict[tuple[str, str], int]:
+    if whole_plan(access, plan):
+        return delivery_counts(engine, plan.id)
+    from sqlalchemy import func, select
+
+    from dispatcher.models import Delivery
+
+    d = Delivery.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(d.c.channel, d.c.state, d.c.unit_code, func.count())
+            .where(d.c.plan_id == plan.id)
+            .group_by(d.c.channel, d.c.state, d.c.unit_code)
+        ).all()
+    counts: dict[tuple[str, str], int] = {}
+    for channel, state, unit, n in rows:
+        if access.reaches(unit):
+            counts[(channel, state)] = counts.get((channel, state), 0) + n
+    return counts
+
+
+def console_router(
+    engine: Engine,
+    settings: Settings,
+    templates: Jinja2Templates,
+    clock: Clock,
+    throttle: LoginThrottle,
+) -> APIRouter:
+    page = Pages(templates)
+    signed_in = signed_in_dependency(engine)
+    router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/") -> HTMLResponse:
+        return page(request, "login.html", {"next": safe_next(next), "error": None})
+
+    @router.post("/login", response_model=None)
+    def login(
+        request: Request,
+        login: str = Form(""),
+        password: str = Form(""),
+        next: str = Form("/"),
+    ) -> Response:
+        client = request.client.host if request.client else "?"
+        keys = (f"login:{login.strip().lower()}", f"address:{client}")
+        wait = throttle.wait_for(*keys)
+        if wait > 0:
+            message = f"Đăng nhập sai quá nhiều lần. Hãy thử lại sau {int(wait) + 1} giây."
+            response = page(
+                request, "login.html", {"next": safe_next(next), "error": message}, status=429
+            )
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        user = authenticate(engine, login, password)
+        if user is None or user.id is None:
+            throttle.failed(*keys)
+            message = "Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đã bị khóa."
+            return page(
+                request, "login.html", {"next": safe_next(next), "error": message}, status=401
+            )
+        throttle.succeeded(keys[0])
+        sign_in(request, user.id, user.session_epoch)
+        target = "/account/password" if user.must_change_password else safe_next(next)
+        return RedirectResponse(target, status_code=303)
+
+    @router.post("/logout")
+    def logout(request: Request) -> RedirectResponse:
+        sign_out(request)
+        return RedirectResponse("/login", status_code=303)
+
+    @router.get("/account/password", response_class=HTMLResponse)
+    def password_form(request: Request, access: Access = Depends(signed_in)) -> HTMLResponse:
+        return page(request, "password.html", {"error": None, "done": False})
+
+    @router.post("/account/password", response_class=HTMLResponse)
+    def change_password(
+        request: Request,
+        current: str = Form(""),
+        new: str = Form(""),
+        again: str = Form(""),
+        access: Access = Depends(signed_in),
+    ) -> HTMLResponse:
+        error = None
+        if authenticate(engine, access.login, current) is None:
+            error = "Mật khẩu hiện tại không đúng."
+        elif new != again:
+            error = "Hai lần nhập mật khẩu mới không khớp."
+        else:
+            try:
+                user = set_password(engine, access.login, new, clock.now(), must_change=False)
+            except InputError as exc:
+                error = exc.reason
+            else:
+                assert user.id is not None
+                sign_in(request, user.id, user.session_epoch)
+        status = 400 if error else 200
+        return page(request, "password.html", {"error": error, "done": not error}, status=status)
 
     @router.get("/", response_class=HTMLResponse)
-    def index(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(request, "index.html", {"plans": list_plans(engine)})
+    def index(request: Request, access: Access = Depends(signed_in)) -> HTMLResponse:
+        return page(request, "index.html", {"plans": visible_plans(engine, access)})
+
+    @router.get("/plans/{ref:path}.json")
+    def plan_json(ref: str, access: Access = Depends(signed_in)) -> JSONResponse:
+        plan = plan_for(engine, access, ref)
+        hide = _privacy(access)
+        return JSONResponse(
+            {
+                "number": plan.number,
+                "title": plan.title,
+                "counts": [
+                    {"channel": c, "state": s, "count": n}
+                    for (c, s), n in sorted(plan_counts(engine, access, plan).items())
+                ],
+                "log": [
+                    {
+                        "at": e.at.isoformat(),
+                        "event": e.event,
+                        "state": e.state,
+                        "channel": e.channel,
+                        "unit": e.unit_code,
+                        "address": hide(e.address),
+                        "actor": hide(e.actor),
+                        "detail": hide(e.detail),
+                    }
+                    for e in plan_log(engine, access, plan)
+                ],
+            }
+        )
+
+    @router.get("/plans/{ref:path}/log.csv")
+    def plan_log_csv(ref: str, access: Access = Depends(signed_in)) -> Response:
+        plan = plan_for(engine, access, ref)
+        hide = _privacy(access)
+        buffer = io.StringIO()
+        out = csv.writer(buffer)
+        out.writerow(["at", "event", "state", "channel", "unit", "address", "actor", "detail"])
+        for e in plan_log(engine, access, plan, limit=100_000):
+            out.writerow(
+                [
+                    e.at.isoformat(),
+                    e.event,
+                    e.state or "",
+                    e.channel,
+                    e.unit_code or "",
+                    hide(e.address),
+                    hide(e.actor),
+                    hide(e.detail),
+                ]
+            )
+        name = plan.number.replace("/", "-")
+        return Response(
+            "\ufeff" + buffer.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}-nhat-ky.csv"'},
+        )
 
     @router.get("/plans/{ref:path}", response_class=HTMLResponse)
-    def plan_page(request: Request, ref: str) -> HTMLResponse:
-        if "\x00" in ref or (ref.isdigit() and not (ref.isascii() and int(ref) <= MAX_ID)):
-            # No plan number holds a NUL (PostgreSQL text cannot), and no id is digits like
-            # "99999999999999999999" or "²" (the lookup would overflow the integer column).
-            raise HTTPException(404, f"plan = {ref!r}: no plan with this number or id")
-        try:
-            plan = find_plan(engine, ref)
-        except InputError as exc:
-            raise HTTPException(404, str(exc)) from exc
-        log = activity(engine, plan.id, LogFilter(limit=100))
-        return templates.TemplateResponse(
+    def plan_page(request: Request, ref: str, access: Access = Depends(signed_in)) -> HTMLResponse:
+        plan = plan_for(engine, access, ref)
+        log = plan_log(engine, access, plan)
+        return page(
             request,
             "plan.html",
             {
                 "plan": plan,
-                "counts": sorted(delivery_counts(engine, plan.id).items()),
+                "counts": sorted(plan_counts(engine, access, plan).items()),
                 "log": log,
                 "units": unit_names(engine, {e.unit_code for e in log if e.unit_code}),
             },
         )
 
+    from dispatcher.web.users_pages import users_router
+
+    router.include_router(users_router(engine, page, signed_in, clock))
     return router
