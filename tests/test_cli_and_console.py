@@ -100,7 +100,7 @@ def test_console_pages_show_plans_counts_and_activity(
         assert "95/KH-UBND" in index.text
         plan = client.get("/plans/95/KH-UBND")
         assert plan.status_code == 200, plan.text
-        assert "<td>missed</td><td>3</td>" in plan.text
+        assert '<td class="state-missed">missed</td><td>3</td>' in plan.text
         assert "<td>Xã Thất Khê</td>" in plan.text  # units by name, not code
         assert "late by" not in plan.text
         assert client.get("/plans/nope").status_code == 404

@@ -41,6 +41,7 @@ ROLE_WORDS = {
     "operator": "vận hành (xã)",
     "viewer": "xem",
 }
+PER_WORDS = {"day": "ngày", "week": "tuần", "month": "tháng", "plan": "cả kế hoạch"}
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
@@ -50,7 +51,12 @@ def page_templates() -> Jinja2Templates:
     folders = [TEMPLATE_DIR] + [Path(p.templates) for p in registry.with_hook("templates")]
     templates.env.loader = ChoiceLoader([FileSystemLoader(f) for f in folders])
     templates.env.filters["local"] = local_text
-    templates.env.filters["role_label"] = lambda role: ROLE_WORDS.get(role, role)
+    same = lambda text, *_a, **_k: text or ""  # noqa: E731
+    for name in ("state", "event", "priority", "content_state", "channel"):
+        templates.env.filters[name] = same
+    templates.env.filters["timing"] = lambda s: s.rrule or s.start_local
+    templates.env.filters["role"] = lambda role: ROLE_WORDS.get(role, role)
+    templates.env.filters["per"] = lambda per: PER_WORDS.get(per, per)
     return templates
 
 

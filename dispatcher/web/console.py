@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
-from coso.access import READ, SEE_PHONES, Access
+from coso.access import APPROVE, CONFIRM, READ, SEE_PHONES, Access
 from coso.clock import Clock
 from coso.config import Settings
 from coso.errors import InputError
@@ -101,6 +101,57 @@ def plan_counts(engine: Engine, access: Access, plan: Any) -> dict[tuple[str, st
     return counts
 
 
+def plan_page_context(engine: Engine, access: Access, plan: Any, clock: Clock) -> dict[str, Any]:
+    """What the plan page shows this user: counts and log of the units they reach, targets
+    and progress, content, schedules, and which forms they may use."""
+    from content.approval import list_content
+    from dispatcher.progress import target_progress
+    from dispatcher.queries import plan_schedules
+    from dispatcher.web.planning import may_edit
+
+    log = plan_log(engine, access, plan)
+    return {
+        "plan": plan,
+        "counts": sorted(plan_counts(engine, access, plan).items()),
+        "log": log,
+        "units": unit_names(engine, {e.unit_code for e in log if e.unit_code}),
+        "progress": target_progress(engine, plan, clock.now()),
+        "content": list_content(engine, plan.id),
+        "schedules": plan_schedules(engine, plan.id),
+        "may_edit": may_edit(engine, access, plan),
+        "may_approve": access.can(APPROVE),
+        "message": None,
+        "error": None,
+    }
+
+
+def attention(engine: Engine, access: Access, plans: list[Any]) -> dict[int, int]:
+    """plan id → deliveries that failed, expired, were missed or never confirmed, in the
+    units the user reaches."""
+    from sqlalchemy import func, select
+
+    from channels.states import EXPIRED, FAILED, MISSED, UNKNOWN
+    from dispatcher.models import Delivery
+
+    d = Delivery.__table__
+    bad = [FAILED, EXPIRED, MISSED, UNKNOWN, "unconfirmed"]
+    ids = [p.id for p in plans]
+    if not ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(d.c.plan_id, d.c.unit_code, func.count())
+            .where(d.c.plan_id.in_(ids), d.c.state.in_(bad))
+            .group_by(d.c.plan_id, d.c.unit_code)
+        ).all()
+    owned = {p.id for p in plans if whole_plan(access, p)}
+    found: dict[int, int] = {}
+    for plan_id, unit, n in rows:
+        if plan_id in owned or access.reaches(unit):
+            found[plan_id] = found.get(plan_id, 0) + n
+    return found
+
+
 def console_router(
     engine: Engine,
     settings: Settings,
@@ -111,6 +162,10 @@ def console_router(
     page = Pages(templates)
     signed_in = signed_in_dependency(engine)
     router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+    from dispatcher.web.planning import planning_router
+
+    # First, before the plan page's catch-all path: /plans/new, /plans/<n>/resend …
+    router.include_router(planning_router(engine, settings, page, signed_in, clock))
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, next: str = "/") -> HTMLResponse:
@@ -180,7 +235,18 @@ def console_router(
 
     @router.get("/", response_class=HTMLResponse)
     def index(request: Request, access: Access = Depends(signed_in)) -> HTMLResponse:
-        return page(request, "index.html", {"plans": visible_plans(engine, access)})
+        """What each person sees first: an operator, their communes' day; everyone, their
+        plans with what needs acting on."""
+        plans = visible_plans(engine, access)
+        communes: list[tuple[str, str]] = []
+        if access.can(CONFIRM) and access.units is not None:
+            names = unit_names(engine, access.user.unit_codes)
+            communes = [(c, names.get(c, c)) for c in access.user.unit_codes]
+        return page(
+            request,
+            "index.html",
+            {"plans": plans, "communes": communes, "attention": attention(engine, access, plans)},
+        )
 
     @router.get("/plans/{ref:path}.json")
     def plan_json(ref: str, access: Access = Depends(signed_in)) -> JSONResponse:
@@ -240,17 +306,7 @@ def console_router(
     @router.get("/plans/{ref:path}", response_class=HTMLResponse)
     def plan_page(request: Request, ref: str, access: Access = Depends(signed_in)) -> HTMLResponse:
         plan = plan_for(engine, access, ref)
-        log = plan_log(engine, access, plan)
-        return page(
-            request,
-            "plan.html",
-            {
-                "plan": plan,
-                "counts": sorted(plan_counts(engine, access, plan).items()),
-                "log": log,
-                "units": unit_names(engine, {e.unit_code for e in log if e.unit_code}),
-            },
-        )
+        return page(request, "plan.html", plan_page_context(engine, access, plan, clock))
 
     from dispatcher.web.users_pages import users_router
 
