@@ -94,6 +94,17 @@ class Outcome:
     inbound: bool = False
 
 
+@dataclass(frozen=True)
+class DeviceState:
+    """What a device last told of itself, for the console's device list."""
+
+    online: bool
+    last_seen: datetime | None = None
+    playing: str | None = None
+    last_failure: str | None = None
+    last_failure_at: datetime | None = None
+
+
 class Channel(ABC):
     """Sends one channel's messages. Everything else a channel brings (settings, tables,
     inbound events, upkeep, routes, commands, plan-file options) is declared by its plugin

@@ -80,6 +80,9 @@ class ChannelPlugin:
     # Started around `coso serve` when the settings ask for it (a loopback MQTT broker);
     # may change the channel's settings (the broker's address).
     local_services: Callable[[Any], AbstractContextManager[str | None]] | None = None
+    # What its devices last said of themselves: (engine, endpoint ids) → {id: DeviceState},
+    # for the console's device list (a channel whose endpoints report nothing has none).
+    device_states: Callable[[Any, Sequence[int]], Mapping[int, Any]] | None = None
     # Simulated endpoints for `coso serve --demo`: (settings, its settings, the demo's
     # endpoint addresses) → something with stop().
     demo: Callable[[Any, Any, list[str]], Any] | None = None

@@ -87,6 +87,8 @@ ROUTES: dict[str, set[str]] = {
     PLAN_B: {"admin", "bien-tap", "duyet", "van-hanh-b", "xem-b"},
     PLAN_B + ".json": {"admin", "bien-tap", "duyet", "van-hanh-b", "xem-b"},
     PLAN_B + "/log.csv": {"admin", "bien-tap", "duyet", "van-hanh-b", "xem-b"},
+    "/devices?unit=06040": {"admin", "bien-tap", "duyet", "van-hanh-a", "xem-a"},
+    "/devices.json?unit=06112": {"admin", "bien-tap", "duyet", "van-hanh-b", "xem-b"},
     "/users": {"admin"},
 }
 USERS = ["admin", "bien-tap", "duyet", "van-hanh-a", "van-hanh-b", "xem-a", "xem-b"]
@@ -120,7 +122,7 @@ def test_nothing_but_the_bulletin_is_open_without_a_login(
     with httpx.Client(base_url=url) as anyone:
         for route in ROUTES:
             answer = anyone.get(route)
-            if route.endswith(".json"):
+            if ".json" in route:
                 assert answer.status_code == 401, route
             else:
                 assert answer.status_code == 303, route

@@ -142,3 +142,22 @@ def list_players(engine: Engine, unit: str | None = None) -> list[Row[Any]]:
         query = query.where(E.c.unit_code == unit)
     with engine.connect() as conn:
         return list(conn.execute(query).all())
+
+
+def device_states(engine: Engine, endpoint_ids: Sequence[int]) -> dict[int, Any]:
+    """The console's view of these players (channels.base.DeviceState by endpoint id)."""
+    from channels.base import DeviceState
+
+    found: dict[int, Any] = {}
+    ids = sorted(set(endpoint_ids))
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 5000):
+            for r in conn.execute(select(T).where(T.c.endpoint_id.in_(ids[start : start + 5000]))):
+                found[r.endpoint_id] = DeviceState(
+                    online=bool(r.online),
+                    last_seen=r.last_seen,
+                    playing=r.playing,
+                    last_failure=r.last_failure,
+                    last_failure_at=r.last_failure_at,
+                )
+    return found

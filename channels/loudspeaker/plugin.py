@@ -56,6 +56,12 @@ def cli(app: Any) -> None:
     add_commands(app)
 
 
+def device_states(engine: Any, endpoint_ids: Any) -> Any:
+    from channels.loudspeaker.devices import device_states as states
+
+    return states(engine, endpoint_ids)
+
+
 def tables() -> None:
     import channels.loudspeaker.credentials
     import channels.loudspeaker.devices  # noqa: F401
@@ -97,6 +103,7 @@ plugin = ChannelPlugin(
     routes=routes,
     cli=cli,
     tables=tables,
+    device_states=device_states,
     migrations=str(Path(__file__).parent / "migrations"),
     local_services=local_services,
     demo=demo,

@@ -44,11 +44,11 @@ class Pages:
         self, request: Request, name: str, context: dict[str, Any], status: int = 200
     ) -> HTMLResponse:
         access = getattr(request.state, "access", None)
-        base = {"access": access, "csrf": csrf_token(request), "private": _privacy(access)}
+        base = {"access": access, "csrf": csrf_token(request), "private": privacy(access)}
         return self.templates.TemplateResponse(request, name, base | context, status_code=status)
 
 
-def _privacy(access: Access | None) -> Any:
+def privacy(access: Access | None) -> Any:
     """The filter for addresses, actors and notes: phone numbers masked for roles that do
     not send SMS."""
     if access is not None and access.can(SEE_PHONES):
@@ -251,7 +251,7 @@ def console_router(
     @router.get("/plans/{ref:path}.json")
     def plan_json(ref: str, access: Access = Depends(signed_in)) -> JSONResponse:
         plan = plan_for(engine, access, ref)
-        hide = _privacy(access)
+        hide = privacy(access)
         return JSONResponse(
             {
                 "number": plan.number,
@@ -279,7 +279,7 @@ def console_router(
     @router.get("/plans/{ref:path}/log.csv")
     def plan_log_csv(ref: str, access: Access = Depends(signed_in)) -> Response:
         plan = plan_for(engine, access, ref)
-        hide = _privacy(access)
+        hide = privacy(access)
         buffer = io.StringIO()
         out = csv.writer(buffer)
         out.writerow(["at", "event", "state", "channel", "unit", "address", "actor", "detail"])
@@ -308,7 +308,9 @@ def console_router(
         plan = plan_for(engine, access, ref)
         return page(request, "plan.html", plan_page_context(engine, access, plan, clock))
 
+    from dispatcher.web.devices import devices_router
     from dispatcher.web.users_pages import users_router
 
+    router.include_router(devices_router(engine, page, signed_in))
     router.include_router(users_router(engine, page, signed_in, clock))
     return router
