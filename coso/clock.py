@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -61,8 +61,37 @@ def zone(name: str) -> ZoneInfo:
 WEEKDAYS_VI = ("Thứ hai", "Thứ ba", "Thứ tư", "Thứ năm", "Thứ sáu", "Thứ bảy", "Chủ nhật")
 
 
+def in_zone(when: datetime, tz: str) -> datetime:
+    """`when` as wall time in zone `tz` (a naive `when` is taken to be UTC, as stored)."""
+    return as_utc(when).astimezone(zone(tz))
+
+
 @lru_cache(maxsize=4096)
-def local_text(when: datetime, tz: str) -> str:
-    """Shown as Vietnamese practice writes it: 'Thứ hai 03/05/2021 06:00'."""
-    local = as_utc(when).astimezone(zone(tz))
-    return f"{WEEKDAYS_VI[local.weekday()]} {local:%d/%m/%Y %H:%M}"
+def local_text(when: datetime, tz: str, seconds: bool = False) -> str:
+    """Shown as Vietnamese practice writes it: 'Thứ hai 03/05/2021 06:00' (with ':05' for
+    seconds, where the order of entries matters)."""
+    local = in_zone(when, tz)
+    return f"{WEEKDAYS_VI[local.weekday()]} {date_text(local)} {time_text(local, seconds=seconds)}"
+
+
+def date_text(when: date | datetime, tz: str | None = None) -> str:
+    """dd/mm/yyyy; a datetime is first put in zone `tz` when one is given (a date, or a
+    datetime without `tz`, is shown as it is)."""
+    day = in_zone(when, tz) if tz and isinstance(when, datetime) else when
+    return f"{day.day:02d}/{day.month:02d}/{day.year:04d}"
+
+
+def time_text(when: datetime | time, tz: str | None = None, seconds: bool = False) -> str:
+    """HH:MM (HH:MM:SS with `seconds`), in zone `tz` when one is given."""
+    moment = in_zone(when, tz) if tz and isinstance(when, datetime) else when
+    shown = f"{moment.hour:02d}:{moment.minute:02d}"
+    return f"{shown}:{moment.second:02d}" if seconds else shown
+
+
+def weekday_text(when: date | datetime | int, tz: str | None = None) -> str:
+    """'Thứ hai' … 'Chủ nhật': of a day, of a moment in zone `tz`, or of a weekday number
+    (0 = Monday, as `date.weekday()`)."""
+    if isinstance(when, int):
+        return WEEKDAYS_VI[when]
+    day = in_zone(when, tz) if tz and isinstance(when, datetime) else when
+    return WEEKDAYS_VI[day.weekday()]

@@ -42,7 +42,7 @@ def test_draft_content_is_approved_then_sent_then_retired(
     approved = runner.invoke(app, ["content", "approve", "95/KH-UBND", "cchc", "--by", "Phó GĐ"])
     assert approved.exit_code == 0, approved.output
     listed = runner.invoke(app, ["content", "list", "95/KH-UBND"], env={"COLUMNS": "200"})
-    assert "approved" in listed.output and "Phó GĐ" in listed.output
+    assert "đã duyệt" in listed.output and "Phó GĐ" in listed.output
     set_enabled(engine, 1, True, clock.now())  # as `coso schedule enable 1`, on the test clock
 
     dispatcher = Dispatcher(engine, settings, clock)

@@ -63,8 +63,8 @@ def test_schedule_preview_lists_slots_and_sends_nothing(ran_a_week: Engine) -> N
 def test_log_filters_by_state_and_unit(ran_a_week: Engine) -> None:
     missed = runner.invoke(app, ["log", "95/KH-UBND", "--state", "missed"])
     assert missed.exit_code == 0, missed.output
-    assert missed.output.count("missed") == 3 * 2 + 0  # event and state columns
-    assert "published" not in missed.output
+    assert missed.output.count("bị lỡ") == 3 * 2 + 0  # event and state columns, in words
+    assert "đã đăng" not in missed.output
     one_unit = runner.invoke(
         app,
         ["log", "95/KH-UBND", "--unit", "06040", "--since", "03/05/2021", "--until", "03/05/2021"],
@@ -83,8 +83,8 @@ def test_deliveries_and_plan_show(ran_a_week: Engine) -> None:
     assert result.output.count("bulletin/") == 3  # provider ids of the three posts
     shown = runner.invoke(app, ["plan", "show", "95/KH-UBND"])
     assert shown.exit_code == 0
-    assert "│ web     │ delivered │ 3" in shown.output
-    assert "│ web     │ missed    │ 3" in shown.output
+    assert "│ web     │ đã nhận │ 3" in shown.output
+    assert "│ web     │ bị lỡ   │ 3" in shown.output
     unknown = runner.invoke(app, ["plan", "show", "12/KH-XYZ"])
     assert unknown.exit_code == 2
     assert "plan = '12/KH-XYZ': no plan with this number or id" in unknown.output
@@ -100,7 +100,9 @@ def test_console_pages_show_plans_counts_and_activity(
         assert "95/KH-UBND" in index.text
         plan = client.get("/plans/95/KH-UBND")
         assert plan.status_code == 200, plan.text
-        assert '<td class="state-missed">missed</td><td>3</td>' in plan.text
+        assert '<td class="state-missed">bị lỡ</td><td>3</td>' in plan.text  # states in words
+        assert "<td>Trang tin điện tử</td>" in plan.text  # channels by title
+        assert "đã đăng</td>" in plan.text and ">published<" not in plan.text
         assert "<td>Xã Thất Khê</td>" in plan.text  # units by name, not code
         assert "late by" not in plan.text
         assert client.get("/plans/nope").status_code == 404

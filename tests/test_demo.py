@@ -49,7 +49,7 @@ def test_demo_publishes_a_post_within_a_minute_and_the_log_shows_it(tmp_path: Pa
             timeout=60,
         )
         assert shown.returncode == 0, shown.stderr
-        assert "published" in shown.stdout
+        assert "đã đăng" in shown.stdout
         assert "bulletin:06040" in shown.stdout
     finally:
         serve.terminate()

@@ -170,7 +170,7 @@ def test_content_a_schedule_must_play_is_approved_only_with_its_audio(cli, tmp_p
         " and it has no audio: add it first with coso content audio 95/KH-UBND ban-tin-loa FILE"
     ) in refused.text
     listed = cli("content", "list", "95/KH-UBND")
-    assert "draft" in listed.output
+    assert "bản nháp" in listed.output
     clip = recording(tmp_path / "ban-tin.wav")
     assert cli("content", "audio", "95/KH-UBND", "ban-tin-loa", str(clip)).exit_code == 0
     approved = cli("content", "approve", "95/KH-UBND", "ban-tin-loa", "--by", "Phó GĐ")

@@ -14,6 +14,7 @@ from rich.table import Table
 from coso.clock import local_text
 from coso.commands import current_settings, guard, open_database, out
 from coso.errors import InputError
+from coso.labels import device_status_label
 from coso.memory import settle_after_startup
 from coso.names import check_arguments
 
@@ -316,14 +317,14 @@ def devices_command(
     tz = settings.timer.default_zone
     table = Table("player", "unit", "status", "last seen", "playing", "last failure")
     for r in list_players(engine, unit):
-        status = "online" if r.online else ("offline" if r.status_at else "never seen")
+        status = "online" if r.online else ("offline" if r.status_at else "never_seen")
         failure = ""
         if r.last_failure:
             failure = f"{local_text(r.last_failure_at, tz)}: {r.last_failure}"
         table.add_row(
             r.address,
             r.unit_code or "",
-            status,
+            device_status_label(status),
             local_text(r.last_seen, tz) if r.last_seen else "",
             r.playing or "",
             failure,

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from coso.clock import local_text
 from coso.commands import current_settings, guard, not_a_folder, open_database, out
+from coso.labels import content_state_label
 from coso.names import check_arguments, nfc
 
 endpoints_app = typer.Typer(no_args_is_help=True, help="Endpoints: import, list.")
@@ -34,7 +35,7 @@ def content_list(plan: str) -> None:
             c.key,
             c.kind,
             c.title,
-            c.state,
+            content_state_label(c.state),
             c.approved_by or "",
             local_text(c.approved_at, p.zone) if c.approved_at else "",
         )

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from coso.clock import local_text
 from coso.commands import current_settings, guard, not_a_folder, open_database, out, parse_day
+from coso.labels import event_label, priority_label, state_label
 from coso.names import check_arguments, nfc
 
 plan_app = typer.Typer(no_args_is_help=True, help="Plans: import, list, show.")
@@ -53,6 +54,7 @@ def plan_show(plan: str) -> None:
     """A plan with its targets, schedules and delivery counts."""
     check_arguments(plan=plan)
     from dispatcher.queries import delivery_counts, find_plan, plan_schedules
+    from schedules.timing_form import describe, timing_form
 
     engine = open_database(current_settings())
     p = find_plan(engine, nfc(plan))
@@ -63,14 +65,21 @@ def plan_show(plan: str) -> None:
     )
     table = Table("id", "schedule", "channel", "timing", "priority", "enabled")
     for s in plan_schedules(engine, p.id):
-        timing = f"{s.start_local}" + (f"  {s.rrule}" if s.rrule else " (once)")
+        timing = describe(s.start_local, s.rrule, s.until_local)
+        if s.rrule and timing_form(s.start_local, s.rrule, s.until_local) is None:
+            timing += f"\n{s.rrule}"  # words in general terms: the rule itself too
         table.add_row(
-            str(s.id), s.name, s.channel, timing, s.priority, "yes" if s.enabled else "no"
+            str(s.id),
+            s.name,
+            s.channel,
+            timing,
+            priority_label(s.priority),
+            "yes" if s.enabled else "no",
         )
     out.print(table)
     counts = Table("channel", "state", "deliveries")
     for (channel, state), n in sorted(delivery_counts(engine, p.id).items()):
-        counts.add_row(channel, state, str(n))
+        counts.add_row(channel, state_label(state), str(n))
     out.print(counts)
 
 
@@ -173,12 +182,12 @@ def log_command(
     )
     for e in activity(engine, p.id, f):
         table.add_row(
-            local_text(e.at, p.zone),
+            local_text(e.at, p.zone, seconds=True),  # entries in the same minute keep their order
             e.channel,
             e.unit_code or "",
             e.address or "",
-            e.event,
-            e.state or "",
+            event_label(e.event),
+            state_label(e.state),
             e.actor,
             e.detail or "",
         )
@@ -217,7 +226,7 @@ def deliveries_command(
             d.channel,
             d.address,
             d.unit_code or "",
-            d.state,
+            state_label(d.state),
             str(d.attempts),
             d.provider_id or "",
             d.last_error or "",

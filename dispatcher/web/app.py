@@ -20,8 +20,18 @@ from starlette.middleware.sessions import SessionMiddleware
 from channels import registry
 from channels.host import Part
 from coso.access import Forbidden
-from coso.clock import Clock, SystemClock, local_text
+from coso.clock import Clock, SystemClock, date_text, local_text, time_text, weekday_text
 from coso.config import Settings
+from coso.labels import (
+    channel_label,
+    content_state_label,
+    device_status_label,
+    event_label,
+    period_label,
+    priority_label,
+    role_label,
+    state_label,
+)
 from dispatcher.host import EngineHost
 from dispatcher.supervisor import DatabaseProbe
 from dispatcher.web.auth import (
@@ -33,15 +43,8 @@ from dispatcher.web.auth import (
 )
 from dispatcher.web.body_limit import BodyLimit
 from dispatcher.web.console import console_router
+from schedules.timing_form import describe
 
-ROLE_WORDS = {
-    "administrator": "quản trị",
-    "editor": "biên tập",
-    "approver": "phê duyệt",
-    "operator": "vận hành (xã)",
-    "viewer": "xem",
-}
-PER_WORDS = {"day": "ngày", "week": "tuần", "month": "tháng", "plan": "cả kế hoạch"}
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
@@ -50,14 +53,34 @@ def page_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATE_DIR)
     folders = [TEMPLATE_DIR] + [Path(p.templates) for p in registry.with_hook("templates")]
     templates.env.loader = ChoiceLoader([FileSystemLoader(f) for f in folders])
-    templates.env.filters["local"] = local_text
-    same = lambda text, *_a, **_k: text or ""  # noqa: E731
-    for name in ("state", "event", "priority", "content_state", "channel"):
-        templates.env.filters[name] = same
-    templates.env.filters["timing"] = lambda s: s.rrule or s.start_local
-    templates.env.filters["role"] = lambda role: ROLE_WORDS.get(role, role)
-    templates.env.filters["per"] = lambda per: PER_WORDS.get(per, per)
+    titles = {name: plugin.title for name, plugin in registry.plugins().items()}
+
+    def channel(name: str | None, short: bool = True) -> str:
+        return channel_label(name, titles, short)
+
+    # What pages show people: ids in Vietnamese (coso.labels), times in the plan's zone.
+    templates.env.filters.update(
+        local=local_text,  # {{ at | local(zone) }}, {{ at | local(zone, seconds=True) }}
+        date=date_text,  # {{ day | date }}, {{ at | date(zone) }}
+        time=time_text,  # {{ at | time(zone) }}, {{ at | time(zone, seconds=True) }}
+        weekday=weekday_text,
+        state=state_label,
+        event=event_label,
+        role=role_label,
+        priority=priority_label,
+        content_state=content_state_label,
+        device_status=device_status_label,
+        per=period_label,
+        channel=channel,
+        timing=schedule_timing_words,
+    )
     return templates
+
+
+def schedule_timing_words(schedule: Any) -> str:
+    """A schedule's timing in words ("Thứ hai đến thứ bảy, 05:30"): a row or anything with
+    start_local, rrule and until_local."""
+    return describe(schedule.start_local, schedule.rrule, schedule.until_local)
 
 
 def create_app(

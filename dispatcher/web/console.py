@@ -311,6 +311,6 @@ def console_router(
     from dispatcher.web.devices import devices_router
     from dispatcher.web.users_pages import users_router
 
-    router.include_router(devices_router(engine, page, signed_in))
+    router.include_router(devices_router(engine, settings, page, signed_in))
     router.include_router(users_router(engine, page, signed_in, clock))
     return router

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 from channels import registry
 from channels.endpoints import Endpoint
 from coso.access import READ, Access
+from coso.config import Settings
 from coso.units import unit_names
 from dispatcher.web.console import Pages, privacy
 
@@ -67,7 +68,7 @@ def devices_in_scope(engine: Engine, access: Access, unit: str | None = None) ->
     return found
 
 
-def devices_router(engine: Engine, page: Pages, signed_in: Any) -> APIRouter:
+def devices_router(engine: Engine, settings: Settings, page: Pages, signed_in: Any) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/devices", response_class=HTMLResponse)
@@ -80,7 +81,11 @@ def devices_router(engine: Engine, page: Pages, signed_in: Any) -> APIRouter:
             access.require(READ)
         rows = devices_in_scope(engine, access, unit)
         names = unit_names(engine, {r.unit_code for r in rows if r.unit_code})
-        return page(request, "devices.html", {"rows": rows, "units": names, "unit": unit})
+        return page(
+            request,
+            "devices.html",
+            {"rows": rows, "units": names, "unit": unit, "zone": settings.timer.default_zone},
+        )
 
     @router.get("/devices.json")
     def devices_json(unit: str | None = None, access: Access = Depends(signed_in)) -> JSONResponse:
