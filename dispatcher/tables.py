@@ -4,6 +4,7 @@ from channels.endpoints import Endpoint, EndpointGroup, GroupMember
 from channels.registry import load_tables
 from content.models import ContentItem, MediaAsset
 from coso.units import AdminUnit, Organisation, UnitMapping
+from coso.users import User
 from dispatcher.inbound import EarlyOutcome
 from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker
 from schedules.models import Occurrence, Plan, PlanTarget, Schedule
@@ -27,4 +28,5 @@ __all__ = [
     "PlanTarget",
     "Schedule",
     "UnitMapping",
+    "User",
 ]
