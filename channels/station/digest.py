@@ -111,10 +111,11 @@ def send_digests(
     now: datetime,
     send: Callable[[str, str], str] | None,
     skip: frozenset[str] = frozenset(),
+    beat: Callable[[], None] = lambda: None,
 ) -> dict[str, str]:
     """Text each operator who has not had it the list of the day (when it is due), but
     those in `skip`; returns login → what happened ("sent", "nothing today", or "not sent:
-    <why>")."""
+    <why>"). `beat` is called before each operator's."""
     day = digest_due(host, now)
     if day is None or send is None:
         return {}
@@ -130,6 +131,7 @@ def send_digests(
     by_unit: dict[str, list[StationTask]] = {}
     results: dict[str, str] = {}
     for operator in waiting:
+        beat()  # a long morning of texts is progress, not a stuck upkeep
         tasks: list[StationTask] = []
         for unit in operator.units:
             if unit not in by_unit:

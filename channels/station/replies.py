@@ -37,7 +37,7 @@ from coso.names import nfc
 from coso.users import operators_of
 
 log = logging.getLogger(__name__)
-CONFIRM, NOT_PLAYED = "xn", "kp"
+CONFIRM = "xn"  # else "kp": could not play
 # The verb alone, or followed by its code ("XN 4821", "xn4821", "KP: 4821 mat dien").
 COMMAND = re.compile(r"(xn|kp)(?![a-z])[\s:.,#-]*(\d*)(.*)", re.DOTALL)
 HOW = "Cú pháp: XN <mã> khi đã phát; KP <mã> <lý do> khi không phát được."
@@ -123,7 +123,7 @@ def _answer(host: ChannelHost, sender: str, command: Command, at: datetime) -> s
     delivery = rows[0]
     title = _title(host, delivery)
     try:
-        if command.verb == "xn":
+        if command.verb == CONFIRM:
             confirm(host, delivery.id, operator.login, via="SMS")
             done = f"Đã ghi nhận: ĐÃ PHÁT '{title}' ({_local(slot, tz)}). Cảm ơn!"
         else:

@@ -64,7 +64,7 @@ class StationService:
         )
         done.codes_freed = free_closed(self.host.engine, now)
         skip = frozenset(login for login, at in self._retry_at.items() if at > now)
-        done.digests = send_digests(self.host, now, self.sender(), skip)
+        done.digests = send_digests(self.host, now, self.sender(), skip, self._beat)
         for login, result in done.digests.items():
             if result.startswith("not sent"):
                 self._retry_at[login] = now + RETRY_AFTER
@@ -73,6 +73,9 @@ class StationService:
         return done
 
     # --- a thread, for `coso serve` -----------------------------------------------------
+
+    def _beat(self) -> None:
+        self._round_at = time.monotonic()
 
     def start(self) -> None:
         self._stop.clear()
