@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/coso serve --demo
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Debian's chromium for the browser tests (tests/browser/), installed when missing and this
+# runs as root with apt-get; otherwise those tests fail saying what to install.
+APT_LOG := $(or $(TMPDIR),/tmp)/coso-chromium-apt.log
+chromium:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  { echo "installing Debian's chromium for the browser tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq chromium; } >$(APT_LOG) 2>&1; } || \
+	  { cat $(APT_LOG) >&2; echo "chromium could not be installed: the browser tests will fail" >&2; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -126,11 +126,16 @@ class ChannelHost(Protocol):
         updated_before: datetime | None = None,
         or_endpoint_ids: Sequence[int] | None = None,
         unexpired_at: datetime | None = None,
+        scheduled_from: datetime | None = None,
+        scheduled_before: datetime | None = None,
         limit: int = 5000,
     ) -> list[Any]:
         """Deliveries of `channel` in `states` (rows with the delivery's columns): of
         `endpoint_ids` when given; updated before `updated_before` or of `or_endpoint_ids`;
-        not expired at `unexpired_at`."""
+        not expired at `unexpired_at`; with their slot in [scheduled_from, scheduled_before)."""
+
+    def delivery(self, delivery_id: int) -> Any | None:
+        """One delivery of any channel (a row with the delivery's columns), or None."""
 
     def provider_ids(self, channel: str) -> set[str]:
         """Every provider id recorded for the channel's deliveries."""
@@ -138,8 +143,18 @@ class ChannelHost(Protocol):
     def messages(self, rows: Sequence[Any]) -> list[Outbound | tuple[int, str]]:
         """The message for each delivery row, or (delivery id, why it cannot be built)."""
 
-    def expire(self, channel: str, states: Sequence[str], now: datetime, detail: str) -> int:
-        """Deliveries of `channel` in `states` past their expiry become `expired`."""
+    def expire(
+        self,
+        channel: str,
+        states: Sequence[str],
+        now: datetime,
+        detail: str,
+        *,
+        to: str = "expired",
+        actor: str = "dispatcher",
+    ) -> int:
+        """Deliveries of `channel` in `states` past their expiry become `to` (`expired`; a
+        channel that waits for a person: `unconfirmed`), logged as by `actor`."""
 
     def upcoming(
         self, channel: str, now: datetime, horizon: timedelta, after: datetime | None = None
@@ -198,3 +213,10 @@ class ChannelHost(Protocol):
     ) -> None:
         """Append log entries that move no delivery (at, plan_id, schedule_id, channel,
         event, actor, detail)."""
+
+    def note_delivery(
+        self, delivery_id: int, at: datetime, event: str, actor: str, detail: str | None
+    ) -> bool:
+        """Append a log entry about one delivery of any channel (its plan, unit and endpoint
+        copied from it) that leaves its state as it is: a person's note. False when there
+        is no such delivery."""

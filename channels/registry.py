@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -86,6 +87,16 @@ class ChannelPlugin:
     # Simulated endpoints for `coso serve --demo`: (settings, its settings, the demo's
     # endpoint addresses) → something with stop().
     demo: Callable[[Any, Any, list[str]], Any] | None = None
+    # Texts one person outside any plan (an operator's list of the day): (host, its
+    # settings) → send(E.164 number, text) → the provider's id of the message; raises
+    # TransientSendError or PermanentSendError. Another channel finds it through the
+    # registry (`text_senders`), so it never imports this one.
+    text_sender: Callable[[ChannelHost, Any], Callable[[str, str], str]] | None = None
+    # Offered every text people send to coso (the SMS webhook, after its signature check,
+    # before its own STOP handling): (host, sender's number, body, when) → the answer to
+    # text back when the text was this channel's to handle (an operator's "XN 4821"), else
+    # None.
+    inbound_text: Callable[[ChannelHost, str, str, datetime], str | None] | None = None
 
 
 @cache
@@ -219,6 +230,33 @@ def each(settings: Settings, hook: str) -> Iterator[tuple[ChannelPlugin, Any]]:
 def with_hook(hook: str) -> list[ChannelPlugin]:
     """Plugins that have `hook`, in name order (no settings needed: command lines)."""
     return [plugins()[n] for n in names() if getattr(plugins()[n], hook) is not None]
+
+
+def text_senders(host: ChannelHost) -> list[Callable[[str, str], str]]:
+    """A way to text one person through each channel set up to (in name order)."""
+    found = []
+    for plugin, cfg in each(host.settings, "text_sender"):
+        if not plugin.configured(cfg):
+            continue
+        try:
+            found.append(plugin.text_sender(host, cfg))  # type: ignore[misc]
+        except Exception as exc:  # half set up (no sender): it cannot text anyone
+            log.error("channel %r cannot text people: %s", plugin.name, exc)
+    return found
+
+
+def offer_text(host: ChannelHost, sender: str, body: str, at: datetime) -> str | None:
+    """Offer a text someone sent to coso to each channel that reads them; the first answer,
+    or None when none took it. One channel's failure does not stop the others."""
+    for plugin in with_hook("inbound_text"):
+        try:
+            answer = plugin.inbound_text(host, sender, body, at)  # type: ignore[misc]
+        except Exception:
+            log.exception("channel %r failed on a text from %s", plugin.name, sender[:20])
+            continue
+        if answer is not None:
+            return answer
+    return None
 
 
 def describe(settings: Settings) -> Sequence[tuple[str, str, bool, str]]:

@@ -15,6 +15,9 @@ RETRY_WAIT = "retry_wait"
 EXPIRED = "expired"
 MISSED = "missed"
 UNKNOWN = "unknown"
+# A delivery a person had to confirm (a station operator) that nobody confirmed before its
+# validity ended: nobody knows whether it reached people.
+UNCONFIRMED = "unconfirmed"
 
 STATES = (
     PENDING,
@@ -29,10 +32,11 @@ STATES = (
     EXPIRED,
     MISSED,
     UNKNOWN,
+    UNCONFIRMED,
 )
 WAITING = (PENDING, RETRY_WAIT)
 REACHED = (SENT, DELIVERED, PLAYED, DISPLAYED, CONFIRMED)
-FINAL = (DELIVERED, PLAYED, DISPLAYED, CONFIRMED, FAILED, EXPIRED, MISSED)
+FINAL = (DELIVERED, PLAYED, DISPLAYED, CONFIRMED, FAILED, EXPIRED, MISSED, UNCONFIRMED)
 
 # target state -> states a delivery may be in to move there. Callbacks arrive out of order:
 # a `sent` after `delivered` finds no allowed source and changes nothing.
@@ -48,6 +52,8 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     FAILED: (SENDING, SENT, RETRY_WAIT, UNKNOWN),
     EXPIRED: (PENDING, RETRY_WAIT),
     UNKNOWN: (SENDING,),
+    # Only a channel whose deliveries wait for a person moves them here (host.expire).
+    UNCONFIRMED: (SENT,),
 }
 
 

@@ -24,7 +24,7 @@ from dispatcher.inbound import receive_in
 from dispatcher.messages import build_messages
 from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.queries import find_plan
-from dispatcher.transitions import append_log, move_where
+from dispatcher.transitions import append_log, log_deliveries, move_where
 from schedules.adhoc import add_blast, find_content
 from schedules.firing import MOST_AHEAD
 from schedules.models import Plan, Schedule
@@ -56,9 +56,15 @@ class EngineHost:
         updated_before: datetime | None = None,
         or_endpoint_ids: Sequence[int] | None = None,
         unexpired_at: datetime | None = None,
+        scheduled_from: datetime | None = None,
+        scheduled_before: datetime | None = None,
         limit: int = 5000,
     ) -> list[Any]:
         condition = and_(D.c.channel == channel, D.c.state.in_(list(states)))
+        if scheduled_from is not None:
+            condition = and_(condition, D.c.scheduled_for >= scheduled_from)
+        if scheduled_before is not None:
+            condition = and_(condition, D.c.scheduled_for < scheduled_before)
         if isinstance(endpoint_ids, Select):  # a query over the channel's own table
             condition = and_(condition, D.c.endpoint_id.in_(endpoint_ids.scalar_subquery()))
         elif endpoint_ids is not None:
@@ -88,15 +94,28 @@ class EngineHost:
     def messages(self, rows: Sequence[Any]) -> list[Outbound | tuple[int, str]]:
         return build_messages(self.engine, rows)
 
-    def expire(self, channel: str, states: Sequence[str], now: datetime, detail: str) -> int:
+    def delivery(self, delivery_id: int) -> Any | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(D).where(D.c.id == delivery_id)).first()
+
+    def expire(
+        self,
+        channel: str,
+        states: Sequence[str],
+        now: datetime,
+        detail: str,
+        *,
+        to: str = EXPIRED,
+        actor: str = "dispatcher",
+    ) -> int:
         with write(self.engine) as conn:
             return move_where(
                 conn,
                 and_(D.c.channel == channel, D.c.state.in_(list(states)), D.c.expires_at <= now),
-                EXPIRED,
+                to,
                 at=now,
-                event="expired",
-                actor="dispatcher",
+                event=to,
+                actor=actor,
                 detail=detail,
             )
 
@@ -261,3 +280,12 @@ class EngineHost:
         if entries:
             with write(self.engine) as conn:
                 append_log(conn, list(entries))
+
+    def note_delivery(
+        self, delivery_id: int, at: datetime, event: str, actor: str, detail: str | None
+    ) -> bool:
+        with write(self.engine) as conn:
+            if conn.scalar(select(D.c.id).where(D.c.id == delivery_id)) is None:
+                return False
+            log_deliveries(conn, [(delivery_id, at, event, None, actor, detail)])
+        return True

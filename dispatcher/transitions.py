@@ -21,6 +21,7 @@ from channels.states import (
     PENDING,
     RETRY_WAIT,
     SENDING,
+    UNCONFIRMED,
     UNKNOWN,
     WAITING,
 )
@@ -50,7 +51,7 @@ CLAIMED = (
 )
 # Entries later than this after the slot say how late they were.
 LATE_AFTER = timedelta(minutes=1)
-NOT_LATE = (PENDING, RETRY_WAIT, EXPIRED, MISSED)  # these say why themselves
+NOT_LATE = (PENDING, RETRY_WAIT, EXPIRED, MISSED, UNCONFIRMED)  # these say why themselves
 
 
 def allowed_sql(to: str) -> str:

@@ -156,7 +156,7 @@ def speaker_rig(
     with Mosquitto() as broker:
         config = work / "coso.toml"
         config.write_text(
-            _common(work, url)
+            common_settings(work, url)
             + f"""[channels.loudspeaker]
 topic_prefix = "faults-{uuid.uuid4().hex[:6]}/v1"
 client_id = "coso-faults-{uuid.uuid4().hex[:6]}"
@@ -354,7 +354,7 @@ class SmsRig:
     url: str
 
 
-def _common(work: Path, url: str) -> str:
+def common_settings(work: Path, url: str) -> str:
     """The settings every trial shares: its database, a port of its own (also the media
     origin its players are given), its media folder and a quick idle poll."""
     port = free_port()
@@ -373,7 +373,7 @@ idle_poll = 0.1
 def sms_config(work: Path, url: str, gateway: str, rate: int, retry: dict[str, Any]) -> Path:
     config = work / f"coso-sms-{uuid.uuid4().hex[:6]}.toml"
     config.write_text(
-        _common(work, url)
+        common_settings(work, url)
         + f"""claim_batch = 20
 [dispatcher.retry]
 first_delay = "{retry.get("first_delay", "10s")}"

@@ -138,6 +138,23 @@ class SmsChannel(Channel):
         detail = f"{text.segments} segment(s), {text.encoding}"
         return Accepted(state="sent", event="sent", provider_id=created.sid, detail=detail)
 
+    def send_text(self, to: str, text: str) -> str:
+        """Text one person outside any plan (an operator's list of the day): no delivery, no
+        status callback, none of a blast's rules. Returns the message's sid; raises
+        TransientSendError or PermanentSendError as `send` does."""
+        params: dict[str, Any] = {"to": to, "body": text}
+        if self.settings.messaging_service_sid:
+            params["messaging_service_sid"] = self.settings.messaging_service_sid
+        else:
+            params["from_"] = self.settings.sender
+        client, http = self.client()
+        try:
+            return str(client.messages.create(**params).sid)
+        except TwilioRestException as exc:
+            raise classify(exc, http.last) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TransientSendError(f"gateway unreachable or silent: {exc}") from exc
+
     def list_messages(self, to: str, since: datetime) -> list[Any]:
         """The gateway's messages to `to` sent since `since` (GET Messages.json)."""
         client, _ = self.client()

@@ -39,6 +39,12 @@ def cli(app: Any) -> None:
     app.add_typer(sms_app, name="sms")
 
 
+def text_sender(host: Any, cfg: SmsSettings) -> Any:
+    from channels.sms.channel import SmsChannel
+
+    return SmsChannel(cfg, host.settings.server.public_url, host.clock.now).send_text
+
+
 def tables() -> None:
     import channels.sms.pauses
     import channels.sms.recipients  # noqa: F401
@@ -68,6 +74,7 @@ plugin = ChannelPlugin(
     rules=rules,
     routes=routes,
     cli=cli,
+    text_sender=text_sender,
     tables=tables,
     migrations=str(Path(__file__).parent / "migrations"),
 )

@@ -8,6 +8,7 @@ request is answered once its change is committed."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 from channels.base import Outcome
 from channels.host import ChannelHost
+from channels.registry import offer_text
 from channels.sms.channel import UNSUBSCRIBED, gateway_error
 from channels.sms.phones import PhoneError, to_e164
 from channels.sms.recipients import add_opt_out, is_stop_request, record_opt_out
@@ -105,6 +107,15 @@ def apply_callbacks(host: ChannelHost, callbacks: Sequence[StatusCallback]) -> i
             if c.error_code == str(UNSUBSCRIBED) and c.sid in ours and c.to:
                 record_opt_out(conn, c.to, c.at, "gateway", f"error {UNSUBSCRIBED} on {c.sid}")
     return len(received.applied)
+
+
+def offer_inbound(host: ChannelHost, form: Mapping[str, str], at: datetime) -> str | None:
+    """An inbound SMS offered to every channel that reads texts (`inbound_text`), its sender
+    in E.164 when it is a phone number; their answer, or None when none took it."""
+    sender = (form.get("From") or "").strip()
+    with contextlib.suppress(PhoneError):  # a short code or a name: judged as it came
+        sender = to_e164(sender)
+    return offer_text(host, sender, form.get("Body") or "", at)
 
 
 def record_inbound(engine: Any, form: Mapping[str, str], at: datetime) -> bool:

@@ -19,7 +19,13 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.host import ChannelHost
 from channels.sms.channel import INBOUND_PATH, STATUS_PATH
-from channels.sms.status import CallbackBatcher, CallbackError, StatusCallback, record_inbound
+from channels.sms.status import (
+    CallbackBatcher,
+    CallbackError,
+    StatusCallback,
+    offer_inbound,
+    record_inbound,
+)
 
 log = logging.getLogger(__name__)
 MOUNT = "/sms"
@@ -85,15 +91,23 @@ def sms_webhooks(host: ChannelHost) -> Starlette:
         return Response(status_code=204)
 
     async def inbound(request: Request) -> Response:
-        """An SMS to coso's number: STOP / TU CHOI opts its sender out."""
+        """An SMS to coso's number: first offered to the channels that read texts (an
+        operator's confirmation), answered with their reply; else STOP / TU CHOI opts its
+        sender out."""
         try:
             form = await signed_form(request, INBOUND_PATH)
         except BadSignature:
             return PlainTextResponse("bad or missing X-Twilio-Signature", 403)
         except BadForm as exc:
             return PlainTextResponse(str(exc), 400)
-        await anyio.to_thread.run_sync(record_inbound, engine, form, clock.now())
-        return Response(str(MessagingResponse()), media_type="application/xml")
+        at = clock.now()
+        answer = await anyio.to_thread.run_sync(offer_inbound, host, form, at)
+        reply = MessagingResponse()
+        if answer is None:
+            await anyio.to_thread.run_sync(record_inbound, engine, form, at)
+        else:
+            reply.message(answer)
+        return Response(str(reply), media_type="application/xml")
 
     return Starlette(
         routes=[
