@@ -41,6 +41,23 @@ GROUP = "coso.channels"
 
 
 @dataclass(frozen=True)
+class PersonConfirms:
+    """A channel whose deliveries a person confirms (a station no computer controls): what
+    the console's "Hôm nay" page lists and what its buttons call. Each takes the host."""
+
+    # (host, unit code, local day or None for today) → tasks (channels.station.tasks
+    # StationTask-like: delivery_id, title, text, audio, scheduled_for, expires_at, state,
+    # status, can_confirm, code, zone …), in slot order.
+    tasks: Callable[[ChannelHost, str, Any], list[Any]]
+    # (host, delivery id, actor, played_at or None) → "Đã phát"
+    confirm: Callable[[ChannelHost, int, str, datetime | None], Any]
+    # (host, delivery id, actor, reason code, note) → "Không phát được"
+    could_not_play: Callable[[ChannelHost, int, str, str, str], Any]
+    # reason code → words, for the form's list
+    reasons: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class ChannelPlugin:
     """What one channel brings. Only `name`, `title` and `build` are required."""
 
@@ -97,6 +114,8 @@ class ChannelPlugin:
     # text back when the text was this channel's to handle (an operator's "XN 4821"), else
     # None.
     inbound_text: Callable[[ChannelHost, str, str, datetime], str | None] | None = None
+    # Its deliveries are tasks a person confirms (see PersonConfirms).
+    confirmed_by_people: PersonConfirms | None = None
 
 
 @cache

@@ -163,12 +163,12 @@ class MediaSettings(BaseModel):
     token_secret: str = ""
 
 
-class WebSettings(BaseModel):
+class ConsoleSettings(BaseModel):
     """The console: sessions and logins."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # Key that signs session cookies (COSO_WEB__SESSION_SECRET); empty: one is generated at
+    # Key that signs session cookies (COSO_CONSOLE__SESSION_SECRET); empty: one is generated at
     # first start and kept in `secret_file` (mode 0600). A cookie signed with another key is
     # refused, so changing it logs everyone out.
     session_secret: str = ""
@@ -193,7 +193,7 @@ class Settings(BaseSettings):
     # (channels.registry.settings_of), so this core names no channel.
     channels: dict[str, dict[str, Any]] = {}
     media: MediaSettings = MediaSettings()
-    web: WebSettings = WebSettings()
+    console: ConsoleSettings = ConsoleSettings()
     _sections: dict[str, tuple[Any, Any]] = PrivateAttr(default_factory=dict)
 
     def channel_section(self, name: str, model: type[M]) -> M:

@@ -39,6 +39,8 @@ EVENTS: Mapping[str, str] = {
     "canceled": "bị hủy",
     "retry": "chờ gửi lại",
     "requeued": "gửi lại sau khi khởi động lại",
+    "resend": "gửi lại theo yêu cầu",
+    "awaiting_confirmation": "chờ người trực xác nhận",
     "unknown": "không rõ kết quả",
     "reconciled": "đã đối chiếu với cổng gửi",
     "paused": "tạm hoãn (ngoài giờ được gửi)",

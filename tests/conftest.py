@@ -98,7 +98,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         database={"url": db_url},
         dispatcher={"idle_poll": 0.05, "retry": {"first_delay": "10s", "max_attempts": 4}},
         channels={"web": {"rate_per_second": 10_000, "concurrency": 4}},
-        web={"session_secret": "tests-session-key", "secret_file": str(tmp_path / "secret")},
+        console={"session_secret": "tests-session-key", "secret_file": str(tmp_path / "secret")},
     )
 
 

@@ -201,10 +201,10 @@ def test_login_brute_force_is_slowed(console: tuple[str, Engine, Settings]) -> N
             attacker.post(
                 "/login", data={"login": "admin", "password": f"guess{i}", "csrf_token": token}
             ).status_code
-            for i in range(settings.web.login_attempts + 2)
+            for i in range(settings.console.login_attempts + 2)
         ]
-        assert codes[: settings.web.login_attempts] == [401] * settings.web.login_attempts
-        assert codes[settings.web.login_attempts :] == [429, 429]
+        assert codes[: settings.console.login_attempts] == [401] * settings.console.login_attempts
+        assert codes[settings.console.login_attempts :] == [429, 429]
         # Even the right password waits now; the answer says for how long.
         right = attacker.post(
             "/login", data={"login": "admin", "password": PASSWORD, "csrf_token": token}

@@ -24,12 +24,11 @@ from coso.labels import (
     state_label,
 )
 from coso.labels import STATES as STATE_WORDS
+from coso.users import ROLES as CONSOLE_ROLES
 from dispatcher.web.app import page_templates
 
 ROOT = Path(__file__).parent.parent
 CODE = ("coso", "content", "channels", "schedules", "dispatcher")
-# The roles of the console (issue: roles scoped by administrative unit).
-from coso.users import ROLES as CONSOLE_ROLES
 
 
 def test_every_delivery_state_has_vietnamese_words() -> None:

@@ -22,6 +22,7 @@ from channels.host import ChannelHost
 from channels.registry import settings_of
 from channels.states import CONFIRMED, FAILED, SENT
 from channels.station.channel import CHANNEL, open_until
+from channels.station.reasons import OTHER, REASONS
 from channels.station.tasks import CLOSED_UNHEARD, NOT_YET, operators_zone
 from content.sms_text import khong_dau
 from coso.clock import as_utc, zone
@@ -30,15 +31,6 @@ from coso.errors import InputError
 from coso.names import nfc, text_problem
 
 # Why an item could not be played: code → what people read. The code is kept in the log.
-REASONS: dict[str, str] = {
-    "mat_dien": "Mất điện",
-    "hong_thiet_bi": "Hỏng thiết bị",
-    "thoi_tiet": "Thời tiết xấu",
-    "khong_nguoi_truc": "Không có người trực",
-    "trung_lich": "Trùng lịch phát khác",
-    "khac": "Khác",
-}
-OTHER = "khac"
 MAX_NOTE = 500
 # Words shown for the states an operator meets in refusals.
 STATE_WORDS = {

@@ -9,8 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from channels.registry import ChannelPlugin
+from channels.registry import ChannelPlugin, PersonConfirms
 from channels.states import CONFIRMED, EXPIRED, FAILED, MISSED, UNCONFIRMED
+from channels.station.reasons import REASONS
 
 
 def build(host: Any, _cfg: Any) -> Any:
@@ -29,6 +30,24 @@ def inbound_text(host: Any, sender: str, body: str, at: datetime) -> str | None:
     from channels.station.replies import answer_text
 
     return answer_text(host, sender, body, at)
+
+
+def tasks(host: Any, unit_code: str, day: Any) -> list[Any]:
+    from channels.station.tasks import station_tasks
+
+    return station_tasks(host, unit_code, day)
+
+
+def confirm(host: Any, delivery_id: int, actor: str, played_at: datetime | None) -> Any:
+    from channels.station.confirmations import confirm as confirmed
+
+    return confirmed(host, delivery_id, actor, played_at, via="bảng điều khiển")
+
+
+def could_not_play(host: Any, delivery_id: int, actor: str, reason: str, note: str) -> Any:
+    from channels.station.confirmations import could_not_play as not_played
+
+    return not_played(host, delivery_id, actor, reason, note, via="bảng điều khiển")
 
 
 def cli(app: Any) -> None:
@@ -66,6 +85,7 @@ plugin = ChannelPlugin(
     address=address,
     service=service,
     inbound_text=inbound_text,
+    confirmed_by_people=PersonConfirms(tasks, confirm, could_not_play, REASONS),
     cli=cli,
     tables=tables,
     migrations=str(Path(__file__).parent / "migrations"),

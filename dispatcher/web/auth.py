@@ -29,9 +29,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def session_secret(settings: Settings) -> str:
-    if settings.web.session_secret:
-        return settings.web.session_secret
-    return kept_secret(Path(settings.web.secret_file)).decode()
+    if settings.console.session_secret:
+        return settings.console.session_secret
+    return kept_secret(Path(settings.console.secret_file)).decode()
 
 
 def session_cookie_options(settings: Settings) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def session_cookie_options(settings: Settings) -> dict[str, Any]:
     return {
         "secret_key": session_secret(settings),
         "session_cookie": "coso_session",
-        "max_age": int(parse_duration(settings.web.session_max_age).total_seconds()),
+        "max_age": int(parse_duration(settings.console.session_max_age).total_seconds()),
         "same_site": "lax",
         "https_only": str(settings.server.public_url).startswith("https://"),
     }
@@ -172,5 +172,6 @@ class LoginThrottle:
 
 def throttle_for(settings: Settings) -> LoginThrottle:
     return LoginThrottle(
-        settings.web.login_attempts, parse_duration(settings.web.login_window).total_seconds()
+        settings.console.login_attempts,
+        parse_duration(settings.console.login_window).total_seconds(),
     )

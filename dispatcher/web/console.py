@@ -308,8 +308,15 @@ def console_router(
         plan = plan_for(engine, access, ref)
         return page(request, "plan.html", plan_page_context(engine, access, plan, clock))
 
+    from dispatcher.host import EngineHost
     from dispatcher.web.devices import devices_router
+    from dispatcher.web.listen import listen_router
+    from dispatcher.web.today import today_router
     from dispatcher.web.users_pages import users_router
+
+    host = EngineHost(engine, settings, clock)
+    router.include_router(today_router(engine, settings, page, signed_in, host))
+    router.include_router(listen_router(settings, signed_in))
 
     router.include_router(devices_router(engine, settings, page, signed_in))
     router.include_router(users_router(engine, page, signed_in, clock))
