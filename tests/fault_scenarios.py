@@ -291,6 +291,13 @@ def kill_trials(
         try:
             wait_until(broadcast.settled, 300, f"broadcast {broadcast.number} to settle", 0.1)
             settle = time.monotonic() - restarted
+        except TimeoutError as exc:
+            states = _states(rig.engine, broadcast.plan_id)
+            plays = sum(1 for n in _diff(rig.recorder.plays(), broadcast.before).values() if n)
+            raise TimeoutError(
+                f"{exc}: deliveries {states}, {plays} players played; coso's log:\n"
+                f"{log.read_text()[-4000:]}"
+            ) from exc
         finally:
             stop(second)
         fault = (
