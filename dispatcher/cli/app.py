@@ -106,6 +106,12 @@ def serve(
 
             if load_demo_apart(settings, clock.now()):
                 out.print("demo plan loaded: a bulletin post and a broadcast go out every minute")
+            from dispatcher.cli.demo import demo_logins
+
+            folder = Path(settings.console.secret_file).parent
+            out.print(f"demo logins for the console (also in {folder / 'demo-logins.txt'}):")
+            for line in demo_logins(engine, folder, clock.now()):
+                out.print(f"  {line}", highlight=False)
             simulated.callback(time.sleep, 0.5)  # let coso record them offline
             for endpoints in start_demo_endpoints(engine, settings):
                 simulated.callback(endpoints.stop)

@@ -82,6 +82,14 @@ def demo_plan(now: datetime, plan_zone: str, chime: Path) -> PlanFile:
                     "unit": code,
                 }
                 for code, name in DEMO_COMMUNES.items()
+            ]
+            + [
+                {
+                    "channel": "station",
+                    "address": "station:06040",
+                    "name": "Đài truyền thanh xã Thất Khê",
+                    "unit": "06040",
+                }
             ],
             "groups": [
                 {
@@ -103,6 +111,17 @@ def demo_plan(now: datetime, plan_zone: str, chime: Path) -> PlanFile:
                     "targets": {"groups": ["trang-tin-xa-demo"]},
                     "start": first,
                     "rrule": "FREQ=MINUTELY",
+                    "until": period_end,
+                    "validity": "5m",
+                    "misfire_grace": "1m",
+                },
+                {
+                    "name": "Đài xã đọc bản tin mỗi 5 phút (trình diễn)",
+                    "content": "cchc-ban-tin",
+                    "channel": "station",
+                    "targets": {"endpoints": ["station:06040"]},
+                    "start": first,
+                    "rrule": "FREQ=MINUTELY;INTERVAL=5",
                     "until": period_end,
                     "validity": "5m",
                     "misfire_grace": "1m",
@@ -134,6 +153,49 @@ def load_demo(engine: Engine, settings: Settings, now: datetime) -> bool:
         plan = demo_plan(now, settings.timer.default_zone, chime)
         import_plan(engine, demo_settings(settings, plan), plan, now, source="demo")
     return True
+
+
+# The demo's accounts: login → (name, roles, units). Their passwords are made at the first
+# `coso serve --demo` and kept beside the database (DEMO_LOGINS), never in the repository.
+DEMO_USERS = {
+    "admin": ("Quản trị viên", ["administrator"], []),
+    "bientap": ("Biên tập viên tỉnh", ["editor", "approver"], ["20"]),
+    "vanhanh": ("Người trực đài xã Thất Khê", ["operator"], ["06040"]),
+}
+DEMO_LOGINS = "demo-logins.txt"
+
+
+def demo_logins(engine: Engine, folder: Path, now: datetime) -> list[str]:
+    """The demo's accounts (made with fresh passwords the first time), as lines to print:
+    "login / password (roles)"."""
+    import os
+
+    from coso.users import add_user, list_users, temporary_password
+
+    path = folder / DEMO_LOGINS
+    existing = {u.login for u in list_users(engine)}
+    if path.exists() and set(DEMO_USERS) <= existing:
+        return path.read_text(encoding="utf-8").splitlines()
+    lines = []
+    for login, (name, roles, units) in DEMO_USERS.items():
+        if login in existing:
+            continue
+        password = temporary_password()
+        add_user(
+            engine,
+            login=login,
+            name=name,
+            password=password,
+            roles=roles,
+            unit_codes=units,
+            now=now,
+        )
+        lines.append(f"{login} / {password}  ({', '.join(roles)})")
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as file:
+        file.writelines(line + "\n" for line in lines)
+    return path.read_text(encoding="utf-8").splitlines()
 
 
 def demo_settings(settings: Settings, plan: PlanFile) -> Settings:
