@@ -2,7 +2,7 @@
 
 from channels.endpoints import Endpoint, EndpointGroup, GroupMember
 from channels.registry import load_tables
-from content.models import ContentItem, MediaAsset
+from content.models import ContentItem, ContentVersion, MediaAsset
 from coso.units import AdminUnit, Organisation, UnitMapping
 from dispatcher.inbound import EarlyOutcome
 from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker
@@ -14,6 +14,7 @@ __all__ = [
     "ActivityEntry",
     "AdminUnit",
     "ContentItem",
+    "ContentVersion",
     "Delivery",
     "DispatcherWorker",
     "EarlyOutcome",
