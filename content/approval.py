@@ -1,4 +1,5 @@
-"""Approving and retiring content: draft → approved → retired, recorded with who and when."""
+"""Approving and retiring content: draft → approved → retired, recorded with who and when.
+Approval is of an exact version (content.versions)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Engine, Row, select, update
 
 from content.models import APPROVED, DRAFT, RETIRED, ContentItem
+from content.versions import approve
 from coso.db import write
 from coso.errors import InputError
 
@@ -24,15 +26,18 @@ def find_content(engine: Engine, plan_id: int, key: str) -> Row:  # type: ignore
 
 
 def set_state(engine: Engine, plan_id: int, key: str, state: str, by: str, now: datetime) -> None:
-    """Move a content item to `approved` or `retired`; a backward move is refused."""
+    """Move a content item to `approved` (its newest draft version, which then goes out) or
+    `retired` (nothing of it goes out any more); a backward move is refused."""
+    if state == APPROVED:
+        approve(engine, plan_id, key, None, by, now)
+        return
     item = find_content(engine, plan_id, key)
     if item.state not in MOVES[state]:
         raise InputError("content", key, f"is {item.state}; cannot become {state}")
-    values: dict[str, object] = {"state": state}
-    if state == APPROVED:
-        values.update(approved_by=by, approved_at=now)
     with write(engine) as conn:
-        conn.execute(update(C).where(C.c.id == item.id, C.c.state == item.state).values(**values))
+        conn.execute(
+            update(C).where(C.c.id == item.id, C.c.state == item.state).values(state=state)
+        )
 
 
 def list_content(engine: Engine, plan_id: int) -> list[Row]:  # type: ignore[type-arg]

@@ -15,7 +15,6 @@ from sqlalchemy import Engine, select
 
 from content.models import ContentItem, MediaAsset
 from coso.config import MediaSettings
-from coso.db import insert_ignoring_duplicates, write
 from coso.errors import InputError
 from coso.secret_file import kept_secret
 
@@ -68,24 +67,33 @@ def attach_audio(
     now: datetime,
     intro: Path | None = None,
     outro: Path | None = None,
+    by: str = "",
 ) -> MediaAsset:
-    """Prepare `source` and make it the audio of content item `content_id` (replacing any)."""
-    from content.audio import prepare_audio
+    """Prepare `source` as the audio of a new version of content item `content_id`
+    (content.versions.attach_draft_audio): approved content keeps its approved audio until
+    that version is approved. Returns the prepared audio as it will be kept."""
+    from content.versions import attach_draft_audio
 
-    prepared = prepare_audio(source, settings, intro, outro)
-    row = asset_row(content_id, prepared, store_audio(settings, prepared)[0], source.name, now)
-    table = MediaAsset.__table__
-    with write(engine) as conn:
-        if (
-            conn.scalar(
-                select(ContentItem.__table__.c.id).where(ContentItem.__table__.c.id == content_id)
-            )
-            is None
-        ):
-            raise InputError("content", content_id, "no such content item")
-        conn.execute(table.delete().where(table.c.content_id == content_id))
-        conn.execute(insert_ignoring_duplicates(conn, table), [row])
-    return MediaAsset(**row)
+    items = ContentItem.__table__
+    with engine.connect() as conn:
+        item = conn.execute(
+            select(items.c.plan_id, items.c.key).where(items.c.id == content_id)
+        ).first()
+    if item is None:
+        raise InputError("content", content_id, "no such content item")
+    version = attach_draft_audio(
+        engine, settings, item.plan_id, item.key, source, by, now, intro, outro
+    )
+    return MediaAsset(
+        content_id=content_id,
+        sha256=version.media_sha256,
+        file_name=version.media_file_name,
+        duration_seconds=version.media_duration_seconds,
+        loudness_lufs=version.media_loudness_lufs,
+        size_bytes=version.media_size_bytes,
+        source_name=version.media_source_name,
+        created_at=now,
+    )
 
 
 def media_for(engine: Engine, content_ids: set[int]) -> dict[int, MediaAsset]:

@@ -8,10 +8,17 @@ from sqlmodel import Field, SQLModel, UniqueConstraint
 
 DRAFT, APPROVED, RETIRED = "draft", "approved", "retired"
 STATES = (DRAFT, APPROVED, RETIRED)
+# A version is a draft until approved; the one it replaces (approved, or a draft nobody
+# approved) is then superseded.
+SUPERSEDED = "superseded"
+VERSION_STATES = (DRAFT, APPROVED, SUPERSEDED)
 KINDS = ("text", "audio", "article")
 
 
 class ContentItem(SQLModel, table=True):
+    """What goes out: the approved version's title, body and audio (MediaAsset), numbered
+    `version`. Edits wait in content_version until that version is approved."""
+
     __tablename__ = "content_item"
     __table_args__ = (UniqueConstraint("plan_id", "key"),)
 
@@ -25,6 +32,34 @@ class ContentItem(SQLModel, table=True):
     approved_by: str | None = None
     approved_at: datetime | None = None
     created_at: datetime
+    version: int = 1
+
+
+class ContentVersion(SQLModel, table=True):
+    """Every version of a content item as written, with who approved it. `checksum` is
+    taken over title, body and audio sha256: approval names exactly what was seen."""
+
+    __tablename__ = "content_version"
+    __table_args__ = (UniqueConstraint("content_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    content_id: int = Field(foreign_key="content_item.id")
+    version: int
+    title: str
+    body: str = ""
+    # Its prepared audio, as media_asset keeps it; the item's asset follows on approval.
+    media_sha256: str | None = None
+    media_file_name: str | None = None
+    media_duration_seconds: float | None = None
+    media_loudness_lufs: float | None = None
+    media_size_bytes: int | None = None
+    media_source_name: str | None = None
+    checksum: str
+    state: str = DRAFT
+    edited_by: str = ""
+    edited_at: datetime
+    approved_by: str | None = None
+    approved_at: datetime | None = None
 
 
 class MediaAsset(SQLModel, table=True):

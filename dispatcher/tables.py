@@ -2,7 +2,7 @@
 
 from channels.endpoints import Endpoint, EndpointGroup, GroupMember
 from channels.registry import load_tables
-from content.models import ContentItem, MediaAsset
+from content.models import ContentItem, ContentVersion, MediaAsset
 from coso.units import AdminUnit, Organisation, UnitMapping
 from coso.users import User
 from dispatcher.inbound import EarlyOutcome
@@ -15,6 +15,7 @@ __all__ = [
     "ActivityEntry",
     "AdminUnit",
     "ContentItem",
+    "ContentVersion",
     "Delivery",
     "DispatcherWorker",
     "EarlyOutcome",

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select, update
 from channels.registry import needing_audio
 from content.media import media_for
 from content.models import APPROVED, ContentItem
+from content.versions import pending_draft
 from coso.db import write
 from coso.errors import InputError
 from schedules.models import Plan, Schedule
@@ -37,6 +38,15 @@ def set_enabled(engine: Engine, schedule_id: int, enabled: bool, now: datetime) 
             "schedule", schedule_id, f"its content is {content.state}; approve it first"
         )
     if enabled and row.channel in needing_audio() and not media_for(engine, {content.id}):
+        draft = pending_draft(engine, content.id)
+        if draft is not None and draft.media_sha256 is not None:
+            raise InputError(
+                "schedule",
+                schedule_id,
+                f"its content {content.key!r} has audio only in draft version {draft.version},"
+                f" which {row.channel} cannot play until it is approved: coso content approve"
+                f" {number} {content.key} --version {draft.version} --by NAME",
+            )
         raise InputError(
             "schedule",
             schedule_id,
@@ -68,9 +78,15 @@ def _check_expandable(row: Any) -> None:
 
 def check_approvable(engine: Engine, plan_number: str, item: Any) -> None:
     """Content item `item` (a content_item row) may be approved: a schedule that plays it on
-    a channel needing audio finds its audio attached."""
+    a channel needing audio finds audio in the version approved (the draft waiting, for
+    approved content)."""
     wanting = needing_audio()
-    if not wanting or media_for(engine, {item.id}):
+    if not wanting:
+        return
+    draft = pending_draft(engine, item.id)
+    if draft is not None and draft.media_sha256 is not None:
+        return
+    if draft is None and media_for(engine, {item.id}):
         return
     with engine.connect() as conn:
         schedule = conn.execute(

@@ -123,8 +123,14 @@ class PlanFile(_Strict):
 
 def read_plan_file(path: Path) -> tuple[PlanFile, str]:
     """Parse and structurally validate; errors carry the file, line and field."""
-    source = str(path)
     text = read_text(path)  # UTF-8, or UTF-16 with its BOM; in NFC
+    return parse_plan_text(text, str(path)), text
+
+
+def parse_plan_text(text: str, source: str = "<plan>") -> PlanFile:
+    """A plan file's text (an upload, say), parsed and structurally validated; errors name
+    `source`, the line and the field."""
+    text = nfc(text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -152,7 +158,7 @@ def read_plan_file(path: Path) -> tuple[PlanFile, str]:
             )
     if errors:
         raise InputErrors(errors)
-    return plan_file, text
+    return plan_file
 
 
 def _normalised(

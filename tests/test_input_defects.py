@@ -240,9 +240,8 @@ def test_a_plan_number_typed_in_another_unicode_form_is_the_same_plan(
         assert conn.scalars(select(Plan.__table__.c.number)).all() == [composed]
     with pytest.raises(InputErrors) as refused:
         import_plan_file(engine, settings, write_plan(tmp_path, _plan(composed), "b.toml"), NOW)
-    assert [(e.field, e.reason) for e in refused.value.errors] == [
-        ("plan.number", "a plan with this number already exists")
-    ]
+    assert [e.field for e in refused.value.errors] == ["plan.number"]
+    assert refused.value.errors[0].reason.startswith("a plan with this number already exists")
     assert count(engine, Plan.__table__) == 1
     shown = runner.invoke(app, ["plan", "show", decomposed])  # typed the other way: found
     assert shown.exit_code == 0 and composed in shown.output, shown.output

@@ -139,7 +139,7 @@ def test_a_schedule_that_must_play_audio_is_refused_without_it_saying_how_to_add
     assert snapshot(engine) == before
 
 
-def test_without_audio_a_schedule_is_imported_disabled_and_enabled_once_audio_is_added(
+def test_without_audio_a_schedule_is_imported_disabled_and_enabled_once_audio_is_approved(
     cli, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     text = BROADCAST_PLAN.replace('audio = "am-thanh/ban-tin.wav"\n', "") + "enabled = false\n"
@@ -151,6 +151,10 @@ def test_without_audio_a_schedule_is_imported_disabled_and_enabled_once_audio_is
     )
     clip = recording(tmp_path / "ban-tin.wav")
     assert cli("content", "audio", "95/KH-UBND", "ban-tin-loa", str(clip)).exit_code == 0
+    waiting = cli("schedule", "enable", "1")  # the approved content still has no audio
+    assert waiting.exit_code == 2
+    assert "has audio only in draft version 2" in waiting.text
+    assert cli("content", "approve", "95/KH-UBND", "ban-tin-loa", "--by", "Phó GĐ").exit_code == 0
     enabled = cli("schedule", "enable", "1")
     assert enabled.exit_code == 0, enabled.output
 

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from coso.clock import local_text
 from coso.commands import current_settings, guard, not_a_folder, open_database, out
+from coso.errors import InputError
 from coso.labels import content_state_label
 from coso.names import check_arguments, nfc
 
 endpoints_app = typer.Typer(no_args_is_help=True, help="Endpoints: import, list.")
 units_app = typer.Typer(no_args_is_help=True, help="Administrative units.")
-content_app = typer.Typer(no_args_is_help=True, help="Content items: list, approve, retire.")
+content_app = typer.Typer(
+    no_args_is_help=True, help="Content items: list, edit, versions, approve, retire, audio."
+)
 
 
 @content_app.command("list")
@@ -25,19 +28,103 @@ def content_list(plan: str) -> None:
     """A plan's content items and their approval state."""
     check_arguments(plan=plan)
     from content.approval import list_content
+    from content.versions import pending_draft
     from dispatcher.queries import find_plan
 
     engine = open_database(current_settings())
     p = find_plan(engine, nfc(plan))
-    table = Table("key", "kind", "title", "state", "approved by", "approved at")
+    table = Table("key", "kind", "title", "state", "version", "approved by", "approved at")
     for c in list_content(engine, p.id):
+        draft = pending_draft(engine, c.id)
         table.add_row(
             c.key,
             c.kind,
             c.title,
             content_state_label(c.state),
+            str(c.version) + (f" (nháp {draft.version} chờ duyệt)" if draft else ""),
             c.approved_by or "",
             local_text(c.approved_at, p.zone) if c.approved_at else "",
+        )
+    out.print(table)
+
+
+@content_app.command("edit")
+@guard
+def content_edit(
+    plan: str,
+    key: str,
+    title: Annotated[str | None, typer.Option("--title", help="Tiêu đề mới.")] = None,
+    body: Annotated[str | None, typer.Option("--body", help="Nội dung mới.")] = None,
+    body_file: Annotated[
+        Path | None, typer.Option("--body-file", help="Nội dung mới, đọc từ tệp (UTF-8).")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Người sửa (mặc định: tên đăng nhập).")
+    ] = None,
+) -> None:
+    """Sửa nội dung: tạo phiên bản mới. Nội dung đã duyệt vẫn được gửi như cũ cho tới khi
+    phiên bản mới được duyệt (coso content approve)."""
+    check_arguments(plan=plan, key=key, by=by)
+    if body is not None and body_file is not None:
+        raise InputError("body-file", str(body_file), "chỉ dùng một trong --body và --body-file")
+    if body_file is not None:
+        from coso.csvfile import read_text
+
+        body = read_text(not_a_folder(body_file, "body-file"))
+    if title is None and body is None:
+        raise InputError("title", "", "cần --title, --body hoặc --body-file")
+    from content.versions import edit_content
+    from dispatcher.queries import find_plan
+
+    engine = open_database(current_settings())
+    p = find_plan(engine, nfc(plan))
+    editor = by if by is not None else login_name()
+    version = edit_content(engine, p.id, key, title, body, editor, datetime.now(UTC))
+    out.print(
+        f"{key}: phiên bản {version.version} (bản nháp), mã kiểm tra {version.checksum[:12]}…",
+        soft_wrap=True,
+    )
+    _say_draft(engine, p, key, version)
+
+
+@content_app.command("versions")
+@guard
+def content_versions(plan: str, key: str) -> None:
+    """Mọi phiên bản của một nội dung: ai sửa, ai duyệt, lúc nào, và mã kiểm tra."""
+    check_arguments(plan=plan, key=key)
+    from content.approval import find_content
+    from content.models import APPROVED
+    from content.versions import VERSION_STATE_NAMES, list_versions
+    from dispatcher.queries import find_plan
+
+    engine = open_database(current_settings())
+    p = find_plan(engine, nfc(plan))
+    versions = list_versions(engine, p.id, key)
+    item = find_content(engine, p.id, nfc(key))
+    table = Table(
+        "phiên bản",
+        "trạng thái",
+        "tiêu đề",
+        "âm thanh",
+        "sửa bởi",
+        "lúc sửa",
+        "duyệt bởi",
+        "lúc duyệt",
+        "mã kiểm tra",
+        title=f"{p.number} — {item.key} ({item.state})",
+    )
+    for v in versions:
+        going_out = item.state == APPROVED and v.version == item.version
+        table.add_row(
+            str(v.version),
+            VERSION_STATE_NAMES.get(v.state, v.state) + (" — đang gửi" if going_out else ""),
+            v.title,
+            f"{v.media_sha256[:12]}… {v.media_duration_seconds:.1f} s" if v.media_sha256 else "",
+            v.edited_by,
+            local_text(v.edited_at, p.zone),
+            v.approved_by or "",
+            local_text(v.approved_at, p.zone) if v.approved_at else "",
+            v.checksum[:12] + "…",
         )
     out.print(table)
 
@@ -45,20 +132,60 @@ def content_list(plan: str) -> None:
 @content_app.command("approve")
 @guard
 def content_approve(
-    plan: str, key: str, by: Annotated[str, typer.Option("--by", help="Who approves it.")]
+    plan: str,
+    key: str,
+    by: Annotated[str, typer.Option("--by", help="Who approves it.")],
+    version: Annotated[
+        int | None,
+        typer.Option(
+            "--version",
+            min=1,
+            help="The version approved, as `coso content versions` shows it; refused when"
+            " it is not the newest draft. Default: the newest draft.",
+        ),
+    ] = None,
 ) -> None:
-    """Approve a draft content item so schedules can send it (with its audio, when one of
-    them is on a channel that plays audio)."""
+    """Approve a draft version of a content item so schedules send it instead of the version
+    approved before (with its audio, when one of them is on a channel that plays audio)."""
     check_arguments(plan=plan, key=key, by=by)
-    from content.approval import find_content, set_state
+    from content.approval import find_content
+    from content.versions import approve
     from dispatcher.queries import find_plan
     from schedules.editing import check_approvable
 
     engine = open_database(current_settings())
     p = find_plan(engine, nfc(plan))
     check_approvable(engine, p.number, find_content(engine, p.id, nfc(key)))
-    set_state(engine, p.id, key, "approved", by, datetime.now(UTC))
-    out.print(f"{key}: approved by {by}")
+    approved = approve(engine, p.id, key, version, by, datetime.now(UTC))
+    out.print(
+        f"{key}: approved by {by} — phiên bản {approved.version},"
+        f" mã kiểm tra {approved.checksum[:12]}…",
+        soft_wrap=True,
+    )
+
+
+def login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return ""
+
+
+def _say_draft(engine: Any, plan: Any, key: str, version: Any) -> None:
+    """What a new version means for what goes out, and how to approve it."""
+    from content.approval import find_content
+    from content.models import APPROVED
+
+    item = find_content(engine, plan.id, nfc(key))
+    if item.state == APPROVED:
+        out.print(
+            f"phiên bản {item.version} đã duyệt vẫn được gửi cho tới khi duyệt phiên bản"
+            f" {version.version}: coso content approve {plan.number} {key} --version"
+            f" {version.version} --by TÊN",
+            soft_wrap=True,
+        )
 
 
 @content_app.command("retire")
@@ -160,22 +287,32 @@ def content_audio(
     file: Path,
     intro: Annotated[Path | None, typer.Option(help="Jingle played before.")] = None,
     outro: Annotated[Path | None, typer.Option(help="Jingle played after.")] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Người sửa (mặc định: tên đăng nhập).")
+    ] = None,
 ) -> None:
     """Prepare an audio file (one format, normalised loudness, jingles) as a content item's
-    audio for loudspeakers. A corrupt, truncated or unsupported file is refused."""
-    check_arguments(plan=plan, key=key)
-    from content.approval import find_content
-    from content.media import attach_audio
+    audio for loudspeakers, in a new version: approved content keeps playing its approved
+    audio until that version is approved. A corrupt, truncated or unsupported file is
+    refused."""
+    check_arguments(plan=plan, key=key, by=by)
+    from content.versions import attach_draft_audio
     from dispatcher.queries import find_plan
 
     settings = current_settings()
     engine = open_database(settings)
-    item = find_content(engine, find_plan(engine, nfc(plan)).id, nfc(key))
+    p = find_plan(engine, nfc(plan))
     for path, name in ((file, "file"), (intro, "intro"), (outro, "outro")):
         if path is not None:
             not_a_folder(path, name)
-    asset = attach_audio(engine, settings.media, item.id, file, datetime.now(UTC), intro, outro)
-    out.print(
-        f"{key}: {asset.duration_seconds:.1f} s at {asset.loudness_lufs:.1f} LUFS, "
-        f"sha256 {asset.sha256[:12]}…, {asset.size_bytes:,} bytes"
+    editor = by if by is not None else login_name()
+    version = attach_draft_audio(
+        engine, settings.media, p.id, key, file, editor, datetime.now(UTC), intro, outro
     )
+    out.print(
+        f"{key}: {version.media_duration_seconds:.1f} s at {version.media_loudness_lufs:.1f}"
+        f" LUFS, sha256 {(version.media_sha256 or '')[:12]}…,"
+        f" {version.media_size_bytes:,} bytes — phiên bản {version.version}",
+        soft_wrap=True,
+    )
+    _say_draft(engine, p, key, version)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,20 +14,79 @@ from coso.commands import current_settings, guard, not_a_folder, open_database, 
 from coso.labels import event_label, priority_label, state_label
 from coso.names import check_arguments, nfc
 
-plan_app = typer.Typer(no_args_is_help=True, help="Plans: import, list, show.")
+plan_app = typer.Typer(no_args_is_help=True, help="Plans: import (or update), list, show.")
 schedule_app = typer.Typer(no_args_is_help=True, help="Schedules: preview, enable, disable.")
 
 
 @plan_app.command("import")
 @guard
-def plan_import(file: Path) -> None:
-    """Import a plan with its content, endpoints, groups and schedules from a TOML file."""
-    from schedules.importer import import_plan_file
-
+def plan_import(
+    file: Path,
+    update_plan: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Cập nhật kế hoạch đã có cùng số: in ra các thay đổi rồi áp dụng khi được"
+            " xác nhận.",
+        ),
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Với --update: áp dụng không cần hỏi.")
+    ] = False,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Với --update: người sửa (mặc định: tên đăng nhập)."),
+    ] = None,
+) -> None:
+    """Import a plan with its content, endpoints, groups and schedules from a TOML file; with
+    --update, change the plan of the same number to what the file says."""
+    check_arguments(by=by)
     settings = current_settings()
     engine = open_database(settings)
+    if update_plan:
+        _update_plan(engine, settings, not_a_folder(file), yes, by)
+        return
+    from schedules.importer import import_plan_file
+
     plan = import_plan_file(engine, settings, not_a_folder(file), datetime.now(UTC))
     out.print(f"imported plan {plan.number} (id {plan.id}): {plan.title}")
+
+
+def _update_plan(engine: Any, settings: Any, file: Path, yes: bool, by: str | None) -> None:
+    from content.versions import pending_draft
+    from dispatcher.cli.catalogue import login_name
+    from schedules.plan_import.changes import NO_CHANGES
+    from schedules.plan_import.update import apply_update, check_update
+
+    found = check_update(engine, settings, file, datetime.now(UTC))
+    if not found.changes:
+        out.print(f"{found.number}: {NO_CHANGES}")
+        return
+    table = Table(
+        "phần", "thay đổi", "chi tiết", title=f"{found.number}: {len(found.changes)} thay đổi"
+    )
+    for change in found.changes:
+        table.add_row(change.section_name, change.action_name, change.description)
+    out.print(table)
+    if not yes and not typer.confirm("Áp dụng các thay đổi này?", default=False):
+        out.print("không thay đổi gì")
+        raise typer.Exit(1)
+    plan = apply_update(engine, found, by if by is not None else login_name(), datetime.now(UTC))
+    if found.stored is None:
+        out.print(f"imported plan {plan.number} (id {plan.id}): {plan.title}")
+        return
+    out.print(f"đã cập nhật kế hoạch {plan.number} (id {plan.id}): {len(found.changes)} thay đổi")
+    for change in found.changes:
+        if change.section != "content" or change.stored_id is None:
+            continue
+        draft = pending_draft(engine, change.stored_id)
+        if draft is not None:
+            out.print(
+                f"{change.subject}: phiên bản {draft.version} chờ duyệt, phiên bản đã duyệt vẫn"
+                f" được gửi — coso content approve {plan.number} {change.subject} --version"
+                f" {draft.version} --by TÊN",
+                soft_wrap=True,
+            )
 
 
 @plan_app.command("list")

@@ -3,7 +3,7 @@
 One module per section of the file (docs/plan-file.md) holds that section's checks; they run
 in the file's order, each adding to a shared `Context` what later sections refer to, and
 every error is collected so a user sees them all at once. `writer` writes a plan whose
-checks all passed."""
+checks all passed; `update` works out and applies what a file changes in a stored plan."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from coso.units import unit_tree
 from schedules.models import Plan
 from schedules.plan_import import content, endpoints, groups, header, schedules, targets, writer
 from schedules.plan_import.checker import Checker, Context
+from schedules.plan_import.stored import StoredPlan
 from schedules.planfile import PlanFile, read_plan_file
 
 # In the file's order; the content's rendering needs what the schedules reach.
@@ -25,6 +26,7 @@ CHECKS = (
     header.check,
     targets.check,
     content.check,
+    content.check_stored,
     endpoints.check,
     groups.check,
     schedules.check,
@@ -51,6 +53,23 @@ def import_plan(
 ) -> Plan:
     """Check `pf` whole, then write it; InputErrors lists every problem, and then nothing
     is written. `folder` is where the file's relative paths (audio) start."""
+    ctx = check_plan(engine, settings, pf, now, source=source, text=text, folder=folder)
+    return writer.write(ctx, now)
+
+
+def check_plan(
+    engine: Engine,
+    settings: Settings,
+    pf: PlanFile,
+    now: datetime,
+    *,
+    source: str = "<plan>",
+    text: str = "",
+    folder: Path | None = None,
+    stored: StoredPlan | None = None,
+) -> Context:
+    """Every check of `pf`, as a new plan or (`stored`) as changes to the stored plan of its
+    number; the checked file, or InputErrors listing every problem."""
     pf = pf.model_copy(deep=True)  # checks complete it (a clipped until…); the caller's stays
     ctx = Context(
         engine=engine,
@@ -61,12 +80,13 @@ def import_plan(
         zone=pf.plan.zone or settings.timer.default_zone,
         folder=folder,
         now=now,
+        stored=stored,
     )
     for check in CHECKS:
         check(ctx)
     if ctx.check.errors:
         raise InputErrors(ctx.check.errors)
-    return writer.write(ctx, now)
+    return ctx
 
 
-__all__ = ["import_plan", "import_plan_file"]
+__all__ = ["check_plan", "import_plan", "import_plan_file"]

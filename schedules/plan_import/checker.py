@@ -19,6 +19,7 @@ from schedules.planfile import PlanFile, field_path, locate
 if TYPE_CHECKING:
     from content.audio import PreparedAudio
     from schedules.plan_import.reach import Reached
+    from schedules.plan_import.stored import StoredPlan
 
 
 class Checker:
@@ -62,6 +63,8 @@ class Context:
     audio: dict[str, tuple[PreparedAudio, str]] = field(default_factory=dict)
     # when the plan is imported: how far ahead a schedule may reach counts from here
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # --update: the plan of this number as stored, which the file changes
+    stored: StoredPlan | None = None
 
     def fail(self, loc: tuple[object, ...], value: object, reason: str) -> None:
         self.check.fail(loc, value, reason)

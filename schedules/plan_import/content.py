@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from content.models import RETIRED
 from content.render import check_renders, check_template, message_context, used_names
 from coso.clock import as_utc, zone
 from coso.errors import InputError
@@ -35,6 +36,33 @@ def check(ctx: Context) -> None:
                 ctx.unrenderable.add((item.key, part))
         if item.audio is not None:
             _prepare_audio(ctx, ("content", i, "audio"), item)
+
+
+def check_stored(ctx: Context) -> None:
+    """--update: content already in the plan keeps its kind and its state — a changed text
+    or audio becomes a draft version (approved content keeps going out until it is
+    approved); `state = "retired"` retires it, and retired content stays retired."""
+    if ctx.stored is None:
+        return
+    for i, item in enumerate(ctx.pf.content):
+        old = ctx.stored.content.get(item.key)
+        if old is None:
+            continue
+        if item.kind != old.kind:
+            ctx.fail(
+                ("content", i, "kind"),
+                item.kind,
+                f"nội dung {item.key!r} đã có với loại {old.kind!r}; không đổi được loại:"
+                " dùng key mới cho nội dung mới",
+            )
+        if old.state == RETIRED and item.state != RETIRED:
+            ctx.fail(
+                ("content", i, "state"),
+                item.state,
+                f"nội dung {item.key!r} đã ngừng dùng (retired) và không dùng lại được:"
+                ' ghi state = "retired", hoặc dùng key mới',
+            )
+        ctx.content_states[item.key] = RETIRED if item.state == RETIRED else old.state
 
 
 def _prepare_audio(ctx: Context, loc: tuple[object, ...], item: ContentEntry) -> None:

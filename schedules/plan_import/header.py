@@ -1,4 +1,5 @@
-"""`[plan]`: a new number, a known zone, a period that ends after it starts."""
+"""`[plan]`: a new number (or, with --update, the number of the plan it changes), a known
+zone, a period that ends after it starts."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ def check(ctx: Context) -> None:
     head = ctx.pf.plan
     plan = Plan.__table__
     with ctx.engine.connect() as conn:
-        if conn.scalar(select(plan.c.id).where(plan.c.number == head.number)):
-            ctx.fail(("plan", "number"), head.number, "a plan with this number already exists")
+        exists = conn.scalar(select(plan.c.id).where(plan.c.number == head.number))
+    if exists and ctx.stored is None:
+        ctx.fail(
+            ("plan", "number"),
+            head.number,
+            "a plan with this number already exists: to change it, import the file with"
+            " --update (coso plan import --update FILE), which shows what would change",
+        )
     try:
         zone(ctx.zone)
     except ValueError as exc:

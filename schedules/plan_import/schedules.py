@@ -20,8 +20,17 @@ from schedules.timing import ExpansionError, anchored_near, check_window, parse_
 
 def check(ctx: Context) -> None:
     reach = Reach(ctx)
+    named: dict[str, int] = {}
     for i, sch in enumerate(ctx.pf.schedules):
         _check_one(ctx, reach, i, sch)
+        if ctx.stored is not None and sch.name in named:
+            ctx.fail(
+                ("schedules", i, "name"),
+                sch.name,
+                f"trùng tên với schedules[{named[sch.name]}]: khi cập nhật, lịch được nhận ra"
+                " theo tên, nên mỗi lịch cần một tên riêng",
+            )
+        named.setdefault(sch.name, i)
 
 
 def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
@@ -146,7 +155,22 @@ def _check_limits(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> 
 
 def _check_audio(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
     """The channel plays audio only: the content must bring its file (content items of a new
-    plan have no audio attached yet)."""
+    plan have no audio attached yet), or, with --update, already go out with audio (audio
+    the file brings for approved content waits, as a draft, for approval)."""
+    number = ctx.pf.plan.number
+    old = ctx.stored.content.get(sch.content) if ctx.stored is not None else None
+    if old is not None:
+        if not old.has_audio:
+            ctx.fail(
+                (*loc, "content"),
+                sch.content,
+                f"{sch.channel} content needs prepared audio and {sch.content!r} goes out"
+                " without any: give this schedule enabled = false, add the audio (audio ="
+                f' "FILE" in its [[content]], or coso content audio {number} {sch.content}'
+                f" FILE), approve that version (coso content approve {number} {sch.content}"
+                " --by NAME), then coso schedule enable",
+            )
+        return
     if any(c.key == sch.content and c.audio for c in ctx.pf.content):
         return
     ctx.fail(
@@ -154,8 +178,9 @@ def _check_audio(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> N
         sch.content,
         f"{sch.channel} content needs prepared audio and {sch.content!r} has none:"
         ' add audio = "FILE" to its [[content]] (a path relative to this file), or import'
-        f" this schedule with enabled = false, then coso content audio {ctx.pf.plan.number}"
-        f" {sch.content} FILE and coso schedule enable",
+        f" this schedule with enabled = false, then coso content audio {number}"
+        f" {sch.content} FILE, coso content approve {number} {sch.content} --by NAME and"
+        " coso schedule enable",
     )
 
 
