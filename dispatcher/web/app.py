@@ -133,7 +133,9 @@ def create_app(
     app.add_middleware(SessionMiddleware, **session_cookie_options(settings))
 
     # Every route's body is limited before it is read (dispatcher/web/body_limit.py).
-    app.add_middleware(BodyLimit)
+    from dispatcher.web.editing import UPLOAD_LIMITS
+
+    app.add_middleware(BodyLimit, limits=UPLOAD_LIMITS)
     return app
 
 

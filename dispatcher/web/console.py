@@ -166,6 +166,9 @@ def console_router(
 
     # First, before the plan page's catch-all path: /plans/new, /plans/<n>/resend …
     router.include_router(planning_router(engine, settings, page, signed_in, clock))
+    from dispatcher.web.editing import editing_router
+
+    router.include_router(editing_router(engine, settings, page, signed_in, clock))
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, next: str = "/") -> HTMLResponse:

@@ -4,6 +4,7 @@ as the command line (a plan is created by importing it, so the rules are the pla
 
 from __future__ import annotations
 
+import re
 import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from coso.access import EDIT, Access, Forbidden
 from coso.clock import Clock, zone
 from coso.config import Settings
 from coso.errors import CosoError, InputError, InputErrors
+from coso.names import shown
 from coso.units import Organisation, unit_tree
 from dispatcher.queries import plan_schedules
 from dispatcher.resend import resend_failed
@@ -31,8 +33,21 @@ MAX_PLAN_FILE = 2 * 1024 * 1024
 PREVIEW_DAYS = (1, 7, 31)
 
 
+FORM = "biểu mẫu"  # the source of a plan file a form wrote
+ENTRY = re.compile(r"^(content|schedules|targets)\[\d+\]\.")
+
+
 def errors_of(exc: CosoError) -> list[str]:
-    return [str(e) for e in exc.errors] if isinstance(exc, InputErrors) else [str(exc)]
+    """Each error as a line; one from a form's plan file names the form's field alone
+    (its line and entry in a file nobody saw would mean nothing)."""
+    found = exc.errors if isinstance(exc, InputErrors) else [exc]
+    lines = []
+    for e in found:
+        if isinstance(e, InputError) and e.source == FORM:
+            lines.append(f"{ENTRY.sub('', e.field)} = {shown(e.value)!r}: {e.reason}")
+        else:
+            lines.append(str(e))
+    return lines
 
 
 def parse_form_date(field: str, text: str) -> date:
@@ -155,7 +170,7 @@ def planning_router(
                 targets=targets,
             )
             check_reach(engine, access, pf)
-            plan = import_plan(engine, settings, pf, clock.now(), source="biểu mẫu")
+            plan = import_plan(engine, settings, pf, clock.now(), source=FORM)
         except CosoError as exc:
             if isinstance(exc, Forbidden):
                 raise

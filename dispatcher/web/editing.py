@@ -1,0 +1,345 @@
+"""Editing a plan in the browser: content (text, article, audio with the same checks as
+`coso content audio`), versions and their approval, schedules from a form that writes the
+RRULE, and plan files that change an existing plan (shown, then applied on confirmation).
+
+A form that adds to a plan writes the stored plan back as a plan file with the addition
+and goes through `check_update` / `apply_update`: the rules are those of a plan file."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Engine
+
+from channels import registry
+from content.approval import set_state
+from content.versions import approve, attach_draft_audio, edit_content, list_versions
+from coso.access import APPROVE, EDIT, Access, Forbidden
+from coso.clock import Clock
+from coso.config import Settings
+from coso.errors import CosoError
+from dispatcher.web.console import Pages, plan_for
+from dispatcher.web.planning import FORM, errors_of, may_edit
+from schedules.plan_export import plan_document, plan_text, stored_plan
+from schedules.plan_import.update import apply_update, check_update
+from schedules.timing_form import KINDS, WEEKDAY_CODES, TimingForm, form_problems, stored_timing
+
+MAX_AUDIO = 100 * 1024 * 1024  # as a commune's longest programme, with room
+# Forms that carry audio post under here: the body limit lets them be this large.
+UPLOADS = "/uploads"
+UPLOAD_LIMITS = {
+    UPLOADS + "/": MAX_AUDIO + 1024 * 1024,
+    "/plans/upload": 3 * 1024 * 1024,
+    "/plans/update": 3 * 1024 * 1024,
+}
+AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".m4a", ".flac")
+
+
+def editing_router(
+    engine: Engine, settings: Settings, page: Pages, signed_in: Any, clock: Clock
+) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    def editable(access: Access, ref: str) -> Any:
+        plan = plan_for(engine, access, ref)
+        if not may_edit(engine, access, plan):
+            raise Forbidden(f"{access.login} không được sửa kế hoạch {plan.number}")
+        return plan
+
+    def approvable(access: Access, ref: str) -> Any:
+        plan = plan_for(engine, access, ref)
+        access.require(APPROVE)
+        return plan
+
+    def add_to_plan(
+        plan: Any, section: str, entry: dict[str, Any], by: str, folder: Path | None
+    ) -> None:
+        stored = stored_plan(engine, plan.number)
+        assert stored is not None
+        document = plan_document(stored)
+        document[section].append(entry)
+        update = check_update(
+            engine, settings, plan_text(document), clock.now(), source=FORM, folder=folder
+        )
+        apply_update(engine, update, by, clock.now())
+
+    # -- content ------------------------------------------------------------------------
+
+    def content_page(
+        request: Request, access: Access, plan: Any, key: str, errors: list[str], status: int = 200
+    ) -> HTMLResponse:
+        versions = list_versions(engine, plan.id, key)
+        return page(
+            request,
+            "content.html",
+            {
+                "plan": plan,
+                "key": key,
+                "versions": list(reversed(versions)),
+                "current": next((v for v in reversed(versions) if v.state == "approved"), None),
+                "latest": versions[-1] if versions else None,
+                "may_edit": may_edit(engine, access, plan),
+                "may_approve": access.can(APPROVE),
+                "errors": errors,
+            },
+            status=status,
+        )
+
+    @router.get("/plans/{ref:path}/content/{key}", response_class=HTMLResponse)
+    def content_view(
+        request: Request, ref: str, key: str, access: Access = Depends(signed_in)
+    ) -> HTMLResponse:
+        plan = plan_for(engine, access, ref)
+        try:
+            return content_page(request, access, plan, key, [])
+        except CosoError as exc:
+            return page(request, "forbidden.html", {"reason": str(exc)}, status=404)
+
+    @router.post(UPLOADS + "/plans/{ref:path}/content", response_model=None)
+    async def content_add(
+        request: Request,
+        ref: str,
+        key: str = Form(""),
+        kind: str = Form("article"),
+        title: str = Form(""),
+        body: str = Form(""),
+        audio: UploadFile | None = None,
+        access: Access = Depends(signed_in),
+    ) -> Response:
+        plan = editable(access, ref)
+        entry: dict[str, Any] = {"key": key.strip(), "kind": kind, "title": title, "body": body}
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                if audio is not None and audio.filename:
+                    entry["audio"] = await _saved_audio(audio, Path(folder))
+                add_to_plan(plan, "content", entry, access.login, Path(folder))
+            except CosoError as exc:
+                return plan_errors(request, access, plan, errors_of(exc))
+        return RedirectResponse(f"/plans/{plan.number}/content/{entry['key']}", status_code=303)
+
+    @router.post("/plans/{ref:path}/content/{key}/edit", response_model=None)
+    def content_edit(
+        request: Request,
+        ref: str,
+        key: str,
+        title: str = Form(""),
+        body: str = Form(""),
+        access: Access = Depends(signed_in),
+    ) -> Response:
+        plan = editable(access, ref)
+        try:
+            edit_content(engine, plan.id, key, title, body, access.login, clock.now())
+        except CosoError as exc:
+            return content_page(request, access, plan, key, errors_of(exc), 400)
+        return RedirectResponse(f"/plans/{plan.number}/content/{key}", status_code=303)
+
+    @router.post(UPLOADS + "/plans/{ref:path}/content/{key}/audio", response_model=None)
+    async def content_audio(
+        request: Request,
+        ref: str,
+        key: str,
+        audio: UploadFile,
+        access: Access = Depends(signed_in),
+    ) -> Response:
+        plan = editable(access, ref)
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                name = await _saved_audio(audio, Path(folder))
+                attach_draft_audio(
+                    engine,
+                    settings.media,
+                    plan.id,
+                    key,
+                    Path(folder) / name,
+                    access.login,
+                    clock.now(),
+                )
+            except CosoError as exc:
+                return content_page(request, access, plan, key, errors_of(exc), 400)
+        return RedirectResponse(f"/plans/{plan.number}/content/{key}", status_code=303)
+
+    @router.post("/plans/{ref:path}/content/{key}/approve", response_model=None)
+    def content_approve(
+        request: Request,
+        ref: str,
+        key: str,
+        version: int = Form(0),
+        checksum: str = Form(""),
+        access: Access = Depends(signed_in),
+    ) -> Response:
+        plan = approvable(access, ref)
+        try:
+            from content.approval import find_content
+            from schedules.editing import check_approvable
+
+            check_approvable(engine, plan.number, find_content(engine, plan.id, key))
+            approve(engine, plan.id, key, version or None, access.login, clock.now(), checksum)
+        except CosoError as exc:
+            return content_page(request, access, plan, key, errors_of(exc), 400)
+        return RedirectResponse(f"/plans/{plan.number}/content/{key}", status_code=303)
+
+    @router.post("/plans/{ref:path}/content/{key}/retire", response_model=None)
+    def content_retire(
+        request: Request, ref: str, key: str, access: Access = Depends(signed_in)
+    ) -> Response:
+        plan = approvable(access, ref)
+        try:
+            set_state(engine, plan.id, key, "retired", access.login, clock.now())
+        except CosoError as exc:
+            return content_page(request, access, plan, key, errors_of(exc), 400)
+        return RedirectResponse(f"/plans/{plan.number}/content/{key}", status_code=303)
+
+    # -- schedules ----------------------------------------------------------------------
+
+    def schedule_form(
+        request: Request, plan: Any, values: Any, errors: list[str], status: int = 200
+    ) -> HTMLResponse:
+        from content.approval import list_content
+
+        return page(
+            request,
+            "schedule_new.html",
+            {
+                "plan": plan,
+                "values": values,
+                "errors": errors,
+                "content": [c for c in list_content(engine, plan.id) if c.state != "retired"],
+                "channels": [(n, registry.plugins()[n].title) for n in registry.names()],
+                "kinds": KINDS,
+                "weekdays": WEEKDAY_CODES,
+            },
+            status=status,
+        )
+
+    @router.get("/plans/{ref:path}/schedules/new", response_class=HTMLResponse)
+    def schedule_new_form(
+        request: Request, ref: str, access: Access = Depends(signed_in)
+    ) -> HTMLResponse:
+        plan = editable(access, ref)
+        return schedule_form(request, plan, _Values({}), [])
+
+    @router.post("/plans/{ref:path}/schedules/new", response_model=None)
+    async def schedule_new(
+        request: Request, ref: str, access: Access = Depends(signed_in)
+    ) -> Response:
+        plan = editable(access, ref)
+        form = await request.form()
+        values = _Values(form)
+        timing = TimingForm.from_fields(form)
+        problems = [str(p) for p in form_problems(timing)]
+        if problems:
+            return schedule_form(request, plan, values, problems, 400)
+        stored = stored_timing(timing)
+        targets = {
+            "units": values.words("units"),
+            "groups": values.words("groups"),
+            "endpoints": values.words("endpoints"),
+        }
+        entry: dict[str, Any] = {
+            "name": values.one("name").strip(),
+            "content": values.one("content"),
+            "channel": values.one("channel"),
+            "targets": {k: v for k, v in targets.items() if v},
+            "start": datetime.fromisoformat(stored.start_local),
+            "priority": values.one("priority") or "normal",
+        }
+        if stored.rrule:
+            entry["rrule"] = stored.rrule
+        if stored.until_local:
+            entry["until"] = datetime.fromisoformat(stored.until_local)
+        if values.one("validity").strip():
+            entry["validity"] = values.one("validity").strip()
+        try:
+            add_to_plan(plan, "schedules", entry, access.login, None)
+        except CosoError as exc:
+            return schedule_form(request, plan, values, errors_of(exc), 400)
+        return RedirectResponse(f"/plans/{plan.number}#lich", status_code=303)
+
+    # -- a plan file that changes a plan ------------------------------------------------
+
+    @router.post("/plans/update", response_model=None)
+    async def plan_update(
+        request: Request,
+        file: UploadFile | None = None,
+        text: str = Form(""),
+        fingerprint: str = Form(""),
+        access: Access = Depends(signed_in),
+    ) -> Response:
+        from dispatcher.web.planning import MAX_PLAN_FILE, check_reach
+
+        access.require(EDIT)
+        if file is not None and file.filename:
+            data = await file.read(MAX_PLAN_FILE + 1)
+            if len(data) > MAX_PLAN_FILE:
+                return page(request, "plan_update.html", {"errors": ["tệp kế hoạch lớn quá"]}, 400)
+            source: str | bytes = data
+        else:
+            source = text
+        try:
+            update = check_update(engine, settings, source, clock.now(), source="tệp tải lên")
+            check_reach(engine, access, update.checked.pf)
+            if update.stored is not None:
+                editable(access, update.number)
+        except Forbidden:
+            raise
+        except CosoError as exc:
+            return page(request, "plan_update.html", {"errors": errors_of(exc)}, 400)
+        confirmed = fingerprint and fingerprint == update.fingerprint
+        if update.stored is None or confirmed:
+            try:
+                plan = apply_update(engine, update, access.login, clock.now())
+            except CosoError as exc:
+                return page(request, "plan_update.html", {"errors": errors_of(exc)}, 400)
+            return RedirectResponse(f"/plans/{plan.number}", status_code=303)
+        shown = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+        return page(
+            request,
+            "plan_update.html",
+            {"errors": [], "update": update, "text": shown, "stale": bool(fingerprint)},
+        )
+
+    def plan_errors(request: Request, access: Access, plan: Any, errors: list[str]) -> HTMLResponse:
+        from dispatcher.web.console import plan_page_context
+
+        context = plan_page_context(engine, access, plan, clock)
+        return page(request, "plan.html", context | {"error": "; ".join(errors)}, status=400)
+
+    return router
+
+
+class _Values:
+    """Posted form fields, for showing the form again as it was filled in."""
+
+    def __init__(self, form: Any) -> None:
+        self.form = form
+
+    def one(self, name: str) -> str:
+        value = self.form.get(name, "") if self.form else ""
+        return value if isinstance(value, str) else ""
+
+    def many(self, name: str) -> list[str]:
+        if hasattr(self.form, "getlist"):
+            return [v for v in self.form.getlist(name) if isinstance(v, str)]
+        return []
+
+    def words(self, name: str) -> list[str]:
+        return self.one(name).replace(",", " ").split()
+
+
+async def _saved_audio(upload: UploadFile, folder: Path) -> str:
+    """The uploaded audio saved in `folder` under its own (base) name; its size bounded."""
+    from coso.errors import InputError
+
+    name = Path(upload.filename or "audio").name
+    if not name.lower().endswith(AUDIO_SUFFIXES):
+        raise InputError("audio", name, f"cần tệp âm thanh ({', '.join(AUDIO_SUFFIXES)})")
+    data = await upload.read(MAX_AUDIO + 1)
+    if len(data) > MAX_AUDIO:
+        raise InputError("audio", name, f"tệp lớn quá {MAX_AUDIO // (1024 * 1024)} MiB")
+    (folder / name).write_bytes(data)
+    return name
