@@ -56,3 +56,22 @@ def test_an_added_schedule_is_the_only_change(
     assert [(c.section, c.action, c.subject) for c in update.changes] == [
         ("schedules", "added", "Thêm sáng thứ bảy")
     ]
+
+
+def test_coso_plan_export_prints_a_file_that_updates_nothing(
+    engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from dispatcher.cli.app import app
+
+    monkeypatch.setenv("COSO_DATABASE__URL", settings.database.url)
+    import_plan_file(engine, settings, write_plan(tmp_path, WEEKLY_PLAN), NOW)
+    exported = CliRunner().invoke(app, ["plan", "export", "95/KH-UBND"])
+    assert exported.exit_code == 0, exported.output
+    assert 'number = "95/KH-UBND"' in exported.output
+    again = tmp_path / "again.toml"
+    again.write_text(exported.output, encoding="utf-8")
+    shown = CliRunner().invoke(app, ["plan", "import", "--update", str(again), "--yes"])
+    assert shown.exit_code == 0, shown.output
+    assert "không có thay đổi" in shown.output

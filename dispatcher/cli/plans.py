@@ -107,6 +107,23 @@ def plan_list() -> None:
     out.print(table)
 
 
+@plan_app.command("export")
+@guard
+def plan_export(plan: str) -> None:
+    """A plan as a plan file (the newest version of each content item; audio not named):
+    edit it and give it back to `coso plan import --update`."""
+    check_arguments(plan=plan)
+    import sys
+
+    from dispatcher.queries import find_plan
+    from schedules.plan_export import plan_document, plan_text, stored_plan
+
+    engine = open_database(current_settings())
+    stored = stored_plan(engine, find_plan(engine, nfc(plan)).number)
+    assert stored is not None
+    sys.stdout.write(plan_text(plan_document(stored)))
+
+
 @plan_app.command("show")
 @guard
 def plan_show(plan: str) -> None:
