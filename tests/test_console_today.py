@@ -123,3 +123,32 @@ def test_operator_adds_a_note_to_a_web_delivery_of_the_commune(console: tuple[st
         assert refused.status_code == 400 and "không cần người xác nhận" in refused.text
     note = entries(rig.engine, post.id)[-1]
     assert (note.event, note.actor, note.detail) == ("note", "van-hanh-a", "dán cả ở nhà văn hóa")
+
+
+def test_an_editor_resends_what_failed_and_it_is_a_task_again(
+    console: tuple[str, Any], engine: Engine
+) -> None:
+    url, rig = console
+    make_user(engine, "bien-tap", ["editor"], ["20"])
+    mine = deliveries(rig.engine)["06040"]
+    with signed_in(url, "van-hanh-a") as operator:
+        post_form(
+            operator,
+            TODAY_A,
+            f"/deliveries/{mine.id}/not-played?unit=06040",
+            {"reason": "mat_dien"},
+        )
+    with signed_in(url, "bien-tap") as editor:
+        plan = "/plans/21/KH-UBND"
+        answer = post_form(editor, plan, plan + "/resend", {})
+        assert answer.status_code == 200
+        assert "Đã đưa 1 lượt gửi lỗi vào hàng gửi lại" in answer.text
+    assert deliveries(rig.engine)["06040"].state == "pending"
+    resent = entries(rig.engine, mine.id)[-1]
+    assert (resent.event, resent.actor) == ("resend", "bien-tap")
+    fire(rig, SLOT + timedelta(minutes=30))  # the sender takes it again: a task once more
+    assert deliveries(rig.engine)["06040"].state == "sent"
+    with signed_in(url, "van-hanh-a") as operator:
+        assert f"/deliveries/{mine.id}/confirm" in operator.get(TODAY_A).text
+    with signed_in(url, "van-hanh-b") as other:  # an operator does not resend
+        assert post_form(other, TODAY_B, "/plans/21/KH-UBND/resend", {}).status_code == 403
