@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
-from coso.access import APPROVE, CONFIRM, READ, SEE_PHONES, Access
+from coso.access import APPROVE, CONFIRM, READ, SEE_PHONES, Access, Forbidden
 from coso.clock import Clock
 from coso.config import Settings
 from coso.errors import InputError
@@ -66,8 +66,6 @@ def plan_for(engine: Engine, access: Access, ref: str) -> Any:
         raise HTTPException(404, str(exc)) from exc
     access.require(READ)
     if not may_see_plan(engine, access, plan):
-        from coso.access import Forbidden
-
         raise Forbidden(f"{access.login} không phụ trách đơn vị nào của kế hoạch {plan.number}")
     return plan
 
