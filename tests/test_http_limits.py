@@ -19,6 +19,7 @@ from channels.sms.recipients import list_opt_outs
 from coso.config import Settings
 from dispatcher.web.app import create_app
 from tests.conftest import ServerThread
+from tests.console import PASSWORD, make_user, token_of
 from tests.sms import AUTH_TOKEN, import_sms_plan, sms_settings
 from tests.twilio_server import post_callback, sign
 
@@ -151,7 +152,17 @@ def test_signed_callback_still_works_after_refused_posts(
     assert [o.phone for o in list_opt_outs(engine)] == [number]
 
 
-PLAUSIBLE = {"ref": ["12/KH-UBND", "1"], "name": ["0" * 64 + ".mp3"], "path": ["swagger-ui.css"]}
+PLAUSIBLE = {
+    "ref": ["12/KH-UBND", "1"],
+    "name": ["0" * 64 + ".mp3"],
+    "path": ["swagger-ui.css"],
+    "schedule_id": ["1"],
+    "action": ["enable", "disable"],
+    "key": ["nhac-lich"],
+    "code": ["06040"],
+    "delivery_id": ["1"],
+    "login": ["admin"],
+}
 HOSTILE = [
     "0",
     "-1",
@@ -202,8 +213,9 @@ def _fill(template: str, params: list[str], value: str | None) -> str:
     return path
 
 
+@pytest.mark.parametrize("who", ["anyone", "administrator"])
 def test_every_route_answers_bad_paths_bodies_and_queries_without_a_5xx(
-    engine: Engine, settings: Settings, tmp_path: Path
+    engine: Engine, settings: Settings, tmp_path: Path, who: str
 ) -> None:
     settings = sms_settings(settings, GATEWAY)
     import_sms_plan(engine, settings, tmp_path)
@@ -213,6 +225,13 @@ def test_every_route_answers_bad_paths_bodies_and_queries_without_a_5xx(
     assert {"/", "/plans/{ref:path}", "/sms/status", "/media/{name}", "/healthz"} <= paths
     failures: list[str] = []
     with TestClient(app, raise_server_exceptions=False) as client:
+        if who == "administrator":  # signed in, every form's token sent: the routes' own checks
+            make_user(engine, "admin", ["administrator"], [])
+            token = token_of(client.get("/login"))
+            client.post(
+                "/login", data={"login": "admin", "password": PASSWORD, "csrf_token": token}
+            )
+            client.headers["X-CSRF-Token"] = token_of(client.get("/"))
 
         def check(method: str, url: str, **kwargs: Any) -> None:
             answer = client.request(method, url, **kwargs)

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 
@@ -56,6 +56,15 @@ def editing_router(
         access.require(APPROVE)
         return plan
 
+    def content_of(plan: Any, key: str) -> None:
+        """404 unless the plan has content `key`."""
+        from content.approval import find_content
+
+        try:
+            find_content(engine, plan.id, key)
+        except CosoError as exc:
+            raise HTTPException(404, str(exc)) from exc
+
     def add_to_plan(
         plan: Any, section: str, entry: dict[str, Any], by: str, folder: Path | None
     ) -> None:
@@ -95,10 +104,8 @@ def editing_router(
         request: Request, ref: str, key: str, access: Access = Depends(signed_in)
     ) -> HTMLResponse:
         plan = plan_for(engine, access, ref)
-        try:
-            return content_page(request, access, plan, key, [])
-        except CosoError as exc:
-            return page(request, "forbidden.html", {"reason": str(exc)}, status=404)
+        content_of(plan, key)
+        return content_page(request, access, plan, key, [])
 
     @router.post(UPLOADS + "/plans/{ref:path}/content", response_model=None)
     async def content_add(
@@ -132,6 +139,7 @@ def editing_router(
         access: Access = Depends(signed_in),
     ) -> Response:
         plan = editable(access, ref)
+        content_of(plan, key)
         try:
             edit_content(engine, plan.id, key, title, body, access.login, clock.now())
         except CosoError as exc:
@@ -147,6 +155,7 @@ def editing_router(
         access: Access = Depends(signed_in),
     ) -> Response:
         plan = editable(access, ref)
+        content_of(plan, key)
         with tempfile.TemporaryDirectory() as folder:
             try:
                 name = await _saved_audio(audio, Path(folder))
@@ -173,6 +182,7 @@ def editing_router(
         access: Access = Depends(signed_in),
     ) -> Response:
         plan = approvable(access, ref)
+        content_of(plan, key)
         try:
             from content.approval import find_content
             from schedules.editing import check_approvable
@@ -188,6 +198,7 @@ def editing_router(
         request: Request, ref: str, key: str, access: Access = Depends(signed_in)
     ) -> Response:
         plan = approvable(access, ref)
+        content_of(plan, key)
         try:
             set_state(engine, plan.id, key, "retired", access.login, clock.now())
         except CosoError as exc:
