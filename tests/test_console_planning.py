@@ -254,3 +254,39 @@ def test_a_viewer_cannot_plan(console: str) -> None:
             data={"csrf_token": token_of(page), "key": "k", "title": "t"},
         )
         assert refused.status_code == 403
+
+
+def test_editor_changes_the_plan_and_its_targets(console: str, engine: Engine) -> None:
+    from schedules.models import Plan, PlanTarget
+
+    with signed_in(console, "bien-tap") as editor:
+        new_plan(editor)
+        changed = post_form(
+            editor,
+            f"/plans/{NUMBER}/details",
+            f"/plans/{NUMBER}/details",
+            {
+                "title": "Phòng chống thiên tai 2021",
+                "issuer": "UBND tỉnh Lạng Sơn",
+                "period_start": "01/05/2021",
+                "period_end": "30/11/2021",
+                "remove_target": "0",
+                "target_channel": "web",
+                "target_count": "3",
+                "target_per": "month",
+                "target_units": "06040",
+            },
+        )
+        assert changed.status_code == 303, changed.text
+        refused = post_form(
+            editor,
+            f"/plans/{NUMBER}/details",
+            f"/plans/{NUMBER}/details",
+            {"title": "x", "period_start": "01/05/2021", "period_end": "01/05/2020"},
+        )
+        assert refused.status_code == 400 and "period_end" in refused.text
+    with engine.connect() as conn:
+        plan = conn.execute(select(Plan.__table__)).one()
+        targets = conn.execute(select(PlanTarget.__table__)).all()
+    assert (plan.title, str(plan.period_end)) == ("Phòng chống thiên tai 2021", "2021-11-30")
+    assert [(t.count, t.per, t.unit_codes) for t in targets] == [(3, "month", ["06040"])]

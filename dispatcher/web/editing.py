@@ -8,6 +8,7 @@ and goes through `check_update` / `apply_update`: the rules are those of a plan 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,17 +66,88 @@ def editing_router(
         except CosoError as exc:
             raise HTTPException(404, str(exc)) from exc
 
-    def add_to_plan(
-        plan: Any, section: str, entry: dict[str, Any], by: str, folder: Path | None
+    def change_plan(
+        plan: Any, change: Callable[[dict[str, Any]], None], by: str, folder: Path | None
     ) -> None:
+        """The stored plan as a plan file, changed by `change`, checked and applied."""
         stored = stored_plan(engine, plan.number)
         assert stored is not None
         document = plan_document(stored)
-        document[section].append(entry)
+        change(document)
         update = check_update(
             engine, settings, plan_text(document), clock.now(), source=FORM, folder=folder
         )
         apply_update(engine, update, by, clock.now())
+
+    def add_to_plan(
+        plan: Any, section: str, entry: dict[str, Any], by: str, folder: Path | None
+    ) -> None:
+        change_plan(plan, lambda document: document[section].append(entry), by, folder)
+
+    # -- the plan's header and targets -----------------------------------------------------
+
+    def plan_edit_page(
+        request: Request, plan: Any, errors: list[str], status: int = 200
+    ) -> HTMLResponse:
+        stored = stored_plan(engine, plan.number)
+        assert stored is not None
+        return page(
+            request,
+            "plan_edit.html",
+            {
+                "plan": plan,
+                "document": plan_document(stored),
+                "errors": errors,
+                "channels": [(n, registry.plugins()[n].title) for n in registry.names()],
+            },
+            status=status,
+        )
+
+    @router.get("/plans/{ref:path}/details", response_class=HTMLResponse)
+    def plan_edit_form(
+        request: Request, ref: str, access: Access = Depends(signed_in)
+    ) -> HTMLResponse:
+        return plan_edit_page(request, editable(access, ref), [])
+
+    @router.post("/plans/{ref:path}/details", response_model=None)
+    async def plan_edit(
+        request: Request, ref: str, access: Access = Depends(signed_in)
+    ) -> Response:
+        from dispatcher.web.planning import check_reach, parse_form_date
+        from schedules.planfile import PlanFile
+
+        plan = editable(access, ref)
+        form = _Values(await request.form())
+        drop = {int(i) for i in form.many("remove_target") if i.isdigit()}
+
+        def change(document: dict[str, Any]) -> None:
+            head = document["plan"]
+            head["title"] = form.one("title").strip()
+            head["issuer"] = form.one("issuer").strip()
+            head["period_start"] = parse_form_date("period_start", form.one("period_start"))
+            head["period_end"] = parse_form_date("period_end", form.one("period_end"))
+            document["targets"] = [t for i, t in enumerate(document["targets"]) if i not in drop]
+            if form.one("target_channel"):
+                count = form.one("target_count").strip()
+                document["targets"].append(
+                    {
+                        "channel": form.one("target_channel"),
+                        "count": int(count) if count.isdigit() else count,
+                        "per": form.one("target_per") or "week",
+                        "units": form.words("target_units"),
+                    }
+                )
+            check_reach(engine, access, PlanFile.model_validate(document))
+
+        try:
+            change_plan(plan, change, access.login, None)
+        except Forbidden:
+            raise
+        except CosoError as exc:
+            return plan_edit_page(request, plan, errors_of(exc), 400)
+        except ValueError as exc:  # a field the plan file model refuses
+            return plan_edit_page(request, plan, [str(exc)], 400)
+        return RedirectResponse(f"/plans/{plan.number}", status_code=303)
 
     # -- content ------------------------------------------------------------------------
 
