@@ -93,6 +93,21 @@ def check_reach(engine: Engine, access: Access, pf: PlanFile) -> None:
         raise Forbidden(f"{access.login} không phụ trách các đơn vị {', '.join(outside)}")
 
 
+def check_seen_after(access: Access, pf: PlanFile, target_units: str) -> None:
+    """A plan is seen by those who reach a unit it touches or own its organisation: a new
+    plan with no target unit, made by an editor of no organisation, would be seen by
+    administrators alone (its maker would get 403 on it)."""
+    if access.units is None or access.organisation_id is not None:
+        return
+    if not any(t.units for t in pf.targets):
+        raise InputError(
+            "target_units",
+            target_units,
+            "cần một chỉ tiêu (kênh, số lần) ở ít nhất một đơn vị bạn phụ trách: "
+            "kế hoạch không chạm đơn vị nào thì chỉ quản trị viên thấy",
+        )
+
+
 def planning_router(
     engine: Engine, settings: Settings, page: Pages, signed_in: Any, clock: Clock
 ) -> APIRouter:
@@ -170,6 +185,7 @@ def planning_router(
                 targets=targets,
             )
             check_reach(engine, access, pf)
+            check_seen_after(access, pf, target_units)
             plan = import_plan(engine, settings, pf, clock.now(), source=FORM)
         except CosoError as exc:
             if isinstance(exc, Forbidden):
