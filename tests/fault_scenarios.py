@@ -372,6 +372,8 @@ port = {port}
 public_url = "http://127.0.0.1:{port}"
 [media]
 dir = "{work}/media"
+[console]
+secret_file = "{work}/session-secret"
 [dispatcher]
 idle_poll = 0.1
 """

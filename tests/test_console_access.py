@@ -272,3 +272,15 @@ def test_an_administrator_resets_a_password_which_must_then_be_changed(
         )
         assert "Đã đổi mật khẩu" in changed.text
     signed_in(url, "duyet", "mới-và-đủ-dài-1").close()
+
+
+def test_a_browser_gets_errors_as_vietnamese_pages_and_programs_as_json(
+    console: tuple[str, Engine, Settings],
+) -> None:
+    url, _, _ = console
+    with signed_in(url, "admin") as admin:
+        page = admin.get("/plans/99/KH-KHONG", headers={"Accept": "text/html"})
+        assert page.status_code == 404
+        assert "<h1>Không tìm thấy</h1>" in page.text and "99/KH-KHONG" in page.text
+        program = admin.get("/plans/99/KH-KHONG.json")
+        assert program.status_code == 404 and "detail" in program.json()

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from channels import registry
@@ -120,6 +121,18 @@ def create_app(
         if wants_json(request):
             return JSONResponse({"detail": "Cần đăng nhập."}, status_code=401)
         return RedirectResponse(login_address(request), status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """A browser gets a page in Vietnamese; programs get JSON as FastAPI gives it."""
+        if wants_json(request) or "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse(
+                {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+            )
+        page = templates.get_template("error.html").render(
+            status=exc.status_code, reason=str(exc.detail)
+        )
+        return HTMLResponse(page, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Forbidden)
     def forbidden(request: Request, exc: Forbidden) -> Response:
