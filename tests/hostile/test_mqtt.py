@@ -175,8 +175,14 @@ def test_a_time_reported_outside_its_command_window_is_not_logged_as_is(
         now = datetime.now(UTC)
         event = p.event(kind, at=now, delivery_id=delivery, started_at=now)
         event[field] = value
-        _publish(broker_url, settings, "loa-x", [p.encode(event)])
-        wait_for(lambda: _seen_since(engine, now), 20, "the event to be applied")
+
+        # Published again until applied: the events process may be subscribing still when
+        # the delivery is first out (a repeat of an event is a no-op).
+        def applied() -> bool:
+            _publish(broker_url, settings, "loa-x", [p.encode(event)])
+            return _seen_since(engine, now)
+
+        wait_for(applied, 30, "the event to be applied", every=1.0)
     with engine.connect() as conn:
         times = conn.scalars(select(ActivityEntry.at).where(ActivityEntry.delivery_id == delivery))
         late = datetime.now(UTC) + timedelta(minutes=5)
