@@ -132,6 +132,8 @@ def test_editor_plans_and_approver_approves_in_the_browser(
         assert made.status_code == 303, made.text
         plan = editor.get(f"/plans/{NUMBER}")
         assert "Thứ hai đến thứ bảy, 05:30" in plan.text
+        first = editor.get("/")  # the editor's first page: each plan's progress this period
+        assert "Trang tin điện tử: 0/1 đơn vị đạt 2/tuần" in first.text
         assert "ưu tiên" in plan.text
     with engine.connect() as conn:
         sch = conn.execute(select(Schedule.__table__)).one()

@@ -243,10 +243,19 @@ def console_router(
         if access.can(CONFIRM) and access.units is not None:
             names = unit_names(engine, access.user.unit_codes)
             communes = [(c, names.get(c, c)) for c in access.user.unit_codes]
+        from dispatcher.progress import target_progress
+
+        now = clock.now()
+        progress = {p.id: target_progress(engine, p, now) for p in plans[:50]}
         return page(
             request,
             "index.html",
-            {"plans": plans, "communes": communes, "attention": attention(engine, access, plans)},
+            {
+                "plans": plans,
+                "communes": communes,
+                "attention": attention(engine, access, plans),
+                "progress": progress,
+            },
         )
 
     @router.get("/plans/{ref:path}.json")
