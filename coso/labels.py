@@ -119,6 +119,30 @@ def content_state_label(state: str | None) -> str:
     return _label(CONTENT_STATES, state)
 
 
+# Who did it, when it was not a person (the log's "bởi"): coso's own parts; a device or a
+# channel is shown by its kind and name (actor_label).
+ACTORS: Mapping[str, str] = {
+    "timer": "bộ hẹn giờ",
+    "dispatcher": "bộ điều phối",
+    "coso": "coso",
+}
+ACTOR_KINDS: Mapping[str, str] = {"player": "loa", "channel": "kênh", "sms": "SMS"}
+
+
+def actor_label(actor: str | None, titles: Mapping[str, str]) -> str:
+    """'player:loa-01' → 'loa loa-01', 'channel:station' → 'kênh Đài truyền thanh …',
+    'timer' → 'bộ hẹn giờ'; a person's login as it is."""
+    if not actor:
+        return ""
+    if actor in ACTORS:
+        return ACTORS[actor]
+    kind, sep, name = actor.partition(":")
+    if sep and kind in ACTOR_KINDS:
+        shown = channel_label(name, titles) if kind == "channel" else name
+        return f"{ACTOR_KINDS[kind]} {shown}"
+    return actor
+
+
 def period_label(per: str | None) -> str:
     return _label(PERIODS, per)
 

@@ -182,3 +182,13 @@ def test_pages_have_filters_for_what_people_read(template: str, shown: str) -> N
         "schedule": Row(),
     }
     assert env.from_string(template).render(**values) == shown
+
+
+def test_who_did_it_reads_as_words() -> None:
+    from coso.labels import actor_label
+
+    titles = {"station": "Đài truyền thanh FM/hữu tuyến (người trực xác nhận)"}
+    assert actor_label("player:loa-06040-01", titles) == "loa loa-06040-01"
+    assert actor_label("channel:station", titles) == "kênh Đài truyền thanh FM/hữu tuyến"
+    assert actor_label("timer", titles) == "bộ hẹn giờ"
+    assert actor_label("vanhanh-thatkhe", titles) == "vanhanh-thatkhe"  # a person's login

@@ -382,9 +382,11 @@ def event_outcomes(
         at, detail = ev.at, None
         if ev.kind == p.FINISHED:
             at = ev.started_at or ev.at
-            detail = f"played {max(0.0, (ev.at - at).total_seconds()):.1f}s from {p.stamp(at)}"
+            # The entry's time is when it started (shown in the plan's zone): how long it played.
+            detail = f"phát {max(0.0, (ev.at - at).total_seconds()):.1f} giây"
         if ev.as_run:
-            detail = f"{detail}; as-run record uploaded on reconnect" if detail else "as-run record"
+            uploaded = "ghi nhận từ nhật ký phát của loa, gửi lên khi có kết nối lại"
+            detail = f"{detail}; {uploaded}" if detail else uploaded
         if ev.clock_note:
             detail = f"{detail}; {ev.clock_note}" if detail else ev.clock_note
         outcomes.append(

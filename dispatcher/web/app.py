@@ -24,6 +24,7 @@ from coso.access import Forbidden
 from coso.clock import Clock, SystemClock, date_text, local_text, time_text, weekday_text
 from coso.config import Settings
 from coso.labels import (
+    actor_label,
     channel_label,
     content_state_label,
     device_status_label,
@@ -59,6 +60,9 @@ def page_templates() -> Jinja2Templates:
     def channel(name: str | None, short: bool = True) -> str:
         return channel_label(name, titles, short)
 
+    def actor(who: str | None) -> str:
+        return actor_label(who, titles)
+
     # What pages show people: ids in Vietnamese (coso.labels), times in the plan's zone.
     templates.env.filters.update(
         local=local_text,  # {{ at | local(zone) }}, {{ at | local(zone, seconds=True) }}
@@ -72,6 +76,7 @@ def page_templates() -> Jinja2Templates:
         content_state=content_state_label,
         device_status=device_status_label,
         per=period_label,
+        actor=actor,
         channel=channel,
         timing=schedule_timing_words,
     )

@@ -293,8 +293,8 @@ def test_a_broadcast_planned_approved_and_scheduled_in_the_browser_plays_and_is_
         log = cells(section_table(editor, "Nhật ký hoạt động"))
         who = sorted((row[1], row[5]) for row in log if row[1] in ("đã phát", "đã xác nhận phát"))
         assert who == [
-            ("đã phát", "player:loa-06040-01"),
-            ("đã phát", "player:loa-06046-01"),
+            ("đã phát", "loa loa-06040-01"),
+            ("đã phát", "loa loa-06046-01"),
             ("đã xác nhận phát", OPERATOR),
         ]
         for page in (editor, approver, operator):
