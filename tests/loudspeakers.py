@@ -32,6 +32,7 @@ from dispatcher.service import Dispatcher
 from dispatcher.web.app import create_app
 from schedules.importer import import_plan_file
 from tests.conftest import ServerThread, free_port
+from tests.helpers import wait_for
 from tests.plans import write_plan
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -178,6 +179,15 @@ def running_coso(engine: Engine, settings: Settings) -> Iterator[Dispatcher]:
         dispatcher = Dispatcher(engine, settings, SystemClock())
         dispatcher.start()
         try:
+            # Up as /healthz says it: the broker linked and player events subscribed (an
+            # event a test publishes before that would reach no one).
+            wait_for(
+                lambda: all(
+                    part.ok for part in dispatcher.health() if part.name.endswith(".broker")
+                ),
+                30,
+                "the loudspeaker channel's link and subscriptions",
+            )
             yield dispatcher
         finally:
             dispatcher.stop()
