@@ -126,7 +126,7 @@ ACTORS: Mapping[str, str] = {
     "dispatcher": "bộ điều phối",
     "coso": "coso",
 }
-ACTOR_KINDS: Mapping[str, str] = {"player": "loa", "channel": "kênh", "sms": "SMS"}
+ACTOR_KINDS: Mapping[str, str] = {"player": "loa", "channel": "kênh"}
 
 
 def actor_label(actor: str | None, titles: Mapping[str, str]) -> str:
