@@ -11,6 +11,9 @@
   seconds, with three numbers it refuses for good (400, error 21211).
 
     python -m bench.faults [--players 10000] [--trials 20] [--seed N] [--only kill,gateway]
+
+Trial N of a run uses seed + N - 1: `--seed S --first N --trials 1` runs trial N of the run
+with seed S again (the same stage and point of the fault, on a rig that is fresh).
 """
 
 from __future__ import annotations
@@ -107,6 +110,14 @@ def main(
     gateway_recipients: Annotated[int, typer.Option()] = 200,
     retry_after: Annotated[int, typer.Option(help="The 429s' Retry-After, seconds.")] = 15,
     seed: Annotated[int | None, typer.Option(help="Random seed (printed when drawn).")] = None,
+    first: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Number of the first kill and broker trial: with the seed of an earlier run, "
+            "trial N of that run again (its stage and point of the fault).",
+        ),
+    ] = 1,
     only: Annotated[str, typer.Option(help=f"Some of {','.join(SCENARIOS)}.")] = ",".join(
         SCENARIOS
     ),
@@ -139,17 +150,18 @@ def main(
             with speaker_rig(pg, work / "speakers", players) as rig:
                 if "kill" in chosen:
                     progress.update(task, description="kill -9 coso serve", total=trials)
-                    for n in range(trials):
+                    for number in range(first, first + trials):
                         results += kill_trials(
-                            rig, 1, seed + n, lambda m: progress.console.log(m), first=n + 1
-                        )
+                            rig, 1, seed + number - 1, lambda m: progress.console.log(m),
+                            first=number,
+                        )  # fmt: skip
                         progress.advance(task)
                 if "broker" in chosen:
                     task = progress.add_task("broker killed", total=broker_trials_)
-                    for n in range(broker_trials_):
+                    for number in range(first, first + broker_trials_):
                         results += broker_trials(
-                            rig, 1, seed + n, broker_down, lambda m: progress.console.log(m),
-                            first=n + 1,
+                            rig, 1, seed + number - 1, broker_down,
+                            lambda m: progress.console.log(m), first=number,
                         )  # fmt: skip
                         progress.advance(task)
         if "database" in chosen:

@@ -47,8 +47,9 @@ class _Conn:
 class NetworkLoop:
     """Drives the network of the clients added to it, on one thread. Add a client after its
     connect_async(); the loop connects it. `tick`, when given, runs on the loop's thread
-    after each round and returns how many seconds it may wait (None: as long as it likes),
-    so timed work shares the thread instead of needing its own.
+    at the start of each round and returns how many seconds it may wait (None: as long as
+    it likes), so timed work shares the thread instead of needing its own. A round should
+    stay well short of the clients' keepalive: the tick takes its work in turns.
 
     An exception in a client's network step (a paho callback included) is logged and that
     client connects again; one in a call or the tick is logged; the loop goes on either way.
@@ -251,8 +252,16 @@ class NetworkLoop:
                 fn()
             except Exception:
                 log.exception("%s: a call on the network loop failed", self.name)
-        now = time.monotonic()
         timeout = 1.0
+        if self._tick is not None:  # first: what it publishes is written in this round
+            try:
+                wait = self._tick()
+            except Exception:
+                log.exception("%s: the timed work on the network loop failed", self.name)
+                wait = None
+            if wait is not None:
+                timeout = min(timeout, wait)
+        now = time.monotonic()
         for conn in list(self._conns.values()):
             client = conn.client
             sock = client.socket()
@@ -281,14 +290,6 @@ class NetworkLoop:
                     client.loop_misc()
                 except Exception:
                     self._break(conn, "keepalive")
-        if self._tick is not None:
-            try:
-                wait = self._tick()
-            except Exception:
-                log.exception("%s: the timed work on the network loop failed", self.name)
-                wait = None
-            if wait is not None:
-                timeout = min(timeout, wait)
         if self._woken:
             timeout = 0.0
         for key, mask in self._selector.select(max(0.0, timeout)):
@@ -311,5 +312,7 @@ class NetworkLoop:
             while sock is not None and getattr(sock, "pending", lambda: 0)():
                 client.loop_read()  # TLS: bytes already decrypted wait in the socket
                 sock = client.socket()
-        if mask & selectors.EVENT_WRITE and client.socket() is not None:
+        # What the read produced (acknowledgements of the messages read) goes out now, not
+        # after the other clients' reads.
+        if (mask & selectors.EVENT_WRITE or client.want_write()) and client.socket() is not None:
             client.loop_write()

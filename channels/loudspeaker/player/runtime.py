@@ -8,6 +8,7 @@ import heapq
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -26,6 +27,11 @@ from channels.loudspeaker.settings import BrokerSettings
 from channels.loudspeaker.signing import origin
 
 log = logging.getLogger(__name__)
+# Seconds the players' thread spends on what arrived (commands, links, downloads), and as
+# long on ticks, between two looks at the network. A look reads what came, writes the
+# acknowledgements and keeps the connections alive (the broker cuts one it has not heard
+# from for 1.5 × keepalive; reconnected, it is sent again every command not acknowledged).
+WORK_PER_ROUND = 0.1
 
 
 def now_utc() -> datetime:
@@ -104,9 +110,12 @@ class Downloader:
 
 
 class Runner:
-    """Drives any number of players on the thread of their network loop: commands as they
-    arrive, ticks when a player asks for one. Other threads (downloads, tests) hand work
-    over through an inbox and wake the loop."""
+    """Drives any number of players on the thread of their network loop: commands in the
+    order they arrived, ticks when a player asks for one. Whatever arrives (commands, a link
+    going up or down, a finished download) waits in an inbox, from any thread, and is taken
+    at most WORK_PER_ROUND seconds at a time, the ticks likewise: between two such turns the
+    loop looks at the network, so the connections' acknowledgements and keepalive go out
+    however much work arrives at once."""
 
     def __init__(self, now: Callable[[], datetime] = now_utc) -> None:
         self.players: dict[str, Player] = {}
@@ -125,17 +134,18 @@ class Runner:
         self._hand(("command", (player_id, payload)))
 
     def link_state(self, player_ids: Sequence[str], up: bool) -> None:
-        self._hand(("link", (list(player_ids), up)))
+        for player_id in player_ids:  # one by one: 500 uploads and saves are no one turn
+            self._hand(("link", (player_id, up)))
 
     def media_done(self, player_ids: list[str], sha: str, error: str | None) -> None:
-        self._hand(("media", (player_ids, sha, error)))
+        for player_id in player_ids:
+            self._hand(("media", (player_id, sha, error)))
 
     def _hand(self, item: tuple[str, Any]) -> None:
-        if self.loop.on_loop_thread:
-            self._take(item)
-        else:
-            self._inbox.put(item)
-            self.loop.wake()
+        """Never acted on at once, even on the loop's thread: a connection's messages are
+        read (and acknowledged) as fast as they come, and acted on in turns."""
+        self._inbox.put(item)
+        self.loop.wake()
 
     def start(self) -> Runner:
         now = self._now()
@@ -148,14 +158,16 @@ class Runner:
         self.loop.stop()
 
     def tick(self) -> float | None:
-        """On the loop's thread, each round: take what other threads handed over, tick the
-        players that are due; returns the seconds until the next one is."""
-        while True:
-            try:
-                self._take(self._inbox.get_nowait())
-            except queue.Empty:
+        """On the loop's thread, each round: a turn at what arrived, a turn at the players
+        that are due; returns the seconds until the next one is (0: work is left)."""
+        deadline = time.monotonic() + WORK_PER_ROUND
+        while not self._inbox.empty():
+            self._take(self._inbox.get_nowait())
+            if time.monotonic() >= deadline:
                 break
-        self._tick_due()
+        self._tick_due(time.monotonic() + WORK_PER_ROUND)
+        if not self._inbox.empty():
+            return 0.0
         if not self._wakes:
             return None
         return max(0.0, (self._wakes[0][0] - self._now()).total_seconds())
@@ -169,14 +181,12 @@ class Runner:
                 self.players[player_id].handle(payload, now)
                 self._wake(player_id, now)
             elif kind == "link":
-                player_ids, up = data
-                for player_id in player_ids:
-                    self._link_changed(self.players[player_id], up, now)
+                player_id, up = data
+                self._link_changed(self.players[player_id], up, now)
             elif kind == "media":
-                player_ids, sha, error = data
-                for player_id in player_ids:
-                    self.players[player_id].media_ready(sha, error, now)
-                    self._wake(player_id, now)
+                player_id, sha, error = data
+                self.players[player_id].media_ready(sha, error, now)
+                self._wake(player_id, now)
         except Exception:
             log.exception("player runtime: %s failed", kind)
 
@@ -185,6 +195,8 @@ class Runner:
         if not up:
             return
         uploads = player.as_run_upload(now)
+        if not uploads:
+            return  # nothing kept while offline: nothing to save either
         for n, upload in enumerate(uploads):
             if not self.links[player.id].publish_event(player.id, upload):
                 unsent = [record for rest in uploads[n:] for record in rest["records"]]
@@ -195,10 +207,12 @@ class Runner:
     def _wake(self, player_id: str, when: datetime) -> None:
         heapq.heappush(self._wakes, (when, player_id))
 
-    def _tick_due(self) -> None:
+    def _tick_due(self, deadline: float) -> None:
+        """Tick the players that are due, until `deadline` (monotonic); the others stay due
+        for the next turn."""
         now = self._now()
         seen: set[str] = set()
-        while self._wakes and self._wakes[0][0] <= now:
+        while self._wakes and self._wakes[0][0] <= now and time.monotonic() < deadline:
             _, player_id = heapq.heappop(self._wakes)
             if player_id in seen:
                 continue
