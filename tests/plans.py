@@ -97,3 +97,31 @@ def write_plan(tmp_path: Path, text: str = WEEKLY_PLAN, name: str = "plan.toml")
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+# A plan of commune 06112 alone (the SMS reminder is of commune 06040).
+FOREST_PLAN = """\
+[plan]
+number = "7/KH-UBND"
+title = "Phòng chống cháy rừng"
+period_start = 2021-05-01
+period_end = 2021-06-30
+
+[[content]]
+key = "chay-rung"
+title = "Phòng cháy"
+body = "Mùa khô: không đốt nương."
+state = "approved"
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06112-rung"
+unit = "06112"
+
+[[schedules]]
+name = "Sáng thứ hai"
+content = "chay-rung"
+channel = "web"
+targets = { endpoints = ["bulletin:06112-rung"] }
+start = 2021-05-03T06:00:00
+"""

@@ -20,35 +20,8 @@ from dispatcher.web.app import create_app
 from schedules.importer import import_plan_file
 from tests.conftest import ServerThread
 from tests.console import PASSWORD, make_user, post_form, signed_in, token_of
-from tests.plans import SMS_REMINDER_PLAN, WEEKLY_PLAN, write_plan
+from tests.plans import FOREST_PLAN, SMS_REMINDER_PLAN, WEEKLY_PLAN, write_plan
 from tests.sms import sms_settings
-
-# A plan of one commune far from the others (Xã Bắc Sơn… any unit of province 20 but 06040).
-SOUTH_PLAN = """\
-[plan]
-number = "7/KH-UBND"
-title = "Phòng chống cháy rừng"
-period_start = 2021-05-01
-period_end = 2021-06-30
-
-[[content]]
-key = "chay-rung"
-title = "Phòng cháy"
-body = "Mùa khô: không đốt nương."
-state = "approved"
-
-[[endpoints]]
-channel = "web"
-address = "bulletin:06112-rung"
-unit = "06112"
-
-[[schedules]]
-name = "Sáng thứ hai"
-content = "chay-rung"
-channel = "web"
-targets = { endpoints = ["bulletin:06112-rung"] }
-start = 2021-05-03T06:00:00
-"""
 
 # Who may see what does not depend on the database: SQLite only (hashing seven passwords
 # per test is the slow part).
@@ -63,7 +36,7 @@ def console(
 ) -> Iterator[tuple[str, Engine, Settings]]:
     now = datetime(2021, 5, 2, tzinfo=UTC)
     sms = sms_settings(settings, "http://127.0.0.1:9")  # no message is sent here
-    for i, text in enumerate([WEEKLY_PLAN, SMS_REMINDER_PLAN, SOUTH_PLAN]):
+    for i, text in enumerate([WEEKLY_PLAN, SMS_REMINDER_PLAN, FOREST_PLAN]):
         import_plan_file(engine, sms, write_plan(tmp_path, text, f"p{i}.toml"), now)
     make_user(engine, "admin", ["administrator"], [])
     make_user(engine, "bien-tap", ["editor"], ["20"])

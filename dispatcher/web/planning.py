@@ -51,13 +51,16 @@ def errors_of(exc: CosoError) -> list[str]:
 
 
 def parse_form_date(field: str, text: str) -> date:
-    """A date as typed (dd/mm/yyyy) or as a date input sends it (yyyy-mm-dd)."""
+    """A date as typed (dd/mm/yyyy) or as a date input sends it (yyyy-mm-dd), in the years
+    schedules may use."""
     for form in ("%d/%m/%Y", "%Y-%m-%d"):
         try:
-            return datetime.strptime(text.strip(), form).date()
+            found = datetime.strptime(text.strip(), form).date()
         except ValueError:
             continue
-    raise InputError(field, text, "không phải ngày (dd/mm/yyyy)")
+        if 2000 <= found.year <= 2199:
+            return found
+    raise InputError(field, text, "không phải ngày (dd/mm/yyyy) trong các năm 2000–2199")
 
 
 def organisation_name(engine: Engine, access: Access) -> str | None:

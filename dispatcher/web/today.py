@@ -47,14 +47,9 @@ class DayEntry:
 def parse_day(text: str | None, tz: str, now: datetime) -> date:
     if not text:
         return now.astimezone(zone(tz)).date()
-    for form in ("%d/%m/%Y", "%Y-%m-%d"):
-        try:
-            found = datetime.strptime(text, form).date()
-        except ValueError:
-            continue
-        if 2000 <= found.year <= 2199:
-            return found
-    raise InputError("day", text, "không phải ngày (dd/mm/yyyy)")
+    from dispatcher.web.planning import parse_form_date
+
+    return parse_form_date("day", text)
 
 
 def parse_played_at(text: str, day_of: datetime, tz: str) -> datetime | None:

@@ -13,35 +13,9 @@ from playwright.sync_api import Page
 
 from tests.browser.console import add_user, module_server, signed_in
 from tests.browser.server import CosoServer
-from tests.plans import SMS_REMINDER_PLAN, write_plan
+from tests.plans import FOREST_PLAN, SMS_REMINDER_PLAN, write_plan
 from tests.sms import ACCOUNT_SID, AUTH_TOKEN
 
-# A plan of commune 06112 alone; the SMS reminder (tests/plans.py) is of commune 06040.
-FOREST_PLAN = """\
-[plan]
-number = "7/KH-UBND"
-title = "Phòng chống cháy rừng"
-period_start = 2021-05-01
-period_end = 2021-06-30
-
-[[content]]
-key = "chay-rung"
-title = "Phòng cháy"
-body = "Mùa khô: không đốt nương."
-state = "approved"
-
-[[endpoints]]
-channel = "web"
-address = "bulletin:06112-rung"
-unit = "06112"
-
-[[schedules]]
-name = "Sáng thứ hai"
-content = "chay-rung"
-channel = "web"
-targets = { endpoints = ["bulletin:06112-rung"] }
-start = 2021-05-03T06:00:00
-"""
 A, B = "/plans/12/KH-UBND", "/plans/7/KH-UBND"
 USERS = {  # login → (role, units)
     "quan-tri": ("administrator", []),
