@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pyrate_limiter import Duration, Limiter, Rate
@@ -37,6 +37,7 @@ from dispatcher.transitions import (
     expire_overdue,
     has_work,
     refund_attempts,
+    requeue_unsent,
 )
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,20 @@ class Sender:
         self._room = threading.BoundedSemaphore(PIPELINE)
         self._inflight: list[Future[Future[None]]] = []
         self._closing = threading.Event()
+        # Deliveries this sender claimed and has not recorded yet. Any other delivery left
+        # `sending` under its name was claimed by a round that then broke (the database went
+        # away mid-claim or before the messages were built): never sent, so it is queued
+        # again at the next round that finds the database ("orphans").
+        self._claimed: set[int] = set()
+        self._claimed_lock = threading.Lock()
+        self._orphans_possible = True
 
     def send_due(self) -> int:
         """One round: expire what is overdue, then claim, send and record one batch. A batch
         channel's batch is recorded on the settling thread, while the next one goes out."""
         now = self.clock.now()
+        if self._orphans_possible:
+            self._requeue_orphans(now)
         with self.engine.connect() as conn:
             if not has_work(conn, self.channel.name, now):
                 return 0
@@ -94,15 +104,35 @@ class Sender:
         if self._batches is not None:
             self._room.acquire()  # at most PIPELINE batches claimed and not yet recorded
         try:
+            self._orphans_possible = True  # until the claim is known and its batch ready
             with write(self.engine) as conn:
                 expire_overdue(conn, now, self.channel.name)
                 claimed = claim(conn, self.channel.name, now, self.batch, self.worker, only)
+            if not claimed:
+                self._release_room()
+                self._orphans_possible = False
+                return 0
+            messages, outcomes, held = self._prepare(claimed, now)
         except BaseException:
             self._release_room()
             raise
-        if not claimed:
-            self._release_room()
-            return 0
+        with self._claimed_lock:  # in hand until recorded; sent or not, never an orphan
+            self._claimed.update(d.id for d in claimed)
+        self._orphans_possible = False
+        if self._publisher is not None:
+            self._inflight = [f for f in self._inflight if not _settled(f)]
+            self._inflight.append(
+                self._publisher.submit(self._publish_batch, messages, outcomes, held)
+            )
+            return len(claimed)
+        self._record_until_done(messages, outcomes + self._send_all(messages), held)
+        return len(claimed)
+
+    def _prepare(
+        self, claimed: list[Any], now: datetime
+    ) -> tuple[list[Outbound], list[Outcome], list[Outcome]]:
+        """The claimed deliveries' messages to send, the outcomes of those that cannot be
+        built, and those the channel's rules hold back."""
         outcomes: list[Outcome] = []
         messages: list[Outbound] = []
         for item in build_messages(self.engine, claimed):
@@ -115,14 +145,22 @@ class Sender:
         held: list[Outcome] = []
         if self.rules is not None:
             messages, held = self.rules.screen(messages, now)
-        if self._publisher is not None:
-            self._inflight = [f for f in self._inflight if not _settled(f)]
-            self._inflight.append(
-                self._publisher.submit(self._publish_batch, messages, outcomes, held)
+        return messages, outcomes, held
+
+    def _requeue_orphans(self, now: datetime) -> None:
+        """Put back in the queue what this sender claimed in a round that broke before
+        anything was sent (see `_claimed`); the claim's attempt is refunded."""
+        with self._claimed_lock:
+            mine = sorted(self._claimed)
+        with write(self.engine) as conn:
+            requeued = requeue_unsent(conn, now, self.channel.name, self.worker, mine)
+        self._orphans_possible = False
+        if requeued:
+            log.warning(
+                "%d %s deliveries claimed by a round that broke before sending: queued again",
+                len(requeued),
+                self.channel.name,
             )
-            return len(claimed)
-        self._record_until_done(messages, outcomes + self._send_all(messages), held)
-        return len(claimed)
 
     def flush(self) -> None:
         """Wait until every batch sent so far is recorded (tests; shutdown)."""
@@ -179,12 +217,17 @@ class Sender:
         while True:
             try:
                 self._record(messages, outcomes, held)
+                self._forget([o.delivery_id for o in (*outcomes, *held)])
                 return
             except Exception:
                 log.exception("recording %d outcome(s) failed; retrying", len(outcomes))
                 if self._closing.wait(delay):
                     return  # shutting down: the restart recovers these deliveries
                 delay = min(delay * 2, 10.0)
+
+    def _forget(self, ids: list[int]) -> None:
+        with self._claimed_lock:
+            self._claimed.difference_update(ids)
 
     def _record(
         self,

@@ -27,6 +27,7 @@ from dispatcher.fanout import fan_out_pending
 from dispatcher.host import EngineHost
 from dispatcher.leader import TimerLock
 from dispatcher.sender import Sender
+from dispatcher.streak import Streak
 from dispatcher.supervisor import DatabaseProbe, Supervisor
 from dispatcher.transitions import expire_overdue, recover_interrupted
 from dispatcher.workers import forget, heartbeat, new_worker_id, orphaned_claims, register
@@ -302,6 +303,7 @@ class Dispatcher:
     def _send_loop(self, me: str, channel: str) -> None:
         idle = self.settings.dispatcher.idle_poll
         expired_at = 0.0
+        streak = Streak()
         while not self._stop.is_set() and self._round(me):
             handled = 0
             try:
@@ -312,11 +314,30 @@ class Dispatcher:
                     expired_at = time.monotonic()
                     with write(self.engine) as conn:
                         expire_overdue(conn, self.clock.now(), channel)
-            except Exception:
-                log.exception("sender round failed; retrying")
+            except Exception as exc:
+                if streak.failed():
+                    if streak.failures == 1:
+                        log.exception("sender %s: round failed; retrying", channel)
+                    else:
+                        log.error(
+                            "sender %s: %d rounds failed in a row, the last: %s; "
+                            "retrying every %.1f s",
+                            channel,
+                            streak.failures,
+                            _first_line(exc),
+                            streak.wait(idle),
+                        )
+            else:
+                if failed := streak.ended():
+                    log.info("sender %s: working again after %d failed round(s)", channel, failed)
             if handled == 0:
-                self._wake.wait(idle)
+                self._wake.wait(streak.wait(idle))
                 self._wake.clear()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def _wall(monotonic: float, now: float) -> datetime:

@@ -445,6 +445,29 @@ def recover_interrupted(
     return requeued + lost
 
 
+def requeue_unsent(
+    conn: Connection, now: datetime, channel: str, worker: str, in_hand: Sequence[int]
+) -> list[int]:
+    """Deliveries `worker` left `sending` that it does not hold (`in_hand`): claimed by a
+    round that broke before sending them. They go back to the queue, the attempt refunded."""
+    condition = and_(D.c.channel == channel, D.c.state == SENDING, D.c.claimed_by == worker)
+    held = set(in_hand)
+    ids = [i for i in conn.execute(select(D.c.id).where(condition)).scalars() if i not in held]
+    for batch in chunks(ids, 5000):
+        move_where(
+            conn,
+            and_(condition, D.c.id.in_(batch)),
+            PENDING,
+            at=now,
+            event="requeued",
+            actor="dispatcher",
+            detail="claimed, then the round broke before sending; back in the queue",
+            next_attempt_at=now,
+            attempts=D.c.attempts - 1,
+        )
+    return ids
+
+
 def duration_text(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds < 3600:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 import dispatcher.sender
@@ -89,6 +91,12 @@ def test_postgresql_stopped_mid_sms_blast_loses_and_doubles_no_message(
     trial = database_outage(pg, tmp_path, recipients=300, rate=30, down=10, after=60)
     _nothing_lost_or_doubled([trial])
     assert "end states {'sent': 300}" in trial.fault
+    # An operator reads that log: each sender says it failed, then once in a while how many
+    # times (they wait longer each time), not a traceback every few milliseconds.
+    lines = (tmp_path / "serve-database.log").read_text().splitlines()
+    failed = [line for line in lines if line.startswith("20") and "failed" in line]
+    assert len([line for line in failed if "dispatcher.service: sender" in line]) <= 40, failed
+    assert any("working again" in line for line in lines)
 
 
 def test_gateway_429_and_503_are_retried_with_growing_spacing_and_400_is_not(
@@ -151,3 +159,87 @@ def test_outcomes_of_messages_sent_while_the_database_failed_are_recorded_when_i
     Dispatcher(engine, settings, clock, channels={"web": channel}).tick()
     assert delivery_states(engine) == {"delivered": 3}
     assert len(channel.sent) == len(set(channel.sent)) == 3
+
+
+class Screening:
+    """A channel's rules whose look at the database (SMS opt-outs) breaks once."""
+
+    def __init__(self, cut: Exception) -> None:
+        self.cut: Exception | None = cut
+
+    def hold(self, now: datetime) -> None:
+        return None
+
+    def screen(self, messages: list[Outbound], now: datetime) -> tuple[list[Outbound], list]:
+        if self.cut is not None:
+            cut, self.cut = self.cut, None
+            raise cut
+        return messages, []
+
+    def record(self, conn: object, messages: list[Outbound], outcomes: list) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "breaks", ["claim's commit", "building the messages", "the channel's rules"]
+)
+def test_a_round_that_breaks_after_claiming_sends_its_deliveries_once_at_the_next(
+    engine: Engine,
+    settings: Settings,
+    clock: ManualClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    breaks: str,
+) -> None:
+    """The claim was committed, then the database went away: while the commit's answer came
+    back (the claim looked failed), or before the messages were built. Those deliveries were
+    never sent; they stayed `sending` for as long as coso ran (20 of a blast stalled)."""
+    import_plan_file(engine, settings, write_plan(tmp_path), clock.now())
+    cut = OperationalError("COMMIT", {}, Exception("server closed the connection"))
+    broken: list[str] = []
+
+    if breaks == "claim's commit":
+        real_write, real_claim = dispatcher.sender.write, dispatcher.sender.claim
+        claims: list[int] = []
+
+        def claim(*args, **kwargs):  # type: ignore[no-untyped-def]
+            rows = real_claim(*args, **kwargs)
+            claims.append(len(rows))
+            return rows
+
+        @contextmanager
+        def write(engine: Engine):  # type: ignore[no-untyped-def]
+            with real_write(engine) as conn:
+                yield conn
+            if claims and not broken:  # the claim committed; its answer is lost on the way
+                broken.append(breaks)
+                raise cut
+
+        monkeypatch.setattr(dispatcher.sender, "write", write)
+        monkeypatch.setattr(dispatcher.sender, "claim", claim)
+    elif breaks == "building the messages":
+        real_build = dispatcher.sender.build_messages
+
+        def build_messages(*args, **kwargs):  # type: ignore[no-untyped-def]
+            if not broken:
+                broken.append(breaks)
+                raise cut
+            return real_build(*args, **kwargs)
+
+        monkeypatch.setattr(dispatcher.sender, "build_messages", build_messages)
+    channel = Recording()
+    clock.set(SLOT)
+    coso = Dispatcher(engine, settings, clock, channels={"web": channel})
+    if breaks == "the channel's rules":
+        coso.senders["web"].rules = Screening(cut)
+    coso.fire()
+    with pytest.raises(OperationalError):
+        coso.senders["web"].send_due()
+    assert delivery_states(engine) == {"sending": 3}
+    assert channel.sent == []
+    coso.drain()
+    assert delivery_states(engine) == {"delivered": 3}
+    assert sorted(channel.sent) == sorted(set(channel.sent)) and len(channel.sent) == 3
+    with engine.connect() as conn:
+        attempts = conn.execute(text("SELECT attempts FROM delivery")).scalars().all()
+    assert attempts == [1, 1, 1]  # the broken round's claim is not counted as an attempt

@@ -10,6 +10,7 @@ reached the gateway: it becomes `unknown`, never sent again blindly (`coso sms r
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,11 +71,17 @@ def sms_text(message: Outbound, plain_by_default: bool = False) -> SmsText:
     return SmsText(text, length.encoding, length.segments)
 
 
+# The twilio client logs every request's headers and answer at INFO: seven lines per SMS,
+# which buried what an operator needs in a blast's log. Its own logger shows warnings only.
+_HTTP_LOG = logging.getLogger("channels.sms.http")
+_HTTP_LOG.setLevel(logging.WARNING)
+
+
 class _KeepingHttpClient(TwilioHttpClient):
     """The twilio HTTP client, keeping the last response of this thread (for Retry-After)."""
 
     def __init__(self, timeout: float) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(timeout=timeout, logger=_HTTP_LOG)
         self.last: Response | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> Response:
