@@ -17,7 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist worksteal
 
 # Debian's chromium for the browser tests (tests/browser/), installed when missing and this
 # runs as root with apt-get; otherwise those tests fail saying what to install.

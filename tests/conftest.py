@@ -21,6 +21,12 @@ from coso.config import Settings, load_settings
 from coso.db import make_engine, migrate
 from coso.units import load_current_units
 
+# A worker of pytest-xdist starts with COLUMNS=80: the command line's consoles, made at import,
+# would keep that width, and the tests that ask for wider output through COLUMNS would not
+# get it. Without it, each console reads the width when it prints.
+for _fixed in ("COLUMNS", "LINES"):
+    os.environ.pop(_fixed, None)
+
 PG_ADMIN_URL = os.environ.get(
     "COSO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
