@@ -4,7 +4,7 @@ it (`dispatcher.host.EngineHost`); a channel package never imports the engine.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -44,6 +44,14 @@ class Slot:
     priority: str  # normal | priority | emergency
     endpoint_ids: tuple[int, ...]
     media: dict[str, Any] | None  # sha256, duration: when the content has audio
+    unit_codes: tuple[str | None, ...] = ()  # each endpoint's commune, as endpoint_ids
+    # Unit → where this item goes among the slot's items of its priority there: a
+    # commune's operator orders priority items that share a slot (schedules.running_order).
+    positions: Mapping[str, int] = field(default_factory=dict)
+
+    def position(self, unit_code: str | None) -> int:
+        """Where it goes in that commune (the schedule id when no order is set)."""
+        return self.positions.get(unit_code, self.schedule_id) if unit_code else self.schedule_id
 
 
 @dataclass(frozen=True)

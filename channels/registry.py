@@ -81,6 +81,9 @@ class ChannelPlugin:
     options: type[BaseModel] | str | None = None
     # Its content must carry audio (content audio …) to be approved for or scheduled on it.
     needs_audio: bool = False
+    # Items due at one place play one after another (loudspeakers, a station): priority items
+    # that share a slot in a commune go out in the order its operator sets (Hôm nay).
+    plays_in_turn: bool = False
     # Rules the sender applies before sending (quiet hours, opt-outs, caps).
     rules: Callable[[ChannelHost, Any], SendRules] | None = None
     # Inbound events and upkeep, run beside the sender while coso serves.

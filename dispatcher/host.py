@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,8 @@ from dispatcher.queries import find_plan
 from dispatcher.transitions import append_log, log_deliveries, move_where
 from schedules.adhoc import add_blast, find_content
 from schedules.firing import MOST_AHEAD
-from schedules.models import Plan, Schedule
+from schedules.models import PRIORITY, Plan, Schedule
+from schedules.running_order import positions_of, slot_key
 from schedules.timing import timing_of
 
 D = Delivery.__table__
@@ -146,8 +148,10 @@ class EngineHost:
                 continue
             targets = resolve_targets(self.engine, channel, sch.targets)
             endpoints = tuple(eid for eid, _unit in targets)
+            units = tuple(unit for _eid, unit in targets)
             asset = audio.get(sch.content_id)
             media = {"sha256": asset.sha256, "duration": asset.duration_seconds} if asset else None
+            communes = sorted({u for u in units if u})
             for when in times:
                 slots.append(
                     Slot(
@@ -162,9 +166,11 @@ class EngineHost:
                         priority=sch.priority,
                         endpoint_ids=endpoints,
                         media=media,
+                        unit_codes=units,
+                        positions={u: sch.id for u in communes} if sch.priority == PRIORITY else {},
                     )
                 )
-        return slots
+        return _placed(self.engine, slots)
 
     def plan_zones(self) -> dict[int, str]:
         P = Plan.__table__
@@ -289,3 +295,20 @@ class EngineHost:
                 return False
             log_deliveries(conn, [(delivery_id, at, event, None, actor, detail)])
         return True
+
+
+def _placed(engine: Engine, slots: list[Slot]) -> list[Slot]:
+    """Each priority slot with its place in every commune where an operator ordered it."""
+    ordered = [s for s in slots if s.positions]
+    if not ordered:
+        return slots
+    found = positions_of(engine, [(u, s.at, s.schedule_id) for s in ordered for u in s.positions])
+    return [
+        replace(
+            s,
+            positions={u: found[(u, slot_key(s.at), s.schedule_id)] for u in s.positions},
+        )
+        if s.positions
+        else s
+        for s in slots
+    ]

@@ -16,7 +16,8 @@ from content.media import media_for
 from content.models import ContentItem
 from content.render import RenderCache, message_context
 from coso.units import unit_names
-from schedules.models import PRIORITIES, Plan, Schedule
+from schedules.models import PRIORITIES, PRIORITY, Plan, Schedule
+from schedules.running_order import positions_of, slot_key
 
 PRIORITY_NAMES = {rank: name for name, rank in PRIORITIES.items()}
 
@@ -45,6 +46,11 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
         }
         options = _options(conn, {d.schedule_id for d in claimed})
     names = unit_names(engine, {d.unit_code for d in claimed if d.unit_code})
+    ranked = PRIORITIES[PRIORITY]
+    places = positions_of(
+        engine,
+        [(d.unit_code, d.scheduled_for, d.schedule_id) for d in claimed if d.priority == ranked],
+    )
     with_audio = needing_audio()
     audio = media_for(engine, {d.content_id for d in claimed if d.channel in with_audio})
     out: list[Outbound | tuple[int, str]] = []
@@ -61,6 +67,10 @@ def build_messages(engine: Engine, claimed: Sequence[Row[Any]]) -> list[Outbound
             "schedule_id": d.schedule_id,
             "scheduled_for": d.scheduled_for,
             "options": options.get(d.schedule_id) or {},
+            # Among the slot's items of its priority in its commune (running order).
+            "order": places.get(
+                (d.unit_code, slot_key(d.scheduled_for), d.schedule_id), d.schedule_id
+            ),
         }
         if d.channel in with_audio:
             asset = audio.get(d.content_id)

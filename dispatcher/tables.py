@@ -8,6 +8,7 @@ from coso.users import User
 from dispatcher.inbound import EarlyOutcome
 from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker
 from schedules.models import Occurrence, Plan, PlanTarget, Schedule
+from schedules.running_order import RunningOrder
 
 load_tables()
 
@@ -27,6 +28,7 @@ __all__ = [
     "Organisation",
     "Plan",
     "PlanTarget",
+    "RunningOrder",
     "Schedule",
     "UnitMapping",
     "User",

@@ -277,6 +277,7 @@ class LoudspeakerChannel(Channel):
             title=message.title,
             slot=p.slot_key(message.extra["schedule_id"], scheduled),
             sent_at=now,
+            order=message.extra.get("order", 0),
         )
         payload = self.signed(message.address, payload, now)
         properties = None

@@ -99,6 +99,7 @@ plugin = ChannelPlugin(
     # truth even after coso gave up on the delivery.
     extra_moves={FAILED: (DELIVERED,), EXPIRED: (SENT, DELIVERED), PLAYED: (EXPIRED,)},
     needs_audio=True,
+    plays_in_turn=True,
     service=service,
     routes=routes,
     cli=cli,

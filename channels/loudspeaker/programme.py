@@ -19,8 +19,10 @@ def programmes(
     host: ChannelHost, now: datetime, horizon: timedelta, fire_after: datetime | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """Player id → its slots in (now, now + horizon]: approved audio of enabled loudspeaker
-    schedules, keyed as the commands will name them. Players of the same slot share its
-    entry object. Media carry sha256 and duration; the channel adds the URL."""
+    schedules, keyed as the commands will name them. Players of the same slot and place in
+    its order share its entry object. `order`: where a priority item goes among those of
+    the same slot (its commune's running order). Media carry sha256 and duration; the
+    channel adds the URL."""
     E = Endpoint.__table__
     with host.engine.connect() as conn:
         players = dict(
@@ -38,9 +40,14 @@ def programmes(
             "priority": slot.priority,
             "title": slot.title,
         }
-        for endpoint_id in slot.endpoint_ids:
+        placed: dict[int, dict[str, Any]] = {}  # one entry per place in a commune's order
+        units = slot.unit_codes or (None,) * len(slot.endpoint_ids)
+        for endpoint_id, unit in zip(slot.endpoint_ids, units, strict=True):
             if endpoint_id in players:
-                out[players[endpoint_id]].append(entry)
+                order = slot.position(unit)
+                if order not in placed:
+                    placed[order] = entry | {"order": order}
+                out[players[endpoint_id]].append(placed[order])
     for entries in out.values():
         entries.sort(key=lambda e: e["not_before"])
     return out

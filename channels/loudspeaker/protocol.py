@@ -202,6 +202,7 @@ def play_command(
     title: str,
     slot: str | None,
     sent_at: datetime,
+    order: int = 0,
 ) -> dict[str, Any]:
     """`play`, or `interrupt` for an emergency: stop whatever plays and play this now."""
     return {
@@ -213,6 +214,7 @@ def play_command(
         "not_before": stamp(not_before),
         "expires_at": stamp(expires_at),
         "priority": priority,
+        "order": order,
         "volume": volume,
         "title": title,
         "sent_at": stamp(sent_at),

@@ -139,7 +139,7 @@ def send_digests(
                     station_tasks(host, unit, day, now=now, tz=tz, coming=coming)
                 )
             tasks += by_unit[unit]
-        tasks.sort(key=lambda t: (t.scheduled_for, t.station))
+        tasks.sort(key=lambda t: t.turn)
         if not _claim(host, operator, day, len(tasks), now):
             continue  # another process has it
         if not tasks:

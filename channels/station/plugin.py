@@ -75,6 +75,7 @@ plugin = ChannelPlugin(
     name="station",
     title="Đài truyền thanh FM/hữu tuyến (người trực xác nhận)",
     build=build,
+    plays_in_turn=True,
     settings="channels.station.settings:StationSettings",
     # Nobody's word came in time (unconfirmed), or coso was not running (missed, expired):
     # the operator may still say what happened, for channels.station.late_confirmation.

@@ -42,6 +42,7 @@ NOT_YET = (PENDING, SENDING, RETRY_WAIT)
 # Closed without a word from the operator: a late confirmation may still be recorded.
 CLOSED_UNHEARD = (UNCONFIRMED, MISSED, EXPIRED)
 PRIORITY_NAMES = {0: "normal", 1: "priority", 2: "emergency"}
+PRIORITY_RANKS = {name: rank for rank, name in PRIORITY_NAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,14 @@ class StationTask:
     confirm_until: datetime | None  # UTC: the last moment it may be
     code: str | None  # for SMS: "XN <code>"
     zone: str  # the plan's zone, to show times in
+    # Among the slot's items of its priority: the commune's running order (lower first).
+    order: int = 0
+
+    @property
+    def turn(self) -> tuple[datetime, str, int, int, str]:
+        """Where it comes in the day: by time, priority first, the running order, station."""
+        return (self.scheduled_for, self.station, -PRIORITY_RANKS.get(self.priority, 0),
+                self.order, self.title)  # fmt: skip
 
     @property
     def key(self) -> SlotKey:
@@ -151,7 +160,7 @@ def station_tasks(
     tasks = builder.fired(rows) + builder.upcoming(slots)
     codes = known_codes(host.engine, [t.key for t in tasks], now)
     tasks = [_with_code(t, codes.get(t.key)) for t in tasks]
-    return sorted(tasks, key=lambda t: (t.scheduled_for, t.station, t.title))
+    return sorted(tasks, key=lambda t: t.turn)
 
 
 def open_tasks(tasks: list[StationTask]) -> list[StationTask]:
@@ -208,8 +217,10 @@ class _Builder:
         for r in rows:
             content = contents.get(r.content_id)
             message = messages.get(r.id)
+            order = r.schedule_id
             if isinstance(message, Outbound):
                 title, text = message.title, message.body
+                order = message.extra.get("order", order)
             else:  # withdrawn since, or no longer renders: say why, show what there is
                 why = message[1] if message else "không đọc được nội dung"
                 title = content.title if content else "?"
@@ -230,6 +241,7 @@ class _Builder:
                     as_utc(r.expires_at) if r.expires_at else None,
                     r.state,
                     r.last_error if r.state == FAILED else None,
+                    order,
                 )
             )
         return tasks
@@ -269,6 +281,7 @@ class _Builder:
                     as_utc(slot.expires_at) if slot.expires_at else None,
                     UPCOMING,
                     None,
+                    slot.position(self.endpoints[eid].unit_code),
                 )
             )
         return tasks
@@ -289,6 +302,7 @@ class _Builder:
         expires_at: datetime | None,
         state: str,
         error: str | None,
+        order: int,
     ) -> StationTask:
         endpoint = self.endpoints[endpoint_id]
         plan = self.plan(plan_id)
@@ -318,6 +332,7 @@ class _Builder:
             confirm_until=until if state not in (CONFIRMED, FAILED) else None,
             code=None,
             zone=self.zones.get(plan_id, "Asia/Ho_Chi_Minh"),
+            order=order,
         )
 
 

@@ -20,6 +20,7 @@ from coso.clock import as_utc, zone
 from coso.config import Settings
 from coso.errors import CosoError, InputError
 from coso.units import unit_names, unit_tree
+from dispatcher.clashes import day_clashes
 from dispatcher.models import Delivery
 from dispatcher.web.console import Pages, privacy
 from schedules.models import Plan
@@ -118,6 +119,9 @@ def today_router(
             people = plugin.confirmed_by_people
             if people is not None:
                 tasks += [(plugin.name, t) for t in people.tasks(host, code, day)]
+        clashes = day_clashes(host, units, day, tz)
+        # Each channel lists its tasks in the order they go out (the running order within a
+        # slot); the channels' lists are merged by time.
         tasks.sort(key=lambda pair: pair[1].scheduled_for)
         confirmed_channels = {name for name, _ in tasks}
         entries = [
@@ -131,6 +135,8 @@ def today_router(
             "entries": entries,
             "zone": tz,
             "may_confirm": access.can(CONFIRM),
+            "clashes": clashes,
+            "unit_names": unit_names(engine, {c.unit_code for c in clashes}),
             "reasons": _reasons(),
             "previous": day - timedelta(days=1),
             "next": day + timedelta(days=1),
@@ -172,6 +178,17 @@ def today_router(
                         "can_confirm": t.can_confirm,
                     }
                     for channel, t in view["tasks"]
+                ],
+                "clashes": [
+                    {
+                        "unit": c.unit_code,
+                        "slot": c.at.isoformat(),
+                        "channel": c.channel,
+                        "schedules": [
+                            {"schedule_id": i.schedule_id, "title": i.title} for i in c.items
+                        ],
+                    }
+                    for c in view["clashes"]
                 ],
                 "deliveries": [
                     {

@@ -31,6 +31,7 @@ from tests.browser.console import (
 from tests.browser.pages import assert_fits_phone, assert_nothing_from_outside, screenshot
 from tests.browser.server import CosoServer
 from tests.loudspeakers import clip, players
+from tests.plans import write_plan
 from tests.sms import e164
 from tests.twilio_server import ACCOUNT_SID, AUTH_TOKEN, TwilioServer, post_callback
 
@@ -43,9 +44,11 @@ CONFIRMED, UNCONFIRMED, SENT, PLAYED = "đã xác nhận phát", "chưa xác nh�
 THAT_KHE, TRANG_DINH = "06040", "06046"  # the broadcast: loudspeakers in both, a station here
 HOANG_VAN_THU = "06172"  # an item nobody confirms
 TAN_TIEN = "06019"  # confirmed by SMS
+QUOC_VIET = "06058"  # two priority items in one slot, ordered by its operator
 OPERATOR = "vanhanh-thatkhe"
 SILENT = "vanhanh-hoangvanthu"
 TEXTER = "vanhanh-tantien"
+ORDERER = "vanhanh-quocviet"
 TEXTER_PHONE = e164(4021)
 VIEWER = "xem-langson"  # the province: every commune's part of every plan
 
@@ -83,6 +86,7 @@ def coso(
         add_user(server, OPERATOR, "Hoàng Thị Mai", "operator", [THAT_KHE])
         add_user(server, SILENT, "Nông Văn Dũng", "operator", [HOANG_VAN_THU])
         add_user(server, TEXTER, "Lường Văn Páo", "operator", [TAN_TIEN], phone=TEXTER_PHONE)
+        add_user(server, ORDERER, "Vi Thị Hằng", "operator", [QUOC_VIET])
         add_user(server, VIEWER, "Sở Văn hóa Lạng Sơn", "viewer", ["20"])
         yield server.start()
 
@@ -322,6 +326,65 @@ def test_an_item_nobody_confirms_becomes_unconfirmed_when_its_validity_ends(
     assert when, written
     at = datetime.strptime(when.group(), "%d/%m/%Y %H:%M:%S").replace(tzinfo=ZONE)
     assert at >= end.replace(microsecond=0), f"unconfirmed at {written}, before {end}"
+    assert_fits_phone(phone)
+
+
+def clash_plan(number: str, slot: datetime) -> str:
+    """Two priority texts for Quốc Việt's station in one slot, queued in this order."""
+    items = (("tiem-chung", "Lịch tiêm chủng đợt 3"), ("thue-dat", "Thu thuế đất năm 2021"))
+    contents = "".join(
+        f'[[content]]\nkey = "{key}"\nkind = "text"\ntitle = "{title}"\n'
+        f'body = "Kính thưa bà con: {title}."\nstate = "approved"\n\n'
+        for key, title in items
+    )
+    schedules = "".join(
+        f'[[schedules]]\nname = "{title}"\ncontent = "{key}"\nchannel = "station"\n'
+        f'targets = {{ endpoints = ["station:{QUOC_VIET}"] }}\nstart = {local(slot)}\n'
+        f'validity = "2h"\npriority = "priority"\n\n'
+        for key, title in items
+    )
+    return f"""\
+[plan]
+number = "{number}"
+title = "Tin ưu tiên trên đài xã"
+period_start = 2021-01-01
+period_end = 2099-12-31
+
+{contents}[[endpoints]]
+channel = "station"
+address = "station:{QUOC_VIET}"
+unit = "{QUOC_VIET}"
+
+{schedules}"""
+
+
+def test_operator_puts_one_of_two_clashing_priority_items_first_on_a_phone(
+    coso: CosoServer, new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    slot = (datetime.now(ZONE) + timedelta(hours=3)).replace(microsecond=0)
+    plan = write_plan(tmp_path, clash_plan("51/KH-UBND", slot), name="clash.toml")
+    coso.cli("plan", "import", str(plan))
+
+    phone = signed_in(new_page(coso.url, "phone"), ORDERER)
+    phone.goto(f"/units/{QUOC_VIET}/today?day={slot:%d/%m/%Y}")
+    clash = phone.locator("section.clash")
+    expect(clash).to_have_count(1)
+    expect(clash).to_contain_text(f"{slot:%H:%M}")
+    expect(clash.locator("li .title")).to_have_text(
+        ["Lịch tiêm chủng đợt 3", "Thu thuế đất năm 2021"]
+    )
+    assert_fits_phone(phone)
+
+    clash.get_by_role("button", name="Đưa lên trước: Thu thuế đất năm 2021").click()
+    expect(phone.get_by_role("status")).to_have_text("Đã đổi thứ tự phát")
+    expect(clash.locator("li .title")).to_have_text(
+        ["Thu thuế đất năm 2021", "Lịch tiêm chủng đợt 3"]
+    )
+    # The station's list of the day, read out in that order.
+    expect(phone.locator("article.task h3")).to_have_text(
+        ["Thu thuế đất năm 2021", "Lịch tiêm chủng đợt 3"]
+    )
+    expect(clash.get_by_role("button", name="Đưa lên trước: Lịch tiêm chủng đợt 3")).to_be_visible()
     assert_fits_phone(phone)
 
 

@@ -41,6 +41,7 @@ class Entry:
     priority: str = "normal"
     volume: int | None = None
     title: str = ""
+    order: int = 0  # among due entries of the same priority and time: lower plays first
     delivery_id: int | None = None
     slot: str | None = None
     state: str = WAITING
@@ -225,6 +226,7 @@ class Player:
             self.state.entries[key] = entry
         entry.delivery_id = delivery_id
         entry.priority = c.get("priority", "normal")
+        entry.order = _order(c)
         entry.volume = c.get("volume")
         entry.title = c.get("title", "")
         entry.expires_at = c.get("expires_at")
@@ -278,10 +280,12 @@ class Player:
                     priority=e.get("priority", "normal"),
                     volume=e.get("volume"),
                     title=e.get("title", ""),
+                    order=_order(e),
                 )
             elif entry.state == WAITING:
                 entry.media, entry.not_before = e["media"], e["not_before"]
                 entry.expires_at, entry.priority = e.get("expires_at"), e.get("priority", "normal")
+                entry.order = _order(e)
             self._want(e["media"])
         self._forget_old(now)
 
@@ -360,7 +364,7 @@ class Player:
             elif start > now:
                 wake = start if wake is None else min(wake, start)
         if due and self.current is None:
-            due.sort(key=lambda e: (-RANK.get(e.priority, 0), e.not_before, e.key))
+            due.sort(key=lambda e: (-RANK.get(e.priority, 0), e.not_before, e.order, e.key))
             self._start(due[0], now)
             changed = True
         elif due and self.current is not None:
@@ -487,3 +491,9 @@ class Player:
             {"type": p.AS_RUN, "records": records[i : i + AS_RUN_RECORDS]}
             for i in range(0, len(records), AS_RUN_RECORDS)
         ]
+
+
+def _order(item: dict[str, Any]) -> int:
+    """A command's or programme slot's `order` (0 when absent or not an integer)."""
+    order = item.get("order", 0)
+    return order if isinstance(order, int) and not isinstance(order, bool) else 0

@@ -1,0 +1,67 @@
+"""A commune operator orders priority items that share a slot ("Thứ tự phát" on Hôm nay):
+one tap moves an item one place up, before the slot goes out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException
+from fastapi.responses import RedirectResponse, Response
+
+from channels.host import ChannelHost
+from coso.access import CONFIRM, Access
+from coso.clock import as_utc, zone
+from coso.config import Settings
+from coso.errors import InputError
+from coso.units import unit_tree
+from dispatcher.clashes import clash_of
+from schedules.running_order import moved_up, save_order, stored_order
+
+
+def parse_slot(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError("slot", text, "không phải một giờ phát") from None
+    if at.tzinfo is None:
+        raise InputError("slot", text, "giờ phát phải có múi giờ")
+    return as_utc(at)
+
+
+def ordering_router(settings: Settings, signed_in: Any, host: ChannelHost) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    tz = settings.timer.default_zone
+
+    @router.post("/units/{code}/order", response_model=None)
+    def move_up(
+        code: str,
+        unit: str = Form(...),
+        slot: str = Form(...),
+        schedule_id: int = Form(...),
+        access: Access = Depends(signed_in),
+    ) -> Response:
+        """Move a schedule's item one place up in its commune's slot; back to Hôm nay."""
+        access.require_unit(CONFIRM, code)
+        access.require_unit(CONFIRM, unit)
+        try:
+            if unit not in unit_tree(host.engine).below(code):
+                raise InputError("unit", unit, f"không thuộc {code}")
+            at = parse_slot(slot)
+            clash = clash_of(host, unit, at, schedule_id, tz)
+            if clash is None:
+                raise InputError(
+                    "slot", slot, "không còn mục ưu tiên trùng giờ để xếp (đã qua giờ phát?)"
+                )
+            order = moved_up(stored_order(host.engine, unit, at), clash.schedule_ids, schedule_id)
+        except InputError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        save_order(host.engine, unit, at, order, access.login, host.clock.now())
+        day = at.astimezone(zone(tz)).strftime("%d/%m/%Y")
+        return RedirectResponse(
+            f"/units/{code}/today?day={quote(day)}&ok={quote('Đã đổi thứ tự phát')}",
+            status_code=303,
+        )
+
+    return router
