@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib import import_module
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from channels.states import STATES
 from coso.errors import InputError
 from coso.migrations import CHANNEL_FOLDERS
+from coso.plugins import channel_entry_points
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from coso.config import Settings
 
 log = logging.getLogger(__name__)
-GROUP = "coso.channels"
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ class ChannelPlugin:
 def plugins() -> dict[str, ChannelPlugin]:
     """Every installed channel, by name (the entry points are read once)."""
     found: dict[str, ChannelPlugin] = {}
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+    for ep in channel_entry_points():
         try:
             plugin = ep.load()
         except Exception as exc:  # one broken package must not stop the others

@@ -70,13 +70,6 @@ def report(exc: CosoError) -> None:
         err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
 
 
-def not_a_folder(path: Path, field: str = "file") -> Path:
-    """`path`, unless it is a folder (a file that is missing is its reader's to name)."""
-    if path.is_dir():
-        raise InputError(field, str(path), "là một thư mục, không phải một tệp")
-    return path
-
-
 def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Commands report coso errors as a clear message with exit code 2."""
 

@@ -29,7 +29,6 @@ from coso.errors import InputError
 ENV_PREFIX = "COSO_"
 ENV_DELIMITER = "__"
 SUPPORTED_DATABASES = ("sqlite", "postgresql", "postgres")
-CHANNEL_GROUP = "coso.channels"  # the entry points channels register under
 
 
 class DatabaseSettings(BaseModel):
@@ -351,9 +350,9 @@ def check_variables(variables: Mapping[tuple[str, ...], str]) -> None:
 
 
 def _check_channel_variable(name: str, rest: tuple[str, ...]) -> None:
-    from importlib.metadata import entry_points
+    from coso.plugins import channel_entry_points
 
-    installed = sorted({ep.name for ep in entry_points(group=CHANNEL_GROUP)})
+    installed = sorted({ep.name for ep in channel_entry_points()})
     if not rest or rest[0] not in installed:
         raise InputError(
             name,

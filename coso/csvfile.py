@@ -58,6 +58,16 @@ def _line_of(data: bytes, offset: int, encoding: str) -> int:
     return data[:offset].count(newline) + 1
 
 
+FOLDER = "là một thư mục, không phải một tệp"
+
+
+def not_a_folder(path: Path, field: str = "file") -> Path:
+    """`path`, unless it is a folder (a file that is missing is its reader's to name)."""
+    if path.is_dir():
+        raise InputError(field, str(path), FOLDER)
+    return path
+
+
 def read_text(path: Path) -> str:
     """A text file's content (decode_text); an error naming it when it cannot be read."""
     try:
@@ -65,7 +75,7 @@ def read_text(path: Path) -> str:
     except FileNotFoundError as exc:
         raise InputError("file", str(path), "not found") from exc
     except IsADirectoryError as exc:
-        raise InputError("file", str(path), "là một thư mục, không phải một tệp") from exc
+        raise InputError("file", str(path), FOLDER) from exc
     except OSError as exc:
         raise InputError("file", str(path), f"không đọc được: {exc.strerror}") from exc
     return decode_text(data, str(path))

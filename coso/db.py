@@ -232,11 +232,10 @@ def channel_migration_folders() -> list[str]:
     """The migration branch of every installed channel, found through the `coso.channels`
     entry points as the channel registry finds them, so that whoever opens a database
     migrates it whole (a branch left out would make its recorded head unknown)."""
-    from importlib.metadata import entry_points
-
     from coso.migrations import CHANNEL_FOLDERS
+    from coso.plugins import channel_entry_points
 
-    for found in entry_points(group="coso.channels"):
+    for found in channel_entry_points():
         try:
             folder = getattr(found.load(), "migrations", None)
         except Exception:  # the registry says why when it loads the channel

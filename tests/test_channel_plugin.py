@@ -70,8 +70,13 @@ def _forget_plugins() -> None:
 
 
 @pytest.fixture
-def board_installed(tmp_path: Path) -> Iterator[None]:
-    """The package and its dist-info on sys.path: what `pip install coso-board` leaves."""
+def board_installed(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[None]:
+    """The package and its dist-info on sys.path: what `pip install coso-board` leaves.
+    The test's database (and the template databases the other tests of this process copy)
+    are made before: made with the package installed, a template would carry its migration
+    into every later test, which no longer knows it."""
+    if "db_url" in request.fixturenames:
+        request.getfixturevalue("db_url")
     site = tmp_path / "site"
     shutil.copytree(PACKAGE / "coso_board", site / "coso_board")
     info = site / "coso_board-0.1.dist-info"

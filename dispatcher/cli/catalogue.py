@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from coso.clock import local_text
-from coso.commands import current_settings, guard, not_a_folder, open_database, out
+from coso.commands import current_settings, guard, open_database, out
+from coso.csvfile import not_a_folder
 from coso.errors import InputError
 from coso.labels import content_state_label
 from coso.names import check_arguments, nfc

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from coso.clock import local_text
-from coso.commands import current_settings, guard, not_a_folder, open_database, out, parse_day
+from coso.commands import current_settings, guard, open_database, out, parse_day
+from coso.csvfile import not_a_folder
 from coso.labels import event_label, priority_label, state_label
 from coso.names import check_arguments, nfc
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -30,6 +31,8 @@ from dispatcher.web.auth import (
     signed_in_dependency,
 )
 from dispatcher.web.scope import mask_phones, may_see_plan, visible_plans, whole_plan
+
+K = TypeVar("K")
 
 MAX_ID = 2**63 - 1  # the largest id a database integer column holds
 
@@ -78,6 +81,18 @@ def plan_log(engine: Engine, access: Access, plan: Any, limit: int = 100) -> lis
     return [r for r in rows if access.reaches(r.unit_code)][:limit]
 
 
+def tally(
+    rows: Iterable[tuple[K, str | None, int]], counted: Callable[[K, str | None], bool]
+) -> dict[K, int]:
+    """Counts grouped by key and unit, summed per key over the rows `counted` lets in (the
+    units a user reaches)."""
+    found: dict[K, int] = {}
+    for key, unit, n in rows:
+        if counted(key, unit):
+            found[key] = found.get(key, 0) + n
+    return found
+
+
 def plan_counts(engine: Engine, access: Access, plan: Any) -> dict[tuple[str, str], int]:
     if whole_plan(access, plan):
         return delivery_counts(engine, plan.id)
@@ -92,11 +107,7 @@ def plan_counts(engine: Engine, access: Access, plan: Any) -> dict[tuple[str, st
             .where(d.c.plan_id == plan.id)
             .group_by(d.c.channel, d.c.state, d.c.unit_code)
         ).all()
-    counts: dict[tuple[str, str], int] = {}
-    for channel, state, unit, n in rows:
-        if access.reaches(unit):
-            counts[(channel, state)] = counts.get((channel, state), 0) + n
-    return counts
+    return tally((((c, s), u, n) for c, s, u, n in rows), lambda _key, unit: access.reaches(unit))
 
 
 def plan_page_context(engine: Engine, access: Access, plan: Any, clock: Clock) -> dict[str, Any]:
@@ -143,11 +154,7 @@ def attention(engine: Engine, access: Access, plans: list[Any]) -> dict[int, int
             .group_by(d.c.plan_id, d.c.unit_code)
         ).all()
     owned = {p.id for p in plans if whole_plan(access, p)}
-    found: dict[int, int] = {}
-    for plan_id, unit, n in rows:
-        if plan_id in owned or access.reaches(unit):
-            found[plan_id] = found.get(plan_id, 0) + n
-    return found
+    return tally(rows, lambda plan_id, unit: plan_id in owned or access.reaches(unit))
 
 
 def console_router(

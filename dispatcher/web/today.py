@@ -212,20 +212,22 @@ def today_router(
         access.require_unit(CONFIRM, row.unit_code or "")
         return row
 
+    def return_to(request: Request, row: Any) -> tuple[str, str]:
+        """The commune page the operator came from (the unit in the form's address, else the
+        delivery's) and the delivery's local day, dd/mm/yyyy."""
+        unit = request.query_params.get("unit") or row.unit_code
+        return unit, as_utc(row.scheduled_for).astimezone(zone(tz)).strftime("%d/%m/%Y")
+
     def back(request: Request, row: Any, message: str) -> Response:
         from urllib.parse import quote
 
-        day = as_utc(row.scheduled_for).astimezone(zone(tz)).strftime("%d/%m/%Y")
-        # The commune page the operator came from (the unit the delivery belongs to, or the
-        # one in the form, when it is theirs).
-        unit = request.query_params.get("unit") or row.unit_code
+        unit, day = return_to(request, row)
         return RedirectResponse(
             f"/units/{unit}/today?day={quote(day)}&ok={quote(message)}", status_code=303
         )
 
     def refused(request: Request, access: Access, row: Any, error: str) -> HTMLResponse:
-        unit = request.query_params.get("unit") or row.unit_code
-        day = as_utc(row.scheduled_for).astimezone(zone(tz)).strftime("%d/%m/%Y")
+        unit, day = return_to(request, row)
         context = day_view(access, unit, day)
         return page(request, "today.html", context | {"message": None, "error": error}, 400)
 
