@@ -70,6 +70,12 @@ class Refused(ValueError):
     """A command the player must not act on; the message says why."""
 
 
+class Repeated(Refused):
+    """A command this player has already acted on, signed and all: the broker delivering it
+    again (QoS 1 after a lost acknowledgement or a reconnect) or a replay. Either way it is
+    not acted on twice, and it is nothing to warn about."""
+
+
 @dataclass
 class Verifier:
     """A player's check of the commands it receives. `seen`: nonce → sent_at of commands
@@ -109,7 +115,7 @@ class Verifier:
         if not isinstance(nonce, str) or not nonce:
             raise Refused("nonce is missing")
         if nonce in self.seen:
-            raise Refused(f"nonce {nonce} already acted on (a replay)")
+            raise Repeated(f"nonce {nonce} already acted on")
         self.forget_old(now)
         self.seen[nonce] = command["sent_at"]
 

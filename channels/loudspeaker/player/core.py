@@ -16,7 +16,7 @@ from typing import Any
 
 from channels.loudspeaker import protocol as p
 from channels.loudspeaker.player.sinks import Sink, remaining
-from channels.loudspeaker.signing import Refused, Verifier, origin
+from channels.loudspeaker.signing import Refused, Repeated, Verifier, origin
 
 log = logging.getLogger(__name__)
 RANK = {"normal": 0, "priority": 1, "emergency": 2}
@@ -150,6 +150,9 @@ class Player:
             if self.verifier is None:
                 raise Refused("this player was given no command key")
             self.verifier.check(payload, now)
+        except Repeated as exc:
+            log.debug("player %s: a command again: %s", self.id, exc)
+            return False
         except Refused as exc:
             log.warning(
                 "player %s: refused a %r command: %s", self.id, str(payload.get("type"))[:20], exc
