@@ -43,6 +43,8 @@ class ActivityEntry(SQLModel, table=True):
     __table_args__ = (
         Index("ix_activity_plan_at", "plan_id", "at"),
         Index("ix_activity_endpoint_at", "endpoint_id", "at"),
+        # The report's outcomes: each delivery's last entry with a state, from the index.
+        Index("ix_activity_outcome", "plan_id", "delivery_id", "id", "state"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

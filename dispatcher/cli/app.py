@@ -18,6 +18,7 @@ from coso.errors import CosoError, InputError
 from coso.memory import settle_after_startup
 from dispatcher.cli.catalogue import content_app, endpoints_app, units_app
 from dispatcher.cli.plans import deliveries_command, log_command, plan_app, schedule_app
+from dispatcher.cli.report import report_command
 from dispatcher.cli.users import users_app
 
 app = typer.Typer(
@@ -167,6 +168,7 @@ app.add_typer(units_app, name="units")
 app.add_typer(users_app, name="users")
 app.command("log")(log_command)
 app.command("deliveries")(deliveries_command)
+app.command("report")(report_command)
 for _plugin in registry.with_hook("cli"):
     _plugin.cli(app)  # type: ignore[misc]
 
