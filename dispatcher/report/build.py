@@ -21,7 +21,7 @@ from coso.errors import InputError
 from coso.units import AdminUnit, Organisation, UnitTree, unit_tree
 from dispatcher.report.figures import DONE, Tally, total
 from dispatcher.report.outcomes import Outcome, outcomes, reached
-from dispatcher.report.periods import Period, month_of, periods_in, week_of
+from dispatcher.report.periods import Period, month_of, periods_in, promised, week_of
 from schedules.models import PlanTarget
 
 DIMENSIONS = ("channel", "unit", "week", "month", "content")
@@ -51,8 +51,8 @@ class TargetResult:
     per: str  # day, week, month, plan
     periods: int  # target periods in the report's period
     units: int  # units the target covers (with an endpoint on the channel), in scope
-    required: int  # count × periods × units
-    achieved: int  # Σ over units and periods of min(done, count)
+    required: int  # Σ over units and periods of what the target asks (a part: in proportion)
+    achieved: int  # Σ over units and periods of min(done, asked)
     done: int  # deliveries that reached people, uncapped
     below: tuple[UnitShort, ...]  # units that missed the count in some period, by name
 
@@ -359,19 +359,21 @@ def target_results(
             for u in endpoint_units
             if (not t.unit_codes or u in covered) and (scope is None or u in scope)
         }
-        spans = periods_in(t.per, window)
+        plan_period = Period(plan.period_start, plan.period_end, "")
+        spans = periods_in(t.per, window, plan_period)
         achieved = required = uncapped = 0
         short: list[tuple[str, int, int]] = []
         for u in sorted(wanted):
-            got = 0
-            for a, b in spans:
+            got = need = 0
+            for a, b, full in spans:
                 n = sum(
                     done.get((t.channel, u, a + timedelta(days=i)), 0)
                     for i in range((b - a).days + 1)
                 )
+                asked = promised(t.count, a, b, full)
                 uncapped += n
-                got += min(n, t.count)
-            need = t.count * len(spans)
+                got += min(n, asked)
+                need += asked
             achieved += got
             required += need
             if got < need:

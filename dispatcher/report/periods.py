@@ -89,11 +89,14 @@ def month_of(day: date) -> tuple[date, str]:
     return day.replace(day=1), f"{day:%m/%Y}"
 
 
-def periods_in(per: str, period: Period) -> list[tuple[date, date]]:
+def periods_in(
+    per: str, period: Period, whole: Period | None = None
+) -> list[tuple[date, date, int]]:
     """The target periods (`per`: day, week, month, plan) that fall in `period`, each cut to
-    it: a target's promise is counted once in each."""
+    it, with the days of the whole period (`whole`: the plan's, for `plan`)."""
     if per == "plan":
-        return [(period.start, period.end)]
+        full = whole or period
+        return [(period.start, period.end, full.days)]
     out = []
     day = period.start
     while day <= period.end:
@@ -104,6 +107,14 @@ def periods_in(per: str, period: Period) -> list[tuple[date, date]]:
             end = start + timedelta(days=6)
         else:
             start, end = day.replace(day=1), month_end(day.replace(day=1))
-        out.append((max(start, period.start), min(end, period.end)))
+        out.append((max(start, period.start), min(end, period.end), (end - start).days + 1))
         day = end + timedelta(days=1)
     return out
+
+
+def promised(count: int, start: date, end: date, full_days: int) -> int:
+    """What a target of `count` per period asks of the part [start, end] of one period: all
+    of it for a whole period, else in proportion, rounded down (a week cut to its last three
+    days cannot hold two Monday-and-Thursday broadcasts)."""
+    days = (end - start).days + 1
+    return count if days >= full_days else count * days // full_days
