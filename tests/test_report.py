@@ -477,3 +477,110 @@ def test_one_commune_by_week_and_by_content_through_the_command_line(
         if m.outcome in DONE:
             want[content_titles[m.content]] += 1
     assert +got == +want
+
+
+LEGACY_UNITS = """code,name,kind,level,parent_code,new_codes
+20,Tỉnh Lạng Sơn,tỉnh,1,,20
+178,Huyện Tràng Định,huyện,2,20,06040;06046
+179,Huyện Bình Gia,huyện,2,20,06112
+"""
+
+PLAN_2021 = """\
+[plan]
+number = "95/KH-UBND"
+title = "Tuyên truyền cải cách hành chính năm 2021"
+issuer = "UBND tỉnh Lạng Sơn"
+period_start = 2021-05-01
+period_end = 2021-05-31
+
+[[targets]]
+channel = "web"
+count = 1
+per = "week"
+units = ["178"]
+
+[[content]]
+key = "cchc"
+title = "Thủ tục mới"
+body = "Kính gửi bà con."
+state = "approved"
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06040"
+unit = "06040"
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06046"
+unit = "06046"
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06112"
+unit = "06112"
+
+[[schedules]]
+name = "Thứ hai"
+content = "cchc"
+channel = "web"
+targets = { units = ["178", "179"] }
+start = 2021-05-03T06:00:00
+rrule = "FREQ=WEEKLY;BYDAY=MO"
+until = 2021-05-31
+validity = "12h"
+"""
+
+
+def test_a_2021_plan_with_a_district_target_is_reported_by_the_old_districts(
+    engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from coso.units import import_legacy_units
+
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_text(LEGACY_UNITS, encoding="utf-8")
+    import_legacy_units(engine, legacy)
+    import_plan_file(engine, settings, write_plan(tmp_path, PLAN_2021), clock.now())
+    coso = Dispatcher(engine, settings, clock, channels={"web": Posting()})
+    for week in range(5):  # the Mondays of May 2021: 3, 10, 17, 24, 31
+        clock.set(datetime(2021, 5, 2, 23, 0, 1, tzinfo=UTC) + timedelta(weeks=week))
+        coso.tick()
+    monkeypatch.setenv("COSO_DATABASE__URL", settings.database.url)
+    monkeypatch.setenv("COLUMNS", "250")
+
+    def csv_lines(*args: str) -> tuple[list[list[str]], str]:
+        answer = runner.invoke(app, ["report", "95/KH-UBND", "--by", "unit", *args])
+        assert answer.exit_code == 0, answer.output
+        rows = list(csv.reader(io.StringIO(answer.output.lstrip("\ufeff"))))
+        return rows[2 : rows.index([])], answer.output
+
+    old, _ = csv_lines("--legacy-units", "--format", "csv")
+    assert [(r[0], r[2]) for r in old] == [
+        ("Huyện Tràng Định (178)", "10"),  # two communes, five Mondays
+        ("Huyện Bình Gia (179)", "5"),
+    ]
+    today, _ = csv_lines("--format", "csv")
+    assert [(r[0], r[2]) for r in today] == [
+        ("Xã Thất Khê (06040)", "5"),
+        ("Xã Tràng Định (06046)", "5"),
+        ("Xã Bình Gia (06112)", "5"),
+    ]
+    table = runner.invoke(app, ["report", "95/KH-UBND", "--by", "unit", "--legacy-units"])
+    assert "trước 01/07/2025" in table.output  # the report says which units it used
+    # The district's target — one post a week in each of its communes — is kept by today's
+    # communes: two of them, four whole weeks of May (1–2 and 31 May, parts of weeks too
+    # short for a post, ask nothing).
+    (target,) = build_report(
+        engine,
+        _plan(engine),
+        parse_period("05/2021", None, None, date(2021, 5, 1), date(2021, 5, 31)),
+        units="legacy",
+        now=clock.now(),
+    ).targets
+    assert (target.units, target.required, target.achieved, target.below) == (2, 8, 8, ())
+
+
+def _plan(engine: Engine) -> Any:
+    from dispatcher.queries import find_plan
+
+    return find_plan(engine, "95/KH-UBND")

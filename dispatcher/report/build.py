@@ -18,7 +18,7 @@ from content.media import media_for
 from content.models import ContentItem
 from coso.clock import zone
 from coso.errors import InputError
-from coso.units import AdminUnit, Organisation, UnitTree, unit_tree
+from coso.units import LEGACY_DATASET, AdminUnit, Organisation, UnitTree, unit_tree
 from dispatcher.report.figures import DONE, Tally, total
 from dispatcher.report.outcomes import Outcome, outcomes, reached
 from dispatcher.report.periods import Period, month_of, periods_in, promised, week_of
@@ -161,7 +161,9 @@ def build_report(
     lo, hi = _bounds(period, tz)
     rows = outcomes(engine, plan.id, lo, hi)
     notes: list[str] = []
-    unit_of, mapping_note = _unit_grouping(tree, rows, units, notes)
+    unit_of, mapping_note = _unit_grouping(engine, tree, rows, units, notes)
+    # Targets are promises to each commune: kept by today's communes whatever the lines show.
+    current = unit_of if units == CURRENT else _unit_grouping(engine, tree, rows, CURRENT, [])[0]
     if scope is not None:
         rows = [
             r
@@ -189,10 +191,9 @@ def build_report(
     names = _unit_names(engine, {k[dims.index("unit")] for k in groups if "unit" in dims} - {""})
     by_unit = set(dims) <= {"channel", "unit"}
     counted = reached(engine, plan.id, lo, hi, scope, by_unit=by_unit) if units == CURRENT else {}
-    if units == CURRENT:
-        totals = reached(engine, plan.id, lo, hi, scope, by_unit=False)
-        for channel, tally in per_channel.items():
-            tally.reached = totals.get((channel, None), 0)
+    totals = reached(engine, plan.id, lo, hi, scope, by_unit=False)
+    for channel, tally in per_channel.items():
+        tally.reached = totals.get((channel, None), 0)
     lines = []
     for key in sorted(groups):
         tally = groups[key]
@@ -224,7 +225,7 @@ def build_report(
         channels=dict(sorted(per_channel.items())),
         channel_titles=titles,
         targets=tuple(
-            target_results(engine, plan, period, rows, scope, unit_of, tz, titles, names=None)
+            target_results(engine, plan, period, rows, scope, current, tz, titles, names=None)
         ),
         generated_at=now,
         mapping_note=mapping_note,
@@ -264,38 +265,50 @@ def _key(
 
 
 def _unit_grouping(
-    tree: UnitTree, rows: list[Outcome], units: str, notes: list[str]
+    engine: Engine, tree: UnitTree, rows: list[Outcome], units: str, notes: list[str]
 ) -> tuple[Any, str]:
-    """How a delivery's unit is shown: as recorded, or (CURRENT) a legacy unit as the one
-    current unit it became. A legacy unit that became several stays as it was, noted."""
-    legacy_seen = {r.unit_code for r in rows if r.unit_code and r.unit_code not in tree.current}
-    if units == LEGACY or not legacy_seen:
+    """How a delivery's unit is shown. CURRENT: the unit as today's list has it (a legacy
+    code recorded before the reform, as the one unit it became). LEGACY: the district it
+    was in before 1 July 2025, through the mapping (`coso units import-legacy`); a commune
+    made of several old districts' parts stays as it is, and the report says so."""
+    recorded = {r.unit_code for r in rows if r.unit_code}
+    if units == LEGACY:
+        U = AdminUnit.__table__
+        with engine.connect() as conn:
+            districts = set(
+                conn.scalars(select(U.c.code).where(U.c.dataset == LEGACY_DATASET, U.c.level == 2))
+            )
+        if not districts:
+            raise InputError(
+                "legacy-units", "", "no pre-2025 units: import them with coso units import-legacy"
+            )
+        was: dict[str, set[str]] = defaultdict(set)
+        for old, became in tree.legacy.items():
+            if old in districts:
+                for new in became:
+                    was[new].add(old)
+        mapped = {code: next(iter(was[code])) for code in recorded if len(was[code]) == 1}
+        for code in sorted(recorded - mapped.keys()):
+            why = "thuộc nhiều huyện cũ" if was[code] else "không có trong bảng chuyển đổi"
+            notes.append(f"Đơn vị {code} {why}: giữ mã hiện hành.")
         note = (
-            "Đơn vị hành chính như khi lập kế hoạch (trước 01/07/2025)."
-            if units == LEGACY
-            else "Đơn vị hành chính hiện hành (từ 01/07/2025)."
+            "Theo đơn vị hành chính trước 01/07/2025 (cấp huyện), quy đổi từ đơn vị hiện "
+            f"hành theo bảng chuyển đổi ({len(tree.legacy)} mã cũ)."
         )
+        return (lambda code: mapped.get(code, code)), note
+    legacy_seen = {code for code in recorded if code not in tree.current}
+    note = "Theo đơn vị hành chính hiện hành (từ 01/07/2025)."
+    if not legacy_seen:
         return (lambda code: code), note
-    mapped: dict[str, str] = {}
+    mapped = {}
     for code in legacy_seen:
         became = tree.legacy.get(code, set())
         if len(became) == 1:
             mapped[code] = next(iter(became))
         else:
-            notes.append(
-                f"Đơn vị cũ {code} "
-                + (
-                    f"nay thuộc {len(became)} đơn vị mới"
-                    if became
-                    else "không có trong bảng chuyển đổi"
-                )
-                + ": giữ mã cũ."
-            )
-    note = (
-        "Đơn vị hành chính hiện hành (từ 01/07/2025); đơn vị cũ quy đổi theo bảng chuyển đổi "
-        f"({len(mapped)} mã)."
-    )
-    return (lambda code: mapped.get(code, code)), note
+            why = f"nay thuộc {len(became)} đơn vị mới" if became else "không có trong bảng"
+            notes.append(f"Đơn vị cũ {code} {why}: giữ mã cũ.")
+    return (lambda code: mapped.get(code, code)), f"{note} Mã cũ quy đổi: {len(mapped)}."
 
 
 def _clip_seconds(engine: Engine, content_ids: set[int]) -> dict[int, float]:
