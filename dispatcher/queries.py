@@ -42,12 +42,12 @@ def list_plans(engine: Engine) -> list[Row[Any]]:
 @dataclass(frozen=True)
 class LogFilter:
     channel: str | None = None
-    unit: str | None = None
+    units: frozenset[str] | None = None  # a unit and every unit below it
     state: str | None = None
     event: str | None = None
     since: datetime | None = None
     until: datetime | None = None
-    limit: int = 200
+    limit: int | None = 200  # None: every entry
 
 
 def activity(engine: Engine, plan_id: int, f: LogFilter) -> list[Row[Any]]:
@@ -58,8 +58,8 @@ def activity(engine: Engine, plan_id: int, f: LogFilter) -> list[Row[Any]]:
     )
     if f.channel:
         query = query.where(LOG.c.channel == f.channel)
-    if f.unit:
-        query = query.where(LOG.c.unit_code == f.unit)
+    if f.units is not None:
+        query = query.where(LOG.c.unit_code.in_(sorted(f.units)))
     if f.state:
         query = query.where(LOG.c.state == f.state)
     if f.event:
@@ -68,7 +68,9 @@ def activity(engine: Engine, plan_id: int, f: LogFilter) -> list[Row[Any]]:
         query = query.where(LOG.c.at >= f.since)
     if f.until:
         query = query.where(LOG.c.at < f.until)
-    query = query.order_by(LOG.c.at.desc(), LOG.c.id.desc()).limit(f.limit)
+    query = query.order_by(LOG.c.at.desc(), LOG.c.id.desc())
+    if f.limit is not None:
+        query = query.limit(f.limit)
     with engine.connect() as conn:
         return list(conn.execute(query).all())
 

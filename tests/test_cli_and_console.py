@@ -72,6 +72,15 @@ def test_log_filters_by_state_and_unit(ran_a_week: Engine) -> None:
     assert one_unit.exit_code == 0, one_unit.output
     assert one_unit.output.count("bulletin:06040") == 2  # queued and published on Monday
     assert "bulletin:06046" not in one_unit.output
+    # The province finds its communes' entries; a limit says it cut the list.
+    province = runner.invoke(app, ["log", "95/KH-UBND", "--unit", "20", "--limit", "0"])
+    assert province.exit_code == 0, province.output
+    for code in ("06040", "06046", "06112"):
+        assert f"bulletin:{code}" in province.output
+    cut = runner.invoke(app, ["log", "95/KH-UBND", "--unit", "20", "--limit", "2"])
+    assert "the newest 2 entries; --limit 0 for all" in cut.output
+    unknown = runner.invoke(app, ["log", "95/KH-UBND", "--unit", "99"])
+    assert unknown.exit_code == 2 and "unit = '99'" in unknown.output
     bad = runner.invoke(app, ["log", "95/KH-UBND", "--since", "31/02/2021"])
     assert bad.exit_code == 2
     assert "since = '31/02/2021'" in bad.output

@@ -226,11 +226,13 @@ def schedule_disable(schedule_id: int) -> None:
 def log_command(
     plan: str,
     channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
-    unit: Annotated[str | None, typer.Option(help="Only this administrative unit code.")] = None,
+    unit: Annotated[
+        str | None, typer.Option(help="Only this unit and the units below it (a province: all).")
+    ] = None,
     state: Annotated[str | None, typer.Option(help="Only entries with this state.")] = None,
     since: Annotated[str | None, typer.Option(help="From this date (dd/mm/yyyy).")] = None,
     until: Annotated[str | None, typer.Option(help="Before this date (dd/mm/yyyy).")] = None,
-    limit: Annotated[int, typer.Option(min=1)] = 200,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many entries; 0: all.")] = 200,
 ) -> None:
     """The plan's activity log, newest first."""
     check_arguments(plan=plan, channel=channel, unit=unit, state=state)
@@ -238,13 +240,15 @@ def log_command(
 
     engine = open_database(current_settings())
     p = find_plan(engine, nfc(plan))
+    from coso.units import unit_tree
+
     f = LogFilter(
         channel=channel,
-        unit=unit,
+        units=frozenset(unit_tree(engine).below(unit)) if unit else None,
         state=state,
         since=parse_day(since, p.zone, "since"),
         until=parse_day(until, p.zone, "until") + timedelta(days=1) if until else None,
-        limit=limit,
+        limit=limit or None,
     )
     table = Table(
         "time",
@@ -257,6 +261,7 @@ def log_command(
         "detail",
         title=f"{p.number}: activity",
     )
+    shown = 0
     for e in activity(engine, p.id, f):
         table.add_row(
             local_text(e.at, p.zone, seconds=True),  # entries in the same minute keep their order
@@ -268,7 +273,10 @@ def log_command(
             e.actor,
             e.detail or "",
         )
+        shown += 1
     out.print(table)
+    if limit and shown == limit:
+        out.print(f"the newest {limit} entries; --limit 0 for all")
 
 
 @guard
