@@ -584,3 +584,11 @@ def _plan(engine: Engine) -> Any:
     from dispatcher.queries import find_plan
 
     return find_plan(engine, "95/KH-UBND")
+
+
+def test_every_figure_is_defined_in_the_documentation() -> None:
+    from dispatcher.report.figures import FIGURES
+
+    doc = (Path(__file__).parent.parent / "docs" / "report.md").read_text(encoding="utf-8")
+    for key, heading, meaning in FIGURES:
+        assert f"| `{key}` | {heading} | {meaning} |" in doc, key

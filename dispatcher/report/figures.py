@@ -42,7 +42,11 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
     ("waiting", "Đang chờ gửi", "outcome pending, sending or retry_wait"),
     ("unconfirmed", "Chưa xác nhận", "outcome unconfirmed: nobody confirmed it in time"),
     ("missed", "Bỏ lỡ", "outcome missed: its slot passed while coso was not running"),
-    ("expired", "Quá hạn", "outcome expired: not out before the end of its validity"),
+    (
+        "expired",
+        "Quá hạn",
+        "outcome expired: not out, or not acknowledged, before its validity ended",
+    ),
     ("failed", "Lỗi", "outcome failed (undelivered included)"),
     ("undelivered", "Không đến máy nhận", "failed with the event undelivered (SMS network)"),
     ("unknown", "Không rõ", "outcome unknown: the answer was lost; not re-sent blindly"),
