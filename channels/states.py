@@ -36,6 +36,8 @@ STATES = (
 )
 WAITING = (PENDING, RETRY_WAIT)
 REACHED = (SENT, DELIVERED, PLAYED, DISPLAYED, CONFIRMED)
+# What the far end or a person confirmed reached people (a message merely sent does not).
+PROVEN = (PLAYED, CONFIRMED, DELIVERED, DISPLAYED)
 FINAL = (DELIVERED, PLAYED, DISPLAYED, CONFIRMED, FAILED, EXPIRED, MISSED, UNCONFIRMED)
 
 # target state -> states a delivery may be in to move there. Callbacks arrive out of order:

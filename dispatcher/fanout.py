@@ -14,6 +14,7 @@ from channels.endpoints import resolve_targets
 from channels.states import MISSED, PENDING
 from coso.db import chunks, write
 from dispatcher.models import Delivery
+from dispatcher.rotation_picks import picks
 from dispatcher.transitions import LOG_SOURCE, append_log, duration_text, log_rows
 from schedules.models import MISSED as OCC_MISSED
 from schedules.models import PRIORITIES, Occurrence, Schedule
@@ -55,9 +56,12 @@ def fan_out(engine: Engine, occurrence_id: int, now: datetime, batch: int) -> in
     }
     created = 0
     targets = resolve_targets(engine, sch.channel, sch.targets)
-    for part in chunks(targets, batch):
+    # A rotation: each endpoint's item, as its history there says.
+    groups = picks(engine, sch, targets).items() if sch.rotation else [(sch.content_id, targets)]
+    parts = [(content_id, part) for content_id, group in groups for part in chunks(group, batch)]
+    for content_id, part in parts:
         with write(engine) as conn:
-            inserted = _insert_batch(conn, base, part)
+            inserted = _insert_batch(conn, base | {"content_id": content_id}, part)
             if missed:
                 entries = log_rows(
                     inserted,

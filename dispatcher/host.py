@@ -25,6 +25,7 @@ from dispatcher.inbound import receive_in
 from dispatcher.messages import build_messages
 from dispatcher.models import ActivityEntry, Delivery
 from dispatcher.queries import find_plan
+from dispatcher.rotation_picks import pool_ids, turns
 from dispatcher.transitions import append_log, log_deliveries, move_where
 from schedules.adhoc import add_blast, find_content
 from schedules.firing import MOST_AHEAD
@@ -128,17 +129,18 @@ class EngineHost:
             schedules = conn.execute(
                 select(S).where(S.c.enabled.is_(True), S.c.channel == channel)
             ).all()
+        pools = {s.id: pool_ids(self.engine, s)[0] for s in schedules if s.rotation}
+        wanted = {s.content_id for s in schedules} | {c for p in pools.values() for c in p}
+        with self.engine.connect() as conn:
             approved = dict(
                 conn.execute(
-                    select(C.c.id, C.c.title).where(
-                        C.c.id.in_({s.content_id for s in schedules}), C.c.state == APPROVED
-                    )
+                    select(C.c.id, C.c.title).where(C.c.id.in_(wanted), C.c.state == APPROVED)
                 ).all()
             )
         audio = media_for(self.engine, set(approved))
         slots: list[Slot] = []
         for sch in schedules:
-            if sch.content_id not in approved:
+            if not pools.get(sch.id) and sch.content_id not in approved:
                 continue
             start = max(now, sch.fired_through) if after is None else after
             # A programme holds what the timer holds: a schedule stored before its
@@ -147,29 +149,33 @@ class EngineHost:
             if not times:
                 continue
             targets = resolve_targets(self.engine, channel, sch.targets)
-            endpoints = tuple(eid for eid, _unit in targets)
-            units = tuple(unit for _eid, unit in targets)
-            asset = audio.get(sch.content_id)
-            media = {"sha256": asset.sha256, "duration": asset.duration_seconds} if asset else None
-            communes = sorted({u for u in units if u})
-            for when in times:
-                slots.append(
-                    Slot(
-                        schedule_id=sch.id,
-                        plan_id=sch.plan_id,
-                        content_id=sch.content_id,
-                        title=approved[sch.content_id],
-                        at=when,
-                        expires_at=when + timedelta(seconds=sch.validity_seconds)
-                        if sch.validity_seconds
-                        else None,
-                        priority=sch.priority,
-                        endpoint_ids=endpoints,
-                        media=media,
-                        unit_codes=units,
-                        positions={u: sch.id for u in communes} if sch.priority == PRIORITY else {},
+            ahead = turns(self.engine, sch, targets, len(times), pools.get(sch.id))
+            for when, groups in zip(times, ahead, strict=True):
+                for content_id, group in groups:
+                    asset = audio.get(content_id)
+                    units = tuple(unit for _eid, unit in group)
+                    communes = sorted({u for u in units if u})
+                    slots.append(
+                        Slot(
+                            schedule_id=sch.id,
+                            plan_id=sch.plan_id,
+                            content_id=content_id,
+                            title=approved.get(content_id, ""),
+                            at=when,
+                            expires_at=when + timedelta(seconds=sch.validity_seconds)
+                            if sch.validity_seconds
+                            else None,
+                            priority=sch.priority,
+                            endpoint_ids=tuple(eid for eid, _unit in group),
+                            media={"sha256": asset.sha256, "duration": asset.duration_seconds}
+                            if asset
+                            else None,
+                            unit_codes=units,
+                            positions={u: sch.id for u in communes}
+                            if sch.priority == PRIORITY
+                            else {},
+                        )
                     )
-                )
         return _placed(self.engine, slots)
 
     def plan_zones(self) -> dict[int, str]:

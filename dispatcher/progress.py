@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from channels.endpoints import Endpoint
-from channels.states import CONFIRMED, DELIVERED, DISPLAYED, PLAYED
+from channels.states import PROVEN
 from coso.clock import zone
 from coso.units import unit_tree
 from dispatcher.models import Delivery
@@ -19,9 +19,6 @@ from schedules.models import PlanTarget
 D = Delivery.__table__
 E = Endpoint.__table__
 T = PlanTarget.__table__
-# What the far end or a person confirmed: a message merely sent (a station's task, a
-# command published) does not count toward a target.
-PROVEN = (DELIVERED, PLAYED, DISPLAYED, CONFIRMED)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,13 @@ class Schedule(SQLModel, table=True):
     resend_unknown: bool = False
     # The channel's own options for this schedule, as its plugin checked them at import.
     options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # A rotation (schedules.rotation): the content keys of the pool, in order (`content_id`
+    # is then the first), how each occurrence picks per endpoint, and the weights by key.
+    rotation: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rotation_policy: str | None = None
+    rotation_weights: dict[str, float] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
     enabled: bool = True
     # All fire times up to here have an occurrence row (or were before the schedule existed).
     fired_through: datetime

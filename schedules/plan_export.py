@@ -46,9 +46,15 @@ def plan_document(stored: StoredPlan) -> dict[str, Any]:
 
 
 def _schedule(name: str, content: str, v: dict[str, Any]) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": name,
-        "content": content,
+    entry: dict[str, Any] = {"name": name}
+    if v.get("rotation"):
+        entry["rotation"] = list(v["rotation"])
+        entry["policy"] = v["rotation_policy"]
+        if v.get("rotation_weights"):
+            entry["weights"] = dict(v["rotation_weights"])
+    else:
+        entry["content"] = content
+    entry |= {
         "channel": v["channel"],
         "targets": {k: list(x) for k, x in (v["targets"] or {}).items() if x},
         "start": datetime.fromisoformat(v["start_local"]),

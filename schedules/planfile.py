@@ -8,7 +8,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from coso.csvfile import read_text
@@ -93,7 +101,12 @@ class TargetSpec(_Strict):
 
 class ScheduleEntry(_Strict):
     name: Name
-    content: Name
+    # One content item, or a rotation: a pool of them, each occurrence picking per endpoint
+    # (schedules.rotation); `content` is then the pool's first item.
+    content: Name | None = None
+    rotation: list[Name] = []
+    policy: Literal["least-played", "in-order", "weighted"] | None = None
+    weights: dict[Name, Annotated[float, Field(gt=0, le=1000)]] = {}
     channel: str
     targets: TargetSpec
     # TOML has its own times and dates: a number or a boolean is never read as one.
@@ -110,6 +123,36 @@ class ScheduleEntry(_Strict):
     # The channel's own options (SMS: khong_dau), checked by its plugin at import.
     options: dict[str, Any] = {}
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_content_or_a_rotation(self) -> ScheduleEntry:
+        if self.rotation:
+            if len(set(self.rotation)) != len(self.rotation):
+                raise PydanticCustomError(
+                    "rotation", "a content key is named twice in the rotation"
+                )
+            if self.content is not None and self.content != self.rotation[0]:
+                raise PydanticCustomError(
+                    "rotation", "give content or rotation, not both (content is the first)"
+                )
+            self.content = self.rotation[0]
+            self.policy = self.policy or "least-played"
+            stray = sorted(set(self.weights) - set(self.rotation))
+            if stray:
+                raise PydanticCustomError(
+                    "weights", "weights name content not in the rotation: {stray}", {"stray": stray}
+                )
+            return self
+        if self.content is None:
+            raise PydanticCustomError("content", "a schedule needs content (or a rotation)")
+        if self.policy is not None or self.weights:
+            raise PydanticCustomError("policy", "policy and weights go with a rotation")
+        return self
+
+    @property
+    def items(self) -> list[str]:
+        """The content keys it sends: its rotation, or its one content item."""
+        return list(self.rotation) or [self.content or ""]
 
 
 class PlanFile(_Strict):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -28,31 +30,43 @@ class PreviewRow:
     units: int
 
 
-def preview(engine: Engine, plan_id: int, start: datetime, days: int) -> list[PreviewRow]:
+# (schedule row, its targets, how many slots) → for each slot: (content id, its targets)
+Turns = Callable[[Any, list[tuple[int, str | None]], int], list[list[tuple[int, Any]]]]
+
+
+def preview(
+    engine: Engine, plan_id: int, start: datetime, days: int, turns: Turns | None = None
+) -> list[PreviewRow]:
+    """`turns`: how a rotation picks per endpoint (the engine's, from the activity log);
+    without it a rotating schedule shows its first item everywhere."""
     S, C = Schedule.__table__, ContentItem.__table__
     with engine.connect() as conn:
         schedules = conn.execute(
-            select(S, C.c.title.label("content_title"))
-            .join(C, C.c.id == S.c.content_id)
-            .where(S.c.plan_id == plan_id, S.c.enabled.is_(True))
+            select(S).where(S.c.plan_id == plan_id, S.c.enabled.is_(True))
         ).all()
+        titles = dict(conn.execute(select(C.c.id, C.c.title).where(C.c.plan_id == plan_id)).all())
     rows = []
     for sch in schedules:
         targets = resolve_targets(engine, sch.channel, sch.targets)
-        units = len({unit for _, unit in targets})
         times = timing_of(sch).fire_times(
             start, start + timedelta(days=days), most=MOST_PER_SCHEDULE
         )
-        for when in times:
-            rows.append(
-                PreviewRow(
-                    when,
-                    sch.name,
-                    sch.channel,
-                    sch.content_title,
-                    sch.priority,
-                    len(targets),
-                    units,
+        ahead = (
+            turns(sch, targets, len(times))
+            if turns is not None and sch.rotation
+            else [[(sch.content_id, targets)]] * len(times)
+        )
+        for when, groups in zip(times, ahead, strict=True):
+            for content_id, group in groups:
+                rows.append(
+                    PreviewRow(
+                        when,
+                        sch.name,
+                        sch.channel,
+                        titles.get(content_id, ""),
+                        sch.priority,
+                        len(group),
+                        len({unit for _, unit in group}),
+                    )
                 )
-            )
-    return sorted(rows, key=lambda r: (r.when, r.schedule))
+    return sorted(rows, key=lambda r: (r.when, r.schedule, r.content))

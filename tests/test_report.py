@@ -572,7 +572,7 @@ def test_a_2021_plan_with_a_district_target_is_reported_by_the_old_districts(
     # short for a post, ask nothing).
     (target,) = build_report(
         engine,
-        _plan(engine),
+        _plan_2021(engine),
         parse_period("05/2021", None, None, date(2021, 5, 1), date(2021, 5, 31)),
         units="legacy",
         now=clock.now(),
@@ -580,7 +580,7 @@ def test_a_2021_plan_with_a_district_target_is_reported_by_the_old_districts(
     assert (target.units, target.required, target.achieved, target.below) == (2, 8, 8, ())
 
 
-def _plan(engine: Engine) -> Any:
+def _plan_2021(engine: Engine) -> Any:
     from dispatcher.queries import find_plan
 
     return find_plan(engine, "95/KH-UBND")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -172,12 +173,13 @@ def schedule_preview(
     """What would go out where and when; sends nothing."""
     check_arguments(plan=plan)
     from dispatcher.queries import find_plan
+    from dispatcher.rotation_picks import turns
     from schedules.preview import preview
 
     engine = open_database(current_settings())
     p = find_plan(engine, nfc(plan))
     first = parse_day(start, p.zone, "from") or datetime.now(UTC)
-    rows = preview(engine, p.id, first, days)
+    rows = preview(engine, p.id, first, days, partial(turns, engine))
     table = Table(
         "when",
         "schedule",

@@ -10,14 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from channels.states import (
-    CONFIRMED,
-    DELIVERED,
-    DISPLAYED,
     EXPIRED,
     FAILED,
     MISSED,
     PENDING,
-    PLAYED,
+    PROVEN,
     RETRY_WAIT,
     SENDING,
     SENT,
@@ -26,7 +23,7 @@ from channels.states import (
 )
 
 # Reached people, as a device or a person confirmed it.
-DONE = (PLAYED, CONFIRMED, DELIVERED, DISPLAYED)
+DONE = PROVEN
 WAITING = (PENDING, SENDING, RETRY_WAIT)
 UNDELIVERED = "undelivered"  # the event of a message the network could not deliver
 

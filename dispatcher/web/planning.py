@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import tempfile
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from coso.names import shown
 from coso.units import Organisation, unit_tree
 from dispatcher.queries import plan_schedules
 from dispatcher.resend import resend_failed
+from dispatcher.rotation_picks import turns
 from dispatcher.web.console import Pages, plan_for
 from dispatcher.web.scope import plan_units, whole_plan
 from schedules.editing import set_enabled
@@ -257,7 +259,7 @@ def planning_router(
         days = days if days in PREVIEW_DAYS else 7
         local = clock.now().astimezone(zone(plan.zone))
         start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        rows = preview(engine, plan.id, start, days)
+        rows = preview(engine, plan.id, start, days, partial(turns, engine))
         return page(
             request,
             "plan_preview.html",

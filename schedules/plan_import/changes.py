@@ -63,6 +63,9 @@ SCHEDULE_LABELS = {
     "misfire_grace_seconds": ("misfire_grace", "phát bù nếu lỡ trong"),
     "resend_unknown": ("resend_unknown", "gửi lại khi mất kết quả"),
     "options": ("options", "tùy chọn kênh"),
+    "rotation": ("rotation", "luân phiên"),
+    "rotation_policy": ("policy", "cách luân phiên"),
+    "rotation_weights": ("weights", "trọng số"),
     "enabled": ("enabled", "bật"),
 }
 # Changing these changes when a schedule fires: slots before the change are not back-filled.
@@ -360,8 +363,10 @@ def _shown_value(name: str, value: Any) -> str:
             if value.get(key)
         ]
         return "; ".join(parts) or "—"
-    if name == "options":
+    if name in ("options", "rotation_weights"):
         return ", ".join(f"{k} = {v}" for k, v in sorted(value.items())) or "—"
+    if name == "rotation":
+        return ", ".join(value) or "—"
     if name in ("rrule", "channel", "zone"):
         return str(value)
     return _shown(value)

@@ -97,7 +97,8 @@ def check_rendering(ctx: Context) -> None:
         # A start out of range is reported with the schedule and cannot be rendered for.
         if i in ctx.reached and EARLIEST <= sch.start.replace(tzinfo=None) <= LATEST:
             first = as_utc(sch.start.replace(tzinfo=plan_zone))
-            uses.setdefault(sch.content, []).append((first, ctx.reached[i]))
+            for key in sch.items:  # each item of a rotation may go to any of them
+                uses.setdefault(key, []).append((first, ctx.reached[i]))
             codes.update(ep.unit_code for ep in ctx.reached[i] if ep.unit_code)
     names = unit_names(ctx.engine, codes) if codes else {}
     for i, item in enumerate(ctx.pf.content):

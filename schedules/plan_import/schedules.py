@@ -36,14 +36,16 @@ def check(ctx: Context) -> None:
 def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
     loc = ("schedules", i)
     states = ctx.content_states
-    if sch.content not in states:
-        ctx.fail((*loc, "content"), sch.content, f"no content with this key; have {sorted(states)}")
-    elif sch.enabled and states[sch.content] != APPROVED:
-        ctx.fail(
-            (*loc, "content"),
-            sch.content,
-            f"content is {states[sch.content]!r}; only approved content can be scheduled",
-        )
+    field = "rotation" if sch.rotation else "content"
+    for key in sch.items:
+        if key not in states:
+            ctx.fail((*loc, field), key, f"no content with this key; have {sorted(states)}")
+        elif sch.enabled and states[key] != APPROVED:
+            ctx.fail(
+                (*loc, field),
+                key,
+                f"content is {states[key]!r}; only approved content can be scheduled",
+            )
     if not ctx.channel((*loc, "channel"), sch.channel):
         return
     plugin = registry.get(sch.channel)
@@ -55,8 +57,10 @@ def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
             f"this channel is not set up ({plugin.not_configured_hint or 'see its settings'});"
             f" set up: {ready}",
         )
-    if sch.enabled and plugin.needs_audio and sch.content in states:
-        _check_audio(ctx, loc, sch)
+    if sch.enabled and plugin.needs_audio:
+        for key in sch.items:
+            if key in states:
+                _check_audio(ctx, loc, sch, key, field)
     try:
         check_options(sch.channel, sch.options)
     except InputError as exc:
@@ -153,33 +157,35 @@ def _check_limits(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> 
         ctx.fail((*loc, breach.key), breach.value, breach.reason)
 
 
-def _check_audio(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
+def _check_audio(
+    ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry, key: str, field: str
+) -> None:
     """The channel plays audio only: the content must bring its file (content items of a new
     plan have no audio attached yet), or, with --update, already go out with audio (audio
     the file brings for approved content waits, as a draft, for approval)."""
     number = ctx.pf.plan.number
-    old = ctx.stored.content.get(sch.content) if ctx.stored is not None else None
+    old = ctx.stored.content.get(key) if ctx.stored is not None else None
     if old is not None:
         if not old.has_audio:
             ctx.fail(
-                (*loc, "content"),
-                sch.content,
-                f"{sch.channel} content needs prepared audio and {sch.content!r} goes out"
+                (*loc, field),
+                key,
+                f"{sch.channel} content needs prepared audio and {key!r} goes out"
                 " without any: give this schedule enabled = false, add the audio (audio ="
-                f' "FILE" in its [[content]], or coso content audio {number} {sch.content}'
-                f" FILE), approve that version (coso content approve {number} {sch.content}"
+                f' "FILE" in its [[content]], or coso content audio {number} {key}'
+                f" FILE), approve that version (coso content approve {number} {key}"
                 " --by NAME), then coso schedule enable",
             )
         return
-    if any(c.key == sch.content and c.audio for c in ctx.pf.content):
+    if any(c.key == key and c.audio for c in ctx.pf.content):
         return
     ctx.fail(
-        (*loc, "content"),
-        sch.content,
-        f"{sch.channel} content needs prepared audio and {sch.content!r} has none:"
+        (*loc, field),
+        key,
+        f"{sch.channel} content needs prepared audio and {key!r} has none:"
         ' add audio = "FILE" to its [[content]] (a path relative to this file), or import'
         f" this schedule with enabled = false, then coso content audio {number}"
-        f" {sch.content} FILE, coso content approve {number} {sch.content} --by NAME and"
+        f" {key} FILE, coso content approve {number} {key} --by NAME and"
         " coso schedule enable",
     )
 

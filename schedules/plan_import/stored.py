@@ -31,6 +31,9 @@ SCHEDULE_FIELDS = (
     "misfire_grace_seconds",
     "resend_unknown",
     "options",
+    "rotation",
+    "rotation_policy",
+    "rotation_weights",
     "enabled",
 )
 HEADER_FIELDS = (

@@ -225,5 +225,8 @@ def schedule_values(ctx: Context, sch: ScheduleEntry) -> dict[str, Any]:
         "misfire_grace_seconds": int(parse_duration(grace).total_seconds()),
         "resend_unknown": sch.resend_unknown,
         "options": check_options(sch.channel, sch.options),
+        "rotation": list(sch.rotation),
+        "rotation_policy": sch.policy if sch.rotation else None,
+        "rotation_weights": {key: float(w) for key, w in sch.weights.items()},
         "enabled": sch.enabled,
     }

@@ -235,6 +235,9 @@ class Player:
         entry.expires_at = c.get("expires_at")
         self.state.by_delivery[delivery_id] = key
         if entry.state == WAITING:
+            # The command is what coso sent this player: its clip wins over the programme's
+            # (a rotation picks each player's item when the slot fires).
+            entry.media = c["media"]
             expires = _t(entry.expires_at)
             if expires is not None and expires <= now:
                 entry.state, entry.reason = EXPIRED, "reached the player after its expiry"
