@@ -11,6 +11,7 @@ from typing import Any
 
 from pyrate_limiter import Duration, Limiter, Rate
 from sqlalchemy import Engine, or_
+from sqlalchemy.exc import DBAPIError
 
 from channels.base import (
     Accepted,
@@ -90,10 +91,21 @@ class Sender:
         self._claimed: set[int] = set()
         self._claimed_lock = threading.Lock()
         self._orphans_possible = True
+        self._round = threading.Lock()
 
     def send_due(self) -> int:
         """One round: expire what is overdue, then claim, send and record one batch. A batch
-        channel's batch is recorded on the settling thread, while the next one goes out."""
+        channel's batch is recorded on the settling thread, while the next one goes out.
+        One round at a time: a loop started again beside one that hangs (the supervisor's)
+        waits its turn, so it can never take the other's batch for an orphan."""
+        if not self._round.acquire(blocking=False):
+            return 0
+        try:
+            return self._send_round()
+        finally:
+            self._round.release()
+
+    def _send_round(self) -> int:
         now = self.clock.now()
         if self._orphans_possible:
             self._requeue_orphans(now)
@@ -112,7 +124,7 @@ class Sender:
                 self._release_room()
                 self._orphans_possible = False
                 return 0
-            messages, outcomes, held = self._prepare(claimed, now)
+            messages, outcomes, held = self._prepare_each_alone(claimed, now)
         except BaseException:
             self._release_room()
             raise
@@ -127,6 +139,35 @@ class Sender:
             return len(claimed)
         self._record_until_done(messages, outcomes + self._send_all(messages), held)
         return len(claimed)
+
+    def _prepare_each_alone(
+        self, claimed: list[Any], now: datetime
+    ) -> tuple[list[Outbound], list[Outcome], list[Outcome]]:
+        """`_prepare`; when it breaks other than by the database (which leaves the batch to
+        the next round), each delivery again alone: one that cannot be prepared fails, with
+        the reason, and the others go out."""
+        try:
+            return self._prepare(claimed, now)
+        except DBAPIError:
+            raise
+        except Exception:
+            log.exception("preparing %d message(s) failed; each alone", len(claimed))
+        messages: list[Outbound] = []
+        outcomes: list[Outcome] = []
+        held: list[Outcome] = []
+        for d in claimed:
+            try:
+                m, o, h = self._prepare([d], now)
+            except DBAPIError:
+                raise
+            except Exception as exc:
+                why = f"không chuẩn bị được tin: {type(exc).__name__}: {exc}"[:500]
+                outcomes.append(Outcome(d.id, FAILED, "failed", now, "dispatcher", error=why))
+                continue
+            messages += m
+            outcomes += o
+            held += h
+        return messages, outcomes, held
 
     def _prepare(
         self, claimed: list[Any], now: datetime

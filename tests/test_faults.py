@@ -243,3 +243,78 @@ def test_a_round_that_breaks_after_claiming_sends_its_deliveries_once_at_the_nex
     with engine.connect() as conn:
         attempts = conn.execute(text("SELECT attempts FROM delivery")).scalars().all()
     assert attempts == [1, 1, 1]  # the broken round's claim is not counted as an attempt
+
+
+def test_a_delivery_that_cannot_be_prepared_fails_alone_and_the_rest_of_its_batch_goes_out(
+    engine: Engine,
+    settings: Settings,
+    clock: ManualClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not the database: a fault of one delivery. Retrying the batch would hold back the
+    others for ever (and fill the log)."""
+    import_plan_file(engine, settings, write_plan(tmp_path), clock.now())
+    real = dispatcher.sender.build_messages
+    poisoned: list[int] = []
+
+    def build_messages(engine_: Engine, claimed):  # type: ignore[no-untyped-def]
+        if not poisoned:
+            poisoned.append(claimed[0].id)
+        if any(d.id == poisoned[0] for d in claimed):
+            raise ValueError("a template the engine cannot read")
+        return real(engine_, claimed)
+
+    monkeypatch.setattr(dispatcher.sender, "build_messages", build_messages)
+    channel = Recording()
+    clock.set(SLOT)
+    coso = Dispatcher(engine, settings, clock, channels={"web": channel})
+    coso.tick()
+    assert delivery_states(engine) == {"delivered": 2, "failed": 1}
+    assert len(channel.sent) == 2 and poisoned[0] not in channel.sent
+    with engine.connect() as conn:
+        why = conn.execute(
+            text("SELECT last_error FROM delivery WHERE id = :d"), {"d": poisoned[0]}
+        ).scalar()
+        requeued = conn.execute(
+            text("SELECT count(*) FROM activity_entry WHERE event = 'requeued'")
+        ).scalar()
+    assert "a template the engine cannot read" in why and requeued == 0
+
+
+def test_a_second_loop_beside_a_hanging_one_takes_nothing_from_it(
+    engine: Engine,
+    settings: Settings,
+    clock: ManualClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The supervisor starts a loop again when one hangs (the database slow to answer,
+    say); the hanging one may still send its batch: the new one must not send it too."""
+    import threading
+
+    import_plan_file(engine, settings, write_plan(tmp_path), clock.now())
+    real = dispatcher.sender.build_messages
+    inside, go_on = threading.Event(), threading.Event()
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        inside.set()
+        go_on.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dispatcher.sender, "build_messages", slow)
+    channel = Recording()
+    clock.set(SLOT)
+    coso = Dispatcher(engine, settings, clock, channels={"web": channel})
+    coso.fire()
+    sender = coso.senders["web"]
+    hanging = threading.Thread(target=sender.send_due)
+    hanging.start()
+    assert inside.wait(30)
+    assert sender.send_due() == 0  # the new loop's round: nothing taken, nothing requeued
+    assert delivery_states(engine) == {"sending": 3}
+    go_on.set()
+    hanging.join(30)
+    coso.drain()
+    assert delivery_states(engine) == {"delivered": 3}
+    assert sorted(channel.sent) == sorted(set(channel.sent)) and len(channel.sent) == 3
