@@ -174,6 +174,9 @@ def console_router(
     from dispatcher.web.editing import editing_router
 
     router.include_router(editing_router(engine, settings, page, signed_in, clock))
+    from dispatcher.web.report_pages import report_router
+
+    router.include_router(report_router(engine, page, signed_in, clock))
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, next: str = "/") -> HTMLResponse:
