@@ -34,13 +34,15 @@ def day_clashes(host: ChannelHost, units: set[str], day: date, tz: str) -> list[
     lo, hi = day_bounds(day, tz)
     if hi <= now:
         return []
-    start = max(lo, now)
+    # From just before the day (a slot at 00:00 is the day's), slots still to come.
+    start = max(lo - timedelta(seconds=1), now)
     items: list[SlotItem] = []
     for plugin in registry.plugins().values():
         if not plugin.plays_in_turn:
             continue
         slots = host.upcoming(plugin.name, now, hi - now, after=start)
-        items += slot_items((s for s in slots if start < s.at < hi), plugin.name, units)
+        coming = (s for s in slots if lo <= s.at < hi and s.at > now)
+        items += slot_items(coming, plugin.name, units)
     return clashes(items, load_orders(host.engine, units, lo, hi))
 
 

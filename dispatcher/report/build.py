@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from channels import registry
-from channels.endpoints import Endpoint
+from channels.endpoints import Endpoint, resolve_targets
 from content.media import media_for
 from content.models import ContentItem
 from coso.clock import zone
@@ -22,7 +22,7 @@ from coso.units import LEGACY_DATASET, AdminUnit, Organisation, UnitTree, unit_t
 from dispatcher.report.figures import DONE, Tally, total
 from dispatcher.report.outcomes import Outcome, outcomes, reached
 from dispatcher.report.periods import Period, month_of, periods_in, promised, week_of
-from schedules.models import PlanTarget
+from schedules.models import PlanTarget, Schedule
 
 DIMENSIONS = ("channel", "unit", "week", "month", "content")
 CURRENT, LEGACY = "current", "legacy"
@@ -57,8 +57,9 @@ class TargetResult:
     below: tuple[UnitShort, ...]  # units that missed the count in some period, by name
 
     @property
-    def percent(self) -> float:
-        return round(100 * self.achieved / self.required, 1) if self.required else 100.0
+    def percent(self) -> float | None:
+        """None when the target asks nothing here (no unit it covers, or no whole period)."""
+        return round(100 * self.achieved / self.required, 1) if self.required else None
 
 
 @dataclass(frozen=True)
@@ -99,24 +100,31 @@ def parse_by(text: str | None) -> tuple[str, ...]:
 
 def scope_units(engine: Engine, tree: UnitTree, unit: str | None) -> tuple[set[str] | None, str]:
     """The units a report covers (None: all) and their name: a unit of any level (with every
-    unit below it), a legacy unit (what it became), or an organisation (the units it serves)."""
+    unit below it and itself), a legacy unit (what it became), or an organisation by name:
+    the unit it belongs to, else the units its schedules reach."""
     if unit is None:
         return None, ""
     names = _unit_names(engine, [unit])
     try:
-        return tree.below(unit), names.get(unit, unit)
+        return tree.below(unit) | {unit}, names.get(unit, unit)
     except InputError:
         pass
     orgs = Organisation.__table__
     with engine.connect() as conn:
         org = conn.execute(select(orgs).where(orgs.c.name == unit)).first()
     if org is None:
-        raise InputError(
-            "unit", unit, "no administrative unit or organisation by this code or name"
-        )
-    if not org.unit_code:
-        raise InputError("unit", unit, "this organisation names no unit it serves")
-    return tree.below(org.unit_code), org.name
+        raise InputError("unit", unit, "không có đơn vị hành chính hay tổ chức nào như vậy")
+    if org.unit_code:
+        return tree.below(org.unit_code) | {org.unit_code}, org.name
+    S = Schedule.__table__
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(S.c.channel, S.c.targets).where(S.c.organisation_id == org.id)
+        ).all()
+    served = {u for ch, targets in found for _e, u in resolve_targets(engine, ch, targets) if u}
+    if not served:
+        raise InputError("unit", unit, "tổ chức này chưa có lịch nào đến một đơn vị")
+    return served, org.name
 
 
 def _unit_names(engine: Engine, codes: Sequence[str]) -> dict[str, str]:
@@ -172,6 +180,7 @@ def build_report(
         ]
     clips = _clip_seconds(engine, {r.content_id for r in rows if r.content_id})
     titles = {name: p.title for name, p in registry.plugins().items()}
+    on_air = {name for name, p in registry.plugins().items() if p.plays_in_turn}
     content_titles = _content_titles(engine, {r.content_id for r in rows if r.content_id})
     local = {}  # slot → local day, computed once per slot
     groups: dict[tuple[str, ...], Tally] = defaultdict(Tally)
@@ -185,12 +194,16 @@ def build_report(
         unit_code = unit_of(r.unit_code) if r.unit_code else ""
         key, labels = _key(dims, r, unit_code, day, titles, content_titles)
         label_of[key] = labels
-        clip = clips.get(r.content_id) if r.content_id else None
+        # Airtime: the clip's length where the item plays out loud (loudspeakers, a station),
+        # not where the same content is posted or texted.
+        clip = clips.get(r.content_id) if r.content_id and r.channel in on_air else None
         groups[key].add(r.state, r.event, r.n, clip)
         per_channel[r.channel].add(r.state, r.event, r.n, clip)
     names = _unit_names(engine, {k[dims.index("unit")] for k in groups if "unit" in dims} - {""})
-    by_unit = set(dims) <= {"channel", "unit"}
-    counted = reached(engine, plan.id, lo, hi, scope, by_unit=by_unit) if units == CURRENT else {}
+    # Distinct endpoints can be counted for a line by channel, or by channel and unit; not
+    # for a week or a content item (those of two weeks are not the sum of each week's).
+    countable = set(dims) <= {"channel", "unit"} and (units == CURRENT or "unit" not in dims)
+    counted = reached(engine, plan.id, lo, hi, scope, by_unit="unit" in dims) if countable else {}
     totals = reached(engine, plan.id, lo, hi, scope, by_unit=False)
     for channel, tally in per_channel.items():
         tally.reached = totals.get((channel, None), 0)
@@ -206,9 +219,9 @@ def build_report(
                 f"{names.get(code, code)} ({code})" if code else "—",
                 *labels[i + 1 :],
             )
-            if by_unit and units == CURRENT:
+            if countable:
                 tally.reached = counted.get((key[dims.index("channel")], code or None), 0)
-        elif by_unit and units == CURRENT:
+        elif countable:
             tally.reached = counted.get((key[dims.index("channel")], None), 0)
         lines.append(Line(key, labels, tally))
     return Report(
@@ -367,11 +380,9 @@ def target_results(
                 covered |= tree.below(code) | {code}
             except InputError:
                 covered.add(code)
-        wanted = {
-            u
-            for u in endpoint_units
-            if (not t.unit_codes or u in covered) and (scope is None or u in scope)
-        }
+        if not t.unit_codes:  # the units the plan's own schedules on the channel reach
+            covered = _reached_by_plan(engine, plan.id, t.channel, unit_of)
+        wanted = {u for u in endpoint_units if u in covered and (scope is None or u in scope)}
         plan_period = Period(plan.period_start, plan.period_end, "")
         spans = periods_in(t.per, window, plan_period)
         achieved = required = uncapped = 0
@@ -412,3 +423,17 @@ def target_results(
             )
         )
     return results
+
+
+def _reached_by_plan(engine: Engine, plan_id: int, channel: str, unit_of: Any) -> set[str]:
+    S = Schedule.__table__
+    with engine.connect() as conn:
+        found = conn.scalars(
+            select(S.c.targets).where(S.c.plan_id == plan_id, S.c.channel == channel)
+        ).all()
+    return {
+        unit_of(unit)
+        for targets in found
+        for _eid, unit in resolve_targets(engine, channel, targets)
+        if unit
+    }

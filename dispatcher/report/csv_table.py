@@ -65,7 +65,7 @@ def target_rows(report: Report) -> Iterator[list[int | float | str]]:
             t.units,
             t.required,
             t.achieved,
-            t.percent,
+            "—" if t.percent is None else t.percent,
             below,
         ]
 

@@ -205,7 +205,11 @@ def target_chart(report: Report) -> Markup:
     if not report.targets:
         return Markup("")
     rows = []
-    for i, t in enumerate(report.targets):
+    shown = [t for t in report.targets if t.percent is not None]
+    if not shown:
+        return Markup("")
+    for i, t in enumerate(shown):
+        assert t.percent is not None
         colour = DONE_COLOUR if t.percent >= 100 else SHORT_COLOUR
         label = f"{t.channel_title}: {t.count} lượt/{PER_LABELS.get(t.per, t.per)}"
         rows.append(
@@ -219,7 +223,7 @@ def target_chart(report: Report) -> Markup:
     title = "Tỷ lệ đạt chỉ tiêu"
     return Markup(
         f'<figure class="chart"><figcaption>{title}</figcaption>'
-        f"{_svg(len(report.targets), title, ''.join(rows))}</figure>"
+        f"{_svg(len(shown), title, ''.join(rows))}</figure>"
     )
 
 

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from coso.dates import FIRST_YEAR, LAST_YEAR, read_date
 from coso.errors import InputError
 
 DATE = "%d/%m/%Y"
@@ -34,47 +35,48 @@ def month_end(first: date) -> date:
     return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
 
 
-def parse_day(field: str, text: str) -> date:
-    from datetime import datetime
-
-    for form in (DATE, "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text.strip(), form).date()
-        except ValueError:
-            continue
-    raise InputError(field, text, "ngày phải viết dd/mm/yyyy")
-
-
 def parse_period(
     text: str | None, since: str | None, until: str | None, plan_start: date, plan_end: date
 ) -> Period:
     """The period asked for; the plan's whole period when none is given."""
     if text and (since or until):
-        raise InputError("period", text, "give --period or --from/--until, not both")
+        raise InputError("period", text, "cho --period hoặc --from/--until, không cả hai")
     if since or until:
-        start = parse_day("from", since) if since else plan_start
-        end = parse_day("until", until) if until else plan_end
+        start = read_date("from", since) if since else plan_start
+        end = read_date("until", until) if until else plan_end
         if end < start:
-            raise InputError("until", until or "", f"is before --from {start:{DATE}}")
+            field, value = ("until", until) if until else ("from", since or "")
+            raise InputError(
+                field,
+                value,
+                f"kỳ báo cáo kết thúc ({end:{DATE}}) trước khi bắt đầu ({start:{DATE}})",
+            )
         return Period(start, end, f"{start:{DATE}} – {end:{DATE}}")
     if not text:
         return Period(plan_start, plan_end, f"{plan_start:{DATE}} – {plan_end:{DATE}}")
     value = text.strip()
-    if m := re.fullmatch(r"(\d{1,2})/(\d{4})", value):
-        month, year = int(m[1]), int(m[2])
+    m = (
+        re.fullmatch(r"(\d{1,2})/(\d{4})", value)
+        or re.fullmatch(r"[Qq]([1-4])/(\d{4})", value)
+        or re.fullmatch(r"()(\d{4})", value)
+    )
+    if m is None:
+        raise InputError("period", text, "viết tháng 05/2021, quý Q2/2021 hoặc năm 2021")
+    year = int(m[2])
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise InputError("period", text, f"năm phải từ {FIRST_YEAR} đến {LAST_YEAR}")
+    if value[0] in "Qq":
+        quarter = int(m[1])
+        first = date(year, 3 * quarter - 2, 1)
+        last = month_end(date(year, 3 * quarter, 1))
+        return Period(first, last, f"quý {QUARTERS[quarter - 1]}/{year}")
+    if "/" in value:
+        month = int(m[1])
         if not 1 <= month <= 12:
             raise InputError("period", text, "tháng phải từ 01 đến 12")
         first = date(year, month, 1)
         return Period(first, month_end(first), f"tháng {month:02d}/{year}")
-    if m := re.fullmatch(r"[Qq]([1-4])/(\d{4})", value):
-        quarter, year = int(m[1]), int(m[2])
-        first = date(year, 3 * quarter - 2, 1)
-        last = month_end(date(year, 3 * quarter, 1))
-        return Period(first, last, f"quý {QUARTERS[quarter - 1]}/{year}")
-    if re.fullmatch(r"\d{4}", value):
-        year = int(value)
-        return Period(date(year, 1, 1), date(year, 12, 31), f"năm {year}")
-    raise InputError("period", text, "write a month 05/2021, a quarter Q2/2021 or a year 2021")
+    return Period(date(year, 1, 1), date(year, 12, 31), f"năm {year}")
 
 
 def week_of(day: date) -> tuple[date, str]:

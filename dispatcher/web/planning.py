@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 from coso.access import EDIT, Access, Forbidden
 from coso.clock import Clock, zone
 from coso.config import Settings
+from coso.dates import read_date
 from coso.errors import CosoError, InputError, InputErrors
 from coso.names import shown
 from coso.units import Organisation, unit_tree
@@ -55,14 +56,7 @@ def errors_of(exc: CosoError) -> list[str]:
 def parse_form_date(field: str, text: str) -> date:
     """A date as typed (dd/mm/yyyy) or as a date input sends it (yyyy-mm-dd), in the years
     schedules may use."""
-    for form in ("%d/%m/%Y", "%Y-%m-%d"):
-        try:
-            found = datetime.strptime(text.strip(), form).date()
-        except ValueError:
-            continue
-        if 2000 <= found.year <= 2199:
-            return found
-    raise InputError(field, text, "không phải ngày (dd/mm/yyyy) trong các năm 2000–2199")
+    return read_date(field, text)
 
 
 def organisation_name(engine: Engine, access: Access) -> str | None:
