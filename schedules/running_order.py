@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import JSON, Column, Engine, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from channels.states import PRIORITY
@@ -122,12 +123,6 @@ def load_orders(
     return {(r.unit_code, r.slot_utc): list(r.schedule_ids) for r in rows}
 
 
-def stored_order(engine: Engine, unit_code: str, at: datetime) -> list[int]:
-    """The order an operator set for a commune's slot ([] when none)."""
-    found = load_orders(engine, [unit_code], at, as_utc(at) + timedelta(seconds=1))
-    return found.get((unit_code, slot_key(at)), [])
-
-
 def positions_of(
     engine: Engine, wanted: Iterable[tuple[str | None, datetime, int]]
 ) -> dict[tuple[str | None, str, int], int]:
@@ -144,23 +139,37 @@ def positions_of(
     }
 
 
-def save_order(
+def move_up_in(
     engine: Engine,
     unit_code: str,
     at: datetime,
-    schedule_ids: Sequence[int],
+    clash: Sequence[int],
+    schedule_id: int,
     by: str,
     now: datetime,
-) -> None:
-    """Keep the order an operator set for a commune's slot (replacing the last one)."""
+) -> list[int]:
+    """Move `schedule_id` one place up in a commune's slot and keep the order (who, when):
+    read and written in one transaction, so two taps at once both count."""
     R = RunningOrder.__table__
     key = slot_key(at)
-    with write(engine) as conn:
-        found = conn.execute(
-            select(R.c.id).where(R.c.unit_code == unit_code, R.c.slot_utc == key)
-        ).scalar()
-        values = {"schedule_ids": list(schedule_ids), "set_by": by, "set_at": now}
-        if found is None:
-            conn.execute(R.insert().values(unit_code=unit_code, slot_utc=key, **values))
-        else:
-            conn.execute(R.update().where(R.c.id == found).values(**values))
+    for attempt in range(3):
+        try:
+            with write(engine) as conn:
+                found = conn.execute(
+                    select(R.c.id, R.c.schedule_ids).where(
+                        R.c.unit_code == unit_code, R.c.slot_utc == key
+                    )
+                ).first()
+                stored = list(found.schedule_ids) if found else []
+                current = sorted(clash, key=lambda s: position(s, stored))
+                order = moved_up(stored, current, schedule_id)
+                values = {"schedule_ids": order, "set_by": by, "set_at": now}
+                if found is None:
+                    conn.execute(R.insert().values(unit_code=unit_code, slot_utc=key, **values))
+                else:
+                    conn.execute(R.update().where(R.c.id == found.id).values(**values))
+            return order
+        except IntegrityError:  # another tap made the slot's row first: read it, again
+            if attempt == 2:
+                raise
+    return []

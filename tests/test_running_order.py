@@ -224,6 +224,16 @@ def test_another_commune_a_viewer_or_a_slot_gone_changes_nothing(morning: Any) -
             {"unit": "06040", "slot": "hôm qua", "schedule_id": "1"},
         )
         assert bad.status_code == 400 and "slot" in bad.text and "hôm qua" in bad.text
+        word = post_form(
+            operator,
+            TODAY_A,
+            "/units/06040/order",
+            {"unit": "06040", "slot": SLOT.isoformat(), "schedule_id": "một"},
+        )
+        assert word.status_code == 400 and "schedule_id = 'một'" in word.text
+        first_already = _move_up(operator, morning, "station", first)
+        assert first_already.status_code == 303
+        assert "xếp đầu tiên" in operator.get(first_already.headers["location"]).text
         morning.clock.set(SLOT + timedelta(minutes=1))  # gone out: too late to reorder
         late = _move_up(operator, morning, "station", second)
         assert late.status_code == 400 and "slot" in late.text

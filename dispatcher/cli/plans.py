@@ -246,11 +246,11 @@ def log_command(
 
     f = LogFilter(
         channel=channel,
-        units=frozenset(unit_tree(engine).below(unit)) if unit else None,
+        units=frozenset(unit_tree(engine).below(unit) | {unit}) if unit else None,
         state=state,
         since=parse_day(since, p.zone, "since"),
         until=parse_day(until, p.zone, "until") + timedelta(days=1) if until else None,
-        limit=limit or None,
+        limit=limit + 1 if limit else None,  # one more: to tell whether the list was cut
     )
     table = Table(
         "time",
@@ -263,8 +263,9 @@ def log_command(
         "detail",
         title=f"{p.number}: activity",
     )
-    shown = 0
-    for e in activity(engine, p.id, f):
+    entries = activity(engine, p.id, f)
+    cut = bool(limit) and len(entries) > limit
+    for e in entries[:limit] if limit else entries:
         table.add_row(
             local_text(e.at, p.zone, seconds=True),  # entries in the same minute keep their order
             e.channel,
@@ -275,9 +276,8 @@ def log_command(
             e.actor,
             e.detail or "",
         )
-        shown += 1
     out.print(table)
-    if limit and shown == limit:
+    if cut:
         out.print(f"the newest {limit} entries; --limit 0 for all")
 
 

@@ -17,7 +17,7 @@ from coso.config import Settings
 from coso.errors import InputError
 from coso.units import unit_tree
 from dispatcher.clashes import clash_of
-from schedules.running_order import moved_up, save_order, stored_order
+from schedules.running_order import move_up_in
 
 
 def parse_slot(text: str) -> datetime:
@@ -30,6 +30,12 @@ def parse_slot(text: str) -> datetime:
     return as_utc(at)
 
 
+def parse_schedule_id(text: str) -> int:
+    if not text.strip().isdigit() or len(text.strip()) > 9:
+        raise InputError("schedule_id", text, "không phải mã lịch")
+    return int(text.strip())
+
+
 def ordering_router(settings: Settings, signed_in: Any, host: ChannelHost) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     tz = settings.timer.default_zone
@@ -37,31 +43,41 @@ def ordering_router(settings: Settings, signed_in: Any, host: ChannelHost) -> AP
     @router.post("/units/{code}/order", response_model=None)
     def move_up(
         code: str,
-        unit: str = Form(...),
-        slot: str = Form(...),
-        schedule_id: int = Form(...),
+        unit: str = Form(""),
+        slot: str = Form(""),
+        schedule_id: str = Form(""),
         access: Access = Depends(signed_in),
     ) -> Response:
         """Move a schedule's item one place up in its commune's slot; back to Hôm nay."""
         access.require_unit(CONFIRM, code)
-        access.require_unit(CONFIRM, unit)
+        if unit:
+            access.require_unit(CONFIRM, unit)
         try:
-            if unit not in unit_tree(host.engine).below(code):
-                raise InputError("unit", unit, f"không thuộc {code}")
+            if not unit or unit not in unit_tree(host.engine).below(code):
+                raise InputError("unit", unit, f"không phải một đơn vị thuộc {code}")
             at = parse_slot(slot)
-            clash = clash_of(host, unit, at, schedule_id, tz)
+            sid = parse_schedule_id(schedule_id)
+            if at <= host.clock.now():
+                raise InputError("slot", slot, "giờ phát này đã qua: không đổi thứ tự được nữa")
+            clash = clash_of(host, unit, at, sid, tz)
             if clash is None:
                 raise InputError(
-                    "slot", slot, "không còn mục ưu tiên trùng giờ để xếp (đã qua giờ phát?)"
+                    "schedule_id",
+                    schedule_id,
+                    "không phải một tin ưu tiên trùng giờ còn chờ phát ở giờ này",
                 )
-            order = moved_up(stored_order(host.engine, unit, at), clash.schedule_ids, schedule_id)
+            if clash.schedule_ids[0] == sid:
+                message = "Tin này đã xếp đầu tiên"
+            else:
+                move_up_in(
+                    host.engine, unit, at, clash.schedule_ids, sid, access.login, host.clock.now()
+                )
+                message = "Đã đổi thứ tự phát"
         except InputError as exc:
             raise HTTPException(400, str(exc)) from exc
-        save_order(host.engine, unit, at, order, access.login, host.clock.now())
         day = at.astimezone(zone(tz)).strftime("%d/%m/%Y")
         return RedirectResponse(
-            f"/units/{code}/today?day={quote(day)}&ok={quote('Đã đổi thứ tự phát')}",
-            status_code=303,
+            f"/units/{code}/today?day={quote(day)}&ok={quote(message)}", status_code=303
         )
 
     return router
