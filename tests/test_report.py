@@ -12,7 +12,7 @@ import io
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -379,6 +379,8 @@ def test_the_quarter_reported_for_the_province_is_what_happened(quarter: Quarter
     want = expected(record)
     got = {channel: figures_of(t) for channel, t in report.channels.items()}
     assert got == {channel: +c for channel, c in want.items()}
+    # The lines by channel say the same (distinct endpoints reached included).
+    assert {line.key[0]: figures_of(line.tally) for line in report.lines} == got
     # Each target, counted by the test: per commune and week (or month), what it asks —
     # a week cut by the quarter's edge in proportion, rounded down — against what reached.
     speakers, station, sms = report.targets
@@ -592,3 +594,40 @@ def test_every_figure_is_defined_in_the_documentation() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "report.md").read_text(encoding="utf-8")
     for key, heading, meaning in FIGURES:
         assert f"| `{key}` | {heading} | {meaning} |" in doc, key
+
+
+@pytest.mark.parametrize(
+    ("period", "since", "until", "says"),
+    [
+        ("Q5/2021", None, None, "period = 'Q5/2021'"),
+        ("13/2021", None, None, "period = '13/2021': tháng phải từ 01 đến 12"),
+        ("0000", None, None, "period = '0000': năm phải từ 2000 đến 2199"),
+        ("9999", None, None, "period = '9999': năm phải từ 2000 đến 2199"),
+        (None, "29/02/2021", None, "from = '29/02/2021': không có ngày này trong lịch"),
+        (None, "01/01/0001", None, "from = '01/01/0001': năm phải từ 2000 đến 2199"),
+        (None, "01/01/2030", None, "from = '01/01/2030': kỳ báo cáo kết thúc"),
+        (None, "10/05/2021", "01/05/2021", "until = '01/05/2021': kỳ báo cáo kết thúc"),
+        ("05/2021", "01/05/2021", None, "period = '05/2021'"),
+    ],
+)
+def test_a_period_that_is_not_one_is_refused_naming_the_field(
+    period: str | None, since: str | None, until: str | None, says: str
+) -> None:
+    from coso.errors import InputError
+
+    with pytest.raises(InputError) as refused:
+        parse_period(period, since, until, date(2021, 4, 1), date(2021, 12, 31))
+    assert says in str(refused.value)
+
+
+def test_periods_people_write() -> None:
+    start, end = date(2021, 1, 1), date(2021, 12, 31)
+    assert astuple(parse_period("q2/2021", None, None, start, end))[:2] == (
+        date(2021, 4, 1),
+        date(2021, 6, 30),
+    )
+    assert astuple(parse_period("02/2020", None, None, start, end))[:2] == (
+        date(2020, 2, 1),
+        date(2020, 2, 29),
+    )
+    assert parse_period(None, None, None, start, end).label == "01/01/2021 – 31/12/2021"

@@ -48,9 +48,9 @@ def report_command(
     from dispatcher.report.periods import parse_period
 
     if format not in FORMATS:
-        raise InputError("format", format, f"is not one of {', '.join(FORMATS)}")
+        raise InputError("format", format, f"không phải một trong {', '.join(FORMATS)}")
     if format in BINARY and output is None:
-        raise InputError("out", "", f"a {format} report needs --out FILE")
+        raise InputError("out", "", f"báo cáo {format} cần --out TỆP")
     engine = open_database(current_settings())
     p = find_plan(engine, nfc(plan))
     window = parse_period(period, since, until, p.period_start, p.period_end)

@@ -92,9 +92,9 @@ def parse_by(text: str | None) -> tuple[str, ...]:
     parts = tuple(p.strip() for p in text.split(",") if p.strip())
     for p in parts:
         if p not in DIMENSIONS:
-            raise InputError("by", text, f"{p!r} is not one of {', '.join(DIMENSIONS)}")
+            raise InputError("by", text, f"{p!r} không phải một trong {', '.join(DIMENSIONS)}")
     if len(set(parts)) != len(parts):
-        raise InputError("by", text, "a dimension is named twice")
+        raise InputError("by", text, "một cách chia được nêu hai lần")
     return parts
 
 
@@ -293,7 +293,7 @@ def _unit_grouping(
             )
         if not districts:
             raise InputError(
-                "legacy-units", "", "no pre-2025 units: import them with coso units import-legacy"
+                "legacy-units", "", "chưa có đơn vị trước 2025: nhập bằng coso units import-legacy"
             )
         was: dict[str, set[str]] = defaultdict(set)
         for old, became in tree.legacy.items():

@@ -154,4 +154,4 @@ def render(report: Report, format: str, *, number: str = "", place: str = "") ->
         from dispatcher.report.export_html import html_page
 
         return html_page(report, head)
-    raise InputError("format", format, f"is not one of {', '.join(FORMATS)}")
+    raise InputError("format", format, f"không phải một trong {', '.join(FORMATS)}")
