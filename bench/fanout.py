@@ -61,7 +61,7 @@ def prepare(engine: Engine, endpoints: int) -> None:
                     "content": "c",
                     "channel": "web",
                     "targets": {"units": ["20"]},
-                    "start": "2021-05-03T06:00:00",
+                    "start": datetime(2021, 5, 3, 6, 0),
                 }
             ],
         }
