@@ -309,7 +309,8 @@ class PlayerService:
             self._redelivered[r.id] = now
         if len(self._redelivered) > 100_000:
             self._redelivered = {k: v for k, v in self._redelivered.items() if v > stale}
-        log.info("sent %d unacknowledged command(s) again", sent)
+        if sent:  # none while the broker is away: it is said once, by the broker link
+            log.info("sent %d unacknowledged command(s) again", sent)
         return sent
 
     def sync(self, now: datetime, force: set[str], everyone_forced: bool) -> int:
