@@ -125,28 +125,13 @@ class ScheduleEntry(_Strict):
     enabled: bool = True
 
     @model_validator(mode="after")
-    def _one_content_or_a_rotation(self) -> ScheduleEntry:
-        if self.rotation:
-            if len(set(self.rotation)) != len(self.rotation):
-                raise PydanticCustomError(
-                    "rotation", "a content key is named twice in the rotation"
-                )
-            if self.content is not None and self.content != self.rotation[0]:
-                raise PydanticCustomError(
-                    "rotation", "give content or rotation, not both (content is the first)"
-                )
+    def _first_of_the_rotation(self) -> ScheduleEntry:
+        """A rotation's content is its first item; the import checks the rest (naming the
+        field: schedules.plan_import.schedules)."""
+        if self.rotation and self.content is None:
             self.content = self.rotation[0]
-            self.policy = self.policy or "least-played"
-            stray = sorted(set(self.weights) - set(self.rotation))
-            if stray:
-                raise PydanticCustomError(
-                    "weights", "weights name content not in the rotation: {stray}", {"stray": stray}
-                )
-            return self
-        if self.content is None:
-            raise PydanticCustomError("content", "a schedule needs content (or a rotation)")
-        if self.policy is not None or self.weights:
-            raise PydanticCustomError("policy", "policy and weights go with a rotation")
+        if self.rotation and self.policy is None:
+            self.policy = "least-played"
         return self
 
     @property

@@ -162,6 +162,7 @@ PLAUSIBLE = {
     "code": ["06040"],
     "delivery_id": ["1"],
     "login": ["admin"],
+    "format": ["csv", "xlsx", "docx", "pdf"],
 }
 HOSTILE = [
     "0",

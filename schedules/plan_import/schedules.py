@@ -37,6 +37,8 @@ def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
     loc = ("schedules", i)
     states = ctx.content_states
     field = "rotation" if sch.rotation else "content"
+    if not _content_or_rotation(ctx, loc, sch):
+        return
     for key in sch.items:
         if key not in states:
             ctx.fail((*loc, field), key, f"no content with this key; have {sorted(states)}")
@@ -155,6 +157,30 @@ def _check_limits(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> 
     limits = registry.schedule_limits(ctx.settings, sch.channel)
     for breach in check_limits(planned, limits, now_local):
         ctx.fail((*loc, breach.key), breach.value, breach.reason)
+
+
+def _content_or_rotation(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> bool:
+    """One content item, or a rotation of distinct ones (content, if given, its first);
+    policy and weights only with a rotation, weights only for its items."""
+    if sch.rotation:
+        doubled = sorted({k for k in sch.rotation if sch.rotation.count(k) > 1})
+        if doubled:
+            ctx.fail((*loc, "rotation"), doubled[0], "nội dung này có hai lần trong rotation")
+        if sch.content != sch.rotation[0]:
+            ctx.fail(
+                (*loc, "content"),
+                sch.content,
+                "cho content hoặc rotation, không cả hai (content là mục đầu của rotation)",
+            )
+        for key in sorted(set(sch.weights) - set(sch.rotation)):
+            ctx.fail((*loc, "weights", key), key, "weights name content not in the rotation")
+        return True
+    if sch.content is None:
+        ctx.fail((*loc, "content"), None, "a schedule needs content (or a rotation)")
+        return False
+    if sch.policy is not None or sch.weights:
+        ctx.fail((*loc, "policy"), sch.policy, "policy and weights go with a rotation")
+    return True
 
 
 def _check_audio(

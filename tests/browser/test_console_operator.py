@@ -362,7 +362,7 @@ def test_operator_puts_one_of_two_clashing_priority_items_first_on_a_phone(
     coso: CosoServer, new_page: Callable[..., Page], tmp_path: Path
 ) -> None:
     slot = (datetime.now(ZONE) + timedelta(hours=3)).replace(microsecond=0)
-    plan = write_plan(tmp_path, clash_plan("51/KH-UBND", slot), name="clash.toml")
+    plan = write_plan(tmp_path, clash_plan("91/KH-UBND", slot), name="clash.toml")
     coso.cli("plan", "import", str(plan))
 
     phone = signed_in(new_page(coso.url, "phone"), ORDERER)
