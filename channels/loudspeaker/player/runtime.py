@@ -341,8 +341,13 @@ class PlayerGroup:
         ids = list(player_ids)
         chunks = [ids[i : i + per_connection] for i in range(0, len(ids), per_connection)]
         for number, chunk in enumerate(chunks):
+            # The topic prefix is part of the id: two deployments (or two test runs) on one
+            # broker with the same player ids must not take over each other's sessions.
+            space = hashlib.sha256(topics.prefix.encode()).hexdigest()[:8]
             client_id = (
-                f"coso-player-{chunk[0]}" if len(chunk) == 1 else f"coso-sim-{chunk[0]}-{number}"
+                f"coso-player-{space}-{chunk[0]}"
+                if len(chunk) == 1
+                else f"coso-sim-{space}-{chunk[0]}-{number}"
             )
             link = MqttLink(client_id, chunk, address, settings, topics, self.runner)
             self.links.append(link)
