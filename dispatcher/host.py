@@ -149,7 +149,7 @@ class EngineHost:
             if not times:
                 continue
             targets = resolve_targets(self.engine, channel, sch.targets)
-            ahead = turns(self.engine, sch, targets, len(times), pools.get(sch.id))
+            ahead = turns(self.engine, sch, targets, len(times))
             for when, groups in zip(times, ahead, strict=True):
                 for content_id, group in groups:
                     asset = audio.get(content_id)

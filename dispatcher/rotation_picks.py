@@ -89,19 +89,16 @@ def turns(
     schedule: Any,
     targets: Targets,
     count: int,
-    pool: list[int] | None = None,
 ) -> list[list[tuple[int, Targets]]]:
     """For each of a schedule's next `count` slots: (content id, the targets it goes to).
     A rotation picks per endpoint from what reached people there, each slot as if the ones
     before it reached them too (what a programme and a preview can know)."""
     if not schedule.rotation:
         return [[(schedule.content_id, targets)]] * count
-    if pool is None:
-        pool = pool_ids(engine, schedule)[0]
+    pool, weights = pool_ids(engine, schedule)
     if not pool:
         return [[(schedule.content_id, targets)]] * count
     known = histories(engine, schedule.id)
-    weights = pool_ids(engine, schedule)[1]
     out: list[list[tuple[int, Targets]]] = []
     for _ in range(count):
         groups: dict[int, Targets] = {}

@@ -203,8 +203,12 @@ def build_report(
     # Distinct endpoints can be counted for a line by channel, or by channel and unit; not
     # for a week or a content item (those of two weeks are not the sum of each week's).
     countable = set(dims) <= {"channel", "unit"} and (units == CURRENT or "unit" not in dims)
-    counted = reached(engine, plan.id, lo, hi, scope, by_unit="unit" in dims) if countable else {}
     totals = reached(engine, plan.id, lo, hi, scope, by_unit=False)
+    counted = (
+        reached(engine, plan.id, lo, hi, scope, by_unit=True)
+        if countable and "unit" in dims
+        else totals  # lines by channel alone: the channels' own totals
+    )
     for channel, tally in per_channel.items():
         tally.reached = totals.get((channel, None), 0)
     lines = []
@@ -237,9 +241,7 @@ def build_report(
         lines=tuple(lines),
         channels=dict(sorted(per_channel.items())),
         channel_titles=titles,
-        targets=tuple(
-            target_results(engine, plan, period, rows, scope, current, tz, titles, names=None)
-        ),
+        targets=tuple(target_results(engine, tree, plan, period, rows, scope, current, tz, titles)),
         generated_at=now,
         mapping_note=mapping_note,
         notes=notes,
@@ -336,6 +338,7 @@ def _content_titles(engine: Engine, ids: set[int]) -> dict[int, str]:
 
 def target_results(
     engine: Engine,
+    tree: UnitTree,
     plan: Any,
     period: Period,
     rows: list[Outcome],
@@ -343,7 +346,6 @@ def target_results(
     unit_of: Any,
     tz: str,
     titles: dict[str, str],
-    names: dict[str, str] | None,
 ) -> list[TargetResult]:
     """Each of the plan's targets in the report's period (cut to the plan's): per unit it
     covers and per target period, the deliveries that reached people, against the count."""
@@ -356,7 +358,6 @@ def target_results(
     if end < start:
         return []
     window = Period(start, end, period.label)
-    tree = unit_tree(engine)
     done: dict[tuple[str, str, date], int] = defaultdict(int)  # (channel, unit, day) → n
     for r in rows:
         if r.state in DONE and r.unit_code:
@@ -402,7 +403,7 @@ def target_results(
             required += need
             if got < need:
                 short.append((u, got, need))
-        unit_names = names or _unit_names(engine, [u for u, _, _ in short])
+        unit_names = _unit_names(engine, [u for u, _, _ in short])
         results.append(
             TargetResult(
                 channel=t.channel,
