@@ -116,12 +116,7 @@ def scope_units(engine: Engine, tree: UnitTree, unit: str | None) -> tuple[set[s
         raise InputError("unit", unit, "không có đơn vị hành chính hay tổ chức nào như vậy")
     if org.unit_code:
         return tree.below(org.unit_code) | {org.unit_code}, org.name
-    S = Schedule.__table__
-    with engine.connect() as conn:
-        found = conn.execute(
-            select(S.c.channel, S.c.targets).where(S.c.organisation_id == org.id)
-        ).all()
-    served = {u for ch, targets in found for _e, u in resolve_targets(engine, ch, targets) if u}
+    served = _units_reached(engine, Schedule.__table__.c.organisation_id == org.id)
     if not served:
         raise InputError("unit", unit, "tổ chức này chưa có lịch nào đến một đơn vị")
     return served, org.name
@@ -382,7 +377,9 @@ def target_results(
             except InputError:
                 covered.add(code)
         if not t.unit_codes:  # the units the plan's own schedules on the channel reach
-            covered = _reached_by_plan(engine, plan.id, t.channel, unit_of)
+            S = Schedule.__table__
+            mine = (S.c.plan_id == plan.id) & (S.c.channel == t.channel)
+            covered = {unit_of(u) for u in _units_reached(engine, mine)}
         wanted = {u for u in endpoint_units if u in covered and (scope is None or u in scope)}
         plan_period = Period(plan.period_start, plan.period_end, "")
         spans = periods_in(t.per, window, plan_period)
@@ -426,15 +423,9 @@ def target_results(
     return results
 
 
-def _reached_by_plan(engine: Engine, plan_id: int, channel: str, unit_of: Any) -> set[str]:
+def _units_reached(engine: Engine, which: Any) -> set[str]:
+    """The units the endpoints of the schedules `which` selects are in."""
     S = Schedule.__table__
     with engine.connect() as conn:
-        found = conn.scalars(
-            select(S.c.targets).where(S.c.plan_id == plan_id, S.c.channel == channel)
-        ).all()
-    return {
-        unit_of(unit)
-        for targets in found
-        for _eid, unit in resolve_targets(engine, channel, targets)
-        if unit
-    }
+        found = conn.execute(select(S.c.channel, S.c.targets).where(which)).all()
+    return {u for ch, targets in found for _e, u in resolve_targets(engine, ch, targets) if u}
