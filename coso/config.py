@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from coso.clock import zone
 from coso.durations import duration_within, parse_duration
 from coso.errors import InputError
+from coso.weektimes import clock_text, kind_word, parse_clock, parse_weekdays
 
 ENV_PREFIX = "COSO_"
 ENV_DELIMITER = "__"
@@ -179,6 +180,41 @@ class ConsoleSettings(BaseModel):
     login_window: PositiveDuration = "15m"
 
 
+class SessionSetting(BaseModel):
+    """A default broadcast session (buổi phát) of every unit of one kind that has no
+    sessions of its own, of its groups' or given for its kind (schedules.sessions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str  # phường, xã, đặc khu (or ward, commune, special)
+    name: str = Field(min_length=1)
+    weekdays: str | list[str | int] = "T2-T7"
+    start: str  # "05:00", in each plan's zone
+    length: PositiveDuration
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        return kind_word(value)
+
+    @field_validator("weekdays")
+    @classmethod
+    def _weekdays(cls, value: str | list[str | int]) -> str | list[str | int]:
+        parse_weekdays(value)
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        return clock_text(parse_clock(value))
+
+    @field_validator("length")
+    @classmethod
+    def _length(cls, value: str) -> str:
+        duration_within(value, timedelta(minutes=1), timedelta(hours=24))
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid"
@@ -193,6 +229,8 @@ class Settings(BaseSettings):
     channels: dict[str, dict[str, Any]] = {}
     media: MediaSettings = MediaSettings()
     console: ConsoleSettings = ConsoleSettings()
+    # [[sessions]]: default broadcast sessions per kind of unit.
+    sessions: list[SessionSetting] = []
     _sections: dict[str, tuple[Any, Any]] = PrivateAttr(default_factory=dict)
 
     def channel_section(self, name: str, model: type[M]) -> M:

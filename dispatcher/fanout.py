@@ -12,12 +12,14 @@ from sqlalchemy import Connection, Engine, Row, bindparam, select, text, update
 
 from channels.endpoints import resolve_targets
 from channels.states import MISSED, PENDING
+from coso.clock import as_utc
 from coso.db import chunks, write
 from dispatcher.models import Delivery
 from dispatcher.rotation_picks import picks
 from dispatcher.transitions import LOG_SOURCE, append_log, duration_text, log_rows
 from schedules.models import MISSED as OCC_MISSED
 from schedules.models import PRIORITIES, Occurrence, Schedule
+from schedules.session_store import only_placed, placed_units
 
 D = Delivery.__table__
 O = Occurrence.__table__  # noqa: E741
@@ -56,6 +58,10 @@ def fan_out(engine: Engine, occurrence_id: int, now: datetime, batch: int) -> in
     }
     created = 0
     targets = resolve_targets(engine, sch.channel, sch.targets)
+    if sch.queue is not None:  # queued into sessions: the units placed in this one
+        targets = only_placed(
+            targets, placed_units(engine, sch.id).get(as_utc(occ.scheduled_for), set())
+        )
     # A rotation: each endpoint's item, as its history there says.
     groups = picks(engine, sch, targets).items() if sch.rotation else [(sch.content_id, targets)]
     parts = [(content_id, part) for content_id, group in groups for part in chunks(group, batch)]

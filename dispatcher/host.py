@@ -31,6 +31,7 @@ from schedules.adhoc import add_blast, find_content
 from schedules.firing import MOST_AHEAD
 from schedules.models import PRIORITY, Plan, Schedule
 from schedules.running_order import positions_of, slot_key
+from schedules.session_store import only_placed, placed_units
 from schedules.timing import timing_of
 
 D = Delivery.__table__
@@ -149,9 +150,15 @@ class EngineHost:
             if not times:
                 continue
             targets = resolve_targets(self.engine, channel, sch.targets)
+            placed = placed_units(self.engine, sch.id) if sch.queue is not None else None
             ahead = turns(self.engine, sch, targets, len(times))
             for when, groups in zip(times, ahead, strict=True):
+                if placed is not None:  # queued into sessions: the units placed in this one
+                    here = placed.get(when, set())
+                    groups = [(c, only_placed(g, here)) for c, g in groups]
                 for content_id, group in groups:
+                    if not group:
+                        continue
                     asset = audio.get(content_id)
                     units = tuple(unit for _eid, unit in group)
                     communes = sorted({u for u in units if u})

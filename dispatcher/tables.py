@@ -9,12 +9,14 @@ from dispatcher.inbound import EarlyOutcome
 from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker
 from schedules.models import Occurrence, Plan, PlanTarget, Schedule
 from schedules.running_order import RunningOrder
+from schedules.sessions import BroadcastSession, SessionException, SessionPlacement
 
 load_tables()
 
 __all__ = [
     "ActivityEntry",
     "AdminUnit",
+    "BroadcastSession",
     "ContentItem",
     "ContentVersion",
     "Delivery",
@@ -30,6 +32,8 @@ __all__ = [
     "PlanTarget",
     "RunningOrder",
     "Schedule",
+    "SessionException",
+    "SessionPlacement",
     "UnitMapping",
     "User",
 ]

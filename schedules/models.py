@@ -71,6 +71,11 @@ class Schedule(SQLModel, table=True):
     rotation_weights: dict[str, float] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
+    # Queued into broadcast sessions (schedules.session_queue): per_week, sessions,
+    # when_full, seconds; its times are then the sessions it was placed in, as explicit
+    # local times (RFC 5545 RDATEs), and schedules.sessions.SessionPlacement says where.
+    queue: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    rdates_local: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     enabled: bool = True
     # All fire times up to here have an occurrence row (or were before the schedule existed).
     fired_through: datetime

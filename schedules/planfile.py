@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,6 +15,8 @@ from pydantic import (
     Field,
     StrictInt,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -99,6 +101,44 @@ class TargetSpec(_Strict):
     units: list[str] = []
 
 
+class SessionEntry(_Strict):
+    """A broadcast session (buổi phát) of some units, of a group's units, or of every unit of
+    a kind (phường, xã, đặc khu): one of `units`, `group`, `unit_kind`."""
+
+    name: Name
+    units: list[str] = []
+    group: Name | None = None
+    unit_kind: str | None = None
+    weekdays: str | list[str | StrictInt] = "T2-T7"
+    start: Annotated[time, Field(strict=True)] | str
+    length: str | StrictInt
+
+
+class SessionExceptionEntry(_Strict):
+    """A day a session is cancelled (`session` omitted: every session, a holiday) or one
+    is added (`session`, `start`, `length`), for some units, a group, a kind, or everywhere."""
+
+    date: Annotated[date, Field(strict=True)]
+    action: Literal["cancel", "add"] = "cancel"
+    session: OptionalName = ""
+    units: list[str] = []
+    group: Name | None = None
+    unit_kind: str | None = None
+    start: Annotated[time, Field(strict=True)] | str | None = None
+    length: str | StrictInt | None = None
+    note: str = ""
+
+
+class QueueEntry(_Strict):
+    """Queue the item into the next sessions instead of a clock time (schedules.session_queue)."""
+
+    per_week: int = Field(1, ge=1, le=100)
+    sessions: list[Name] = []  # only sessions of these names
+    when_full: Literal["next", "refuse"] = "next"
+    # The item's length when its content has no audio to tell it.
+    length: str | StrictInt | None = None
+
+
 class ScheduleEntry(_Strict):
     name: Name
     # One content item, or a rotation: a pool of them, each occurrence picking per endpoint
@@ -109,8 +149,10 @@ class ScheduleEntry(_Strict):
     weights: dict[Name, Annotated[float, Field(gt=0, le=1000)]] = {}
     channel: str
     targets: TargetSpec
+    # Into the sessions (then `start` and `until` are its date range), or at clock times.
+    queue: QueueEntry | None = None
     # TOML has its own times and dates: a number or a boolean is never read as one.
-    start: Annotated[datetime, Field(strict=True)]
+    start: Annotated[datetime, Field(strict=True)] | Annotated[date, Field(strict=True)]
     rrule: str | None = None
     until: Annotated[datetime, Field(strict=True)] | Annotated[date, Field(strict=True)] | None = (
         None
@@ -123,6 +165,21 @@ class ScheduleEntry(_Strict):
     # The channel's own options (SMS: khong_dau), checked by its plugin at import.
     options: dict[str, Any] = {}
     enabled: bool = True
+
+    @field_validator("start")
+    @classmethod
+    def _a_date_starts_a_queue(cls, value: datetime | date, info: ValidationInfo) -> datetime:
+        """A date alone starts a queued schedule's range (at 00:00); a clock schedule needs
+        its time."""
+        if isinstance(value, datetime):
+            return value
+        if info.data.get("queue") is None:
+            raise PydanticCustomError(
+                "start",
+                "a date alone starts only a schedule with queue; give the time too "
+                "(2021-05-03T06:00:00)",
+            )
+        return datetime.combine(value, time())
 
     @model_validator(mode="after")
     def _first_of_the_rotation(self) -> ScheduleEntry:
@@ -146,6 +203,8 @@ class PlanFile(_Strict):
     content: list[ContentEntry] = []
     endpoints: list[EndpointEntry] = []
     groups: list[GroupEntry] = []
+    sessions: list[SessionEntry] = []
+    session_exceptions: list[SessionExceptionEntry] = []
     schedules: list[ScheduleEntry] = []
 
 

@@ -53,6 +53,9 @@ class Timing:
     until_local: datetime | None = None
     exdates_local: tuple[datetime, ...] = ()
     label: str = ""  # names the schedule in log lines
+    # Explicit times (RFC 5545 RDATEs): a schedule queued into broadcast sessions fires at
+    # the sessions it was placed in, and at no other time.
+    rdates_local: tuple[datetime, ...] = ()
 
     def fire_times(self, after: datetime, until: datetime, most: int = MOST) -> list[datetime]:
         """UTC fire times t with after < t <= until: the first `most` of them.
@@ -69,6 +72,10 @@ class Timing:
     def _fire_times(self, lo: datetime, hi: datetime, most: int) -> list[datetime]:
         tz = zone(self.zone)
         check_window(self.start_local)
+        if self.rdates_local:
+            excluded_local = set(self.exdates_local)
+            placed = sorted({_to_utc(x, tz) for x in self.rdates_local if x not in excluded_local})
+            return [t for t in placed if lo < t <= hi][:most]
         if self.rrule is None:
             only = _to_utc(self.start_local, tz)
             return [only] if lo < only <= hi else []
@@ -234,5 +241,8 @@ def timing_of(schedule: object) -> Timing:
         exdates_local=tuple(
             datetime.fromisoformat(x)
             for x in schedule.exdates_local  # type: ignore[attr-defined]
+        ),
+        rdates_local=tuple(
+            datetime.fromisoformat(x) for x in getattr(schedule, "rdates_local", None) or ()
         ),
     )

@@ -16,7 +16,16 @@ from coso.config import Settings
 from coso.errors import InputErrors
 from coso.units import unit_tree
 from schedules.models import Plan
-from schedules.plan_import import content, endpoints, groups, header, schedules, targets, writer
+from schedules.plan_import import (
+    content,
+    endpoints,
+    groups,
+    header,
+    schedules,
+    sessions,
+    targets,
+    writer,
+)
 from schedules.plan_import.checker import Checker, Context
 from schedules.plan_import.stored import StoredPlan
 from schedules.planfile import PlanFile, read_plan_file
@@ -29,6 +38,7 @@ CHECKS = (
     content.check_stored,
     endpoints.check,
     groups.check,
+    sessions.check,
     schedules.check,
     content.check_rendering,
 )

@@ -66,10 +66,12 @@ SCHEDULE_LABELS = {
     "rotation": ("rotation", "luân phiên"),
     "rotation_policy": ("policy", "cách luân phiên"),
     "rotation_weights": ("weights", "trọng số"),
+    "queue": ("queue", "xếp vào buổi phát"),
+    "rdates_local": ("queue", "các buổi phát đã xếp"),
     "enabled": ("enabled", "bật"),
 }
 # Changing these changes when a schedule fires: slots before the change are not back-filled.
-TIMING_FIELDS = frozenset({"start", "rrule", "until", "exdates", "zone"})
+TIMING_FIELDS = frozenset({"start", "rrule", "until", "exdates", "zone", "queue"})
 SHORT = 60  # characters of a text shown in a change
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from content.audio import PreparedAudio
     from schedules.plan_import.reach import Reached
     from schedules.plan_import.stored import StoredPlan
+    from schedules.sessions import DayChange, Instance, SessionDef
 
 
 class Checker:
@@ -65,6 +66,11 @@ class Context:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     # --update: the plan of this number as stored, which the file changes
     stored: StoredPlan | None = None
+    # [[sessions]] and [[session_exceptions]] of the file, as checked, new ones only
+    session_defs: list[SessionDef] = field(default_factory=list)
+    session_changes: list[DayChange] = field(default_factory=list)
+    # queued schedule index → the sessions it goes to, with the item's seconds
+    placements: dict[int, list[tuple[Instance, int]]] = field(default_factory=dict)
 
     def fail(self, loc: tuple[object, ...], value: object, reason: str) -> None:
         self.check.fail(loc, value, reason)

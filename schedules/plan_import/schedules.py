@@ -13,6 +13,7 @@ from coso.durations import duration_within, parse_duration
 from coso.errors import InputError
 from schedules.limits import Planned, check_limits
 from schedules.plan_import.checker import Context
+from schedules.plan_import.queued import check_queue, place_queued
 from schedules.plan_import.reach import Reach
 from schedules.planfile import ScheduleEntry
 from schedules.timing import ExpansionError, anchored_near, check_window, parse_rrule
@@ -31,6 +32,7 @@ def check(ctx: Context) -> None:
                 " theo tên, nên mỗi lịch cần một tên riêng",
             )
         named.setdefault(sch.name, i)
+    place_queued(ctx)
 
 
 def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
@@ -81,7 +83,8 @@ def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
     errors = len(ctx.check.errors)
     _check_timing(ctx, loc, sch)
     _check_period(ctx, loc, sch)
-    if len(ctx.check.errors) == errors:
+    check_queue(ctx, loc, sch)
+    if len(ctx.check.errors) == errors and sch.queue is None:
         _check_limits(ctx, loc, sch)
 
 

@@ -34,6 +34,8 @@ SCHEDULE_FIELDS = (
     "rotation",
     "rotation_policy",
     "rotation_weights",
+    "queue",
+    "rdates_local",
     "enabled",
 )
 HEADER_FIELDS = (

@@ -149,6 +149,7 @@ class _Apply:
         self.session, self.ctx, self.stored, self.row = session, ctx, stored, plan
         self.by, self.now, self.added = by, now, added
         self.content_ids = {key: c.id for key, c in stored.content.items()}
+        self._sessions_added = False
 
     def plan(self, change: PlanChange) -> None:
         head, plan = self.ctx.pf.plan, self.row
@@ -218,13 +219,33 @@ class _Apply:
             "updated_at": now,
         }
         if change.action == ADDED:
-            self.session.add(Schedule(plan_id=self.stored.id, **values, fired_through=now))
+            row = Schedule(plan_id=self.stored.id, **values, fired_through=now)
+            self.session.add(row)
+            self._place(row, _at(change))
             return
         changed = {f.field for f in change.fields}
         if changed & TIMING_FIELDS or ("enabled" in changed and sch.enabled):
             # New times, or on again: from now on, without back-filling what came before.
             values["fired_through"] = case((S.c.fired_through < now, now), else_=S.c.fired_through)
         self.session.execute(update(S).where(S.c.id == change.stored_id).values(**values))
+        if "queue" in changed:
+            self._place(self.session.get(Schedule, change.stored_id), _at(change))
+
+    def _place(self, row: Schedule | None, index: int) -> None:
+        """A queued schedule's sessions, as the check placed it (from now on)."""
+        if row is None:
+            return
+        if not self._sessions_added:
+            plan_writer.add_sessions(self.session, self.ctx, self.stored.id, self.now)
+            self._sessions_added = True
+        if index in self.ctx.placements:
+            self.session.flush()
+            plan_writer.add_placements(
+                self.session,
+                row.id,  # type: ignore[arg-type]
+                self.ctx.placements[index],
+                self.now,
+            )
 
 
 def _at(change: PlanChange) -> int:

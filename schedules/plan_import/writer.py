@@ -13,12 +13,16 @@ from channels.registry import check_options
 from content.media import asset_row, media_dir, store_audio
 from content.models import APPROVED, DRAFT, ContentItem, ContentVersion, MediaAsset
 from content.versions import NO_MEDIA, media_columns, version_checksum
+from coso.clock import zone
 from coso.db import writer
 from coso.durations import parse_duration
 from coso.units import Organisation
+from coso.weektimes import clock_text
 from schedules.models import Plan, PlanTarget, Schedule
 from schedules.plan_import.checker import Context
 from schedules.planfile import ContentEntry, EndpointEntry, GroupEntry, ScheduleEntry, TargetEntry
+from schedules.session_store import drop_future_placements, write_placements
+from schedules.sessions import BroadcastSession, Instance, SessionException
 
 
 def until_text(value: datetime | date | None) -> str | None:
@@ -71,17 +75,20 @@ def _write(ctx: Context, now: datetime, added: list[Path]) -> Plan:
         session.flush()
         for group in pf.groups:
             add_group(session, group)
-        for sch in pf.schedules:
-            session.add(
-                Schedule(
-                    plan_id=plan.id,
-                    organisation_id=organisation_id,
-                    content_id=content_ids[sch.content],
-                    **schedule_values(ctx, sch),
-                    fired_through=now,
-                    updated_at=now,
-                )
+        add_sessions(session, ctx, plan.id, now)  # type: ignore[arg-type]
+        for i, sch in enumerate(pf.schedules):
+            row = Schedule(
+                plan_id=plan.id,
+                organisation_id=organisation_id,
+                content_id=content_ids[sch.content],
+                **schedule_values(ctx, sch),
+                fired_through=now,
+                updated_at=now,
             )
+            session.add(row)
+            if i in ctx.placements:
+                session.flush()
+                add_placements(session, row.id, ctx.placements[i], now)  # type: ignore[arg-type]
         session.commit()
     return plan
 
@@ -203,6 +210,65 @@ def add_group(session: Session, group: GroupEntry) -> None:
         session.add(GroupMember(group_id=row.id, endpoint_id=endpoint.id))
 
 
+def add_sessions(session: Session, ctx: Context, plan_id: int, now: datetime) -> None:
+    """The file's new sessions and exceptions."""
+    for d in ctx.session_defs:
+        session.add(
+            BroadcastSession(
+                scope=d.scope,
+                name=d.name,
+                weekdays=sorted(d.weekdays),
+                start=clock_text(d.start),
+                minutes=d.minutes,
+                plan_id=plan_id,
+                created_at=now,
+            )
+        )
+    for c in ctx.session_changes:
+        session.add(
+            SessionException(
+                day=c.day,
+                scope=c.scope,
+                session=c.session,
+                kind=c.kind,
+                start=clock_text(c.start) if c.start else None,
+                minutes=c.minutes,
+                note=c.note,
+                plan_id=plan_id,
+                created_at=now,
+            )
+        )
+    session.flush()
+
+
+def add_placements(
+    session: Session, schedule_id: int, placed: list[tuple[Instance, int]], now: datetime
+) -> None:
+    """Where a queued schedule's item went (its future ones replaced, on an update)."""
+    conn = session.connection()
+    drop_future_placements(conn, schedule_id, now)
+    write_placements(conn, schedule_id, placed, now)
+
+
+def queue_values(ctx: Context, sch: ScheduleEntry) -> dict[str, Any]:
+    """A queued schedule's queue, its explicit times (the sessions it was placed in, local)
+    and its validity (the longest of those sessions: an item may wait for those before
+    it, never past the session's end)."""
+    if sch.queue is None:
+        return {"queue": None, "rdates_local": []}
+    index = next(i for i, s in enumerate(ctx.pf.schedules) if s is sch)
+    placed = ctx.placements.get(index, [])
+    tz = zone(ctx.zone)
+    times = sorted({inst.at for inst, _ in placed})
+    values: dict[str, Any] = {
+        "queue": sch.queue.model_dump(),
+        "rdates_local": [t.astimezone(tz).replace(tzinfo=None).isoformat() for t in times],
+    }
+    if placed:
+        values["validity_seconds"] = max(inst.seconds for inst, _ in placed)
+    return values
+
+
 def schedule_values(ctx: Context, sch: ScheduleEntry) -> dict[str, Any]:
     """A checked schedule of the file as its schedule row keeps it (all but the plan, the
     organisation, the content and the firing bookkeeping)."""
@@ -229,4 +295,4 @@ def schedule_values(ctx: Context, sch: ScheduleEntry) -> dict[str, Any]:
         "rotation_policy": sch.policy if sch.rotation else None,
         "rotation_weights": {key: float(w) for key, w in sch.weights.items()},
         "enabled": sch.enabled,
-    }
+    } | queue_values(ctx, sch)
