@@ -11,7 +11,11 @@ from sqlalchemy import Engine, select
 
 from channels.endpoints import resolve_targets
 from content.models import ContentItem
+from coso.clock import in_zone
+from coso.config import Settings
 from schedules.models import Schedule
+from schedules.session_store import Programme, only_placed, placed_units, programmes
+from schedules.sessions import SessionPlacement
 from schedules.timing import timing_of
 
 # Slots of one schedule a preview lists at most: one firing far more often than its channel
@@ -56,8 +60,16 @@ def preview(
             if turns is not None and sch.rotation
             else [[(sch.content_id, targets)]] * len(times)
         )
+        placed = placed_units(engine, sch.id) if sch.queue is not None else None
         for when, groups in zip(times, ahead, strict=True):
-            for content_id, group in groups:
+            for content_id, everywhere in groups:
+                group = (
+                    everywhere
+                    if placed is None
+                    else only_placed(everywhere, placed.get(when, set()))
+                )
+                if not group:
+                    continue
                 rows.append(
                     PreviewRow(
                         when,
@@ -70,3 +82,25 @@ def preview(
                     )
                 )
     return sorted(rows, key=lambda r: (r.when, r.schedule, r.content))
+
+
+def plan_programmes(
+    engine: Engine, settings: Settings, plan_id: int, start: datetime, days: int, tz: str
+) -> list[Programme]:
+    """The sessions over the window of every unit a queued schedule of the plan is placed
+    in, each with its whole programme (every plan's items) and the time left."""
+    P, S = SessionPlacement.__table__, Schedule.__table__
+    with engine.connect() as conn:
+        units = set(
+            conn.scalars(
+                select(P.c.unit_code)
+                .join(S, S.c.id == P.c.schedule_id)
+                .where(S.c.plan_id == plan_id)
+                .distinct()
+            )
+        )
+    if not units:
+        return []
+    first = in_zone(start, tz).date()
+    last = first + timedelta(days=days - 1)
+    return programmes(engine, settings, units, first, last, tz)

@@ -156,7 +156,7 @@ def unit_places(
         row = rows.get(code)
         out[code] = UnitPlace(
             code,
-            f"{row.kind} {row.name}" if row is not None else code,
+            row.name if row is not None else code,
             row.kind if row is not None else "",
             frozenset(member_of.get(code, set())),
         )

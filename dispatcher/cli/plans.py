@@ -174,7 +174,7 @@ def schedule_preview(
     check_arguments(plan=plan)
     from dispatcher.queries import find_plan
     from dispatcher.rotation_picks import turns
-    from schedules.preview import preview
+    from schedules.preview import plan_programmes, preview
 
     engine = open_database(current_settings())
     p = find_plan(engine, nfc(plan))
@@ -202,6 +202,27 @@ def schedule_preview(
         )
     out.print(table)
     out.print(f"{len(rows)} occurrences, {sum(r.endpoints for r in rows)} deliveries")
+    sessions = plan_programmes(engine, current_settings(), p.id, first, days, p.zone)
+    if sessions:
+        out.print(programme_table(sessions, p.zone))
+
+
+def programme_table(sessions: list[Any], tz: str) -> Table:
+    """Each session's programme, in playing order, with the time left."""
+    from schedules.session_queue import minutes_text
+
+    table = Table("buổi phát", "đơn vị", "chương trình", "còn trống", title="Buổi phát")
+    for s in sessions:
+        items = "\n".join(
+            f"{i}. {b.title} ({minutes_text(b.seconds)})" for i, b in enumerate(s.items, 1)
+        )
+        table.add_row(
+            f"{s.session.name} {local_text(s.session.at, tz)} ({s.session.minutes} phút)",
+            s.place.name,
+            items or "—",
+            minutes_text(s.left),
+        )
+    return table
 
 
 @schedule_app.command("enable")
