@@ -59,6 +59,9 @@ def _schedule(name: str, content: str, v: dict[str, Any]) -> dict[str, Any]:
         "targets": {k: list(x) for k, x in (v["targets"] or {}).items() if x},
         "start": datetime.fromisoformat(v["start_local"]),
     }
+    if v.get("queue"):  # into the sessions: its date range, and the queue as written
+        entry["queue"] = {k: x for k, x in v["queue"].items() if x not in (None, [])}
+        entry["start"] = entry["start"].date()
     if v["rrule"]:
         entry["rrule"] = v["rrule"]
     if v["until_local"]:
@@ -66,7 +69,7 @@ def _schedule(name: str, content: str, v: dict[str, Any]) -> dict[str, Any]:
     if v["exdates_local"]:
         entry["exdates"] = [datetime.fromisoformat(x) for x in v["exdates_local"]]
     entry["priority"] = v["priority"]
-    if v["validity_seconds"]:
+    if v["validity_seconds"] and not v.get("queue"):  # a queued one's is its sessions'
         entry["validity"] = f"{v['validity_seconds']}s"
     entry["misfire_grace"] = f"{v['misfire_grace_seconds']}s"
     if v["resend_unknown"]:

@@ -255,3 +255,21 @@ def _queued(engine: Engine) -> list[tuple[datetime, str, str]]:
     return sorted(
         (r[0].replace(tzinfo=UTC) if r[0].tzinfo is None else r[0], r[1], r[2]) for r in rows
     )
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_exported_plan_keeps_its_queue_and_imports_again_unchanged(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    from schedules.plan_export import plan_document, plan_text as exported_text, stored_plan
+    from schedules.plan_import.update import check_update
+
+    import_plan_file(engine, settings, write_plan(tmp_path, plan_text()), BEFORE)
+    stored = stored_plan(engine, "12/KH-UBND")
+    assert stored is not None
+    text = exported_text(plan_document(stored))
+    assert "[schedules.queue]" in text or "queue = " in text
+    again = tmp_path / "again.toml"
+    again.write_text(text)
+    change = check_update(engine, settings, again, BEFORE)
+    assert change.changes == ()
