@@ -19,6 +19,7 @@ from coso.memory import settle_after_startup
 from dispatcher.cli.catalogue import content_app, endpoints_app, units_app
 from dispatcher.cli.plans import deliveries_command, log_command, plan_app, schedule_app
 from dispatcher.cli.report import report_command
+from dispatcher.cli.sessions import sessions_app
 from dispatcher.cli.users import users_app
 
 app = typer.Typer(
@@ -166,6 +167,7 @@ app.add_typer(content_app, name="content")
 app.add_typer(endpoints_app, name="endpoints")
 app.add_typer(units_app, name="units")
 app.add_typer(users_app, name="users")
+app.add_typer(sessions_app, name="sessions")
 app.command("log")(log_command)
 app.command("deliveries")(deliveries_command)
 app.command("report")(report_command)
