@@ -34,6 +34,7 @@ from coso.labels import (
     role_label,
     state_label,
 )
+from coso.weektimes import weekdays_text
 from dispatcher.host import EngineHost
 from dispatcher.supervisor import DatabaseProbe
 from dispatcher.web.auth import (
@@ -45,6 +46,7 @@ from dispatcher.web.auth import (
 )
 from dispatcher.web.body_limit import BodyLimit
 from dispatcher.web.console import console_router
+from schedules.session_queue import minutes_text
 from schedules.timing_form import describe
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -79,6 +81,8 @@ def page_templates() -> Jinja2Templates:
         actor=actor,
         channel=channel,
         timing=schedule_timing_words,
+        weekdays=weekdays_text,  # {{ session.weekdays | weekdays }}: "T2, T3, T4"
+        minutes=minutes_text,  # {{ seconds | minutes }}: "5 phút", "1 phút 30 giây"
     )
     return templates
 

@@ -332,6 +332,7 @@ def console_router(
     from dispatcher.web.devices import devices_router
     from dispatcher.web.listen import listen_router
     from dispatcher.web.ordering import ordering_router
+    from dispatcher.web.sessions_pages import sessions_router
     from dispatcher.web.today import today_router
     from dispatcher.web.users_pages import users_router
 
@@ -339,6 +340,7 @@ def console_router(
     router.include_router(today_router(engine, settings, page, signed_in, host))
     router.include_router(ordering_router(settings, signed_in, host))
     router.include_router(listen_router(settings, signed_in))
+    router.include_router(sessions_router(engine, settings, page, signed_in, clock))
 
     router.include_router(devices_router(engine, settings, page, signed_in))
     router.include_router(users_router(engine, page, signed_in, clock))

@@ -23,7 +23,7 @@ from content.versions import approve, attach_draft_audio, edit_content, list_ver
 from coso.access import APPROVE, EDIT, Access, Forbidden
 from coso.clock import Clock
 from coso.config import Settings
-from coso.errors import CosoError
+from coso.errors import CosoError, InputError, InputErrors
 from dispatcher.web.console import Pages, plan_for
 from dispatcher.web.planning import FORM, errors_of, may_edit
 from schedules.plan_export import plan_document, plan_text, stored_plan
@@ -313,11 +313,6 @@ def editing_router(
         plan = editable(access, ref)
         form = await request.form()
         values = _Values(form)
-        timing = TimingForm.from_fields(form)
-        problems = [str(p) for p in form_problems(timing)]
-        if problems:
-            return schedule_form(request, plan, values, problems, 400)
-        stored = stored_timing(timing)
         targets = {
             "units": values.words("units"),
             "groups": values.words("groups"),
@@ -328,16 +323,13 @@ def editing_router(
             "content": values.one("content"),
             "channel": values.one("channel"),
             "targets": {k: v for k, v in targets.items() if v},
-            "start": datetime.fromisoformat(stored.start_local),
             "priority": values.one("priority") or "normal",
         }
-        if stored.rrule:
-            entry["rrule"] = stored.rrule
-        if stored.until_local:
-            entry["until"] = datetime.fromisoformat(stored.until_local)
-        if values.one("validity").strip():
-            entry["validity"] = values.one("validity").strip()
         try:
+            if values.one("mode") == QUEUE:
+                entry |= queued_timing(values)
+            else:
+                entry |= clock_timing(form, values)
             add_to_plan(plan, "schedules", entry, access.login, None)
         except CosoError as exc:
             return schedule_form(request, plan, values, errors_of(exc), 400)
@@ -393,6 +385,65 @@ def editing_router(
         return page(request, "plan.html", context | {"error": "; ".join(errors)}, status=400)
 
     return router
+
+
+QUEUE = "queue"  # the form's mode: into the broadcast sessions instead of clock times
+
+
+def clock_timing(form: Any, values: _Values) -> dict[str, Any]:
+    """A schedule's times from the form's timing fields (RRULE, until, validity)."""
+    timing = TimingForm.from_fields(form)
+    problems = form_problems(timing)
+    if problems:
+        raise InputErrors(problems)
+    stored = stored_timing(timing)
+    entry: dict[str, Any] = {"start": datetime.fromisoformat(stored.start_local)}
+    if stored.rrule:
+        entry["rrule"] = stored.rrule
+    if stored.until_local:
+        entry["until"] = datetime.fromisoformat(stored.until_local)
+    if values.one("validity").strip():
+        entry["validity"] = values.one("validity").strip()
+    return entry
+
+
+def queued_timing(values: _Values) -> dict[str, Any]:
+    """ "Xếp vào buổi phát": the date range (from, to) and the queue — times per week, which
+    sessions (names), when a week is full, the item's length when it has no audio. The
+    placing is the plan file's (schedules.plan_import.queued), so a refusal names the
+    session, what is in it and the time left."""
+    from dispatcher.web.planning import parse_form_date
+
+    errors: list[InputError] = []
+    entry: dict[str, Any] = {}
+    try:
+        entry["start"] = parse_form_date("start", values.one("start"))
+    except InputError as exc:
+        errors.append(exc)
+    if values.one("end").strip():
+        try:
+            entry["until"] = parse_form_date("end", values.one("end"))
+        except InputError as exc:
+            errors.append(exc)
+    per_week = values.one("per_week").strip() or "1"
+    if not (per_week.isdigit() and 1 <= int(per_week) <= 100):
+        errors.append(InputError("per_week", per_week, "số lần mỗi tuần: từ 1 đến 100"))
+    when_full = values.one("when_full") or "next"
+    if when_full not in ("next", "refuse"):
+        errors.append(InputError("when_full", when_full, "next (buổi sau) hoặc refuse (từ chối)"))
+    if errors:
+        raise InputErrors(errors)
+    if "until" in entry and entry["until"] < entry["start"]:
+        raise InputError("end", values.one("end"), "ngày kết thúc trước ngày bắt đầu")
+    queue: dict[str, Any] = {"per_week": int(per_week), "when_full": when_full}
+    names = [n.strip() for n in values.one("queue_sessions").split(",") if n.strip()]
+    if names:
+        queue["sessions"] = names
+    if values.one("queue_length").strip():
+        length = values.one("queue_length").strip()
+        queue["length"] = f"{length}m" if length.isdigit() else length
+    entry["queue"] = queue
+    return entry
 
 
 class _Values:

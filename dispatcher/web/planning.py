@@ -30,7 +30,7 @@ from dispatcher.web.scope import plan_units, whole_plan
 from schedules.editing import set_enabled
 from schedules.importer import import_plan
 from schedules.planfile import PlanFile, PlanHeader, TargetEntry, read_plan_file
-from schedules.preview import preview
+from schedules.preview import plan_programmes, preview
 
 MAX_PLAN_FILE = 2 * 1024 * 1024
 PREVIEW_DAYS = (1, 7, 31)
@@ -254,12 +254,17 @@ def planning_router(
         local = clock.now().astimezone(zone(plan.zone))
         start = local.replace(hour=0, minute=0, second=0, microsecond=0)
         rows = preview(engine, plan.id, start, days, partial(turns, engine))
+        # The broadcast sessions its queued schedules are placed in, each with its programme.
+        sessions = plan_programmes(engine, settings, plan.id, start, days, plan.zone)
+        if access.units is not None:
+            sessions = [s for s in sessions if access.reaches(s.place.code)]
         return page(
             request,
             "plan_preview.html",
             {
                 "plan": plan,
                 "rows": rows,
+                "sessions": sessions,
                 "days": days,
                 "choices": PREVIEW_DAYS,
                 "until": start + timedelta(days=days),

@@ -24,11 +24,13 @@ from dispatcher.clashes import day_clashes
 from dispatcher.models import Delivery
 from dispatcher.web.console import Pages, privacy
 from schedules.models import Plan
+from schedules.session_store import programmes
 
 D = Delivery.__table__
 E = Endpoint.__table__
 P = Plan.__table__
 MOST_SHOWN = 300
+MOST_SESSIONS = 100
 MAX_NOTE = 500
 
 
@@ -120,6 +122,8 @@ def today_router(
             if people is not None:
                 tasks += [(plugin.name, t) for t in people.tasks(host, code, day)]
         clashes = day_clashes(host, units, day, tz)
+        # Each broadcast session of the day, its items in playing order, with the time left.
+        sessions = programmes(engine, settings, units, day, day, tz)[:MOST_SESSIONS]
         # Each channel lists its tasks in the order they go out (the running order within a
         # slot); the channels' lists are merged by time.
         tasks.sort(key=lambda pair: pair[1].scheduled_for)
@@ -136,6 +140,7 @@ def today_router(
             "zone": tz,
             "may_confirm": access.can(CONFIRM),
             "clashes": clashes,
+            "sessions": sessions,
             "unit_names": unit_names(engine, {c.unit_code for c in clashes}),
             "reasons": _reasons(),
             "previous": day - timedelta(days=1),
