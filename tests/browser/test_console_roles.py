@@ -40,6 +40,8 @@ ROUTES: dict[str, set[str]] = {  # route → who gets 200; every other signed-in
     "/units/06040/today.json": IN_A,
     "/units/06112/today": IN_B,
     "/devices?unit=06040": IN_A,
+    "/sessions?unit=06040": IN_A,
+    "/sessions?unit=06112": IN_B,
     "/devices.json?unit=06112": IN_B,
     A + "/details": {"quan-tri", "bien-tap"},
     A + "/schedules/new": {"quan-tri", "bien-tap"},
