@@ -394,16 +394,23 @@ def _named(engine: Engine, where: str, names: dict[str, str]) -> dict[str, str]:
 def _write_moves(conn: Connection, moves: Sequence[Move], now: datetime) -> None:
     """Each moved item's placement, and its schedule's times (RDATEs, local) and validity
     (its longest session) from all its placements."""
-    for move in moves:
+    # Out, then in: an item may move into the session another of its schedule's leaves.
+    conn.execute(delete(SP).where(SP.c.id.in_([m.item.id for m in moves])))
+    if moves:
         conn.execute(
-            update(SP)
-            .where(SP.c.id == move.item.id)
-            .values(
-                session=move.to.name,
-                starts_at=move.to.at,
-                minutes=move.to.minutes,
-                placed_at=now,
-            )
+            SP.insert(),
+            [
+                {
+                    "schedule_id": m.item.schedule_id,
+                    "unit_code": m.item.unit,
+                    "session": m.to.name,
+                    "starts_at": m.to.at,
+                    "minutes": m.to.minutes,
+                    "seconds": m.item.seconds,
+                    "placed_at": now,
+                }
+                for m in moves
+            ],
         )
     for schedule_id in sorted({m.item.schedule_id for m in moves}):
         tz = conn.scalar(select(S.c.zone).where(S.c.id == schedule_id))

@@ -22,7 +22,7 @@ from coso.access import CONFIRM, EDIT, READ, Access, Forbidden
 from coso.clock import Clock, in_zone
 from coso.config import Settings
 from coso.errors import CosoError, InputError, InputErrors
-from coso.units import unit_tree
+from coso.units import unit_names, unit_tree
 from dispatcher.web.console import Pages
 from schedules.session_edits import (
     KINDS,
@@ -133,16 +133,25 @@ def sessions_router(
             if len(units) == 1:
                 last = first + timedelta(days=days - 1)
                 shown = programmes(engine, settings, [units[0].code], first, last, tz)
+        stored_changes = [(i, c) for i, c in stored_changes_by_id(engine) if c.day >= today()]
         stored = [
             (d, plan_id)
             for _, d, plan_id in stored_sessions(engine)
             if d.level != UNIT or access.reaches(d.scope.partition(":")[2])
         ]
         names = {u.code: u.name for u in units}
+        names |= unit_names(
+            engine,
+            {
+                where.partition(":")[2]
+                for where in [d.scope for d, _ in stored] + [c.scope for _, c in stored_changes]
+                if where.startswith(UNIT + ":")
+            },
+        )
         coming = [
             (change_id, c, change_text(c, names), may_change(engine, access, c.scope) is None)
-            for change_id, c in stored_changes_by_id(engine)
-            if c.day >= today() and _seen(access, c.scope)
+            for change_id, c in stored_changes
+            if _seen(access, c.scope)
         ]
         return {
             "code": code,
@@ -157,7 +166,7 @@ def sessions_router(
             "defaults": config_defs(settings),
             "coming": coming,
             "origin": origin_text,
-            "scope_text": scope_text,
+            "scope_text": lambda where: scope_text(where, names),
             "may": lambda where: may_change(engine, access, where) is None,
             "may_group": access.can(EDIT),
             "may_kind": access.units is None and access.can(EDIT),
