@@ -167,6 +167,14 @@ def test_a_holiday_cancels_the_session_and_the_programme_shows_the_items_moved(
         today = _text(operator.get(f"/units/{CUA_NAM}/today?day=04/05/2021"))
         assert "Buổi phát hôm nay" in today and "Tin C — 10 phút" in today
         assert "còn 5 phút" in today
+        data = operator.get(f"/units/{CUA_NAM}/today.json?day=04/05/2021").json()
+        assert [
+            (s["name"], s["seconds_left"], [i["title"] for i in s["items"]])
+            for s in data["sessions"]
+        ] == [
+            ("Sáng", 0, ["Tin A", "Tin B"]),
+            ("Chiều", 5 * 60, ["Tin C"]),
+        ]
 
 
 def test_a_queued_schedule_from_the_form_lands_in_its_session_and_one_that_cannot_fit_is_refused(

@@ -184,6 +184,20 @@ def today_router(
                     }
                     for channel, t in view["tasks"]
                 ],
+                "sessions": [
+                    {
+                        "unit": p.place.code,
+                        "name": p.session.name,
+                        "starts_at": p.session.at.isoformat(),
+                        "minutes": p.session.minutes,
+                        "seconds_left": p.left,
+                        "items": [
+                            {"title": b.title, "seconds": b.seconds, "priority": b.priority}
+                            for b in p.items
+                        ],
+                    }
+                    for p in view["sessions"]
+                ],
                 "clashes": [
                     {
                         "unit": c.unit_code,
