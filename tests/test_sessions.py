@@ -261,7 +261,8 @@ def _queued(engine: Engine) -> list[tuple[datetime, str, str]]:
 def test_an_exported_plan_keeps_its_queue_and_imports_again_unchanged(
     engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
-    from schedules.plan_export import plan_document, plan_text as exported_text, stored_plan
+    from schedules.plan_export import plan_document, stored_plan
+    from schedules.plan_export import plan_text as exported_text
     from schedules.plan_import.update import check_update
 
     import_plan_file(engine, settings, write_plan(tmp_path, plan_text()), BEFORE)
