@@ -353,3 +353,27 @@ unit = "06040"
         player.tick(MORNING + timedelta(seconds=second))
     played = [titles[name.removesuffix(".mp3")] for name, _ in sink.played]
     assert played == ["Tin ưu tiên", "Tin thường 1", "Tin thường 2"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_queued_schedule_switched_back_on_after_its_room_was_taken_is_refused(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    from coso.errors import InputError
+    from schedules.editing import set_enabled
+    from schedules.models import Schedule
+
+    items = (("tin-a", "Tin A", "10m"),)
+    import_plan_file(engine, settings, write_plan(tmp_path, plan_text(items)), BEFORE)
+    with engine.connect() as conn:
+        first = conn.scalar(select(Schedule.__table__.c.id))
+    set_enabled(engine, first, False, BEFORE)
+    # While it is off, another plan fills the wards' morning session.
+    # (the same sessions written again, as they are, are accepted).
+    text = plan_text((("tin-x", "Tin X", "15m"),)).replace("12/KH-UBND", "13/KH-UBND")
+    (tmp_path / "x").mkdir()
+    import_plan_file(engine, settings, write_plan(tmp_path / "x", text), BEFORE)
+    with pytest.raises(InputError) as refused:
+        set_enabled(engine, first, True, BEFORE)
+    assert "'Sáng' Thứ hai 03/05/2021 06:00" in refused.value.reason
+    assert "chỉ còn 0 giây" in refused.value.reason
