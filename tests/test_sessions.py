@@ -240,6 +240,8 @@ def test_schedule_preview_prints_each_sessions_programme_with_the_time_left(
     assert "1. Tin A (10 phút)" in result.output
     assert "2. Tin B (5 phút)" in result.output
     assert "Phường Cửa Nam" in result.output
+    shown = CliRunner().invoke(app, ["--config", str(config), "plan", "show", "12/KH-UBND"])
+    assert "Vào buổi phát, 1 lần mỗi tuần, từ 03/05/2021 đến 03/05/2021: 1 buổi" in shown.output
 
 
 def _queued(engine: Engine) -> list[tuple[datetime, str, str]]:
