@@ -16,6 +16,8 @@ from content.versions import pending_draft
 from coso.db import write
 from coso.errors import InputError
 from schedules.models import Plan, Schedule
+from schedules.session_queue import minutes_text
+from schedules.session_store import no_room_left
 from schedules.timing import check_window, parse_rrule
 
 S = Schedule.__table__
@@ -55,11 +57,27 @@ def set_enabled(engine: Engine, schedule_id: int, enabled: bool, now: datetime) 
         )
     if enabled:
         _check_expandable(row)
+    if enabled and not row.enabled and row.queue is not None:
+        _check_room(engine, row, now)
     values: dict[str, object] = {"enabled": enabled, "updated_at": now}
     if enabled and not row.enabled:
         values["fired_through"] = max(now, row.fired_through)
     with write(engine) as conn:
         conn.execute(update(S).where(S.c.id == schedule_id).values(**values))
+
+
+def _check_room(engine: Engine, row: Any, now: datetime) -> None:
+    """A queued schedule switched on again still fits each session it was placed in: while
+    it was off, others may have taken its room."""
+    full = no_room_left(engine, row.id, now, row.zone)
+    if full:
+        where, left = full[0]
+        raise InputError(
+            "schedule",
+            row.id,
+            f"lịch {row.name!r}: trong lúc tắt, buổi phát {where} đã được xếp kín (chỉ còn"
+            f" {minutes_text(left)}): sửa lịch để xếp lại, hoặc bớt mục trong buổi đó",
+        )
 
 
 def _check_expandable(row: Any) -> None:

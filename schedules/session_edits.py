@@ -55,6 +55,7 @@ from schedules.sessions import (
     SessionException,
     SessionPlacement,
     UnitPlace,
+    overlap,
     scope,
 )
 
@@ -287,22 +288,13 @@ def check_session(new: SessionDef, stored: Sequence[SessionDef]) -> None:
                 f"{scope_text(new.scope)} đã có buổi {new.name!r} ({session_text(old)}):"
                 " xoá buổi đó trước, hoặc đặt tên khác",
             )
-        if old.weekdays & new.weekdays and _overlap(old, new):
+        if overlap(old, new):
             raise InputError(
                 "start",
                 clock_text(new.start),
                 f"trùng giờ với buổi {old.name!r} ({session_text(old)}) của"
                 f" {scope_text(new.scope)}",
             )
-
-
-def _overlap(a: SessionDef, b: SessionDef) -> bool:
-    def span(d: SessionDef) -> tuple[int, int]:
-        begin = d.start.hour * 60 + d.start.minute
-        return begin, begin + d.minutes
-
-    (a0, a1), (b0, b1) = span(a), span(b)
-    return a0 < b1 and b0 < a1
 
 
 def check_change(

@@ -12,10 +12,10 @@ from sqlalchemy import Connection, Engine, delete, select
 
 from channels.endpoints import Endpoint, EndpointGroup, GroupMember
 from content.models import ContentItem
-from coso.clock import as_utc
+from coso.clock import as_utc, local_text
 from coso.config import Settings
 from coso.durations import parse_duration
-from coso.units import CURRENT_DATASET, AdminUnit, UnitTree, unit_tree
+from coso.units import CURRENT_DATASET, AdminUnit, UnitTree, unit_names, unit_tree
 from coso.weektimes import parse_clock, parse_weekdays
 from schedules.models import Schedule
 from schedules.session_queue import Booked, Load, programme_order
@@ -225,6 +225,30 @@ def write_placements(
     ]
     if rows:
         conn.execute(SP.insert(), rows)
+
+
+def no_room_left(engine: Engine, schedule_id: int, now: datetime, tz: str) -> list[tuple[str, int]]:
+    """The sessions to come that a (disabled) queued schedule's item no longer fits in,
+    beside what enabled schedules hold there: (the session named, seconds left)."""
+    with engine.connect() as conn:
+        mine = conn.execute(
+            select(SP).where(SP.c.schedule_id == schedule_id, SP.c.starts_at > now)
+        ).all()
+    if not mine:
+        return []
+    lo = min(as_utc(p.starts_at) for p in mine)
+    hi = max(as_utc(p.starts_at) for p in mine)
+    load = booked_load(engine, {p.unit_code for p in mine}, lo, hi, without={schedule_id})
+    names = unit_names(engine, {p.unit_code for p in mine})
+    full = []
+    for p in mine:
+        at = as_utc(p.starts_at)
+        used = sum(b.seconds for b in load.items.get((p.unit_code, at), []))
+        left = p.minutes * 60 - used
+        if left < p.seconds:
+            where = names.get(p.unit_code, p.unit_code)
+            full.append((f"{p.session!r} {local_text(at, tz)} ở {where}", left))
+    return full
 
 
 def drop_future_placements(conn: Connection, schedule_id: int, after: datetime) -> None:

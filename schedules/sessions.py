@@ -153,6 +153,15 @@ def sessions_for(unit: UnitPlace, defs: Iterable[SessionDef]) -> list[SessionDef
     return []
 
 
+def overlap(a: SessionDef, b: SessionDef) -> bool:
+    """Do two sessions of one place share air time on a weekday they both have?"""
+    if not a.weekdays & b.weekdays:
+        return False
+    a0 = a.start.hour * 60 + a.start.minute
+    b0 = b.start.hour * 60 + b.start.minute
+    return a0 < b0 + b.minutes and b0 < a0 + a.minutes
+
+
 def to_utc(day: date, at: time, tz: str) -> datetime:
     """A local wall time on a day → UTC (a time skipped by a clock change reads as the
     offset before it, as schedules' times do)."""
@@ -180,13 +189,20 @@ def instances(
         today = by_day.get(day, [])
         cancelled = {c.session for c in today if c.kind == CANCEL}
         taken: set[str] = set()
+        starts: set[datetime] = set()  # one session per instant: the first given
         for d in own:
-            if day.isoweekday() in d.weekdays and not cancelled & {"", d.name}:
-                out.append(Instance(unit.code, d.name, day, to_utc(day, d.start, tz), d.minutes))
+            at = to_utc(day, d.start, tz)
+            if day.isoweekday() in d.weekdays and not cancelled & {"", d.name} and at not in starts:
+                out.append(Instance(unit.code, d.name, day, at, d.minutes))
                 taken.add(d.name)
+                starts.add(at)
         for c in today:
-            if c.kind == ADD and c.start is not None and c.minutes and c.session not in taken:
-                out.append(Instance(unit.code, c.session, day, to_utc(day, c.start, tz), c.minutes))
+            if c.kind != ADD or c.start is None or not c.minutes or c.session in taken:
+                continue
+            at = to_utc(day, c.start, tz)
+            if at not in starts:
+                out.append(Instance(unit.code, c.session, day, at, c.minutes))
                 taken.add(c.session)
+                starts.add(at)
         day += timedelta(days=1)
     return sorted(out, key=lambda i: (i.at, i.name))

@@ -572,6 +572,21 @@ def _form(t: _Timing) -> TimingForm:
 # --- words -----------------------------------------------------------------------------------
 
 
+def timing_words(schedule: Any) -> str:
+    """A schedule row's timing in words: its clock rule, or the sessions it is queued into
+    ("Vào buổi phát, 2 lần mỗi tuần (buổi Sáng), từ 03/05/2021 đến 31/05/2021: 8 buổi")."""
+    queue = getattr(schedule, "queue", None)
+    if not queue:
+        return describe(schedule.start_local, schedule.rrule, schedule.until_local)
+    names = queue.get("sessions") or []
+    which = f" (buổi {', '.join(names)})" if names else ""
+    first = date_text(_local(schedule.start_local))
+    until = schedule.until_local
+    span = f", từ {first} đến {date_text(_local(until))}" if until else f", từ {first}"
+    placed = len(getattr(schedule, "rdates_local", None) or [])
+    return f"Vào buổi phát, {queue.get('per_week', 1)} lần mỗi tuần{which}{span}: {placed} buổi"
+
+
 def describe(
     start_local: str | datetime,
     rrule_text: str | None,

@@ -240,6 +240,8 @@ def test_schedule_preview_prints_each_sessions_programme_with_the_time_left(
     assert "1. Tin A (10 phút)" in result.output
     assert "2. Tin B (5 phút)" in result.output
     assert "Phường Cửa Nam" in result.output
+    shown = CliRunner().invoke(app, ["--config", str(config), "plan", "show", "12/KH-UBND"])
+    assert "Vào buổi phát, 1 lần mỗi tuần, từ 03/05/2021 đến 03/05/2021: 1 buổi" in shown.output
 
 
 def _queued(engine: Engine) -> list[tuple[datetime, str, str]]:
@@ -274,3 +276,106 @@ def test_an_exported_plan_keeps_its_queue_and_imports_again_unchanged(
     again.write_text(text)
     change = check_update(engine, settings, again, BEFORE)
     assert change.changes == ()
+
+
+def test_a_player_offline_plays_its_sessions_programme_in_order(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    """Three items queued into one commune's morning session, the priority one last: the
+    players' programme (sync) carries the session, and a player with no link plays it in
+    the session's order: priority first, then as queued."""
+
+    from channels.loudspeaker import protocol as p
+    from channels.loudspeaker.player.core import Player, StateFile
+    from channels.loudspeaker.programme import programmes
+    from channels.loudspeaker.signing import command_key, sign
+    from dispatcher.host import EngineHost
+    from tests.loudspeakers import CountingSink, clip, speaker_settings
+
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    items = [("c0", "Tin thường 1", "normal", 440), ("c1", "Tin thường 2", "normal", 550),
+             ("c2", "Tin ưu tiên", "priority", 660)]  # fmt: skip
+    content = "".join(
+        f'[[content]]\nkey = "{key}"\nkind = "audio"\ntitle = "{title}"\nstate = "approved"\n'
+        f'audio = "{clip(tmp_path, 15.0, freq)}"\n\n'
+        for key, title, _, freq in items
+    )
+    schedules = "".join(
+        f'[[schedules]]\nname = "{title}"\ncontent = "{key}"\nchannel = "loudspeaker"\n'
+        f'targets = {{ units = ["06040"] }}\nqueue = {{ per_week = 1 }}\n'
+        f'start = 2021-05-03\nuntil = 2021-05-03\npriority = "{priority}"\n\n'
+        for key, title, priority, _ in items
+    )
+    text = f"""\
+[plan]
+number = "14/KH-UBND"
+title = "Buổi sáng ở xã Thất Khê"
+period_start = 2021-05-01
+period_end = 2021-05-31
+
+[[sessions]]
+name = "Sáng"
+units = ["06040"]
+weekdays = "T2-T7"
+start = 06:00:00
+length = "1m"
+
+{content}[[endpoints]]
+channel = "loudspeaker"
+address = "loa-06040"
+unit = "06040"
+
+{schedules}"""
+    import_plan_file(engine, settings, write_plan(tmp_path, text), BEFORE)
+    host = EngineHost(engine, settings, ManualClock(BEFORE))
+    entries = programmes(host, BEFORE, timedelta(hours=48))["loa-06040"]
+    assert [e["not_before"] for e in entries] == [p.stamp(MORNING)] * 3
+    titles = {e["media"]["sha256"]: e["title"] for e in entries}
+    for e in entries:
+        e["media"]["url"] = f"http://127.0.0.1:9/media/{e['media']['sha256']}"
+
+    class Instant(CountingSink):  # each clip ends at once: the next one's turn comes
+        def done(self) -> bool:
+            return True
+
+        def remaining(self) -> float:
+            return 0.0
+
+    key = command_key(b"session-test-secret-0123456789ab", "loa-06040", 0)
+    sink = Instant()
+    player = Player(
+        "loa-06040", sink, tmp_path / "player", StateFile(None), lambda *_: True,
+        lambda *_: None, key=key, media_origin="http://127.0.0.1:9",
+    )  # fmt: skip
+    sync = {"type": p.SYNC, "generated_at": p.stamp(BEFORE), "entries": entries}
+    assert player.handle(sign(sync, "loa-06040", key, 0, BEFORE), BEFORE)
+    for sha in titles:
+        player.media_ready(sha, None, BEFORE)
+    for second in range(0, 5):  # the link is down: only the player's own clock runs
+        player.tick(MORNING + timedelta(seconds=second))
+    played = [titles[name.removesuffix(".mp3")] for name, _ in sink.played]
+    assert played == ["Tin ưu tiên", "Tin thường 1", "Tin thường 2"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_queued_schedule_switched_back_on_after_its_room_was_taken_is_refused(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    from coso.errors import InputError
+    from schedules.editing import set_enabled
+    from schedules.models import Schedule
+
+    items = (("tin-a", "Tin A", "10m"),)
+    import_plan_file(engine, settings, write_plan(tmp_path, plan_text(items)), BEFORE)
+    with engine.connect() as conn:
+        first = conn.scalar(select(Schedule.__table__.c.id))
+    set_enabled(engine, first, False, BEFORE)
+    # While it is off, another plan fills the wards' morning session.
+    # (the same sessions written again, as they are, are accepted).
+    text = plan_text((("tin-x", "Tin X", "15m"),)).replace("12/KH-UBND", "13/KH-UBND")
+    (tmp_path / "x").mkdir()
+    import_plan_file(engine, settings, write_plan(tmp_path / "x", text), BEFORE)
+    with pytest.raises(InputError) as refused:
+        set_enabled(engine, first, True, BEFORE)
+    assert "'Sáng' Thứ hai 03/05/2021 06:00" in refused.value.reason
+    assert "chỉ còn 0 giây" in refused.value.reason

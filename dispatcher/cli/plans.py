@@ -132,7 +132,7 @@ def plan_show(plan: str) -> None:
     """A plan with its targets, schedules and delivery counts."""
     check_arguments(plan=plan)
     from dispatcher.queries import delivery_counts, find_plan, plan_schedules
-    from schedules.timing_form import describe, timing_form
+    from schedules.timing_form import timing_form, timing_words
 
     engine = open_database(current_settings())
     p = find_plan(engine, nfc(plan))
@@ -143,7 +143,7 @@ def plan_show(plan: str) -> None:
     )
     table = Table("id", "schedule", "channel", "timing", "priority", "enabled")
     for s in plan_schedules(engine, p.id):
-        timing = describe(s.start_local, s.rrule, s.until_local)
+        timing = timing_words(s)
         if s.rrule and timing_form(s.start_local, s.rrule, s.until_local) is None:
             timing += f"\n{s.rrule}"  # words in general terms: the rule itself too
         table.add_row(

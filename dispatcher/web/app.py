@@ -47,7 +47,7 @@ from dispatcher.web.auth import (
 from dispatcher.web.body_limit import BodyLimit
 from dispatcher.web.console import console_router
 from schedules.session_queue import minutes_text
-from schedules.timing_form import describe
+from schedules.timing_form import timing_words
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -90,7 +90,7 @@ def page_templates() -> Jinja2Templates:
 def schedule_timing_words(schedule: Any) -> str:
     """A schedule's timing in words ("Thứ hai đến thứ bảy, 05:30"): a row or anything with
     start_local, rrule and until_local."""
-    return describe(schedule.start_local, schedule.rrule, schedule.until_local)
+    return timing_words(schedule)
 
 
 def create_app(

@@ -23,6 +23,7 @@ from schedules.sessions import (
     BroadcastSession,
     DayChange,
     SessionDef,
+    overlap,
     scope,
 )
 
@@ -53,7 +54,23 @@ def check(ctx: Context) -> None:
             seen[(where, entry.name)] = i
             new = SessionDef(where, entry.name, days, start, minutes)
             old = stored.get((where, entry.name))
-            if old is None:
+            clash = next(
+                (
+                    other
+                    for other in [*ctx.session_defs, *stored.values()]
+                    if other.scope == where and other.name != entry.name and overlap(new, other)
+                ),
+                None,
+            )
+            if clash is not None:
+                ctx.fail(
+                    (*loc, "start"),
+                    clock_text(start),
+                    f"buổi {entry.name!r} trùng giờ với buổi {clash.name!r} của {where}"
+                    f" ({weekdays_text(clash.weekdays)} {clock_text(clash.start)},"
+                    f" {clash.minutes} phút): một nơi không phát hai buổi cùng lúc",
+                )
+            elif old is None:
                 ctx.session_defs.append(new)
             elif old != new:
                 ctx.fail(
