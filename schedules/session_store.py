@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, delete, select
 
 from channels.endpoints import Endpoint, EndpointGroup, GroupMember
 from content.models import ContentItem
-from coso.clock import as_utc, local_text
+from coso.clock import as_utc, in_zone, local_text
 from coso.config import Settings
 from coso.durations import parse_duration
 from coso.units import CURRENT_DATASET, AdminUnit, UnitTree, unit_names, unit_tree
@@ -249,6 +249,21 @@ def no_room_left(engine: Engine, schedule_id: int, now: datetime, tz: str) -> li
             where = names.get(p.unit_code, p.unit_code)
             full.append((f"{p.session!r} {local_text(at, tz)} ở {where}", left))
     return full
+
+
+def stored_placements(engine: Engine, schedule_id: int, tz: str) -> list[tuple[Instance, int]]:
+    """Where a queued schedule's item went, as placed: (session instance, its seconds)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(SP).where(SP.c.schedule_id == schedule_id).order_by(SP.c.starts_at)
+        ).all()
+    out = []
+    for r in rows:
+        at = as_utc(r.starts_at)
+        out.append(
+            (Instance(r.unit_code, r.session, in_zone(at, tz).date(), at, r.minutes), r.seconds)
+        )
+    return out
 
 
 def drop_future_placements(conn: Connection, schedule_id: int, after: datetime) -> None:

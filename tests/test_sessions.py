@@ -379,3 +379,41 @@ def test_a_queued_schedule_switched_back_on_after_its_room_was_taken_is_refused(
         set_enabled(engine, first, True, BEFORE)
     assert "'Sáng' Thứ hai 03/05/2021 06:00" in refused.value.reason
     assert "chỉ còn 0 giây" in refused.value.reason
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_update_adding_an_item_keeps_the_others_where_they_are(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """Tin B went to the evening because another plan's Tin X filled the morning; Tin X is
+    then switched off. An update adding Tin A puts it in the now empty morning, and Tin B
+    stays in the evening: a queued schedule the update leaves as it was is not placed again
+    (placed again, B would take the morning in the check, A the evening, and the evening
+    would hold both)."""
+    from schedules.editing import set_enabled
+    from schedules.models import Schedule
+    from schedules.plan_import.update import apply_update, check_update
+
+    x_plan = plan_text((("tin-x", "Tin X", "15m"),)).replace("12/KH-UBND", "13/KH-UBND")
+    (tmp_path / "x").mkdir()
+    import_plan_file(engine, settings, write_plan(tmp_path / "x", x_plan), BEFORE)
+    b_only = plan_text((("tin-b", "Tin B", "10m"),))
+    import_plan_file(engine, settings, write_plan(tmp_path, b_only), BEFORE)
+    S = Schedule.__table__
+    with engine.connect() as conn:
+        x_id = conn.scalar(select(S.c.id).where(S.c.name == "Phát Tin X"))
+    set_enabled(engine, x_id, False, BEFORE)
+
+    both = plan_text((("tin-b", "Tin B", "10m"), ("tin-a", "Tin A", "10m")))
+    (tmp_path / "u").mkdir()
+    change = check_update(engine, settings, write_plan(tmp_path / "u", both), BEFORE)
+    assert [(c.section, c.action) for c in change.changes] == [
+        ("content", "added"),
+        ("schedules", "added"),
+    ]
+    apply_update(engine, change, "bien-tap", BEFORE)
+    plan = find_plan(engine, "12/KH-UBND")
+    rows = preview(engine, plan.id, BEFORE, 2)
+    assert [(r.when, r.content) for r in rows] == [(MORNING, "Tin A"), (EVENING, "Tin B")]
+    for s in plan_programmes(engine, settings, plan.id, BEFORE, 2, plan.zone):
+        assert s.left >= 0, s

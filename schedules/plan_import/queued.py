@@ -13,6 +13,7 @@ from coso.clock import as_utc, zone
 from coso.durations import parse_duration
 from schedules.models import EMERGENCY
 from schedules.plan_import.checker import Context
+from schedules.plan_import.writer import until_text
 from schedules.planfile import ScheduleEntry
 from schedules.session_queue import Booked, NoRoom, Queue, place
 from schedules.session_store import (
@@ -22,6 +23,7 @@ from schedules.session_store import (
     booked_load,
     range_bounds,
     stored_groups,
+    stored_placements,
     unit_places,
 )
 from schedules.sessions import instances
@@ -101,14 +103,21 @@ def place_queued(ctx: Context) -> None:
     first = min(s.start.date() for _, s in queued)  # type: ignore[union-attr]
     last = max(last_day(ctx, s) for _, s in queued)
     lo, hi = range_bounds(first, last)
-    # With --update, the plan's queued schedules are placed again from the file.
+    # With --update, a queued schedule the file leaves as it was keeps where it went; one
+    # it changes is placed again (its own room freed first).
+    kept = kept_as_stored(ctx, queued)
     replaced = (
         {s.id for s in ctx.stored.schedules if s.name in {q.name for _, q in queued}}
+        - set(kept.values())
         if ctx.stored is not None
         else set()
     )
     load = booked_load(ctx.engine, units, lo, hi, without=replaced)
+    for i, schedule_id in kept.items():
+        ctx.placements[i] = stored_placements(ctx.engine, schedule_id, ctx.zone)
     for i, sch in queued:
+        if i in kept:
+            continue
         loc = ("schedules", i)
         assert sch.queue is not None
         seconds = item_seconds(ctx, sch)
@@ -154,6 +163,30 @@ def place_queued(ctx: Context) -> None:
             placed += [(s, seconds) for s in chosen]
         else:
             ctx.placements[i] = placed
+
+
+def kept_as_stored(ctx: Context, queued: list[tuple[int, ScheduleEntry]]) -> dict[int, int]:
+    """Schedule index → stored id, for the queued schedules an update leaves as they were
+    (content, channel, targets, queue, range and enabled all the same)."""
+    if ctx.stored is None:
+        return {}
+    kept = {}
+    for i, sch in queued:
+        old = next((s for s in ctx.stored.schedules if s.name == sch.name), None)
+        if old is None or old.content != sch.content:
+            continue
+        v = old.values
+        same = (
+            v["queue"] == (sch.queue.model_dump() if sch.queue else None)
+            and v["channel"] == sch.channel
+            and v["targets"] == sch.targets.model_dump()
+            and v["start_local"] == sch.start.isoformat()
+            and v["until_local"] == until_text(sch.until)
+            and v["enabled"] == sch.enabled
+        )
+        if same:
+            kept[i] = old.id
+    return kept
 
 
 def _start_utc(sch: ScheduleEntry, ctx: Context) -> datetime:

@@ -228,7 +228,7 @@ class _Apply:
             # New times, or on again: from now on, without back-filling what came before.
             values["fired_through"] = case((S.c.fired_through < now, now), else_=S.c.fired_through)
         self.session.execute(update(S).where(S.c.id == change.stored_id).values(**values))
-        if "queue" in changed:
+        if sch.queue is not None:
             self._place(self.session.get(Schedule, change.stored_id), _at(change))
 
     def _place(self, row: Schedule | None, index: int) -> None:
