@@ -1,0 +1,148 @@
+"""A board's display records: each says which delivery was on screen, from when, for how
+long. They become `displayed` outcomes through the engine's one inbound path; a board
+offline uploads them when it is back (each record once, by its own id)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from channels.base import Outcome
+from channels.boards import devices
+from channels.boards.tables import BoardDisplay, BoardItem
+from coso.db import insert_ignoring_duplicates, write
+
+I = BoardItem.__table__  # noqa: E741
+R = BoardDisplay.__table__
+MOST_RECORDS = 500  # in one upload
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+@dataclass
+class Upload:
+    accepted: list[str] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
+
+
+def _time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("not a time")
+    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError("a time without its zone")
+    return when.astimezone(UTC)
+
+
+def record_displays(host: Any, board: Any, records: Any, received_at: datetime) -> Upload:
+    """Check and keep a board's records; each valid one is a `displayed` outcome of its
+    delivery. A record about another board's delivery, or malformed, is refused with why."""
+    result = Upload()
+    if not isinstance(records, list):
+        result.refused.append({"id": "", "reason": "records: phải là một danh sách"})
+        return result
+    if len(records) > MOST_RECORDS:
+        result.refused.append(
+            {"id": "", "reason": f"records: nhiều hơn {MOST_RECORDS} bản ghi trong một lần gửi"}
+        )
+        return result
+    valid: list[dict[str, Any]] = []
+    for raw in records:
+        rid = str(raw.get("id", ""))[:64] if isinstance(raw, dict) else ""
+        try:
+            if not isinstance(raw, dict) or not rid:
+                raise ValueError("id: thiếu mã bản ghi")
+            delivery = raw.get("delivery_id")
+            if not isinstance(delivery, int) or isinstance(delivery, bool) or delivery <= 0:
+                raise ValueError(f"delivery_id: {delivery!r} không phải mã lượt gửi")
+            try:
+                started = _time(raw.get("started_at"))
+            except ValueError as exc:
+                raise ValueError(f"started_at: {raw.get('started_at')!r}: {exc}") from exc
+            seconds = raw.get("seconds")
+            if not isinstance(seconds, int | float) or not 0 <= seconds <= 86400:
+                raise ValueError(f"seconds: {seconds!r} không phải số giây từ 0 đến 86400")
+        except ValueError as exc:
+            result.refused.append({"id": rid, "reason": str(exc)})
+            continue
+        valid.append({"id": rid, "delivery": delivery, "started": started, "seconds": seconds})
+    wanted = sorted({v["delivery"] for v in valid})
+    with write(host.engine) as conn:
+        items = {
+            r.delivery_id: r
+            for r in conn.execute(
+                select(I.c.delivery_id, I.c.starts_at, I.c.title).where(
+                    I.c.endpoint_id == board.id, I.c.delivery_id.in_(wanted)
+                )
+            )
+        }
+        rows, outcomes, last = [], [], None
+        for v in valid:
+            item = items.get(v["delivery"])
+            if item is None:
+                result.refused.append(
+                    {
+                        "id": v["id"],
+                        "reason": f"delivery_id: lượt gửi {v['delivery']} không phải của "
+                        f"bảng {board.address}",
+                    }
+                )
+                outcomes.append(_outcome(board, v, received_at, v["started"]))
+                continue
+            # A board's clock may be off: a start after coso got the record, or well before
+            # the item's slot, is moved to that bound.
+            started = min(v["started"], received_at)
+            started = max(started, item.starts_at - CLOCK_SKEW)
+            rows.append(
+                {
+                    "endpoint_id": board.id,
+                    "delivery_id": v["delivery"],
+                    "record_id": v["id"],
+                    "started_at": started,
+                    "seconds": float(v["seconds"]),
+                    "received_at": received_at,
+                }
+            )
+            outcomes.append(_outcome(board, v, received_at, started))
+            result.accepted.append(v["id"])
+            if last is None or started > last[0]:
+                last = (started, item.title)
+        if rows:
+            conn.execute(insert_ignoring_duplicates(conn, R), rows)
+            for row in rows:  # a record sent at its start, again at its end with its length
+                conn.execute(
+                    update(R)
+                    .where(
+                        R.c.endpoint_id == board.id,
+                        R.c.record_id == row["record_id"],
+                        R.c.seconds < row["seconds"],
+                    )
+                    .values(seconds=row["seconds"])
+                )
+        if outcomes:
+            host.receive_in(conn, outcomes)
+        status: dict[str, Any] = {"online": True, "last_seen": received_at}
+        if last is not None:
+            status |= {"showing": last[1], "showing_since": last[0]}
+        devices.set_status(conn, [board.id], **status)
+    return result
+
+
+def _outcome(board: Any, v: dict[str, Any], received_at: datetime, started: datetime) -> Outcome:
+    ended = started + timedelta(seconds=float(v["seconds"]))
+    late = received_at - ended > timedelta(minutes=1)
+    detail = f"hiện {float(v['seconds']):.0f} giây"
+    if late:
+        detail += "; ghi nhận của bảng, gửi lên khi có kết nối lại"
+    return Outcome(
+        v["delivery"],
+        "displayed",
+        "displayed",
+        started,
+        f"board:{board.address}",
+        detail=detail,
+        endpoint_id=board.id,
+        inbound=True,
+    )

@@ -1,0 +1,138 @@
+"""Pushes each screen its programme. One thread looks at the item table every
+`poll_seconds` (new items, items ended by a person), whichever process sent them, and hands
+each connected screen whose programme changed the new one; screens connected are marked
+online and seen at every heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from channels.boards import devices
+from channels.boards.programme import programmes
+from channels.boards.tables import BoardItem
+from coso.db import write
+
+log = logging.getLogger(__name__)
+I = BoardItem.__table__  # noqa: E741
+
+
+class Subscriber:
+    def __init__(self, endpoint_id: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.endpoint_id = endpoint_id
+        self.loop = loop
+        self.queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue(maxsize=8)
+
+    def offer(self, items: list[dict[str, Any]]) -> None:
+        def put() -> None:
+            while self.queue.full():  # only the newest programme matters
+                self.queue.get_nowait()
+            self.queue.put_nowait(items)
+
+        self.loop.call_soon_threadsafe(put)
+
+
+class BoardHub:
+    def __init__(
+        self, engine: Engine, now: Callable[[], datetime], poll: float, heartbeat: float
+    ) -> None:
+        self.engine, self.now = engine, now
+        self.poll, self.heartbeat = poll, heartbeat
+        self.subscribers: dict[int, set[Subscriber]] = defaultdict(set)
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.seen_id: int | None = None
+        self.seen_ended: datetime | None = None
+
+    def subscribe(self, endpoint_id: int, loop: asyncio.AbstractEventLoop) -> Subscriber:
+        sub = Subscriber(endpoint_id, loop)
+        with self.lock:
+            self.subscribers[endpoint_id].add(sub)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="boards-hub", daemon=True)
+                self.thread.start()
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> bool:
+        """Forget a stream; True when it was its board's last one (the board went away)."""
+        with self.lock:
+            subs = self.subscribers.get(sub.endpoint_id, set())
+            subs.discard(sub)
+            if not subs:
+                self.subscribers.pop(sub.endpoint_id, None)
+                return True
+        return False
+
+    def connected(self) -> list[int]:
+        with self.lock:
+            return list(self.subscribers)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _marks(self) -> tuple[int | None, datetime | None]:
+        with self.engine.connect() as conn:
+            top = conn.scalar(select(func.max(I.c.delivery_id)))
+            ended = conn.scalar(select(func.max(I.c.ended_at)).where(I.c.ended_at.is_not(None)))
+        return top, ended
+
+    def _run(self) -> None:
+        try:
+            self.seen_id, self.seen_ended = self._marks()
+        except Exception:
+            log.exception("boards: cannot read the programme table")
+        beat = 0.0
+        while not self.stopped.wait(self.poll):
+            try:
+                self._look()
+                beat += self.poll
+                if beat >= self.heartbeat:
+                    beat = 0.0
+                    self._seen()
+            except Exception:
+                log.exception("boards: pushing programmes failed; trying again")
+
+    def _look(self) -> None:
+        top, ended = self._marks()
+        if top == self.seen_id and ended == self.seen_ended:
+            return
+        changed: set[int] = set()
+        with self.engine.connect() as conn:
+            if top != self.seen_id:
+                query = select(I.c.endpoint_id).distinct()
+                if self.seen_id is not None:
+                    query = query.where(I.c.delivery_id > self.seen_id)
+                changed |= set(conn.scalars(query))
+            if ended != self.seen_ended:
+                query = select(I.c.endpoint_id).distinct().where(I.c.ended_at.is_not(None))
+                if self.seen_ended is not None:
+                    query = query.where(I.c.ended_at > self.seen_ended)
+                changed |= set(conn.scalars(query))
+        self.seen_id, self.seen_ended = top, ended
+        self.push(changed)
+
+    def push(self, endpoint_ids: set[int]) -> None:
+        """Send these boards' programmes to their connected screens."""
+        with self.lock:
+            wanted = {e: list(self.subscribers[e]) for e in endpoint_ids if e in self.subscribers}
+        if not wanted:
+            return
+        with self.engine.connect() as conn:
+            found = programmes(conn, list(wanted), self.now(), emergencies_alone=False)
+        for endpoint_id, subs in wanted.items():
+            for sub in subs:
+                sub.offer(found[endpoint_id])
+
+    def _seen(self) -> None:
+        ids = self.connected()
+        if ids:
+            with write(self.engine) as conn:
+                devices.set_status(conn, ids, online=True, last_seen=self.now())
