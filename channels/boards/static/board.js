@@ -125,6 +125,7 @@
     if (state.seen.indexOf(item.id) < 0) { state.seen.push(item.id); }
     fresh = fresh.filter(function (id) { return id !== item.id; });
     show(item);
+    body.dataset.shownAt = String(current.started);
     record(current, 0);  // on screen now: coso learns it at once, the length comes after
   }
 
@@ -236,7 +237,16 @@
       d.toLocaleTimeString("vi-VN", { hour: "2-digit", minute: "2-digit" }) + " · " + d.toLocaleDateString("vi-VN");
   }
 
-  window.addEventListener("online", upload);
+  // The device says its network is gone: stop waiting on the stream (a dead link can look
+  // open for minutes) and show the programme it has; back: connect, upload what it kept.
+  window.addEventListener("offline", function () {
+    if (source) { source.close(); source = null; }
+    online(false);
+  });
+  window.addEventListener("online", function () {
+    if (state.token) { connect(); }
+    upload();
+  });
   setInterval(tick, 250);
   setInterval(upload, 5000);
   setInterval(clock, 1000);
