@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 
 from coso.clock import SystemClock
 from tests.browser.console import add_user, signed_in
-from tests.browser.pages import screenshot
+from tests.browser.pages import assert_fits_phone, screenshot
 from tests.browser.server import CosoServer
 from tests.fault_services import wait_until
 from tests.loudspeakers import slot_in
@@ -171,6 +171,7 @@ def test_two_screens_show_report_go_offline_and_give_way_to_an_emergency(
     console.get_by_label("Mã trên màn hình").fill(code.inner_text())
     console.get_by_role("button", name="Ghép nối").click()
     expect(console.get_by_text("Đã ghép nối screen:ubnd-06046.")).to_be_visible()
+    assert_fits_phone(console)
     for page in (market, office):
         expect(page.locator("body")).to_have_attribute("data-online", "1", timeout=15_000)
         expect(page.locator("#text")).to_have_text("Chưa có thông báo")
