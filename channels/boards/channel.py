@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +49,50 @@ class BoardsChannel(Channel):
         self.huidu = huidu or HuiduClient(cfg.huidu)
 
     def send(self, message: Outbound) -> Accepted:
-        try:
-            board = parse(message.address)
-        except ValueError as exc:
-            raise PermanentSendError(f"address {message.address!r}: {exc}", "bad_address") from exc
-        self._keep(message)
-        if board.kind == "screen":
-            with write(self.host.engine) as conn:
-                devices.ensure(conn, [message.endpoint_id])
-            return Accepted(state="sent", event="sent", detail="trên chương trình của bảng")
-        return self.show_on_controller(board, message.endpoint_id, message.delivery_id)
+        result = self.publish_many([message])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-    def _keep(self, message: Outbound) -> None:
-        """The delivery as an item of its board (once: a repeat keeps the first)."""
+    def publish_many(self, messages: Sequence[Outbound]) -> list[Accepted | Exception]:
+        """Every message's item kept in one transaction (a slot reaches many screens at
+        once); then each controller is given its programme."""
+        results: list[Accepted | Exception | None] = [None] * len(messages)
+        rows, screens, controllers = [], [], []
+        for n, message in enumerate(messages):
+            try:
+                board = parse(message.address)
+            except ValueError as exc:
+                results[n] = PermanentSendError(
+                    f"address {message.address!r}: {exc}", "bad_address"
+                )
+                continue
+            try:
+                rows.append(self._item(message))
+            except PermanentSendError as exc:
+                results[n] = exc
+                continue
+            (screens if board.kind == "screen" else controllers).append((n, board, message))
+        if rows:
+            with write(self.host.engine) as conn:
+                conn.execute(insert_ignoring_duplicates(conn, I), rows)
+                devices.ensure(conn, [m.endpoint_id for _, _, m in screens])
+        for n, _, _ in screens:
+            results[n] = Accepted(state="sent", event="sent", detail="trên chương trình của bảng")
+        for n, board, message in controllers:
+            try:
+                results[n] = self.show_on_controller(
+                    board, message.endpoint_id, message.delivery_id
+                )
+            except (PermanentSendError, TransientSendError) as exc:
+                results[n] = exc
+        return [r if r is not None else PermanentSendError("not sent") for r in results]
+
+    def settle(self, pending: Sequence[Any]) -> list[Accepted | Exception]:
+        return list(pending)
+
+    def _item(self, message: Outbound) -> dict[str, Any]:
+        """The delivery as an item of its board (kept once: a repeat keeps the first)."""
         options = message.extra.get("options") or {}
         text = message.body.strip()
         image = None
@@ -88,8 +120,7 @@ class BoardsChannel(Channel):
             "starts_at": slot,
             "ends_at": message.expires_at or slot + self.keep_for,
         }
-        with write(self.host.engine) as conn:
-            conn.execute(insert_ignoring_duplicates(conn, I), [row])
+        return row
 
     # --- Huidu controllers ----------------------------------------------------------------
 
@@ -171,7 +202,3 @@ class BoardsChannel(Channel):
 
     def close(self) -> None:
         self.huidu.close()
-
-
-def ends_after(now: datetime, seconds: float) -> datetime:
-    return now + timedelta(seconds=seconds)

@@ -4,6 +4,9 @@ offline uploads them when it is back (each record once, by its own id)."""
 
 from __future__ import annotations
 
+import queue
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,15 +42,91 @@ def _time(value: Any) -> datetime:
 def record_displays(host: Any, board: Any, records: Any, received_at: datetime) -> Upload:
     """Check and keep a board's records; each valid one is a `displayed` outcome of its
     delivery. A record about another board's delivery, or malformed, is refused with why."""
-    result = Upload()
+    return record_many(host, [(board, records, received_at)])[0]
+
+
+def record_many(host: Any, uploads: list[tuple[Any, Any, datetime]]) -> list[Upload]:
+    """Several boards' uploads (board, records, when received) in one transaction."""
+    results = [Upload() for _ in uploads]
+    checked = [
+        _checked(records, result) for (_, records, _), result in zip(uploads, results, strict=True)
+    ]
+    wanted = sorted({v["delivery"] for valid in checked for v in valid})
+    with write(host.engine) as conn:
+        items: dict[tuple[int, int], Any] = {}
+        for start in range(0, len(wanted), 5000):
+            for r in conn.execute(
+                select(I.c.delivery_id, I.c.endpoint_id, I.c.starts_at, I.c.title).where(
+                    I.c.delivery_id.in_(wanted[start : start + 5000])
+                )
+            ):
+                items[(r.endpoint_id, r.delivery_id)] = r
+        rows: list[dict[str, Any]] = []
+        outcomes: list[Outcome] = []
+        for (board, _, received_at), valid, result in zip(uploads, checked, results, strict=True):
+            last = None
+            for v in valid:
+                item = items.get((board.id, v["delivery"]))
+                if item is None:
+                    result.refused.append(
+                        {
+                            "id": v["id"],
+                            "reason": f"delivery_id: lượt gửi {v['delivery']} không phải của "
+                            f"bảng {board.address}",
+                        }
+                    )
+                    outcomes.append(_outcome(board, v, received_at, v["started"]))
+                    continue
+                # A board's clock may be off: a start after coso got the record, or well
+                # before the item's slot, is moved to that bound.
+                started = min(v["started"], received_at)
+                started = max(started, item.starts_at - CLOCK_SKEW)
+                rows.append(
+                    {
+                        "endpoint_id": board.id,
+                        "delivery_id": v["delivery"],
+                        "record_id": v["id"],
+                        "started_at": started,
+                        "seconds": float(v["seconds"]),
+                        "received_at": received_at,
+                    }
+                )
+                outcomes.append(_outcome(board, v, received_at, started))
+                result.accepted.append(v["id"])
+                if last is None or started > last[0]:
+                    last = (started, item.title)
+            status: dict[str, Any] = {"online": True, "last_seen": received_at}
+            if last is not None:
+                status |= {"showing": last[1], "showing_since": last[0]}
+            devices.set_status(conn, [board.id], **status)
+        if rows:
+            conn.execute(insert_ignoring_duplicates(conn, R), rows)
+            for row in rows:  # a record sent at its start, again at its end with its length
+                if row["seconds"] > 0:
+                    conn.execute(
+                        update(R)
+                        .where(
+                            R.c.endpoint_id == row["endpoint_id"],
+                            R.c.record_id == row["record_id"],
+                            R.c.seconds < row["seconds"],
+                        )
+                        .values(seconds=row["seconds"])
+                    )
+        if outcomes:
+            host.receive_in(conn, outcomes)
+    return results
+
+
+def _checked(records: Any, result: Upload) -> list[dict[str, Any]]:
+    """The well-formed records of one upload; the others refused in `result`, with why."""
     if not isinstance(records, list):
         result.refused.append({"id": "", "reason": "records: phải là một danh sách"})
-        return result
+        return []
     if len(records) > MOST_RECORDS:
         result.refused.append(
             {"id": "", "reason": f"records: nhiều hơn {MOST_RECORDS} bản ghi trong một lần gửi"}
         )
-        return result
+        return []
     valid: list[dict[str, Any]] = []
     for raw in records:
         rid = str(raw.get("id", ""))[:64] if isinstance(raw, dict) else ""
@@ -68,66 +147,51 @@ def record_displays(host: Any, board: Any, records: Any, received_at: datetime) 
             result.refused.append({"id": rid, "reason": str(exc)})
             continue
         valid.append({"id": rid, "delivery": delivery, "started": started, "seconds": seconds})
-    wanted = sorted({v["delivery"] for v in valid})
-    with write(host.engine) as conn:
-        items = {
-            r.delivery_id: r
-            for r in conn.execute(
-                select(I.c.delivery_id, I.c.starts_at, I.c.title).where(
-                    I.c.endpoint_id == board.id, I.c.delivery_id.in_(wanted)
+    return valid
+
+
+class DisplayWriter:
+    """Writes screens' uploads a batch at a time: requests that arrive together (a slot
+    shown on a thousand screens at once) share one transaction."""
+
+    def __init__(self, host: Any, most: int = 2000) -> None:
+        self.host, self.most = host, most
+        self.queue: queue.SimpleQueue[tuple[Any, Any, datetime, Future[Upload]]] = (
+            queue.SimpleQueue()
+        )
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def submit(self, board: Any, records: Any, received_at: datetime) -> Future[Upload]:
+        done: Future[Upload] = Future()
+        self.queue.put((board, records, received_at, done))
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(
+                    target=self._run, name="boards-displays", daemon=True
                 )
-            )
-        }
-        rows, outcomes, last = [], [], None
-        for v in valid:
-            item = items.get(v["delivery"])
-            if item is None:
-                result.refused.append(
-                    {
-                        "id": v["id"],
-                        "reason": f"delivery_id: lượt gửi {v['delivery']} không phải của "
-                        f"bảng {board.address}",
-                    }
-                )
-                outcomes.append(_outcome(board, v, received_at, v["started"]))
+                self.thread.start()
+        return done
+
+    def _run(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            count = len(batch[0][1]) if isinstance(batch[0][1], list) else 1
+            while count < self.most:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(more)
+                count += len(more[1]) if isinstance(more[1], list) else 1
+            try:
+                results = record_many(self.host, [(b, r, at) for b, r, at, _ in batch])
+            except Exception as exc:
+                for *_, done in batch:
+                    done.set_exception(exc)
                 continue
-            # A board's clock may be off: a start after coso got the record, or well before
-            # the item's slot, is moved to that bound.
-            started = min(v["started"], received_at)
-            started = max(started, item.starts_at - CLOCK_SKEW)
-            rows.append(
-                {
-                    "endpoint_id": board.id,
-                    "delivery_id": v["delivery"],
-                    "record_id": v["id"],
-                    "started_at": started,
-                    "seconds": float(v["seconds"]),
-                    "received_at": received_at,
-                }
-            )
-            outcomes.append(_outcome(board, v, received_at, started))
-            result.accepted.append(v["id"])
-            if last is None or started > last[0]:
-                last = (started, item.title)
-        if rows:
-            conn.execute(insert_ignoring_duplicates(conn, R), rows)
-            for row in rows:  # a record sent at its start, again at its end with its length
-                conn.execute(
-                    update(R)
-                    .where(
-                        R.c.endpoint_id == board.id,
-                        R.c.record_id == row["record_id"],
-                        R.c.seconds < row["seconds"],
-                    )
-                    .values(seconds=row["seconds"])
-                )
-        if outcomes:
-            host.receive_in(conn, outcomes)
-        status: dict[str, Any] = {"online": True, "last_seen": received_at}
-        if last is not None:
-            status |= {"showing": last[1], "showing_since": last[0]}
-        devices.set_status(conn, [board.id], **status)
-    return result
+            for (*_, done), result in zip(batch, results, strict=True):
+                done.set_result(result)
 
 
 def _outcome(board: Any, v: dict[str, Any], received_at: datetime, started: datetime) -> Outcome:

@@ -6,6 +6,7 @@ online and seen at every heartbeat."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections import defaultdict
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from channels.boards import devices
-from channels.boards.programme import programmes
+from channels.boards.programme import programmes, stamp
 from channels.boards.tables import BoardItem
 from coso.db import write
 
@@ -24,13 +25,21 @@ log = logging.getLogger(__name__)
 I = BoardItem.__table__  # noqa: E741
 
 
-class Subscriber:
-    def __init__(self, endpoint_id: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.endpoint_id = endpoint_id
-        self.loop = loop
-        self.queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue(maxsize=8)
+def event_text(name: str, items: list[dict[str, Any]], now: datetime) -> str:
+    """One programme as a server-sent event."""
+    data = json.dumps(
+        {"board": name, "generated_at": stamp(now), "items": items}, ensure_ascii=False
+    )
+    return f"event: programme\ndata: {data}\n\n"
 
-    def offer(self, items: list[dict[str, Any]]) -> None:
+
+class Subscriber:
+    def __init__(self, endpoint_id: int, name: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.endpoint_id, self.name = endpoint_id, name
+        self.loop = loop
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=8)
+
+    def offer(self, items: str) -> None:
         def put() -> None:
             while self.queue.full():  # only the newest programme matters
                 self.queue.get_nowait()
@@ -52,8 +61,8 @@ class BoardHub:
         self.seen_id: int | None = None
         self.seen_ended: datetime | None = None
 
-    def subscribe(self, endpoint_id: int, loop: asyncio.AbstractEventLoop) -> Subscriber:
-        sub = Subscriber(endpoint_id, loop)
+    def subscribe(self, endpoint_id: int, name: str, loop: asyncio.AbstractEventLoop) -> Subscriber:
+        sub = Subscriber(endpoint_id, name, loop)
         with self.lock:
             self.subscribers[endpoint_id].add(sub)
             if self.thread is None:
@@ -125,11 +134,13 @@ class BoardHub:
             wanted = {e: list(self.subscribers[e]) for e in endpoint_ids if e in self.subscribers}
         if not wanted:
             return
+        now = self.now()
         with self.engine.connect() as conn:
-            found = programmes(conn, list(wanted), self.now(), emergencies_alone=False)
+            found = programmes(conn, list(wanted), now, emergencies_alone=False)
         for endpoint_id, subs in wanted.items():
+            text = event_text(subs[0].name, found[endpoint_id], now)  # made here, off the loop
             for sub in subs:
-                sub.offer(found[endpoint_id])
+                sub.offer(text)
 
     def _seen(self) -> None:
         ids = self.connected()

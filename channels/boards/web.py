@@ -26,8 +26,8 @@ from starlette.routing import Route
 
 from channels.boards import pairing
 from channels.boards.channel import images_folder
-from channels.boards.displays import record_displays
-from channels.boards.hub import BoardHub
+from channels.boards.displays import DisplayWriter
+from channels.boards.hub import BoardHub, event_text
 from channels.boards.images import STATIC
 from channels.boards.programme import programmes, stamp
 from coso.durations import parse_duration
@@ -66,6 +66,7 @@ def board_routes(host: Any, cfg: Any, templates: Any) -> list[Any]:
     heartbeat = parse_duration(cfg.heartbeat).total_seconds()
     pairing_valid = parse_duration(cfg.pairing_valid)
     images = images_folder(host.settings)
+    writer = DisplayWriter(host)
 
     async def page(request: Request) -> Response:
         name = request.path_params["name"]
@@ -86,7 +87,7 @@ def board_routes(host: Any, cfg: Any, templates: Any) -> list[Any]:
             board = await run_in_threadpool(pairing.check_token, engine, name, _token(request))
         except InputError as exc:
             return _refused(exc, 404 if exc.field == "board" else 403)
-        sub = hub.subscribe(board.id, asyncio.get_running_loop())
+        sub = hub.subscribe(board.id, name, asyncio.get_running_loop())
 
         def first() -> list[dict[str, Any]]:
             from channels.boards import devices
@@ -97,20 +98,13 @@ def board_routes(host: Any, cfg: Any, templates: Any) -> list[Any]:
             with engine.connect() as conn:
                 return programmes(conn, [board.id], now(), emergencies_alone=False)[board.id]
 
-        def message(items: list[dict[str, Any]]) -> str:
-            data = json.dumps(
-                {"board": name, "generated_at": stamp(now()), "items": items}, ensure_ascii=False
-            )
-            return f"event: programme\ndata: {data}\n\n"
-
         async def stream() -> Any:
             try:
                 yield "retry: 2000\n\n"
-                yield message(await run_in_threadpool(first))
+                yield event_text(name, await run_in_threadpool(first), now())
                 while True:
                     try:
-                        items = await asyncio.wait_for(sub.queue.get(), heartbeat)
-                        yield message(items)
+                        yield await asyncio.wait_for(sub.queue.get(), heartbeat)
                     except TimeoutError:
                         yield f": {stamp(now())}\n\n"
             finally:
@@ -145,7 +139,7 @@ def board_routes(host: Any, cfg: Any, templates: Any) -> list[Any]:
         except ValueError:
             return JSONResponse({"error": "báo cáo không phải JSON"}, status_code=400)
         records = payload.get("records") if isinstance(payload, dict) else None
-        result = await run_in_threadpool(record_displays, host, board, records, now())
+        result = await asyncio.wrap_future(writer.submit(board, records, now()))
         status = 200 if result.accepted or not result.refused else 422
         return JSONResponse(
             {"accepted": result.accepted, "refused": result.refused}, status_code=status
