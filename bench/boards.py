@@ -350,9 +350,8 @@ def main() -> None:
         (work / "bare").mkdir(exist_ok=True)
         bare = bench_bare(args.boards, work / "bare")
         total = bench_coso(args.boards, work)
-    print(
-        f"bare asyncio server: push to {args.boards:,} streams, {args.boards:,} reports in: {bare:.2f} s"
-    )
+    n = f"{args.boards:,}"
+    print(f"bare asyncio server: push to {n} streams, {n} reports in: {bare:.2f} s")
     print(f"coso: slot to {args.boards:,} displayed entries in the log: {total:.2f} s")
     print(f"coso / bare: {total / bare:.2f}x")
 
