@@ -323,3 +323,23 @@ def test_every_vietnamese_letter_is_in_the_shipped_font() -> None:
     nothing = drawn("\uffff")  # what a missing glyph draws (.notdef)
     missing = [c for c in letters + letters.upper() if drawn(c) == nothing]
     assert missing == []
+
+
+def test_a_screen_whose_stream_died_silently_is_shown_offline(
+    engine: Engine, boards_settings: Settings, tmp_path: Path
+) -> None:
+    from channels.boards.devices import device_states, set_status
+    from channels.boards.hub import BoardHub
+    from coso.db import write
+
+    clock = _imported(engine, boards_settings, tmp_path)
+    market, office = _board(engine, "cho-that-khe"), _board(engine, "ubnd-06046")
+    with write(engine) as conn:
+        set_status(conn, [market.id, office.id], online=True, last_seen=clock.now())
+    hub = BoardHub(engine, clock.now, 0.1, 15, timedelta(seconds=45))
+    hub.subscribers[office.id].add(object())  # type: ignore[arg-type]  # still connected
+    clock.advance(timedelta(minutes=2))
+    hub._seen()
+    states = device_states(engine, [market.id, office.id])
+    assert not states[market.id].online and states[market.id].last_seen < clock.now()
+    assert states[office.id].online and states[office.id].last_seen == clock.now()

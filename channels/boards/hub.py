@@ -11,10 +11,10 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from channels.boards import devices
 from channels.boards.programme import programmes, stamp
@@ -50,10 +50,16 @@ class Subscriber:
 
 class BoardHub:
     def __init__(
-        self, engine: Engine, now: Callable[[], datetime], poll: float, heartbeat: float
+        self,
+        engine: Engine,
+        now: Callable[[], datetime],
+        poll: float,
+        heartbeat: float,
+        offline_after: timedelta = timedelta(seconds=45),
     ) -> None:
         self.engine, self.now = engine, now
         self.poll, self.heartbeat = poll, heartbeat
+        self.offline_after = offline_after
         self.subscribers: dict[int, set[Subscriber]] = defaultdict(set)
         self.lock = threading.Lock()
         self.stopped = threading.Event()
@@ -143,7 +149,21 @@ class BoardHub:
                 sub.offer(text)
 
     def _seen(self) -> None:
-        ids = self.connected()
-        if ids:
-            with write(self.engine) as conn:
-                devices.set_status(conn, ids, online=True, last_seen=self.now())
+        """Screens connected are seen now; a screen not seen for offline_after (its stream
+        died without a word) is offline."""
+        ids, now = self.connected(), self.now()
+        D, E = devices.D, devices.E
+        screens = select(E.c.id).where(E.c.address.startswith("screen:"))
+        with write(self.engine) as conn:
+            if ids:
+                devices.set_status(conn, ids, online=True, last_seen=now)
+            conn.execute(
+                update(D)
+                .where(
+                    D.c.online.is_(True),
+                    D.c.last_seen < now - self.offline_after,
+                    D.c.endpoint_id.in_(screens),
+                    D.c.endpoint_id.not_in(ids),
+                )
+                .values(online=False)
+            )

@@ -62,6 +62,7 @@ def board_routes(host: Any, cfg: Any, templates: Any) -> list[Any]:
         now,
         cfg.poll_seconds,
         parse_duration(cfg.heartbeat).total_seconds(),
+        parse_duration(cfg.offline_after),
     )
     heartbeat = parse_duration(cfg.heartbeat).total_seconds()
     pairing_valid = parse_duration(cfg.pairing_valid)
