@@ -343,3 +343,24 @@ def test_a_screen_whose_stream_died_silently_is_shown_offline(
     states = device_states(engine, [market.id, office.id])
     assert not states[market.id].online and states[market.id].last_seen < clock.now()
     assert states[office.id].online and states[office.id].last_seen == clock.now()
+
+
+def test_an_items_image_is_kept_by_checksum_and_served_to_the_screens(
+    engine: Engine, boards_settings: Settings, tmp_path: Path
+) -> None:
+    from dispatcher.web.app import create_app
+
+    picture = tmp_path / "lich.png"
+    Image.new("RGB", (320, 180), "navy").save(picture)
+    plan = PLAN.replace("options = { seconds = 20 }", f'options = {{ image = "{picture}" }}')
+    clock = ManualClock(datetime(2021, 5, 2, 23, 0, tzinfo=UTC))
+    import_plan_file(engine, boards_settings, write_plan(tmp_path, plan), clock.now())
+    _fire(engine, boards_settings, clock, datetime(2021, 5, 3, 0, 0, 1, tzinfo=UTC))
+    market = _board(engine, "cho-that-khe")
+    with engine.connect() as conn:
+        (item,) = programmes(conn, [market.id], clock.now())[market.id]
+    assert item["image"].startswith("/boards/images/") and item["image"].endswith(".png")
+    client = TestClient(create_app(engine, boards_settings, clock))
+    served = client.get(item["image"])
+    assert served.status_code == 200 and served.content == picture.read_bytes()
+    assert client.get("/boards/images/" + "0" * 64 + ".png").status_code == 404
