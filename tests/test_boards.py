@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -336,13 +338,23 @@ def test_a_screen_whose_stream_died_silently_is_shown_offline(
     market, office = _board(engine, "cho-that-khe"), _board(engine, "ubnd-06046")
     with write(engine) as conn:
         set_status(conn, [market.id, office.id], online=True, last_seen=clock.now())
+    token = pairing.issue_token(engine, "screen:ubnd-06046", clock.now())
     hub = BoardHub(engine, clock.now, 0.1, 15, timedelta(seconds=45))
-    hub.subscribers[office.id].add(object())  # type: ignore[arg-type]  # still connected
+    hub.thread = threading.current_thread()  # no looking for items in this test
+    loop = asyncio.new_event_loop()
+    connected = hub.subscribe(office.id, "ubnd-06046", loop, pairing.digest(token))
     clock.advance(timedelta(minutes=2))
     hub._seen()
     states = device_states(engine, [market.id, office.id])
     assert not states[market.id].online and states[market.id].last_seen < clock.now()
     assert states[office.id].online and states[office.id].last_seen == clock.now()
+
+    # The office's token is replaced (a stolen screen): its open stream is let go.
+    pairing.issue_token(engine, "screen:ubnd-06046", clock.now())
+    hub._seen()
+    loop.run_until_complete(asyncio.sleep(0))
+    assert connected.queue.get_nowait() is None
+    loop.close()
 
 
 def test_an_items_image_is_kept_by_checksum_and_served_to_the_screens(

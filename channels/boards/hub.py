@@ -34,12 +34,21 @@ def event_text(name: str, items: list[dict[str, Any]], now: datetime) -> str:
 
 
 class Subscriber:
-    def __init__(self, endpoint_id: int, name: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        endpoint_id: int,
+        name: str,
+        loop: asyncio.AbstractEventLoop,
+        token_hash: str | None = None,
+    ) -> None:
         self.endpoint_id, self.name = endpoint_id, name
         self.loop = loop
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=8)
+        self.token_hash = token_hash  # the token it connected with: replaced, it is let go
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=8)
 
-    def offer(self, items: str) -> None:
+    def offer(self, items: str | None) -> None:
+        """A programme to send, or None: the stream ends."""
+
         def put() -> None:
             while self.queue.full():  # only the newest programme matters
                 self.queue.get_nowait()
@@ -67,8 +76,14 @@ class BoardHub:
         self.seen_id: int | None = None
         self.seen_ended: datetime | None = None
 
-    def subscribe(self, endpoint_id: int, name: str, loop: asyncio.AbstractEventLoop) -> Subscriber:
-        sub = Subscriber(endpoint_id, name, loop)
+    def subscribe(
+        self,
+        endpoint_id: int,
+        name: str,
+        loop: asyncio.AbstractEventLoop,
+        token_hash: str | None = None,
+    ) -> Subscriber:
+        sub = Subscriber(endpoint_id, name, loop, token_hash)
         with self.lock:
             self.subscribers[endpoint_id].add(sub)
             if self.thread is None:
@@ -157,6 +172,16 @@ class BoardHub:
         with write(self.engine) as conn:
             if ids:
                 devices.set_status(conn, ids, online=True, last_seen=now)
+                tokens = dict(
+                    conn.execute(
+                        select(D.c.endpoint_id, D.c.token_hash).where(D.c.endpoint_id.in_(ids))
+                    ).all()
+                )
+                with self.lock:
+                    subs = [s for e in ids for s in self.subscribers.get(e, ())]
+                for sub in subs:  # a token replaced since: that screen is let go
+                    if sub.token_hash is not None and tokens.get(sub.endpoint_id) != sub.token_hash:
+                        sub.offer(None)
             conn.execute(
                 update(D)
                 .where(

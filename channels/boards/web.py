@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -88,7 +87,7 @@ def board_routes(host: Any, cfg: Any, templates: Any) -> list[Any]:
             board = await run_in_threadpool(pairing.check_token, engine, name, _token(request))
         except InputError as exc:
             return _refused(exc, 404 if exc.field == "board" else 403)
-        sub = hub.subscribe(board.id, name, asyncio.get_running_loop())
+        sub = hub.subscribe(board.id, name, asyncio.get_running_loop(), board.token_hash)
 
         def first() -> list[dict[str, Any]]:
             from channels.boards import devices
@@ -105,7 +104,10 @@ def board_routes(host: Any, cfg: Any, templates: Any) -> list[Any]:
                 yield event_text(name, await run_in_threadpool(first), now())
                 while True:
                     try:
-                        yield await asyncio.wait_for(sub.queue.get(), heartbeat)
+                        text = await asyncio.wait_for(sub.queue.get(), heartbeat)
+                        if text is None:
+                            return
+                        yield text
                     except TimeoutError:
                         yield f": {stamp(now())}\n\n"
             finally:
@@ -269,7 +271,3 @@ def _csrf_ok(request: Request, given: Any) -> bool:
         and isinstance(given, str)
         and hmac.compare_digest(expected, given)
     )
-
-
-def static_path(file: str) -> Path:
-    return STATIC / file
