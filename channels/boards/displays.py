@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from channels.base import Outcome
 from channels.boards import devices
@@ -63,6 +63,8 @@ def record_many(host: Any, uploads: list[tuple[Any, Any, datetime]]) -> list[Upl
                 items[(r.endpoint_id, r.delivery_id)] = r
         rows: list[dict[str, Any]] = []
         outcomes: list[Outcome] = []
+        seen: list[dict[str, Any]] = []  # boards heard from (one statement for all)
+        shown: list[dict[str, Any]] = []  # and what each showed last
         for (board, _, received_at), valid, result in zip(uploads, checked, results, strict=True):
             last = None
             for v in valid:
@@ -95,10 +97,33 @@ def record_many(host: Any, uploads: list[tuple[Any, Any, datetime]]) -> list[Upl
                 result.accepted.append(v["id"])
                 if last is None or started > last[0]:
                     last = (started, item.title)
-            status: dict[str, Any] = {"online": True, "last_seen": received_at}
-            if last is not None:
-                status |= {"showing": last[1], "showing_since": last[0]}
-            devices.set_status(conn, [board.id], **status)
+            if last is None:
+                seen.append({"eid": board.id, "seen": received_at})
+            else:
+                shown.append(
+                    {"eid": board.id, "seen": received_at, "showing": last[1], "since": last[0]}
+                )
+        devices.ensure(conn, [b["eid"] for b in seen + shown])
+        D = devices.D
+        if seen:
+            conn.execute(
+                update(D)
+                .where(D.c.endpoint_id == bindparam("eid"))
+                .values(online=True, last_seen=bindparam("seen")),
+                seen,
+            )
+        if shown:
+            conn.execute(
+                update(D)
+                .where(D.c.endpoint_id == bindparam("eid"))
+                .values(
+                    online=True,
+                    last_seen=bindparam("seen"),
+                    showing=bindparam("showing"),
+                    showing_since=bindparam("since"),
+                ),
+                shown,
+            )
         if rows:
             conn.execute(insert_ignoring_duplicates(conn, R), rows)
             for row in rows:  # a record sent at its start, again at its end with its length
@@ -162,9 +187,13 @@ class DisplayWriter:
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
 
-    def submit(self, board: Any, records: Any, received_at: datetime) -> Future[Upload]:
+    def submit(
+        self, name: str, token: str | None, records: Any, received_at: datetime
+    ) -> Future[Upload]:
+        """Board `name`'s upload, its token checked with the others of its batch: the
+        future's result, or an InputError (no such board, a token that is not its own)."""
         done: Future[Upload] = Future()
-        self.queue.put((board, records, received_at, done))
+        self.queue.put(((name, token), records, received_at, done))
         with self.lock:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(
@@ -174,6 +203,8 @@ class DisplayWriter:
         return done
 
     def _run(self) -> None:
+        from channels.boards.pairing import check_tokens
+
         while True:
             batch = [self.queue.get()]
             count = len(batch[0][1]) if isinstance(batch[0][1], list) else 1
@@ -185,12 +216,20 @@ class DisplayWriter:
                 batch.append(more)
                 count += len(more[1]) if isinstance(more[1], list) else 1
             try:
-                results = record_many(self.host, [(b, r, at) for b, r, at, _ in batch])
+                boards = check_tokens(self.host.engine, [who for who, *_ in batch])
+                kept = []
+                for board, (_, records, at, done) in zip(boards, batch, strict=True):
+                    if isinstance(board, Exception):
+                        done.set_exception(board)
+                    else:
+                        kept.append((board, records, at, done))
+                results = record_many(self.host, [(b, r, at) for b, r, at, _ in kept])
             except Exception as exc:
                 for *_, done in batch:
-                    done.set_exception(exc)
+                    if not done.done():
+                        done.set_exception(exc)
                 continue
-            for (*_, done), result in zip(batch, results, strict=True):
+            for (*_, done), result in zip(kept, results, strict=True):
                 done.set_result(result)
 
 

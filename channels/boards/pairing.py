@@ -46,20 +46,40 @@ def issue_token(engine: Engine, address: str, now: datetime) -> str:
 
 
 def check_token(engine: Engine, name: str, token: str | None) -> Any:
-    """The board whose token this is; InputError naming the token otherwise (one query: a
-    thousand screens report at once)."""
+    """The board whose token this is; InputError naming the token otherwise."""
+    found = check_tokens(engine, [(name, token)])[0]
+    if isinstance(found, InputError):
+        raise found
+    return found
+
+
+def check_tokens(engine: Engine, given: list[tuple[str, str | None]]) -> list[Any]:
+    """For each (board name, token): the board, or the InputError that refuses it. One
+    query for all (a thousand screens report at once)."""
     E = devices.E
+    addresses = sorted({f"screen:{name}" for name, _ in given})
+    found: dict[str, Any] = {}
     with engine.connect() as conn:
-        board = conn.execute(
-            select(E.c.id, E.c.address, E.c.name, E.c.unit_code, E.c.enabled, D.c.token_hash)
-            .join(D, D.c.endpoint_id == E.c.id, isouter=True)
-            .where(E.c.channel == devices.CHANNEL, E.c.address == f"screen:{name}")
-        ).first()
-    if board is None or not board.enabled:
-        raise InputError("board", name, "không có bảng điện tử nào tên này")
-    if not same(token, board.token_hash):
-        raise InputError("token", "…", f"mã của bảng {name} không đúng hoặc đã được thay")
-    return board
+        for start in range(0, len(addresses), 5000):
+            for row in conn.execute(
+                select(E.c.id, E.c.address, E.c.name, E.c.unit_code, E.c.enabled, D.c.token_hash)
+                .join(D, D.c.endpoint_id == E.c.id, isouter=True)
+                .where(
+                    E.c.channel == devices.CHANNEL,
+                    E.c.address.in_(addresses[start : start + 5000]),
+                )
+            ):
+                found[row.address] = row
+    out: list[Any] = []
+    for name, token in given:
+        board = found.get(f"screen:{name}")
+        if board is None or not board.enabled:
+            out.append(InputError("board", name, "không có bảng điện tử nào tên này"))
+        elif not same(token, board.token_hash):
+            out.append(InputError("token", "…", f"mã của bảng {name} không đúng hoặc đã được thay"))
+        else:
+            out.append(board)
+    return out
 
 
 def request_code(engine: Engine, name: str, now: datetime) -> tuple[str, str]:
