@@ -3,7 +3,7 @@ server-sent events stream): time from the slot to N `displayed` entries in the a
 log; next to a bare asyncio server in the same run that pushes the same payload to the same
 clients and counts their N display reports (three times: its median counts).
 
-    python -m bench.boards --boards 1000 [--keep DIR]
+    python -m bench.boards --boards 1000 [--keep DIR] [--timeline]
 
 coso runs as `coso serve` in its own process, on SQLite; this one only watches the
 database. The simulated screens (`--screens`, the same code for both servers) connect,
@@ -248,7 +248,7 @@ def plan(boards: int, slot: datetime) -> str:
     return "\n".join(lines)
 
 
-def bench_coso(boards: int, work: Path) -> float:
+def bench_coso(boards: int, work: Path, timeline: bool = False) -> float:
     from coso.config import load_settings
     from coso.setup import open_database
     from schedules.importer import import_plan_file
@@ -320,6 +320,19 @@ url = "mqtt://127.0.0.1:1"
                 raise SystemExit(f"only {db.execute(DISPLAYED).fetchone()[0]} displayed")
             time.sleep(0.01)
         elapsed = time.time() - slot.timestamp()
+        if timeline:
+            base = slot.timestamp()
+
+            def after(sql: str) -> str:
+                at = db.execute(sql).fetchone()[0]
+                stamp = datetime.fromisoformat(at).replace(tzinfo=UTC).timestamp()
+                return f"{stamp - base:.2f} s"
+
+            sent = "SELECT max(at) FROM activity_entry WHERE channel = 'boards' AND event = 'sent'"
+            print(f"  all sent: {after(sent)} after the slot")
+            print(f"  first / last on screen: {after('SELECT min(started_at) FROM board_display')}"
+                  f" / {after('SELECT max(started_at) FROM board_display')}")  # fmt: skip
+            print(f"  last report received: {after('SELECT max(received_at) FROM board_display')}")
         logged = db.execute(LOGGED).fetchone()[0]
         if logged != boards:
             raise SystemExit(f"{boards} deliveries displayed but {logged} log entries")
@@ -336,6 +349,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--boards", type=int, default=1000)
     parser.add_argument("--keep", default="", help="keep coso's database and logs in this folder")
+    parser.add_argument("--timeline", action="store_true", help="print when each stage ended")
     parser.add_argument("--screens", default="", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -354,7 +368,7 @@ def main() -> None:
             (work / f"bare-{n}").mkdir(exist_ok=True)
             bares.append(bench_bare(args.boards, work / f"bare-{n}"))
         bare = statistics.median(bares)
-        total = bench_coso(args.boards, work)
+        total = bench_coso(args.boards, work, args.timeline)
     n = f"{args.boards:,}"
     runs = ", ".join(f"{b:.2f}" for b in bares)
     print(

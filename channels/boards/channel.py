@@ -18,6 +18,7 @@ from sqlalchemy import select
 from channels.base import Accepted, Channel, Outbound, PermanentSendError, TransientSendError
 from channels.boards import devices
 from channels.boards.addresses import Board, parse
+from channels.boards.hub import CHANGED
 from channels.boards.huidu import PREFIX, ControllerError, HuiduClient, Screen, program
 from channels.boards.images import keep_image, text_image
 from channels.boards.programme import programmes, signature
@@ -77,6 +78,7 @@ class BoardsChannel(Channel):
             with write(self.host.engine) as conn:
                 conn.execute(insert_ignoring_duplicates(conn, I), rows)
                 devices.ensure(conn, [m.endpoint_id for _, _, m in screens])
+            CHANGED.set()  # the web app's hub, when in this process, pushes them now
         for n, _, _ in screens:
             results[n] = Accepted(state="sent", event="sent", detail="trên chương trình của bảng")
         for n, board, message in controllers:

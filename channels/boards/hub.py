@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -31,6 +32,11 @@ def event_text(name: str, items: list[dict[str, Any]], now: datetime) -> str:
         {"board": name, "generated_at": stamp(now), "items": items}, ensure_ascii=False
     )
     return f"event: programme\ndata: {data}\n\n"
+
+
+# Set by the sender when it kept new items (coso serve runs both in one process): the hub
+# looks at once instead of at its next poll. Another process's items are found by the poll.
+CHANGED = threading.Event()
 
 
 class Subscriber:
@@ -119,11 +125,14 @@ class BoardHub:
             self.seen_id, self.seen_ended = self._marks()
         except Exception:
             log.exception("boards: cannot read the programme table")
-        beat = 0.0
-        while not self.stopped.wait(self.poll):
+        beat, last = 0.0, time.monotonic()
+        while not self.stopped.is_set():
+            CHANGED.wait(self.poll)
+            CHANGED.clear()
             try:
                 self._look()
-                beat += self.poll
+                now = time.monotonic()
+                beat, last = beat + now - last, now
                 if beat >= self.heartbeat:
                     beat = 0.0
                     self._seen()
