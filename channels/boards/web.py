@@ -163,11 +163,10 @@ def board_routes(host: Any, cfg: Any, templates: Any) -> list[Any]:
         file = request.path_params["file"]
         if file not in STATIC_FILES:
             return Response("không có tệp này", 404)
-        return FileResponse(
-            STATIC / file,
-            media_type=STATIC_FILES[file],
-            headers={"Cache-Control": "public, max-age=86400"},
-        )
+        headers = {"Cache-Control": "public, max-age=86400"}
+        if file == "board-sw.js":  # it keeps the boards' pages, under /boards/
+            headers = {"Cache-Control": "no-cache", "Service-Worker-Allowed": "/boards/"}
+        return FileResponse(STATIC / file, media_type=STATIC_FILES[file], headers=headers)
 
     async def image(request: Request) -> Response:
         file = request.path_params["file"]

@@ -211,6 +211,10 @@ def test_two_screens_show_report_go_offline_and_give_way_to_an_emergency(
 
     wait_until(lambda: len(kept_since_cut()) >= 2, 20, "records kept offline")
     expect(office.locator("#title")).to_have_text(NORMAL["title"])
+    office.reload()  # the screen restarts with no link: its page, programme and records stay
+    assert office.evaluate("navigator.serviceWorker.controller !== null")  # from its worker
+    expect(office.locator("#title")).to_have_text(NORMAL["title"])
+    expect(office.locator("body")).to_have_attribute("data-online", "0")
     assert showing(office) != ""
     waiting = {r["id"] for r in kept(office, "ubnd-06046")}
     office.context.set_offline(False)

@@ -254,4 +254,9 @@
   online(false);
   tick();
   if (state.token) { connect(); } else { pair(); }
+  // Where the browser allows it (https, or this machine), the page itself is kept too, so a
+  // screen restarted with no link opens it again.
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/boards/static/board-sw.js", { scope: "/boards/" }).catch(function () {});
+  }
 })();
