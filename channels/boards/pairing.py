@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from channels.boards import devices
+from channels.boards.addresses import SCREEN
 from coso.db import write
 from coso.errors import InputError
 
@@ -28,6 +29,8 @@ def same(secret: str | None, hashed: str | None) -> bool:
 
 def screen(engine: Engine, name: str) -> Any:
     """The screen board named `name` (its endpoint row), or InputError."""
+    if not SCREEN.fullmatch(f"screen:{name}"):  # never asked of the database (a NUL…)
+        raise InputError("board", name[:80], "không có bảng điện tử nào tên này")
     with engine.connect() as conn:
         found = devices.by_address(conn, f"screen:{name}")
     if found is None or not found.enabled:
@@ -57,7 +60,7 @@ def check_tokens(engine: Engine, given: list[tuple[str, str | None]]) -> list[An
     """For each (board name, token): the board, or the InputError that refuses it. One
     query for all (a thousand screens report at once)."""
     E = devices.E
-    addresses = sorted({f"screen:{name}" for name, _ in given})
+    addresses = sorted({f"screen:{n}" for n, _ in given if SCREEN.fullmatch(f"screen:{n}")})
     found: dict[str, Any] = {}
     with engine.connect() as conn:
         for start in range(0, len(addresses), 5000):
@@ -74,7 +77,7 @@ def check_tokens(engine: Engine, given: list[tuple[str, str | None]]) -> list[An
     for name, token in given:
         board = found.get(f"screen:{name}")
         if board is None or not board.enabled:
-            out.append(InputError("board", name, "không có bảng điện tử nào tên này"))
+            out.append(InputError("board", name[:80], "không có bảng điện tử nào tên này"))
         elif not same(token, board.token_hash):
             out.append(InputError("token", "…", f"mã của bảng {name} không đúng hoặc đã được thay"))
         else:

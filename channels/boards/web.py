@@ -135,7 +135,7 @@ def board_routes(host: Any, cfg: Any, templates: Any) -> list[Any]:
             return JSONResponse({"error": "báo cáo quá lớn"}, status_code=413)
         try:
             payload = json.loads(body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past any report
             return JSONResponse({"error": "báo cáo không phải JSON"}, status_code=400)
         records = payload.get("records") if isinstance(payload, dict) else None
         try:  # the token is checked with the other uploads of its batch, in one query
