@@ -98,7 +98,8 @@ class BoardOptions(BaseModel):
 
     seconds: int | None = Field(None, ge=1, le=3600)  # on screen each time round
     image: str | None = None  # a PNG or JPEG file shown with (or instead of) the text
-    scroll: bool = False  # long text scrolls instead of paging
+    scroll: bool = False  # an LED controller moves the text left continuously (a screen
+    # scrolls any text too long to fit, whatever this says)
 
     @field_validator("image")
     @classmethod
