@@ -203,4 +203,4 @@ def test_a_schedule_on_a_channel_nobody_installed_names_the_installed_ones(
             engine, settings, write_plan(tmp_path, BOARD_PLAN), datetime(2021, 5, 1, tzinfo=UTC)
         )
     text = str(refused.value)
-    assert "'board'" in text and "registered: loudspeaker, sms, station, web" in text
+    assert "'board'" in text and "registered: boards, loudspeaker, sms, station, web" in text

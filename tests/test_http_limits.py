@@ -155,6 +155,7 @@ def test_signed_callback_still_works_after_refused_posts(
 PLAUSIBLE = {
     "ref": ["12/KH-UBND", "1"],
     "name": ["0" * 64 + ".mp3"],
+    "file": ["board.js", "0" * 64 + ".png"],
     "path": ["swagger-ui.css"],
     "schedule_id": ["1"],
     "action": ["enable", "disable"],

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-CHANNEL_WORDS = re.compile(r"\b(sms|loudspeaker|web|led|station)\b", re.IGNORECASE)
+CHANNEL_WORDS = re.compile(r"\b(sms|loudspeaker|web|led|station|boards|huidu)\b", re.IGNORECASE)
 
 
 def _modules(folder: str) -> list[Path]:

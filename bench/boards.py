@@ -1,0 +1,382 @@
+"""One item to N web boards (simulated screens in a separate process, each on its own
+server-sent events stream): time from the slot to N `displayed` entries in the activity
+log; next to a bare asyncio server in the same run that pushes the same payload to the same
+clients and counts their N display reports (three times: its median counts).
+
+    python -m bench.boards --boards 1000 [--keep DIR] [--timeline]
+
+coso runs as `coso serve` in its own process, on SQLite; this one only watches the
+database. The simulated screens (`--screens`, the same code for both servers) connect,
+read each programme, and report an item the moment it is new (as the board page does),
+each report on a connection of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DISPLAYED = "SELECT count(*) FROM delivery WHERE channel = 'boards' AND state = 'displayed'"
+LOGGED = "SELECT count(*) FROM activity_entry WHERE channel = 'boards' AND event = 'displayed'"
+BARE_RUNS = 3  # the bare server's time varies from run to run on a shared machine: its median
+TEXT = (
+    "Ủy ban nhân dân xã tiếp công dân vào sáng thứ năm hằng tuần, từ 7 giờ 30 đến 11 giờ, "
+    "tại phòng một cửa. Đề nghị bà con mang theo căn cước."
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- the simulated screens (their own process) ------------------------------------------
+
+
+async def _http(port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    return answer
+
+
+async def _screen(port: int, name: str, token: str, ready: asyncio.Queue[str]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET /boards/{name}/events?token={token} HTTP/1.1\r\nHost: bench\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    await writer.drain()
+    while (await reader.readline()) not in (b"\r\n", b""):
+        pass  # the answer's headers
+    seen: set[int] = set()
+    first = True
+    while True:
+        line = await reader.readline()
+        if not line:
+            return
+        if not line.startswith(b"data:"):
+            continue
+        items = json.loads(line[5:])["items"]
+        if first:
+            first = False
+            await ready.put(name)
+        new = [i for i in items if i["id"] not in seen]
+        if not new:
+            continue
+        seen |= {i["id"] for i in new}
+        now = datetime.now(UTC).isoformat()
+        body = json.dumps(
+            {
+                "records": [
+                    {"id": f"{name}-{i['id']}", "delivery_id": i["id"], "started_at": now,
+                     "seconds": 0}
+                    for i in new
+                ]
+            }
+        ).encode()  # fmt: skip
+        head = (
+            f"POST /boards/{name}/displayed HTTP/1.1\r\nHost: bench\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        answer = await _http(port, head + body)
+        if b" 200 " not in answer.split(b"\r\n", 1)[0]:
+            print(f"report refused: {answer[:200]!r}", file=sys.stderr, flush=True)
+
+
+async def _screens(port: int, tokens: dict[str, str]) -> None:
+    ready: asyncio.Queue[str] = asyncio.Queue()
+    tasks = []
+    for name, token in tokens.items():
+        tasks.append(asyncio.create_task(_screen(port, name, token, ready)))
+        await asyncio.sleep(0.002)  # a screen a time, as a town's screens start
+    for _ in tokens:
+        await ready.get()
+    print(f"connected {len(tokens)}", flush=True)
+    await asyncio.gather(*tasks)
+
+
+def start_screens(port: int, tokens: dict[str, str], work: Path, tag: str) -> subprocess.Popen[str]:
+    file = work / f"tokens-{tag}.json"
+    file.write_text(json.dumps(tokens))
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.boards", "--screens", str(file), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=(work / f"screens-{tag}.log").open("w"),
+        text=True,
+    )  # fmt: skip
+
+
+def wait_connected(screens: subprocess.Popen[str], until: float) -> None:
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(screens.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(max(0.0, until - time.time()))
+    if not got or not got[0].startswith("connected"):
+        raise SystemExit(f"the screens did not all connect in time ({got})")
+
+
+# --- the bare server ---------------------------------------------------------------------
+
+
+class BareServer:
+    """Holds every screen's stream, pushes one programme to all, counts the reports."""
+
+    def __init__(self, boards: int) -> None:
+        self.boards = boards
+        self.streams: list[asyncio.StreamWriter] = []
+        self.reported: set[str] = set()
+        self.all_reported = asyncio.Event()
+        self.port = free_port()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        if request.startswith(b"GET"):
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            writer.write(_chunk('event: programme\ndata: {"items": []}\n\n'))
+            self.streams.append(writer)
+            return
+        body = json.loads(await reader.readexactly(length))
+        for record in body["records"]:
+            self.reported.add(record["id"])
+        answer = json.dumps({"accepted": [r["id"] for r in body["records"]], "refused": []})
+        writer.write(
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(answer)}\r\nConnection: close\r\n\r\n{answer}".encode()
+        )
+        await writer.drain()
+        writer.close()
+        if len(self.reported) >= self.boards:
+            self.all_reported.set()
+
+    async def push(self, payloads: list[str]) -> float:
+        started = time.perf_counter()
+        for writer, payload in zip(self.streams, payloads, strict=False):
+            writer.write(_chunk(payload))
+        await asyncio.gather(*(w.drain() for w in self.streams))
+        await self.all_reported.wait()
+        return time.perf_counter() - started
+
+
+def _chunk(text: str) -> bytes:
+    data = text.encode()
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def bench_bare(boards: int, work: Path) -> float:
+    server = BareServer(boards)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    async def serve() -> None:
+        await asyncio.start_server(server.handle, "127.0.0.1", server.port, backlog=4096)
+        started.set()
+
+    loop.run_until_complete(serve())
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    tokens = {f"b-{n:05d}": "t" for n in range(1, boards + 1)}
+    screens = start_screens(server.port, tokens, work, "bare")
+    try:
+        wait_connected(screens, time.time() + 60 + boards / 20)
+        at = datetime.now(UTC)
+        payloads = []
+        for n, name in enumerate(tokens, start=1):
+            ends = (at + timedelta(hours=1)).isoformat()
+            item = {"id": n, "title": "Lịch tiếp công dân", "text": TEXT, "image": None,
+                    "seconds": 15, "scroll": False, "priority": "normal",
+                    "starts_at": at.isoformat(), "ends_at": ends}  # fmt: skip
+            data = json.dumps(
+                {"board": name, "generated_at": at.isoformat(), "items": [item]},
+                ensure_ascii=False,
+            )
+            payloads.append(f"event: programme\ndata: {data}\n\n")
+        return asyncio.run_coroutine_threadsafe(server.push(payloads), loop).result(300)
+    finally:
+        screens.terminate()
+        screens.wait(15)
+        loop.call_soon_threadsafe(loop.stop)
+
+
+# --- coso -----------------------------------------------------------------------------------
+
+
+def plan(boards: int, slot: datetime) -> str:
+    zone = "Asia/Ho_Chi_Minh"
+    from zoneinfo import ZoneInfo
+
+    local = slot.astimezone(ZoneInfo(zone))
+    lines = [
+        '[plan]\nnumber = "1000/KH-BENCH"\ntitle = "Bảng tin điện tử"\n'
+        "period_start = 2021-01-01\nperiod_end = 2099-12-31\n",
+        f'[[content]]\nkey = "tb"\ntitle = "Lịch tiếp công dân"\nbody = "{TEXT}"\n'
+        'state = "approved"\n',
+    ]
+    addresses = [f"screen:b-{n:05d}" for n in range(1, boards + 1)]
+    for address in addresses:
+        lines.append(f'[[endpoints]]\nchannel = "boards"\naddress = "{address}"\n')
+    lines.append(
+        '[[schedules]]\nname = "Bảng tin"\ncontent = "tb"\nchannel = "boards"\n'
+        f"targets = {{ endpoints = {json.dumps(addresses)} }}\n"
+        f"start = {local:%Y-%m-%dT%H:%M:%S}\n"
+        'validity = "1h"\nmisfire_grace = "10m"\n'
+    )
+    return "\n".join(lines)
+
+
+def bench_coso(boards: int, work: Path, timeline: bool = False) -> float:
+    from coso.config import load_settings
+    from coso.setup import open_database
+    from schedules.importer import import_plan_file
+
+    port = free_port()
+    config = work / "coso.toml"
+    config.write_text(
+        f"""[database]
+url = "sqlite:///{work}/coso.db"
+[media]
+dir = "{work}/media"
+[server]
+public_url = "http://127.0.0.1:{port}"
+[dispatcher]
+claim_batch = 1000
+fanout_batch = 5000
+idle_poll = 0.05
+[channels.boards]
+rate_per_second = 1000000
+poll_seconds = 0.1
+[channels.loudspeaker.broker]
+url = "mqtt://127.0.0.1:1"
+"""
+    )
+    settings = load_settings(config)
+    engine = open_database(settings)
+    slot = (datetime.now(UTC) + timedelta(seconds=30 + boards / 25)).replace(microsecond=0)
+    text = plan(boards, slot)
+    (work / "plan.toml").write_text(text, encoding="utf-8")
+    import_plan_file(engine, settings, work / "plan.toml", datetime.now(UTC))
+    import secrets
+
+    from channels.boards import devices
+    from channels.boards.pairing import digest
+    from coso.db import write
+
+    tokens = {f"b-{n:05d}": secrets.token_urlsafe(24) for n in range(1, boards + 1)}
+    with write(engine) as conn:
+        ids = dict(
+            conn.exec_driver_sql("SELECT address, id FROM endpoint WHERE channel = 'boards'").all()
+        )
+        for name, token in tokens.items():
+            devices.set_status(conn, [ids[f"screen:{name}"]], token_hash=digest(token))
+    engine.dispose()
+    env = {**os.environ, "COSO_CONFIG": str(config)}
+    coso = subprocess.Popen(
+        [sys.executable, "-m", "dispatcher.cli", "serve", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(work / "coso.log").open("wb"),
+    )  # fmt: skip
+    db = sqlite3.connect(f"file:{work}/coso.db?mode=ro", uri=True, timeout=30)
+    screens = None
+    try:
+        deadline = time.time() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if coso.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"coso did not start:\n{(work / 'coso.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        screens = start_screens(port, tokens, work, "coso")
+        wait_connected(screens, slot.timestamp() - 1)
+        while time.time() < slot.timestamp():
+            time.sleep(0.005)
+        while db.execute(DISPLAYED).fetchone()[0] < boards:
+            if coso.poll() is not None:
+                raise SystemExit(f"coso ended:\n{(work / 'coso.log').read_text()[-2000:]}")
+            if time.time() > slot.timestamp() + 300:
+                raise SystemExit(f"only {db.execute(DISPLAYED).fetchone()[0]} displayed")
+            time.sleep(0.01)
+        elapsed = time.time() - slot.timestamp()
+        if timeline:
+            base = slot.timestamp()
+
+            def after(sql: str) -> str:
+                at = db.execute(sql).fetchone()[0]
+                stamp = datetime.fromisoformat(at).replace(tzinfo=UTC).timestamp()
+                return f"{stamp - base:.2f} s"
+
+            sent = "SELECT max(at) FROM activity_entry WHERE channel = 'boards' AND event = 'sent'"
+            print(f"  all sent: {after(sent)} after the slot")
+            print(f"  first / last on screen: {after('SELECT min(started_at) FROM board_display')}"
+                  f" / {after('SELECT max(started_at) FROM board_display')}")  # fmt: skip
+            print(f"  last report received: {after('SELECT max(received_at) FROM board_display')}")
+        logged = db.execute(LOGGED).fetchone()[0]
+        if logged != boards:
+            raise SystemExit(f"{boards} deliveries displayed but {logged} log entries")
+        return elapsed
+    finally:
+        db.close()
+        for proc in (screens, coso):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--boards", type=int, default=1000)
+    parser.add_argument("--keep", default="", help="keep coso's database and logs in this folder")
+    parser.add_argument("--timeline", action="store_true", help="print when each stage ended")
+    parser.add_argument("--screens", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.screens:
+        asyncio.run(_screens(args.port, json.loads(Path(args.screens).read_text())))
+        return
+    with (
+        contextlib.nullcontext(args.keep)
+        if args.keep
+        else tempfile.TemporaryDirectory(prefix="coso-bench-")
+    ) as tmp:
+        work = Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        bares = []
+        for n in range(BARE_RUNS):
+            (work / f"bare-{n}").mkdir(exist_ok=True)
+            bares.append(bench_bare(args.boards, work / f"bare-{n}"))
+        bare = statistics.median(bares)
+        total = bench_coso(args.boards, work, args.timeline)
+    n = f"{args.boards:,}"
+    runs = ", ".join(f"{b:.2f}" for b in bares)
+    print(
+        f"bare asyncio server: push to {n} streams, {n} reports in: {bare:.2f} s (median of {runs})"
+    )
+    print(f"coso: slot to {args.boards:,} displayed entries in the log: {total:.2f} s")
+    print(f"coso / bare: {total / bare:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The boards channel as coso finds it (entry point `coso.channels: boards`): screens that
+open coso's board page, and Huidu LED controllers. Imported at every start: Pillow, httpx
+and the web side are imported only by the hooks that use them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from channels.registry import ChannelPlugin
+
+
+def build(host: Any, cfg: Any) -> Any:
+    from channels.boards.channel import BoardsChannel
+
+    return BoardsChannel(host, cfg)
+
+
+def service(host: Any, channel: Any) -> Any:
+    from channels.boards.service import BoardService
+
+    return BoardService(host, channel)
+
+
+def routes(host: Any, templates: Any) -> list[Any]:
+    from channels.boards.web import board_routes
+    from channels.registry import settings_of
+
+    return board_routes(host, settings_of(host.settings, "boards"), templates)
+
+
+def cli(app: Any) -> None:
+    from channels.boards.cli import add_commands
+
+    add_commands(app)
+
+
+def device_states(engine: Any, endpoint_ids: Any) -> Any:
+    from channels.boards.devices import device_states as states
+
+    return states(engine, endpoint_ids)
+
+
+def address(text: str) -> str:
+    from channels.boards.addresses import address as checked
+
+    return checked(text)
+
+
+def tables() -> None:
+    import channels.boards.tables  # noqa: F401
+
+
+plugin = ChannelPlugin(
+    name="boards",
+    title="Bảng tin điện tử công cộng (màn hình, LED Huidu)",
+    build=build,
+    settings="channels.boards.settings:BoardSettings",
+    options="channels.boards.settings:BoardOptions",
+    address=address,
+    service=service,
+    routes=routes,
+    templates=str(Path(__file__).parent / "templates"),
+    cli=cli,
+    tables=tables,
+    device_states=device_states,
+    migrations=str(Path(__file__).parent / "migrations"),
+)
