@@ -158,6 +158,7 @@ PLAUSIBLE = {
     "file": ["board.js", "0" * 64 + ".png"],
     "path": ["swagger-ui.css"],
     "schedule_id": ["1"],
+    "change_id": ["1"],
     "action": ["enable", "disable"],
     "key": ["nhac-lich"],
     "code": ["06040"],
