@@ -80,6 +80,9 @@ class ChannelPlugin:
     options: type[BaseModel] | str | None = None
     # Its content must carry audio (content audio …) to be approved for or scheduled on it.
     needs_audio: bool = False
+    # What an item must carry to be shown on it, checked at import: (the content's body as
+    # written, the schedule's checked options) → why it cannot go out, or None.
+    check_item: Callable[[str, Mapping[str, Any]], str | None] | None = None
     # Items due at one place play one after another (loudspeakers, a station): priority items
     # that share a slot in a commune go out in the order its operator sets (Hôm nay).
     plays_in_turn: bool = False

@@ -80,7 +80,8 @@ priority = "emergency"
 targets = { endpoints = ["screen:cho-that-khe", "screen:ubnd-06046"] }
 start = 2021-05-03T07:30:00
 validity = "2h"
-
+"""
+EMPTY_ITEM = """
 [[schedules]]
 name = "Mục rỗng"
 content = "rong"
@@ -135,12 +136,8 @@ def test_items_go_on_both_boards_and_reports_make_them_displayed(
     assert "Thất Khê" in shown[market.id][0]["text"]
     assert shown[market.id][0]["seconds"] == 20
     item = shown[market.id][0]
-
-    # The empty item is refused with its reason, and only it.
     D = Delivery.__table__
-    with engine.connect() as conn:
-        failed = conn.execute(select(D.c.state, D.c.last_error).where(D.c.state == "failed")).all()
-    assert len(failed) == 1 and "không có chữ và không có ảnh" in failed[0].last_error
+
 
     host = EngineHost(engine, settings, clock)
     started = clock.now() + timedelta(seconds=1)
@@ -291,6 +288,21 @@ def test_the_web_side_refuses_a_wrong_token_and_serves_the_font(
     assert font.status_code == 200 and font.content[:4] == b"\x00\x01\x00\x00"
     assert client.get("/boards/static/..%2Fplugin.py").status_code == 404
     assert client.get("/boards/pairing", follow_redirects=False).status_code == 303
+
+
+def test_a_board_item_with_no_text_and_no_image_is_refused_at_import(
+    engine: Engine, boards_settings: Settings, tmp_path: Path
+) -> None:
+    clock = ManualClock(datetime(2021, 5, 2, 23, 0, tzinfo=UTC))
+    with pytest.raises(InputErrors) as refused:
+        import_plan_file(
+            engine, boards_settings, write_plan(tmp_path, PLAN + EMPTY_ITEM), clock.now()
+        )
+    (error,) = refused.value.errors
+    assert error.field == "schedules[2].content" and error.value == "rong"
+    assert "không có chữ (body) và không có ảnh (options.image)" in error.reason
+    with engine.connect() as conn:
+        assert conn.execute(select(Delivery.__table__)).all() == []
 
 
 def test_a_board_image_too_large_is_refused_at_import(

@@ -4,6 +4,7 @@ and the web side are imported only by the hooks that use them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,23 @@ def tables() -> None:
     import channels.boards.tables  # noqa: F401
 
 
+def check_item(body: str, options: Mapping[str, Any]) -> str | None:
+    """A board shows an item's text (its body) or its image: one of them is needed."""
+    if body.strip() or options.get("image"):
+        return None
+    return (
+        "mục cho bảng tin không có chữ (body) và không có ảnh (options.image): bảng không có"
+        " gì để hiện"
+    )
+
+
 plugin = ChannelPlugin(
     name="boards",
     title="Bảng tin điện tử công cộng (màn hình, LED Huidu)",
     build=build,
     settings="channels.boards.settings:BoardSettings",
     options="channels.boards.settings:BoardOptions",
+    check_item=check_item,
     address=address,
     service=service,
     routes=routes,

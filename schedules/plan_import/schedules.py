@@ -66,9 +66,15 @@ def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
             if key in states:
                 _check_audio(ctx, loc, sch, key, field)
     try:
-        check_options(sch.channel, sch.options)
+        options = check_options(sch.channel, sch.options)
     except InputError as exc:
         ctx.fail((*loc, *exc.field.split(".")), exc.value, exc.reason)
+    else:
+        if plugin.check_item is not None:
+            for key in sch.items:
+                problem = plugin.check_item(_body(ctx, key), options)
+                if problem is not None:
+                    ctx.fail((*loc, field), key, problem)
     errors = len(ctx.check.errors)
     _check_targets(ctx, loc, sch)
     if len(ctx.check.errors) == errors:
@@ -86,6 +92,16 @@ def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
     check_queue(ctx, loc, sch)
     if len(ctx.check.errors) == errors and sch.queue is None:
         _check_limits(ctx, loc, sch)
+
+
+def _body(ctx: Context, key: str) -> str:
+    """The body of content `key` as this file writes it, else as stored."""
+    for entry in ctx.pf.content:
+        if entry.key == key:
+            return entry.body
+    if ctx.stored is not None and key in ctx.stored.content:
+        return ctx.stored.content[key].body
+    return ""
 
 
 def _check_targets(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
