@@ -15,7 +15,7 @@ from coso.csvfile import csv_rows
 from coso.db import chunks, insert_ignoring_duplicates, write
 from coso.errors import InputError
 from coso.names import SHOWN_LENGTH, check_name, length_problem, shown
-from coso.units import resolve_unit_codes, unit_tree
+from coso.units import UnitTree, resolve_unit_codes, unit_tree
 
 
 class Endpoint(SQLModel, table=True):
@@ -128,11 +128,12 @@ def list_endpoints(
 
 
 def resolve_targets(
-    engine: Engine, channel: str, targets: dict[str, list[str]]
+    engine: Engine, channel: str, targets: dict[str, list[str]], tree: UnitTree | None = None
 ) -> list[tuple[int, str | None]]:
     """Targets {endpoints: [address], groups: [name], units: [code]} → [(endpoint id, unit)].
 
     Evaluated when an occurrence fires, so endpoints added to a unit later are included.
+    `tree`: the unit tree already read, by a caller resolving many targets at once.
     """
     endpoint = Endpoint.__table__
     with engine.connect() as conn:
@@ -161,9 +162,10 @@ def resolve_targets(
             )
             chosen.update(members)
     if unit_codes:
+        tree = tree if tree is not None else unit_tree(engine)
         covered: set[str] = set()
-        for codes in resolve_unit_codes(engine, unit_codes).values():
-            covered |= codes
+        for code in unit_codes:
+            covered |= tree.below(code)
         chosen.update(eid for eid, _, unit in rows if unit in covered)
     units = {eid: unit for eid, _, unit in rows}
     return sorted((eid, units[eid]) for eid in chosen if eid in units)

@@ -14,6 +14,7 @@ from channels.endpoints import resolve_targets
 from channels.states import MISSED, PENDING
 from coso.clock import as_utc
 from coso.db import chunks, write
+from coso.units import UnitTree, unit_tree
 from dispatcher.models import Delivery
 from dispatcher.rotation_picks import picks
 from dispatcher.transitions import LOG_SOURCE, append_log, duration_text, log_rows
@@ -27,15 +28,21 @@ S = Schedule.__table__
 
 
 def fan_out_pending(engine: Engine, now: datetime, batch: int) -> int:
-    """Fan out every occurrence not yet fanned out; returns deliveries created."""
+    """Fan out every occurrence not yet fanned out; returns deliveries created. The unit
+    tree is read once for them all (reading it is most of a small occurrence's fan-out)."""
     with engine.connect() as conn:
         pending = conn.scalars(
             select(O.c.id).where(O.c.fanned_out_at.is_(None)).order_by(O.c.scheduled_for)
         ).all()
-    return sum(fan_out(engine, occurrence_id, now, batch) for occurrence_id in pending)
+    if not pending:
+        return 0
+    tree = unit_tree(engine)
+    return sum(fan_out(engine, occurrence_id, now, batch, tree) for occurrence_id in pending)
 
 
-def fan_out(engine: Engine, occurrence_id: int, now: datetime, batch: int) -> int:
+def fan_out(
+    engine: Engine, occurrence_id: int, now: datetime, batch: int, tree: UnitTree | None = None
+) -> int:
     with engine.connect() as conn:
         occ = conn.execute(select(O).where(O.c.id == occurrence_id)).one()
         sch = conn.execute(select(S).where(S.c.id == occ.schedule_id)).one()
@@ -57,7 +64,7 @@ def fan_out(engine: Engine, occurrence_id: int, now: datetime, batch: int) -> in
         "updated_at": now,
     }
     created = 0
-    targets = resolve_targets(engine, sch.channel, sch.targets)
+    targets = resolve_targets(engine, sch.channel, sch.targets, tree)
     if sch.queue is not None:  # queued into sessions: the units placed in this one
         targets = only_placed(
             targets, placed_units(engine, sch.id).get(as_utc(occ.scheduled_for), set())

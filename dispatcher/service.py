@@ -85,6 +85,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._fire_lock = threading.Lock()
+        self._fan_out_wanted = threading.Event()
         self.timer: Timer | None = None
         self.timer_lock = TimerLock(engine)
         # Loop name → (its thread, when it last finished a round: time.monotonic()).
@@ -114,7 +115,7 @@ class Dispatcher:
         """Create due occurrences and fan them out; returns deliveries created."""
         with self._fire_lock:
             now = self.clock.now()
-            fire_due(self.engine, now)
+            fire_due(self.engine, now, clock=self.clock)
             created = fan_out_pending(self.engine, now, self.settings.dispatcher.fanout_batch)
         if created:
             self._wake.set()
@@ -249,7 +250,7 @@ class Dispatcher:
         return Timer(
             self.engine,
             self.clock,
-            self._fire_safely,
+            self._fan_out_safely,
             horizon=parse_duration(timer_settings.horizon),
             reconcile_every=parse_duration(timer_settings.reconcile_every),
         )
@@ -294,11 +295,21 @@ class Dispatcher:
             except Exception:
                 log.exception("heartbeat failed; retrying")
 
-    def _fire_safely(self) -> None:
-        try:
-            self.fire()
-        except Exception:
-            log.exception("fan-out failed; will retry on the next reconcile")
+    def _fan_out_safely(self) -> None:
+        """Fan out what the timer fired. The timer's jobs do not wait for one another's
+        fan-out: a call while one runs leaves the work to it, and it looks again before it
+        ends."""
+        self._fan_out_wanted.set()
+        while self._fan_out_wanted.is_set() and self._fire_lock.acquire(blocking=False):
+            try:
+                self._fan_out_wanted.clear()
+                now = self.clock.now()
+                if fan_out_pending(self.engine, now, self.settings.dispatcher.fanout_batch):
+                    self._wake.set()
+            except Exception:
+                log.exception("fan-out failed; will retry on the next reconcile")
+            finally:
+                self._fire_lock.release()
 
     def _send_loop(self, me: str, channel: str) -> None:
         idle = self.settings.dispatcher.idle_poll

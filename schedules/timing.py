@@ -81,8 +81,9 @@ class Timing:
             return [only] if lo < only <= hi else []
         excluded = {_to_utc(x, tz) for x in self.exdates_local if EARLIEST <= x <= LATEST}
         # Step through local wall times, so 06:00 stays 06:00 local whatever the offset.
-        lo_local = lo.astimezone(tz).replace(tzinfo=None) - timedelta(days=1)
-        hi_local = hi.astimezone(tz).replace(tzinfo=None) + timedelta(days=1)
+        margin = _wall_margin(tz, lo, hi)
+        lo_local = lo.astimezone(tz).replace(tzinfo=None) - margin
+        hi_local = hi.astimezone(tz).replace(tzinfo=None) + margin
         rule = anchored_near(self.rule(), self.start_local, lo_local)
         times: list[datetime] = []
         for examined, local in enumerate(rule):
@@ -211,6 +212,21 @@ def anchored_near(rule: rrule, start: datetime, lo: datetime) -> rrule:
         return rule
     step = period * rule._interval  # type: ignore[attr-defined]
     return rule.replace(dtstart=start + ((lo - start) // step) * step)
+
+
+_DAY = timedelta(days=1)
+
+
+def _wall_margin(tz: ZoneInfo, lo: datetime, hi: datetime) -> timedelta:
+    """How far beyond the wall times of `lo` and `hi` a wall time falling between them can
+    lie: only as far as the zone's offset changes (a fold or a gap), which is less than a day.
+    A window of a day at most whose zone keeps one offset from a day before it to a day after
+    (no zone changes it twice within a day) needs none: a minutely rule then steps through
+    its window alone, not through the two days around it (the timer asks such short windows)."""
+    if hi - lo > _DAY:
+        return _DAY
+    offsets = {t.astimezone(tz).utcoffset() for t in (lo - _DAY, lo, hi, hi + _DAY)}
+    return timedelta(0) if len(offsets) == 1 else _DAY
 
 
 def _to_utc(local: datetime, tz: ZoneInfo) -> datetime:

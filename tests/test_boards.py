@@ -138,7 +138,6 @@ def test_items_go_on_both_boards_and_reports_make_them_displayed(
     item = shown[market.id][0]
     D = Delivery.__table__
 
-
     host = EngineHost(engine, settings, clock)
     started = clock.now() + timedelta(seconds=1)
     upload = record_displays(
