@@ -6,7 +6,7 @@ from content.models import ContentItem, ContentVersion, MediaAsset
 from coso.units import AdminUnit, Organisation, UnitMapping
 from coso.users import User
 from dispatcher.inbound import EarlyOutcome
-from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker
+from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker, OutcomeCount
 from schedules.models import Occurrence, Plan, PlanTarget, Schedule
 from schedules.running_order import RunningOrder
 
@@ -26,6 +26,7 @@ __all__ = [
     "MediaAsset",
     "Occurrence",
     "Organisation",
+    "OutcomeCount",
     "Plan",
     "PlanTarget",
     "RunningOrder",
