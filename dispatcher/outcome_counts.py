@@ -16,13 +16,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, insert, text
+from sqlalchemy import Connection, Engine, insert, select, text
 
 from coso.clock import zone as zone_named
 from coso.db import chunks, write
 from dispatcher.models import OutcomeCount
+from schedules.models import Occurrence, Plan, Schedule
 
 # (plan, zone, channel, unit or "", piece, state, event, content or 0, local day)
 Key = tuple[int, str, str, str, date, str, str, int, date]
@@ -64,6 +65,7 @@ def key_of(
     return (plan_id, zone, channel, unit_code or "", piece, state, event, content_id or 0, day)
 
 
+@lru_cache(maxsize=4096)
 def piece_of(day: date) -> date:
     """The first day of the piece a day is in: its week, cut at the month's start."""
     return max(day - timedelta(days=day.weekday()), day.replace(day=1))
@@ -89,12 +91,13 @@ class OutcomeChanges:
 
     counts: Counter[Key] = field(default_factory=Counter)
 
-    def move(self, before: Key | None, after: Key) -> None:
+    def move(self, before: Key | None, after: Key, n: int = 1) -> None:
+        """`n` deliveries leave `before` (None: they had no outcome) for `after`."""
         if before == after:
             return
         if before is not None:
-            self.counts[before] -= 1
-        self.counts[after] += 1
+            self.counts[before] -= n
+        self.counts[after] += n
 
     def save(self, conn: Connection) -> None:
         changed = sorted((k, n) for k, n in self.counts.items() if n)
@@ -166,8 +169,7 @@ def _last_statement(dialect: str) -> Any:
     return text(_LAST.format(ids=_IDS[dialect]))
 
 
-@dataclass(frozen=True)
-class LastOutcome:
+class LastOutcome(NamedTuple):
     plan_id: int
     zone: str
     day: date
@@ -216,6 +218,31 @@ def last_outcomes(conn: Connection, delivery_ids: Iterable[int]) -> dict[int, La
         )
         out[did] = LastOutcome(plan, zone, day, channel, unit, content, before)
     return out
+
+
+def count_first(conn: Connection, rows: Sequence[dict[str, Any]], changes: OutcomeChanges) -> None:
+    """The first entries of new deliveries (fan-out): each delivery's first outcome, counted
+    per slot and the rest of the key at once (the day is read once per slot)."""
+    if not rows:
+        return
+    same = Counter(
+        (r["occurrence_id"], r["plan_id"], r["channel"], r.get("unit_code"), r.get("content_id"),
+         r["state"], r["event"])
+        for r in rows
+    )  # fmt: skip
+    occ, sch, plan = Occurrence.__table__, Schedule.__table__, Plan.__table__
+    query = (
+        select(occ.c.id, occ.c.scheduled_for, plan.c.zone)
+        .select_from(
+            occ.join(sch, sch.c.id == occ.c.schedule_id).join(plan, plan.c.id == sch.c.plan_id)
+        )
+        .where(occ.c.id.in_(sorted({k[0] for k in same})))
+    )
+    day_of = {oid: (zone, local_day(at, zone)) for oid, at, zone in conn.execute(query)}
+    for (oid, plan_id, channel, unit, content, state, event), n in same.items():
+        if oid in day_of:
+            zone, day = day_of[oid]
+            changes.move(None, key_of(plan_id, zone, channel, unit, day, state, event, content), n)
 
 
 # --- the log as the source ----------------------------------------------------------------

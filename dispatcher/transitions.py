@@ -27,7 +27,7 @@ from channels.states import (
 )
 from coso.db import chunks, sqlite_time
 from dispatcher.models import ActivityEntry, Delivery
-from dispatcher.outcome_counts import OutcomeChanges, last_outcomes
+from dispatcher.outcome_counts import OutcomeChanges, count_first, last_outcomes
 from schedules.models import Schedule
 
 D = Delivery.__table__
@@ -134,19 +134,28 @@ def _log_insert(dialect: str) -> Any:
 
 
 def append_log(
-    conn: Connection, rows: Sequence[dict[str, Any]], changes: OutcomeChanges | None = None
+    conn: Connection,
+    rows: Sequence[dict[str, Any]],
+    changes: OutcomeChanges | None = None,
+    *,
+    first: bool = False,
 ) -> None:
     """Append entries; those that give a delivery a state change the outcome counts (in
-    `changes` when given, which the caller saves; else here)."""
+    `changes` when given, which the caller saves; else here). `first`: the entries are the
+    first of new deliveries (fan-out), which have no outcome to leave yet."""
     if not rows:
         return
     moved = [r for r in rows if r.get("state") and r.get("delivery_id") is not None]
-    last = last_outcomes(conn, (r["delivery_id"] for r in moved)) if moved else {}
+    wanted = [] if first else [r["delivery_id"] for r in moved]
+    last = last_outcomes(conn, wanted)
     _insert_log(conn, rows)
     if not moved:
         return
     mine = changes is None
     changes = changes if changes is not None else OutcomeChanges()
+    if first:
+        count_first(conn, moved, changes)
+        moved = []
     now: dict[int, Any] = {}
     for r in moved:  # each delivery's last entry before these, then the last of these
         did = r["delivery_id"]

@@ -170,29 +170,39 @@ def build_report(
         else {}
     )
     groups: dict[tuple[str, ...], Tally] = defaultdict(Tally)
-    per_channel: dict[str, Tally] = defaultdict(Tally)
     label_of: dict[tuple[str, ...], tuple[str, ...]] = {}
     keys: dict[tuple[Any, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
-    shown: dict[str, str] = {}  # recorded unit → the unit its line is under
     when: dict[date, tuple[date, ...]] = {}  # day → the week and month it is in, as asked
-    for r in rows:
-        unit_code = shown.get(r.unit_code or "")
-        if unit_code is None:
-            unit_code = shown[r.unit_code or ""] = unit_of(r.unit_code) if r.unit_code else ""
-        bucket = when.get(r.day)
-        if bucket is None:
-            bucket = when[r.day] = _bucket(dims, r.day)
-        place = (r.channel, unit_code, bucket, r.content_id)
-        found = keys.get(place)
-        if found is None:
-            found = keys[place] = _key(dims, r, unit_code, r.day, titles, content_titles)
-        key, labels = found
-        label_of[key] = labels
-        # Airtime: the clip's length where the item plays out loud (loudspeakers, a station),
-        # not where the same content is posted or texted.
-        seconds = r.clip_seconds if r.channel in on_air else 0.0
-        groups[key].add(r.state, r.event, r.n, seconds)
-        per_channel[r.channel].add(r.state, r.event, r.n, seconds)
+    # channel, state, event → deliveries and their clips' seconds (the channels' totals)
+    outcome_totals: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+    last: tuple[Any, ...] | None = None
+    tally = Tally()
+    on = False
+    for r in rows:  # in the order read: the rows of one line's piece come together
+        place = (r.channel, r.unit_code, r.day, r.content_id)
+        if place != last:
+            last = place
+            unit_code = unit_of(r.unit_code) if r.unit_code else ""
+            bucket = when.get(r.day)
+            if bucket is None:
+                bucket = when[r.day] = _bucket(dims, r.day)
+            line = (r.channel, unit_code, bucket, r.content_id)
+            found = keys.get(line)
+            if found is None:
+                found = keys[line] = _key(dims, r, unit_code, r.day, titles, content_titles)
+            key, label_of[found[0]] = found[0], found[1]
+            tally = groups[key]
+            # Airtime: the clip's length where the item plays out loud (loudspeakers, a
+            # station), not where the same content is posted or texted.
+            on = r.channel in on_air
+        seconds = r.clip_seconds if on else 0.0
+        tally.add(r.state, r.event, r.n, seconds)
+        total_of = outcome_totals[(r.channel, r.state, r.event)]
+        total_of[0] += r.n
+        total_of[1] += seconds
+    per_channel: dict[str, Tally] = defaultdict(Tally)
+    for (channel, state, event), (n, seconds) in outcome_totals.items():
+        per_channel[channel].add(state, event, int(n), seconds)
     names = unit_names(engine, {k[dims.index("unit")] for k in groups if "unit" in dims} - {""})
     # Distinct endpoints can be counted for a line by channel, or by channel and unit; not
     # for a week or a content item (those of two weeks are not the sum of each week's).
