@@ -104,6 +104,25 @@ class OutcomeCount(SQLModel, table=True):
     n: int
 
 
+class OutcomePieceCount(SQLModel, table=True):
+    """The outcome counts summed over the days of each piece (`OutcomeCount` without its
+    day), kept with them: a report whose period and targets start and end with pieces (a
+    month, a quarter, a year; weeks, months) reads a seventh of the rows."""
+
+    __tablename__ = "outcome_count_piece"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    plan_id: int = Field(primary_key=True)
+    zone: str = Field(primary_key=True)
+    channel: str = Field(primary_key=True)
+    unit_code: str = Field(primary_key=True)
+    piece: date = Field(primary_key=True)
+    state: str = Field(primary_key=True)
+    event: str = Field(primary_key=True)
+    content_id: int = Field(primary_key=True)
+    n: int
+
+
 class DispatcherWorker(SQLModel, table=True):
     """A running dispatcher process; its heartbeat tells others its claims are alive."""
 

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, insert, select, text
 
 from coso.clock import zone as zone_named
 from coso.db import chunks, write
-from dispatcher.models import OutcomeCount
+from dispatcher.models import OutcomeCount, OutcomePieceCount
 from schedules.models import Occurrence, Plan, Schedule
 
 # (plan, zone, channel, unit or "", piece, state, event, content or 0, local day)
@@ -100,50 +100,60 @@ class OutcomeChanges:
         self.counts[after] += n
 
     def save(self, conn: Connection) -> None:
-        changed = sorted((k, n) for k, n in self.counts.items() if n)
+        """Both tables: the counts per day, and the same per piece (without the day)."""
+        per_piece: Counter[tuple[Any, ...]] = Counter()
+        for k, n in self.counts.items():
+            per_piece[k[:8]] += n
+        for table, counts in (("outcome_count", self.counts), (PIECE_TABLE, per_piece)):
+            changed = sorted((k, n) for k, n in counts.items() if n)
+            if not changed:
+                continue
+            dialect, width = conn.dialect.name, len(changed[0][0])
+            rows = [(*k, n) for k, n in changed]
+            conn.execute(_upsert(dialect, table, width), _rows(dialect, rows))
+            emptied = [(*k, 0) for k, n in changed if n < 0]
+            if emptied:
+                conn.execute(_delete_empty(dialect, table, width), _rows(dialect, emptied))
         self.counts.clear()
-        if not changed:
-            return
-        dialect = conn.dialect.name
-        conn.execute(_upsert(dialect), _rows(dialect, [(*k, n) for k, n in changed]))
-        emptied = [k for k, n in changed if n < 0]
-        if emptied:
-            conn.execute(_delete_empty(dialect), _rows(dialect, emptied))
+
+
+PIECE_TABLE = "outcome_count_piece"
 
 
 def _rows(dialect: str, rows: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
     if dialect == "postgresql":
-        names = (*COLUMNS, "n")
-        return {name: [r[i] for r in rows] for i, name in enumerate(names[: len(rows[0])])}
+        names = (*COLUMNS[: len(rows[0]) - 1], "n")
+        return {name: [r[i] for r in rows] for i, name in enumerate(names)}
     return {"rows": json.dumps(rows, default=date.isoformat)}
 
 
-@cache
-def _upsert(dialect: str) -> Any:
-    names = ", ".join(COLUMNS)
+def _source(dialect: str, width: int) -> str:
+    """The rows of one statement (`width` key columns, then n)."""
     if dialect == "postgresql":
-        typed = (*zip(COLUMNS, _TYPES, strict=True), ("n", "integer"))
-        arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in typed)
-        source = f"SELECT * FROM unnest({arrays})"
-    else:
-        fields = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(COLUMNS) + 1))
-        source = f"SELECT {fields} FROM json_each(:rows) WHERE true"
+        typed = (*zip(COLUMNS[:width], _TYPES[:width], strict=True), ("n", "integer"))
+        return f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in typed)})"
+    fields = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width + 1))
+    return f"SELECT {fields} FROM json_each(:rows) WHERE true"
+
+
+@cache
+def _upsert(dialect: str, table: str, width: int) -> Any:
+    names = ", ".join(COLUMNS[:width])
     return text(
-        f"INSERT INTO outcome_count ({names}, n) {source} "
-        f"ON CONFLICT ({names}) DO UPDATE SET n = outcome_count.n + excluded.n"
+        f"INSERT INTO {table} ({names}, n) {_source(dialect, width)} "
+        f"ON CONFLICT ({names}) DO UPDATE SET n = {table}.n + excluded.n"
     )
 
 
 @cache
-def _delete_empty(dialect: str) -> Any:
-    names = ", ".join(COLUMNS)
+def _delete_empty(dialect: str, table: str, width: int) -> Any:
+    names = ", ".join(COLUMNS[:width])
     if dialect == "postgresql":
-        arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(COLUMNS, _TYPES, strict=True))
-        source = f"SELECT * FROM unnest({arrays})"
+        keys = f"SELECT {names} FROM ({_source(dialect, width)}) AS gone({names}, n)"
     else:
-        fields = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(COLUMNS)))
-        source = f"SELECT {fields} FROM json_each(:rows)"
-    return text(f"DELETE FROM outcome_count WHERE n = 0 AND ({names}) IN ({source})")
+        fields = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
+        keys = f"SELECT {fields} FROM json_each(:rows)"
+    return text(f"DELETE FROM {table} WHERE n = 0 AND ({names}) IN ({keys})")
 
 
 # Each delivery's last entry with a state, the columns its next entry copies from the
@@ -276,47 +286,62 @@ def counted_from_log(conn: Connection, plan_id: int | None = None) -> Counter[Ke
 
 def recount(engine: Engine, plan_id: int | None = None) -> int:
     """Rebuild the counts (of one plan, or all) from the log; returns the rows written."""
-    table = OutcomeCount.__table__
     with write(engine) as conn:
         counts = counted_from_log(conn, plan_id)
-        gone = table.delete()
-        conn.execute(gone if plan_id is None else gone.where(table.c.plan_id == plan_id))
-        rows = [dict(zip(COLUMNS, k, strict=True)) | {"n": n} for k, n in counts.items() if n]
-        for part in chunks(rows, 5000):
-            conn.execute(insert(table), list(part))
-    return len(rows)
+        per_piece: Counter[tuple[Any, ...]] = Counter()
+        for k, n in counts.items():
+            per_piece[k[:8]] += n
+        written = 0
+        for table, rows in (
+            (OutcomeCount.__table__, counts),
+            (OutcomePieceCount.__table__, per_piece),
+        ):
+            gone = table.delete()
+            conn.execute(gone if plan_id is None else gone.where(table.c.plan_id == plan_id))
+            values = [dict(zip(COLUMNS, k)) | {"n": n} for k, n in rows.items() if n]  # noqa: B905
+            for part in chunks(values, 5000):
+                conn.execute(insert(table), list(part))
+            written = written or len(values)
+    return written
 
 
 def zone_changed(engine: Engine, plan_id: int, zone: str) -> bool:
     """Were some of the plan's days counted in another zone (the plan's changed since)?"""
     table = OutcomeCount.__table__
-    with engine.connect() as conn:
-        return (
-            conn.execute(
-                table.select().where(table.c.plan_id == plan_id, table.c.zone != zone).limit(1)
-            ).first()
-            is not None
+    mine = table.c.plan_id == plan_id
+    with engine.connect() as conn:  # two looks along the key, either side of the zone
+        return any(
+            conn.execute(select(table.c.zone).where(mine, other).limit(1)).first() is not None
+            for other in (table.c.zone < zone, table.c.zone > zone)
         )
 
 
 @dataclass(frozen=True)
 class Difference:
-    key: Key
+    key: tuple[Any, ...]  # a Key; without the day for the counts per piece
     in_log: int
     counted: int
 
 
 def differences(engine: Engine, plan_id: int | None = None) -> list[Difference]:
     """Where the counts (of one plan, or all) and the log disagree."""
-    table = OutcomeCount.__table__
-    query = table.select().where(table.c.n != 0)
-    if plan_id is not None:
-        query = query.where(table.c.plan_id == plan_id)
+    out = []
     with engine.connect() as conn:
-        log = counted_from_log(conn, plan_id)
-        counted: dict[Any, int] = {tuple(r[:9]): r.n for r in conn.execute(query)}
-    return [
-        Difference(key, log.get(key, 0), counted.get(key, 0))
-        for key in sorted(log.keys() | counted.keys())
-        if log.get(key, 0) != counted.get(key, 0)
-    ]
+        log: dict[Any, int] = counted_from_log(conn, plan_id)
+        per_piece: Counter[Any] = Counter()
+        for k, n in log.items():
+            per_piece[k[:8]] += n
+        for table, width, expected in (
+            (OutcomeCount.__table__, 9, log),
+            (OutcomePieceCount.__table__, 8, per_piece),
+        ):
+            query = table.select().where(table.c.n != 0)
+            if plan_id is not None:
+                query = query.where(table.c.plan_id == plan_id)
+            counted = {tuple(r[:width]): r.n for r in conn.execute(query)}
+            out += [
+                Difference(key, expected.get(key, 0), counted.get(key, 0))
+                for key in sorted(expected.keys() | counted.keys())
+                if expected.get(key, 0) != counted.get(key, 0)
+            ]
+    return out

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select
 
@@ -18,6 +18,7 @@ from channels.endpoints import Endpoint, targeted_units
 from content.models import ContentItem
 from coso.clock import zone
 from coso.errors import InputError
+from coso.memory import fewer_collections
 from coso.units import LEGACY_DATASET, AdminUnit, Organisation, UnitTree, unit_names, unit_tree
 from dispatcher.outcome_counts import recount, zone_changed
 from dispatcher.report.figures import DONE, Tally, total
@@ -29,8 +30,7 @@ DIMENSIONS = ("channel", "unit", "week", "month", "content")
 CURRENT, LEGACY = "current", "legacy"
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
     key: tuple[str, ...]  # the value of each dimension, in `Report.by` order (for sorting)
     labels: tuple[str, ...]  # the same as people read them
     tally: Tally
@@ -141,7 +141,19 @@ def build_report(
     units: str = CURRENT,
     now: datetime,
 ) -> Report:
-    by = tuple(by)
+    with fewer_collections():
+        return _build(engine, plan, period, unit, tuple(by), units, now)
+
+
+def _build(
+    engine: Engine,
+    plan: Any,
+    period: Period,
+    unit: str | None,
+    by: tuple[str, ...],
+    units: str,
+    now: datetime,
+) -> Report:
     tz = plan.zone
     tree = unit_tree(engine)
     scope, scope_name = scope_units(engine, tree, unit)

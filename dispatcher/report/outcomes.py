@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
@@ -17,9 +17,11 @@ from sqlalchemy import Engine, select, text
 
 from coso.clock import as_utc
 from dispatcher.models import REACHED_SQL
+from dispatcher.outcome_counts import piece_of
 from schedules.models import Occurrence, Schedule
 
 OCC, S = Occurrence.__table__, Schedule.__table__
+ONE_DAY = timedelta(days=1)
 
 
 class Outcome(NamedTuple):
@@ -52,8 +54,8 @@ def slots(engine: Engine, plan_id: int, lo: datetime, hi: datetime) -> list[tupl
 _COUNTS_SQL = """
 SELECT c.channel, c.unit_code, c.{piece}, c.state, c.event, {content}, sum(c.n),
        sum(c.n * coalesce(m.duration_seconds, 0))
-FROM outcome_count AS c LEFT JOIN media_asset AS m ON m.content_id = c.content_id
-WHERE c.plan_id = :plan AND c.zone = :zone AND c.day >= :first AND c.day <= :last
+FROM {table} AS c LEFT JOIN media_asset AS m ON m.content_id = c.content_id
+WHERE c.plan_id = :plan AND c.zone = :zone AND c.{days} >= :first AND c.{days} <= :last
   AND c.n <> 0{done}
 GROUP BY c.channel, c.unit_code, c.{piece}, c.state, c.event{by_content}
 """
@@ -73,11 +75,14 @@ def outcomes(
     """The outcomes of the deliveries whose slots fall on the days `first` to `last` (in
     `zone`, the plan's), with the length of their clips, per piece (by day when `by_day`);
     per content item only when `by_content`. By piece, they are read grouped in the order
-    they are kept (no sorting)."""
+    they are kept (no sorting), from the counts per piece when the days are whole pieces."""
     params: dict[str, Any] = {"plan": plan_id, "zone": zone, "first": first, "last": last}
     if engine.dialect.name == "sqlite":  # as the Date column stores them
         params |= {"first": first.isoformat(), "last": last.isoformat()}
+    whole = not by_day and first == piece_of(first) and last + ONE_DAY == piece_of(last + ONE_DAY)
     query = _COUNTS_SQL.format(
+        table="outcome_count_piece" if whole else "outcome_count",
+        days="piece" if whole else "day",
         piece="day" if by_day else "piece",
         content="c.content_id" if by_content else "0",
         by_content=", c.content_id" if by_content else "",

@@ -65,6 +65,22 @@ def upgrade() -> None:
         ),
         sqlite_with_rowid=False,
     )
+    pieces = op.create_table(
+        "outcome_count_piece",
+        sa.Column("plan_id", sa.Integer(), nullable=False),
+        sa.Column("zone", text, nullable=False),
+        sa.Column("channel", text, nullable=False),
+        sa.Column("unit_code", text, nullable=False),
+        sa.Column("piece", sa.Date(), nullable=False),
+        sa.Column("state", text, nullable=False),
+        sa.Column("event", text, nullable=False),
+        sa.Column("content_id", sa.Integer(), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "plan_id", "zone", "channel", "unit_code", "piece", "state", "event", "content_id"
+        ),
+        sqlite_with_rowid=False,
+    )
     op.create_index(
         "ix_activity_reached",
         "activity_entry",
@@ -95,10 +111,18 @@ def upgrade() -> None:
         "day",
     )
     rows = [dict(zip(names, key, strict=True)) | {"n": n} for key, n in counts.items()]
+    per_piece: Counter[tuple[object, ...]] = Counter()
+    for key, n in counts.items():
+        per_piece[key[:8]] += n
     if rows:
         op.bulk_insert(table, rows)
+        op.bulk_insert(
+            pieces,
+            [dict(zip(names, key)) | {"n": n} for key, n in per_piece.items()],  # noqa: B905
+        )
 
 
 def downgrade() -> None:
     op.drop_index("ix_activity_reached", "activity_entry")
+    op.drop_table("outcome_count_piece")
     op.drop_table("outcome_count")
