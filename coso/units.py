@@ -227,15 +227,20 @@ def resolve_unit_codes(engine: Engine, codes: Iterable[str]) -> dict[str, set[st
 
 
 def unit_names(engine: Engine, codes: Iterable[str]) -> dict[str, str]:
-    wanted = list(set(codes))
+    """Units' names by code: today's name, else (a code the 2025 reform retired) the name
+    it had before."""
+    wanted = sorted(set(codes))
     table = AdminUnit.__table__
+    names: dict[str, str] = {}
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(table.c.code, table.c.name).where(
-                table.c.code.in_(wanted), table.c.dataset == CURRENT_DATASET
+        for part in chunks(wanted, 5000):
+            rows = conn.execute(
+                select(table.c.code, table.c.name, table.c.dataset).where(table.c.code.in_(part))
             )
-        )
-        return dict(rows.all())
+            for code, name, dataset in rows:
+                if code not in names or dataset == CURRENT_DATASET:
+                    names[code] = name
+    return names
 
 
 def count_units(engine: Engine) -> dict[str, int]:

@@ -87,7 +87,7 @@ def fan_out(
                 )
             else:
                 entries = log_rows(inserted, at=now, event="queued", state=PENDING, actor="timer")
-            append_log(conn, entries)
+            append_log(conn, entries, first=True)
         created += len(inserted)
     with write(engine) as conn:
         conn.execute(update(O).where(O.c.id == occ.id).values(fanned_out_at=now))

@@ -6,7 +6,13 @@ from content.models import ContentItem, ContentVersion, MediaAsset
 from coso.units import AdminUnit, Organisation, UnitMapping
 from coso.users import User
 from dispatcher.inbound import EarlyOutcome
-from dispatcher.models import ActivityEntry, Delivery, DispatcherWorker
+from dispatcher.models import (
+    ActivityEntry,
+    Delivery,
+    DispatcherWorker,
+    OutcomeCount,
+    OutcomePieceCount,
+)
 from schedules.models import Occurrence, Plan, PlanTarget, Schedule
 from schedules.running_order import RunningOrder
 from schedules.sessions import BroadcastSession, SessionException, SessionPlacement
@@ -28,6 +34,8 @@ __all__ = [
     "MediaAsset",
     "Occurrence",
     "Organisation",
+    "OutcomeCount",
+    "OutcomePieceCount",
     "Plan",
     "PlanTarget",
     "RunningOrder",

@@ -27,6 +27,7 @@ from channels.states import (
 )
 from coso.db import chunks, sqlite_time
 from dispatcher.models import ActivityEntry, Delivery
+from dispatcher.outcome_counts import OutcomeChanges, count_first, last_outcomes
 from schedules.models import Schedule
 
 D = Delivery.__table__
@@ -132,9 +133,44 @@ def _log_insert(dialect: str) -> Any:
     return text(f"INSERT INTO activity_entry ({names}) SELECT {fields} FROM json_each(:rows)")
 
 
-def append_log(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+def append_log(
+    conn: Connection,
+    rows: Sequence[dict[str, Any]],
+    changes: OutcomeChanges | None = None,
+    *,
+    first: bool = False,
+) -> None:
+    """Append entries; those that give a delivery a state change the outcome counts (in
+    `changes` when given, which the caller saves; else here). `first`: the entries are the
+    first of new deliveries (fan-out), which have no outcome to leave yet."""
     if not rows:
         return
+    moved = [r for r in rows if r.get("state") and r.get("delivery_id") is not None]
+    wanted = [] if first else [r["delivery_id"] for r in moved]
+    last = last_outcomes(conn, wanted)
+    _insert_log(conn, rows)
+    if not moved:
+        return
+    mine = changes is None
+    changes = changes if changes is not None else OutcomeChanges()
+    if first:
+        count_first(conn, moved, changes)
+        moved = []
+    now: dict[int, Any] = {}
+    for r in moved:  # each delivery's last entry before these, then the last of these
+        did = r["delivery_id"]
+        if did not in last:
+            continue  # no such delivery: nothing to count it under
+        before = now[did] if did in now else last[did].before
+        now[did] = last[did].after(
+            r["state"], r["event"], r["channel"], r.get("unit_code"), r.get("content_id"), own=True
+        )
+        changes.move(before, now[did])
+    if mine:
+        changes.save(conn)
+
+
+def _insert_log(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if len(rows) <= SMALL_LOG or conn.dialect.name not in ("postgresql", "sqlite"):
         conn.execute(insert(LOG), list(rows))
         return
@@ -180,13 +216,17 @@ def apply_outcomes(
             waves.append([])
         waves[n].append(outcome)
     applied: list[Outcome] = []
+    changes = OutcomeChanges()
     for wave in waves:
-        applied += _apply_wave(conn, wave)
+        applied += _apply_wave(conn, wave, changes)
+    changes.save(conn)
     done = {id(o) for o in applied}
     return applied, [o for o in outcomes if id(o) not in done]
 
 
-def _apply_wave(conn: Connection, wave: Sequence[Outcome]) -> list[Outcome]:
+def _apply_wave(
+    conn: Connection, wave: Sequence[Outcome], changes: OutcomeChanges
+) -> list[Outcome]:
     """Outcomes for distinct deliveries: one UPDATE per target state, then one INSERT of
     their log entries, which copies each entry's columns from its delivery."""
     applied: list[Outcome] = []
@@ -207,7 +247,7 @@ def _apply_wave(conn: Connection, wave: Sequence[Outcome]) -> list[Outcome]:
             if late is not None and state not in NOT_LATE:
                 detail = _with_lateness(detail, timedelta(seconds=late), o.late_after)
             entries.append((o.delivery_id, o.at, o.event, state, o.actor, detail))
-    log_deliveries(conn, entries)
+    log_deliveries(conn, entries, changes)
     return applied
 
 
@@ -247,11 +287,32 @@ def _entry_insert(dialect: str) -> Any:
     return text(_ENTRY_FROM_DELIVERY.format(rows=_ENTRY_ROWS[dialect]))
 
 
-def log_deliveries(conn: Connection, entries: Sequence[DeliveryEntry]) -> None:
+def log_deliveries(
+    conn: Connection, entries: Sequence[DeliveryEntry], changes: OutcomeChanges | None = None
+) -> None:
     """Append log entries about deliveries in one statement, whatever their number: the
-    plan, schedule, unit, endpoint… of each come from its delivery row in the database."""
+    plan, schedule, unit, endpoint… of each come from its delivery row in the database.
+    Entries with a state change the outcome counts (in `changes` when given)."""
     if not entries:
         return
+    moved = [(did, state, event) for did, _at, event, state, _a, _d in entries if state]
+    if moved:
+        last = last_outcomes(conn, (did for did, _, _ in moved))
+        mine = changes is None
+        changes = changes if changes is not None else OutcomeChanges()
+        now: dict[int, Any] = {}
+        for did, state, event in moved:
+            if did not in last:
+                continue  # no such delivery: the INSERT below adds no entry for it
+            before = now[did] if did in now else last[did].before
+            now[did] = last[did].after(state, event)
+            changes.move(before, now[did])
+    _insert_deliveries_log(conn, entries)
+    if moved and mine:
+        changes.save(conn)
+
+
+def _insert_deliveries_log(conn: Connection, entries: Sequence[DeliveryEntry]) -> None:
     dialect = conn.dialect.name
     statement = _entry_insert(dialect)
     if dialect == "postgresql":
@@ -383,6 +444,7 @@ def move_where(
     event: str,
     actor: str,
     detail: str | None = None,
+    changes: OutcomeChanges | None = None,
     **values: Any,
 ) -> int:
     """Move every delivery matching `condition` (and allowed to move) to `to`, and log it."""
@@ -392,7 +454,8 @@ def move_where(
         .values(state=to, updated_at=at, **values)
         .returning(*LOG_SOURCE)
     ).all()
-    append_log(conn, log_rows(rows, at=at, event=event, state=to, actor=actor, detail=detail))
+    entries = log_rows(rows, at=at, event=event, state=to, actor=actor, detail=detail)
+    append_log(conn, entries, changes)
     return len(rows)
 
 
@@ -423,6 +486,7 @@ def recover_interrupted(
         S = Schedule.__table__
         allowed = select(S.c.id).where(S.c.resend_unknown.is_(True)).scalar_subquery()
         requeue = and_(sending, D.c.schedule_id.in_(allowed))
+    changes = OutcomeChanges()
     requeued = move_where(
         conn,
         requeue,
@@ -431,6 +495,7 @@ def recover_interrupted(
         event="requeued",
         actor="dispatcher",
         detail="send interrupted by a restart",
+        changes=changes,
         next_attempt_at=now,
     )
     lost = move_where(
@@ -441,7 +506,9 @@ def recover_interrupted(
         event="unknown",
         actor="dispatcher",
         detail="outcome lost in a restart; not re-sent",
+        changes=changes,
     )
+    changes.save(conn)
     return requeued + lost
 
 
@@ -453,6 +520,7 @@ def requeue_unsent(
     condition = and_(D.c.channel == channel, D.c.state == SENDING, D.c.claimed_by == worker)
     held = set(in_hand)
     ids = [i for i in conn.execute(select(D.c.id).where(condition)).scalars() if i not in held]
+    changes = OutcomeChanges()
     for batch in chunks(ids, 5000):
         move_where(
             conn,
@@ -462,9 +530,11 @@ def requeue_unsent(
             event="requeued",
             actor="dispatcher",
             detail="claimed, then the round broke before sending; back in the queue",
+            changes=changes,
             next_attempt_at=now,
             attempts=D.c.attempts - 1,
         )
+    changes.save(conn)
     return ids
 
 

@@ -30,10 +30,12 @@ from coso.config import Settings
 from dispatcher.cli.app import app
 from dispatcher.host import EngineHost
 from dispatcher.models import Delivery
+from dispatcher.outcome_counts import differences
 from dispatcher.report.build import build_report
 from dispatcher.report.periods import parse_period
 from dispatcher.service import Dispatcher
 from schedules.importer import import_plan_file
+from tests.helpers import Accepting
 from tests.loudspeakers import clip, speaker_settings
 from tests.plans import write_plan
 from tests.sms import e164, sms_settings
@@ -43,20 +45,6 @@ COMMUNES = ("06040", "06046")  # Thất Khê, Tràng Định (province 20, Lạn
 CLIPS = {"loa-sang": 30.0, "loa-chieu": 45.0}  # seconds
 DOWN_WEEK = date(2021, 5, 10)  # coso was not running from this Monday to the Sunday after
 runner = CliRunner()
-
-
-class Accepting(Channel):
-    """A channel whose far end answers later (a player, a gateway): every send is `sent`;
-    what became of it comes back through the inbound path, as the test decides."""
-
-    resend_safe = True
-
-    def __init__(self, name: str, settings: Settings) -> None:
-        self.name = name
-        self.settings = registry.settings_of(settings, name)  # as the real one keeps them
-
-    def send(self, message: Outbound) -> Accepted:
-        return Accepted(state=SENT, event="sent", provider_id=f"SM{message.delivery_id:030d}")
 
 
 class Posting(Channel):
@@ -378,6 +366,8 @@ def test_the_quarter_reported_for_the_province_is_what_happened(quarter: Quarter
     )
     want = expected(record)
     got = {channel: figures_of(t) for channel, t in report.channels.items()}
+    # The counts the report reads are what counting the log gives.
+    assert differences(quarter.engine) == []
     assert got == {channel: +c for channel, c in want.items()}
     # The lines by channel say the same (distinct endpoints reached included).
     assert {line.key[0]: figures_of(line.tally) for line in report.lines} == got
@@ -586,6 +576,103 @@ def _plan_2021(engine: Engine) -> Any:
     from dispatcher.queries import find_plan
 
     return find_plan(engine, "95/KH-UBND")
+
+
+def _web_plan(number: str, *, units: str, extra: str = "") -> str:
+    return f"""\
+[plan]
+number = "{number}"
+title = "Bản tin trang xã"
+period_start = 2021-05-03
+period_end = 2021-05-30
+{extra}
+[[content]]
+key = "tin"
+title = "Thủ tục mới"
+body = "Kính gửi bà con."
+state = "approved"
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06040"
+unit = "06040"
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06046"
+unit = "06046"
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06112"
+unit = "06112"
+
+[[schedules]]
+name = "Thứ hai"
+content = "tin"
+channel = "web"
+targets = {{ units = {units} }}
+start = 2021-05-03T06:00:00
+rrule = "FREQ=WEEKLY;BYDAY=MO"
+until = 2021-05-30
+validity = "12h"
+"""
+
+
+def _mondays(engine: Engine, settings: Settings, clock: ManualClock, weeks: int) -> None:
+    coso = Dispatcher(engine, settings, clock, channels={"web": Posting()})
+    for week in range(weeks):
+        clock.set(datetime(2021, 5, 2, 23, 0, 1, tzinfo=UTC) + timedelta(weeks=week))
+        coso.tick()
+
+
+def test_an_organisations_report_rolls_up_the_units_it_serves(
+    engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path
+) -> None:
+    from dispatcher.queries import find_plan
+
+    province = _web_plan("8/KH-UBND", units='["20"]')
+    import_plan_file(engine, settings, write_plan(tmp_path, province), clock.now())
+    # The district's culture centre serves two of the three communes (through a plan of its
+    # own): its report of the province's plan is theirs.
+    centre = "Trung tâm Văn hóa huyện Tràng Định"
+    district = _web_plan(
+        "9/KH-UBND", units='["06040", "06046"]', extra=f'organisation = "{centre}"\n'
+    )
+    (tmp_path / "district").mkdir()
+    import_plan_file(engine, settings, write_plan(tmp_path / "district", district), clock.now())
+    _mondays(engine, settings, clock, 4)
+    plan = find_plan(engine, "8/KH-UBND")
+    period = parse_period(None, None, None, plan.period_start, plan.period_end)
+    report = build_report(engine, plan, period, unit=centre, by=("unit",), now=clock.now())
+    assert report.unit_name == centre
+    lines = [(ln.labels[0], ln.tally.counts["done"], ln.tally.reached) for ln in report.lines]
+    assert lines == [("Xã Thất Khê (06040)", 4, 1), ("Xã Tràng Định (06046)", 4, 1)]
+    assert (report.total.counts["done"], report.channels["web"].reached) == (8, 2)
+    whole = build_report(engine, plan, period, by=("unit",), now=clock.now())
+    assert (len(whole.lines), whole.total.counts["done"]) == (3, 12)
+
+
+def test_a_target_that_names_no_units_asks_of_every_unit_the_plan_reaches(
+    engine: Engine, settings: Settings, clock: ManualClock, tmp_path: Path
+) -> None:
+    from dispatcher.queries import find_plan
+
+    text = _web_plan(
+        "10/KH-UBND",
+        units='["06040", "06046"]',
+        extra='\n[[targets]]\nchannel = "web"\ncount = 2\nper = "week"\n',
+    )
+    import_plan_file(engine, settings, write_plan(tmp_path, text), clock.now())
+    _mondays(engine, settings, clock, 4)
+    plan = find_plan(engine, "10/KH-UBND")
+    period = parse_period(None, None, None, plan.period_start, plan.period_end)
+    (target,) = build_report(engine, plan, period, now=clock.now()).targets
+    # Two communes (Bình Gia has a web site, but no schedule of the plan reaches it), four
+    # weeks, two posts a week asked, one a week made.
+    assert (target.units, target.periods, target.required, target.achieved) == (2, 4, 16, 8)
+    assert [u.code for u in target.below] == ["06040", "06046"]
+    assert target.percent == 50.0
 
 
 def test_every_figure_is_defined_in_the_documentation() -> None:

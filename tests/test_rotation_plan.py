@@ -13,8 +13,7 @@ import pytest
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
-from channels import registry
-from channels.base import Accepted, Channel, Outbound, Outcome
+from channels.base import Outcome
 from channels.states import PLAYED, SENT
 from coso.clock import ManualClock
 from coso.config import Settings
@@ -26,23 +25,13 @@ from dispatcher.rotation_picks import turns
 from dispatcher.service import Dispatcher
 from schedules.importer import import_plan_file
 from schedules.preview import preview
+from tests.helpers import Accepting
 from tests.loudspeakers import clip, speaker_settings
 from tests.plans import write_plan
 
 A, B, C = "06040", "06046", "06112"
 PROGRAMMES = ("tap-1", "tap-2", "tap-3", "tap-4")
 FIRST = datetime(2021, 5, 2, 23, 0, tzinfo=UTC)  # Monday 03/05/2021 06:00 in Hồ Chí Minh
-
-
-class Accepting(Channel):
-    name = "loudspeaker"
-    resend_safe = True
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = registry.settings_of(settings, "loudspeaker")
-
-    def send(self, message: Outbound) -> Accepted:
-        return Accepted(state=SENT, event="sent")
 
 
 def plan_text(audio: Path, policy: str = "in-order", extra: str = "") -> str:
@@ -89,7 +78,9 @@ def test_b_gets_the_programme_it_missed_while_the_others_move_on(
         engine, speakers, write_plan(tmp_path, plan_text(clip(tmp_path, 1.0))), clock.now()
     )
     plan = find_plan(engine, "60/KH-UBND")
-    coso = Dispatcher(engine, speakers, clock, channels={"loudspeaker": Accepting(speakers)})
+    coso = Dispatcher(
+        engine, speakers, clock, channels={"loudspeaker": Accepting("loudspeaker", speakers)}
+    )
     got: dict[str, list[str]] = {A: [], B: [], C: []}
     for week in range(6):
         slot = FIRST + timedelta(weeks=week)

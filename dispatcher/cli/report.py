@@ -40,6 +40,12 @@ def report_command(
     ] = None,
     number: Annotated[str, typer.Option(help="The report's number (số báo cáo).")] = "",
     place: Annotated[str, typer.Option(help='Where it is signed ("Lạng Sơn").')] = "",
+    check: Annotated[
+        bool, typer.Option(help="Only compare the plan's outcome counts with the log.")
+    ] = False,
+    rebuild: Annotated[
+        bool, typer.Option(help="Only count the plan's outcomes again from the log.")
+    ] = False,
 ) -> None:
     """The plan's report: what reached people, per channel, unit and period, against its
     targets (docs/report.md defines every figure)."""
@@ -53,6 +59,9 @@ def report_command(
         raise InputError("out", "", f"báo cáo {format} cần --out TỆP")
     engine = open_database(current_settings())
     p = find_plan(engine, nfc(plan))
+    if check or rebuild:
+        _counts(engine, p, rebuild=rebuild)
+        return
     window = parse_period(period, since, until, p.period_start, p.period_end)
     report = build_report(
         engine,
@@ -75,6 +84,35 @@ def report_command(
     else:
         output.write_bytes(data)
     out.print(f"{output}: {report.plan_number}, {report.period.label}")
+
+
+def _counts(engine: object, plan: object, *, rebuild: bool) -> None:
+    """`--rebuild`: the plan's outcome counts, counted again from the log; `--check`: where
+    they and the log disagree (exit code 1 if anywhere)."""
+    from dispatcher.outcome_counts import differences, recount
+
+    number, plan_id = plan.number, plan.id  # type: ignore[attr-defined]
+    if rebuild:
+        rows = recount(engine, plan_id)  # type: ignore[arg-type]
+        out.print(f"{number}: đã đếm lại kết quả từ nhật ký ({rows} dòng).")
+        return
+    wrong = differences(engine, plan_id)  # type: ignore[arg-type]
+    if not wrong:
+        out.print(f"{number}: số đếm kết quả khớp với nhật ký.")
+        return
+    for d in wrong:
+        _, zone, channel, unit, _, state, event, content, day = d.key
+        out.print(
+            f"ngày {day:%d/%m/%Y} ({zone}), {channel}, đơn vị {unit or '—'}, "
+            f"nội dung {content or '—'}, {state} ({event}): "
+            f"nhật ký {d.in_log}, số đếm {d.counted}",
+            highlight=False,
+        )
+    out.print(
+        f"{number}: {len(wrong)} số đếm không khớp với nhật ký; "
+        f"coso report {number} --rebuild đếm lại."
+    )
+    raise typer.Exit(1)
 
 
 def _render(report: object, format: str, *, number: str, place: str) -> str | bytes:

@@ -4,23 +4,25 @@ the plan's targets against what was done."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select
 
 from channels import registry
-from channels.endpoints import Endpoint, resolve_targets
-from content.media import media_for
+from channels.endpoints import Endpoint, targeted_units
 from content.models import ContentItem
 from coso.clock import zone
 from coso.errors import InputError
-from coso.units import LEGACY_DATASET, AdminUnit, Organisation, UnitTree, unit_tree
+from coso.memory import fewer_collections
+from coso.units import LEGACY_DATASET, AdminUnit, Organisation, UnitTree, unit_names, unit_tree
+from dispatcher.outcome_counts import recount, zone_changed
 from dispatcher.report.figures import DONE, Tally, total
-from dispatcher.report.outcomes import Outcome, outcomes, reached
+from dispatcher.report.outcomes import Outcome, outcomes, reached, slots
 from dispatcher.report.periods import Period, month_of, periods_in, promised, week_of
 from schedules.models import PlanTarget, Schedule
 
@@ -28,8 +30,7 @@ DIMENSIONS = ("channel", "unit", "week", "month", "content")
 CURRENT, LEGACY = "current", "legacy"
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
     key: tuple[str, ...]  # the value of each dimension, in `Report.by` order (for sorting)
     labels: tuple[str, ...]  # the same as people read them
     tally: Tally
@@ -104,7 +105,7 @@ def scope_units(engine: Engine, tree: UnitTree, unit: str | None) -> tuple[set[s
     the unit it belongs to, else the units its schedules reach."""
     if unit is None:
         return None, ""
-    names = _unit_names(engine, [unit])
+    names = unit_names(engine, [unit])
     try:
         return tree.below(unit) | {unit}, names.get(unit, unit)
     except InputError:
@@ -116,27 +117,10 @@ def scope_units(engine: Engine, tree: UnitTree, unit: str | None) -> tuple[set[s
         raise InputError("unit", unit, "không có đơn vị hành chính hay tổ chức nào như vậy")
     if org.unit_code:
         return tree.below(org.unit_code) | {org.unit_code}, org.name
-    served = _units_reached(engine, Schedule.__table__.c.organisation_id == org.id)
+    served = _units_reached(engine, tree, Schedule.__table__.c.organisation_id == org.id)
     if not served:
         raise InputError("unit", unit, "tổ chức này chưa có lịch nào đến một đơn vị")
     return served, org.name
-
-
-def _unit_names(engine: Engine, codes: Sequence[str]) -> dict[str, str]:
-    """Names of current and legacy units (a legacy name where the code is gone)."""
-    U = AdminUnit.__table__
-    wanted = sorted(set(codes))
-    names: dict[str, str] = {}
-    with engine.connect() as conn:
-        for chunk in range(0, len(wanted), 5000):
-            for code, name, dataset in conn.execute(
-                select(U.c.code, U.c.name, U.c.dataset).where(
-                    U.c.code.in_(wanted[chunk : chunk + 5000])
-                )
-            ):
-                if code not in names or dataset == "2025":
-                    names[code] = name
-    return names
 
 
 def _bounds(period: Period, tz: str) -> tuple[datetime, datetime]:
@@ -157,13 +141,30 @@ def build_report(
     units: str = CURRENT,
     now: datetime,
 ) -> Report:
-    by = tuple(by)
+    with fewer_collections():
+        return _build(engine, plan, period, unit, tuple(by), units, now)
+
+
+def _build(
+    engine: Engine,
+    plan: Any,
+    period: Period,
+    unit: str | None,
+    by: tuple[str, ...],
+    units: str,
+    now: datetime,
+) -> Report:
     tz = plan.zone
     tree = unit_tree(engine)
     scope, scope_name = scope_units(engine, tree, unit)
+    dims = by if "channel" in by else (*by, "channel")
+    targets = _targets(engine, plan.id)
     lo, hi = _bounds(period, tz)
-    rows = outcomes(engine, plan.id, lo, hi)
+    occurrence_ids = [occurrence_id for occurrence_id, _ in slots(engine, plan.id, lo, hi)]
     notes: list[str] = []
+    if zone_changed(engine, plan.id, tz):  # the plan moved zone: its days are counted anew
+        recount(engine, plan.id)
+    rows = outcomes(engine, plan.id, tz, period.start, period.end, by_content="content" in dims)
     unit_of, mapping_note = _unit_grouping(engine, tree, rows, units, notes)
     # Targets are promises to each commune: kept by today's communes whatever the lines show.
     current = unit_of if units == CURRENT else _unit_grouping(engine, tree, rows, CURRENT, [])[0]
@@ -173,34 +174,56 @@ def build_report(
             for r in rows
             if r.unit_code and (r.unit_code in scope or unit_of(r.unit_code) in scope)
         ]
-    clips = _clip_seconds(engine, {r.content_id for r in rows if r.content_id})
     titles = {name: p.title for name, p in registry.plugins().items()}
     on_air = {name for name, p in registry.plugins().items() if p.plays_in_turn}
-    content_titles = _content_titles(engine, {r.content_id for r in rows if r.content_id})
-    local = {}  # slot → local day, computed once per slot
+    content_titles = (
+        _content_titles(engine, {r.content_id for r in rows if r.content_id})
+        if "content" in dims
+        else {}
+    )
     groups: dict[tuple[str, ...], Tally] = defaultdict(Tally)
-    per_channel: dict[str, Tally] = defaultdict(Tally)
-    dims = by if "channel" in by else (*by, "channel")
     label_of: dict[tuple[str, ...], tuple[str, ...]] = {}
-    for r in rows:
-        day = local.get(r.scheduled_for)
-        if day is None:
-            day = local[r.scheduled_for] = r.scheduled_for.astimezone(zone(tz)).date()
-        unit_code = unit_of(r.unit_code) if r.unit_code else ""
-        key, labels = _key(dims, r, unit_code, day, titles, content_titles)
-        label_of[key] = labels
-        # Airtime: the clip's length where the item plays out loud (loudspeakers, a station),
-        # not where the same content is posted or texted.
-        clip = clips.get(r.content_id) if r.content_id and r.channel in on_air else None
-        groups[key].add(r.state, r.event, r.n, clip)
-        per_channel[r.channel].add(r.state, r.event, r.n, clip)
-    names = _unit_names(engine, {k[dims.index("unit")] for k in groups if "unit" in dims} - {""})
+    keys: dict[tuple[Any, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    when: dict[date, tuple[date, ...]] = {}  # day → the week and month it is in, as asked
+    # channel, state, event → deliveries and their clips' seconds (the channels' totals)
+    outcome_totals: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+    last: tuple[Any, ...] | None = None
+    tally = Tally()
+    on = False
+    for r in rows:  # in the order read: the rows of one line's piece come together
+        place = (r.channel, r.unit_code, r.day, r.content_id)
+        if place != last:
+            last = place
+            unit_code = unit_of(r.unit_code) if r.unit_code else ""
+            bucket = when.get(r.day)
+            if bucket is None:
+                bucket = when[r.day] = _bucket(dims, r.day)
+            line = (r.channel, unit_code, bucket, r.content_id)
+            found = keys.get(line)
+            if found is None:
+                found = keys[line] = _key(dims, r, unit_code, r.day, titles, content_titles)
+            key, label_of[found[0]] = found[0], found[1]
+            tally = groups[key]
+            # Airtime: the clip's length where the item plays out loud (loudspeakers, a
+            # station), not where the same content is posted or texted.
+            on = r.channel in on_air
+        seconds = r.clip_seconds if on else 0.0
+        tally.add(r.state, r.event, r.n, seconds)
+        total_of = outcome_totals[(r.channel, r.state, r.event)]
+        total_of[0] += r.n
+        total_of[1] += seconds
+    per_channel: dict[str, Tally] = defaultdict(Tally)
+    for (channel, state, event), (n, seconds) in outcome_totals.items():
+        per_channel[channel].add(state, event, int(n), seconds)
+    names = unit_names(engine, {k[dims.index("unit")] for k in groups if "unit" in dims} - {""})
     # Distinct endpoints can be counted for a line by channel, or by channel and unit; not
     # for a week or a content item (those of two weeks are not the sum of each week's).
     countable = set(dims) <= {"channel", "unit"} and (units == CURRENT or "unit" not in dims)
-    totals = reached(engine, plan.id, lo, hi, scope, by_unit=False)
+    kept_units = None if scope is None else {r.unit_code for r in rows if r.unit_code}
+    asked = (engine, plan.id, occurrence_ids, per_channel.keys(), kept_units)
+    totals = reached(*asked, by_unit=False)
     counted = (
-        reached(engine, plan.id, lo, hi, scope, by_unit=True)
+        reached(*asked, by_unit=True)
         if countable and "unit" in dims
         else totals  # lines by channel alone: the channels' own totals
     )
@@ -236,10 +259,58 @@ def build_report(
         lines=tuple(lines),
         channels=dict(sorted(per_channel.items())),
         channel_titles=titles,
-        targets=tuple(target_results(engine, tree, plan, period, rows, scope, current, tz, titles)),
+        targets=tuple(
+            target_results(
+                engine,
+                tree,
+                plan,
+                period,
+                _done_by_target_period(engine, plan, period, rows, targets),
+                scope,
+                current,
+                titles,
+                targets,
+            )
+        ),
         generated_at=now,
         mapping_note=mapping_note,
         notes=notes,
+    )
+
+
+def _targets(engine: Engine, plan_id: int) -> list[Any]:
+    T = PlanTarget.__table__
+    with engine.connect() as conn:
+        return list(conn.execute(select(T).where(T.c.plan_id == plan_id).order_by(T.c.id)))
+
+
+def _target_window(plan: Any, period: Period) -> tuple[date, date]:
+    """The days of the report's period the targets are counted on: those in the plan's."""
+    return max(period.start, plan.period_start), min(period.end, plan.period_end)
+
+
+def _done_by_target_period(
+    engine: Engine,
+    plan: Any,
+    period: Period,
+    rows: list[Outcome],
+    targets: Sequence[Any],
+) -> list[Outcome]:
+    """What the targets are counted from: the report's own rows (pieces of weeks in months
+    fit any target's weeks and months), unless the targets' days are fewer than the
+    report's (the plan's period is shorter) or a target is per day: then the counts of
+    those days, per day where asked."""
+    start, end = _target_window(plan, period)
+    by_day = any(t.per == "day" for t in targets)
+    if not targets or end < start or (not by_day and (start, end) == (period.start, period.end)):
+        return rows
+    return outcomes(engine, plan.id, plan.zone, start, end, by_day=by_day, done_only=True)
+
+
+def _bucket(dims: Sequence[str], day: date) -> tuple[date, ...]:
+    """What of a day the lines are cut by: the Monday of its week, the first of its month."""
+    return tuple(
+        week_of(day)[0] if d == "week" else month_of(day)[0] for d in dims if d in ("week", "month")
     )
 
 
@@ -321,10 +392,6 @@ def _unit_grouping(
     return (lambda code: mapped.get(code, code)), f"{note} Mã cũ quy đổi: {len(mapped)}."
 
 
-def _clip_seconds(engine: Engine, content_ids: set[int]) -> dict[int, float]:
-    return {cid: asset.duration_seconds for cid, asset in media_for(engine, content_ids).items()}
-
-
 def _content_titles(engine: Engine, ids: set[int]) -> dict[int, str]:
     C = ContentItem.__table__
     with engine.connect() as conn:
@@ -339,37 +406,34 @@ def target_results(
     rows: list[Outcome],
     scope: set[str] | None,
     unit_of: Any,
-    tz: str,
     titles: dict[str, str],
+    targets: Sequence[Any],
 ) -> list[TargetResult]:
     """Each of the plan's targets in the report's period (cut to the plan's): per unit it
-    covers and per target period, the deliveries that reached people, against the count."""
-    T, E = PlanTarget.__table__, Endpoint.__table__
-    with engine.connect() as conn:
-        targets = conn.execute(select(T).where(T.c.plan_id == plan.id).order_by(T.c.id)).all()
+    covers and per target period, the deliveries that reached people, against the count.
+    `rows`: per piece of a week in a month (per day for a target per day), in the days the
+    targets are counted on."""
     if not targets:
         return []
-    start, end = max(period.start, plan.period_start), min(period.end, plan.period_end)
+    start, end = _target_window(plan, period)
     if end < start:
         return []
     window = Period(start, end, period.label)
-    done: dict[tuple[str, str, date], int] = defaultdict(int)  # (channel, unit, day) → n
-    for r in rows:
-        if r.state in DONE and r.unit_code:
-            day = r.scheduled_for.astimezone(zone(tz)).date()
-            done[(r.channel, unit_of(r.unit_code), day)] += r.n
+    done: dict[tuple[str, str], dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:  # a piece that starts before the window counts from the window's start
+        if r.state in DONE and r.unit_code and r.day <= end:
+            done[(r.channel, unit_of(r.unit_code))][max(r.day, start)] += r.n
+    E = Endpoint.__table__
+    with engine.connect() as conn:
+        with_endpoints = conn.execute(
+            select(E.c.channel, E.c.unit_code)
+            .where(E.c.channel.in_({t.channel for t in targets}), E.c.enabled.is_(True))
+            .distinct()
+        ).all()
     results = []
+    plan_period = Period(plan.period_start, plan.period_end, "")
     for t in targets:
-        with engine.connect() as conn:
-            endpoint_units = {
-                unit_of(u)
-                for u in conn.scalars(
-                    select(E.c.unit_code)
-                    .where(E.c.channel == t.channel, E.c.enabled.is_(True))
-                    .distinct()
-                )
-                if u
-            }
+        endpoint_units = {unit_of(u) for ch, u in with_endpoints if ch == t.channel and u}
         covered: set[str] = set()
         for code in t.unit_codes or []:
             try:
@@ -379,19 +443,20 @@ def target_results(
         if not t.unit_codes:  # the units the plan's own schedules on the channel reach
             S = Schedule.__table__
             mine = (S.c.plan_id == plan.id) & (S.c.channel == t.channel)
-            covered = {unit_of(u) for u in _units_reached(engine, mine)}
+            covered = {unit_of(u) for u in _units_reached(engine, tree, mine)}
         wanted = {u for u in endpoint_units if u in covered and (scope is None or u in scope)}
-        plan_period = Period(plan.period_start, plan.period_end, "")
         spans = periods_in(t.per, window, plan_period)
+        firsts = [a for a, _, _ in spans]
         achieved = required = uncapped = 0
         short: list[tuple[str, int, int]] = []
         for u in sorted(wanted):
+            per_span = [0] * len(spans)
+            for day, n in done.get((t.channel, u), {}).items():
+                i = bisect_right(firsts, day) - 1
+                if i >= 0 and day <= spans[i][1]:
+                    per_span[i] += n
             got = need = 0
-            for a, b, full in spans:
-                n = sum(
-                    done.get((t.channel, u, a + timedelta(days=i)), 0)
-                    for i in range((b - a).days + 1)
-                )
+            for (a, b, full), n in zip(spans, per_span, strict=True):
                 asked = promised(t.count, a, b, full)
                 uncapped += n
                 got += min(n, asked)
@@ -400,7 +465,7 @@ def target_results(
             required += need
             if got < need:
                 short.append((u, got, need))
-        unit_names = _unit_names(engine, [u for u, _, _ in short])
+        names = unit_names(engine, [u for u, _, _ in short])
         results.append(
             TargetResult(
                 channel=t.channel,
@@ -414,7 +479,7 @@ def target_results(
                 done=uncapped,
                 below=tuple(
                     sorted(
-                        (UnitShort(u, unit_names.get(u, u), got, need) for u, got, need in short),
+                        (UnitShort(u, names.get(u, u), got, need) for u, got, need in short),
                         key=lambda s: s.name,
                     )
                 ),
@@ -423,9 +488,9 @@ def target_results(
     return results
 
 
-def _units_reached(engine: Engine, which: Any) -> set[str]:
+def _units_reached(engine: Engine, tree: UnitTree, which: Any) -> set[str]:
     """The units the endpoints of the schedules `which` selects are in."""
     S = Schedule.__table__
     with engine.connect() as conn:
         found = conn.execute(select(S.c.channel, S.c.targets).where(which)).all()
-    return {u for ch, targets in found for _e, u in resolve_targets(engine, ch, targets) if u}
+    return {u for ch, targets in found for u in targeted_units(engine, tree, ch, targets)}

@@ -52,24 +52,26 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
 )
 LABELS = {key: label for key, label, _ in FIGURES}
 COUNTED = tuple(key for key, _, _ in FIGURES if key not in ("airtime_minutes", "reached"))
+_ZERO = dict.fromkeys(COUNTED, 0)
 
 
 @dataclass
 class Tally:
     """The figures of one line of the report (a channel, a unit, a week, …)."""
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
+    counts: dict[str, int] = field(default_factory=lambda: dict(_ZERO))
     airtime_seconds: float = 0.0
     reached: int | None = None  # None: not countable on this line (a week: distinct per week)
 
-    def add(self, state: str, event: str | None, n: int, clip_seconds: float | None) -> None:
+    def add(self, state: str, event: str | None, n: int, clip_seconds: float = 0.0) -> None:
+        """`n` deliveries with this outcome; `clip_seconds`: their clips' length, together
+        (airtime where they reached people)."""
         c = self.counts
         c["expected"] += n
         if state in DONE:
             c["done"] += n
             c[state] += n
-            if clip_seconds:
-                self.airtime_seconds += clip_seconds * n
+            self.airtime_seconds += clip_seconds
         elif state == SENT:
             c["sent"] += n
         elif state in WAITING:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 
 from coso.dates import FIRST_YEAR, LAST_YEAR, read_date
 from coso.errors import InputError
@@ -79,6 +80,7 @@ def parse_period(
     return Period(date(year, 1, 1), date(year, 12, 31), f"năm {year}")
 
 
+@cache
 def week_of(day: date) -> tuple[date, str]:
     """The Monday a day's week starts on, and the week as people read it."""
     monday = day - timedelta(days=day.weekday())
@@ -87,6 +89,7 @@ def week_of(day: date) -> tuple[date, str]:
     return monday, f"tuần {iso.week:02d}/{iso.year} ({monday:%d/%m}–{sunday:%d/%m})"
 
 
+@cache
 def month_of(day: date) -> tuple[date, str]:
     return day.replace(day=1), f"{day:%m/%Y}"
 

@@ -82,38 +82,11 @@ def unit_choices(engine: Engine, access: Access, plan: Any) -> list[tuple[str, s
     return sorted(((c, names.get(c, c)) for c in codes), key=lambda pair: (len(pair[0]), pair[0]))
 
 
-def report_router(engine: Engine, page: Pages, signed_in: Any, clock: Clock) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+class Asked:
+    """What the report form (and a download link) asks for, read once for every route."""
 
-    def make(
-        access: Access,
-        plan: Any,
-        period: str | None,
-        since: str | None,
-        until: str | None,
-        unit: str | None,
-        by: list[str],
-    ) -> Report:
-        window = parse_period(
-            (period or "").strip() or None,
-            (since or "").strip() or None,
-            (until or "").strip() or None,
-            plan.period_start,
-            plan.period_end,
-        )
-        return build_report(
-            engine,
-            plan,
-            window,
-            unit=report_unit(engine, access, plan, unit),
-            by=parse_by(",".join(by)),
-            now=clock.now(),
-        )
-
-    @router.get("/plans/{ref:path}/report.{format}")
-    def report_file(
-        ref: str,
-        format: str,
+    def __init__(
+        self,
         period: str | None = None,
         since: str | None = Query(None, alias="from"),
         until: str | None = None,
@@ -121,6 +94,48 @@ def report_router(engine: Engine, page: Pages, signed_in: Any, clock: Clock) -> 
         by: list[str] = Query([]),
         number: str = "",
         place: str = "",
+    ) -> None:
+        self.period, self.since, self.until = period, since, until
+        self.unit, self.by, self.number, self.place = unit, by, number, place
+
+    def form(self, chosen_unit: str | None) -> dict[str, Any]:
+        """The form's fields as asked (the unit as the report is cut)."""
+        return {
+            "period": self.period or "",
+            "from": self.since or "",
+            "until": self.until or "",
+            "unit": chosen_unit or "",
+            "by": self.by or ["channel"],
+            "number": self.number,
+            "place": self.place,
+        }
+
+
+def report_router(engine: Engine, page: Pages, signed_in: Any, clock: Clock) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    def make(access: Access, plan: Any, asked: Asked) -> Report:
+        window = parse_period(
+            (asked.period or "").strip() or None,
+            (asked.since or "").strip() or None,
+            (asked.until or "").strip() or None,
+            plan.period_start,
+            plan.period_end,
+        )
+        return build_report(
+            engine,
+            plan,
+            window,
+            unit=report_unit(engine, access, plan, asked.unit),
+            by=parse_by(",".join(asked.by)),
+            now=clock.now(),
+        )
+
+    @router.get("/plans/{ref:path}/report.{format}")
+    def report_file(
+        ref: str,
+        format: str,
+        asked: Asked = Depends(),
         access: Access = Depends(signed_in),
     ) -> Response:
         plan = plan_for(engine, access, ref)
@@ -128,11 +143,11 @@ def report_router(engine: Engine, page: Pages, signed_in: Any, clock: Clock) -> 
         if format not in DOWNLOADS:
             raise HTTPException(404, f"format = {format!r}: tải về được csv, xlsx hoặc docx")
         try:
-            report = make(access, plan, period, since, until, unit, by)
+            report = make(access, plan, asked)
             data = (
                 csv_text(report)
                 if format == "csv"
-                else render(report, format, number=number, place=place)
+                else render(report, format, number=asked.number, place=asked.place)
             )
         except InputError as exc:
             raise HTTPException(400, str(exc)) from exc
@@ -147,33 +162,19 @@ def report_router(engine: Engine, page: Pages, signed_in: Any, clock: Clock) -> 
     def report_page(
         request: Request,
         ref: str,
-        period: str | None = None,
-        since: str | None = Query(None, alias="from"),
-        until: str | None = None,
-        unit: str | None = None,
-        by: list[str] = Query([]),
-        number: str = "",
-        place: str = "",
+        asked: Asked = Depends(),
         access: Access = Depends(signed_in),
     ) -> HTMLResponse:
         plan = plan_for(engine, access, ref)
         access.require(READ)
-        chosen_unit = report_unit(engine, access, plan, unit)
+        chosen_unit = report_unit(engine, access, plan, asked.unit)
         context: dict[str, Any] = {
             "plan": plan,
             "periods": period_choices(plan.period_start, plan.period_end),
             "units": unit_choices(engine, access, plan),
             "dimensions": [(d, DIMENSION_LABELS[d]) for d in DIMENSIONS],
             "whole": whole_plan(access, plan),
-            "asked": {
-                "period": period or "",
-                "from": since or "",
-                "until": until or "",
-                "unit": chosen_unit or "",
-                "by": by or ["channel"],
-                "number": number,
-                "place": place,
-            },
+            "asked": asked.form(chosen_unit),
             "query": request.url.query,
             "downloads": DOWNLOADS,
             "style": Markup(f"<style>{PIECES_STYLE}</style>"),
@@ -181,7 +182,7 @@ def report_router(engine: Engine, page: Pages, signed_in: Any, clock: Clock) -> 
             "error": None,
         }
         try:
-            report = make(access, plan, period, since, until, unit, by)
+            report = make(access, plan, asked)
         except InputError as exc:
             context["error"] = str(exc)
             return page(request, "report.html", context, status=400)
