@@ -606,6 +606,9 @@ def run(url: str, rows: int, seed: int, slot_by_slot: bool = False) -> None:
             f"outcome counts from the log (as coso report --rebuild): {counted:,} rows in "
             f"{time.perf_counter() - started:.1f} s"
         )
+    if engine.dialect.name == "postgresql":  # the planner's statistics, as autovacuum keeps
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
     with engine.connect() as conn:
         entries = conn.scalar(text("SELECT count(*) FROM activity_entry"))
         deliveries = conn.scalar(text("SELECT count(*) FROM delivery"))
