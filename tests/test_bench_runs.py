@@ -39,3 +39,20 @@ def test_the_report_benchmark_prints_coso_next_to_the_hand_written_query() -> No
     assert "outcome counts agree with the log" in done.stdout
     assert "figures agree" in done.stdout and "coso report" in done.stdout
     assert "ratio (coso time / hand-written time)" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_timer_benchmark_prints_coso_next_to_apscheduler_alone() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.timer", "--schedules", "60", "--window", "10",
+         "--lead", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "coso start-up: process start to a loaded timer" in done.stdout
+    lines = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line}
+    assert lines["coso"][-1] == "0" and lines["APScheduler"][-1] == "0"  # no slot missing
+    assert "ratio (coso / APS)" in done.stdout
