@@ -49,6 +49,7 @@ EVENTS: Mapping[str, str] = {
     "rejected": "từ chối báo cáo không hợp lệ",
     "status": "báo cáo đến muộn, không đổi trạng thái",
     "not_played": "không phát được",
+    "ended": "kết thúc trước hạn (khẩn cấp gỡ khỏi bảng)",
     "note": "ghi chú",
 }
 
