@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select
@@ -20,7 +20,6 @@ from coso.weektimes import parse_clock, parse_weekdays
 from schedules.models import Schedule
 from schedules.session_queue import Booked, Load, programme_order
 from schedules.sessions import (
-    ADD,
     DEFAULT,
     BroadcastSession,
     DayChange,
@@ -338,16 +337,6 @@ def programmes(
 
 def range_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     """Generous UTC bounds of local days first..last in any zone."""
-    from datetime import UTC, time
-
     lo = datetime.combine(first, time(), UTC) - timedelta(days=1)
     hi = datetime.combine(last, time(), UTC) + timedelta(days=2)
     return lo, hi
-
-
-def sessions_rows(engine: Engine) -> list[Mapping[str, Any]]:
-    with engine.connect() as conn:
-        return [r._mapping for r in conn.execute(select(BS).order_by(BS.c.scope, BS.c.start))]
-
-
-__all__ = ["ADD"]

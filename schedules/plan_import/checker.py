@@ -75,6 +75,17 @@ class Context:
     def fail(self, loc: tuple[object, ...], value: object, reason: str) -> None:
         self.check.fail(loc, value, reason)
 
+    def content_text(self, key: str) -> tuple[str, str]:
+        """(title, body) of content `key` as this file writes it, else as stored; the key
+        itself and no body when neither has it."""
+        for entry in self.pf.content:
+            if entry.key == key:
+                return entry.title, entry.body
+        if self.stored is not None and key in self.stored.content:
+            found = self.stored.content[key]
+            return found.title, found.body
+        return key, ""
+
     def known_units(self, loc: tuple[object, ...], codes: list[str]) -> None:
         for code in codes:
             try:

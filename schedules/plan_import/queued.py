@@ -138,7 +138,9 @@ def place_queued(ctx: Context) -> None:
                 " clock time to the schedule",
             )
             continue
-        item = Booked(title_of(ctx, sch), seconds, sch.priority, order=1_000_000_000 + i)
+        item = Booked(
+            ctx.content_text(sch.items[0])[0], seconds, sch.priority, order=1_000_000_000 + i
+        )
         queue = Queue(sch.queue.per_week, tuple(sch.queue.sessions), sch.queue.when_full)
         start_day = sch.start.date()  # type: ignore[union-attr]
         end_day = last_day(ctx, sch)
@@ -215,13 +217,3 @@ def item_seconds(ctx: Context, sch: ScheduleEntry) -> int | None:
         except ValueError:
             return None
     return None
-
-
-def title_of(ctx: Context, sch: ScheduleEntry) -> str:
-    key = sch.items[0]
-    for entry in ctx.pf.content:
-        if entry.key == key:
-            return entry.title
-    if ctx.stored is not None and key in ctx.stored.content:
-        return ctx.stored.content[key].title
-    return key

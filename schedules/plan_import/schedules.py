@@ -72,7 +72,7 @@ def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
     else:
         if plugin.check_item is not None:
             for key in sch.items:
-                problem = plugin.check_item(_body(ctx, key), options)
+                problem = plugin.check_item(ctx.content_text(key)[1], options)
                 if problem is not None:
                     ctx.fail((*loc, field), key, problem)
     errors = len(ctx.check.errors)
@@ -92,16 +92,6 @@ def _check_one(ctx: Context, reach: Reach, i: int, sch: ScheduleEntry) -> None:
     check_queue(ctx, loc, sch)
     if len(ctx.check.errors) == errors and sch.queue is None:
         _check_limits(ctx, loc, sch)
-
-
-def _body(ctx: Context, key: str) -> str:
-    """The body of content `key` as this file writes it, else as stored."""
-    for entry in ctx.pf.content:
-        if entry.key == key:
-            return entry.body
-    if ctx.stored is not None and key in ctx.stored.content:
-        return ctx.stored.content[key].body
-    return ""
 
 
 def _check_targets(ctx: Context, loc: tuple[object, ...], sch: ScheduleEntry) -> None:
