@@ -199,7 +199,9 @@ def test_player_that_loses_its_link_after_sync_plays_on_time_and_uploads_as_run(
     engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
 ) -> None:
     settings = speaker_settings(settings, broker_url, tmp_path)
-    slot = slot_in(6)
+    # Lead enough for the import, coso's start and the sync on a busy machine: the link
+    # must go down before the slot, or the command arrives and the test proves nothing.
+    slot = slot_in(15)
     import_broadcast(engine, settings, tmp_path, ["loa-3g"], slot, clip(tmp_path, 0.6))
     group = players(settings, ["loa-3g"], tmp_path, keep_state=True).start()
     player = group.player("loa-3g")
@@ -209,6 +211,7 @@ def test_player_that_loses_its_link_after_sync_plays_on_time_and_uploads_as_run(
             wait_for(lambda: key in player.state.entries, 30, "the programme to arrive")
             wait_for(lambda: player.state.entries[key].media["sha256"] in player.ready, 30, "media")
             group.links[0].drop()  # the 3G link goes down before the slot
+            assert SystemClock().now() < slot, "the setup outlasted the lead: raise slot_in"
             wait_for(lambda: player.state.entries[key].state == "finished", 15, "offline play")
             wait_for(
                 lambda: states(engine) and set(states(engine).values()) == {"sent"}, 30, "sent"
