@@ -2,7 +2,7 @@
 a few minutes; next to APScheduler alone firing the same 10,000 jobs in the same run.
 
     python -m bench.timer --schedules 10000 [--window 180] [--database-url postgresql://...]
-        [--busy 2] [--sessions-share 0] [--keep DIR] [--seed 16]
+        [--busy 2] [--sessions-share 0.2] [--keep DIR] [--seed 16]
 
 coso runs as `coso serve` in its own process and is only watched from outside: start-up is
 the time from starting the process to `/healthz` reporting a loaded timer; a slot's lateness
@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -43,6 +44,7 @@ from coso.units import load_current_units, resolve_unit_codes
 from schedules.importer import import_plan
 from schedules.models import Occurrence, Schedule
 from schedules.planfile import PlanFile
+from schedules.sessions import BroadcastSession, SessionPlacement
 
 ROOT = Path(__file__).resolve().parent.parent
 ZONE = "Asia/Ho_Chi_Minh"
@@ -88,6 +90,22 @@ def make_specs(count: int, window: int, seed: int, sessions_share: float) -> lis
     return specs
 
 
+def session_start(spec: Spec, start: datetime, window: int) -> datetime:
+    """The start of the session a queued item of `spec`'s commune goes into: each commune
+    has one session in the window, at one of its whole minutes (as a commune's 06:00)."""
+    return start + timedelta(minutes=spec.unit % max(1, window // 60))
+
+
+def commune_of(spec: Spec, communes: list[str], window: int) -> str:
+    """The commune a spec targets; a queued item's commune is one whose session falls at
+    the spec's minute (one session per commune in the window)."""
+    if spec.kind != "session":
+        return communes[spec.unit % len(communes)]
+    minutes = max(1, window // 60)
+    k = spec.unit % minutes
+    return communes[k + minutes * ((spec.unit // minutes) % (len(communes) // minutes))]
+
+
 def _crowded(rnd: random.Random, window: int) -> int:
     """An offset at a whole minute of the window start (which `run` puts on a whole minute)."""
     return 60 * rnd.randrange(max(1, window // 60))
@@ -112,10 +130,10 @@ def lay(spec: Spec, start: datetime, window: int) -> Laid:
     begin = (local - timedelta(days=2)).replace(hour=0, minute=0, second=0, tzinfo=None)
     end = start + timedelta(seconds=window)
     if spec.kind == "session":
-        # The hook for broadcast sessions: a session becomes explicit fire times on its
-        # schedule (schedules/sessions*.py); until `Timing` has them, a session's slot is
-        # laid as a one-off schedule at the session's start (a date job for APScheduler).
-        return Laid(None, local.replace(tzinfo=None), None, (at,), (at,))
+        # Queued into its commune's session: the schedule's explicit time is the session's
+        # start (every item queued there shares it); a date job for APScheduler.
+        at = session_start(spec, start, window)
+        return Laid(None, at.astimezone(TZ).replace(tzinfo=None), None, (at,), (at,))
     if spec.kind == "minutely":
         seconds = sorted({local.second, *([] if spec.second_too is None else
                                            [(local.second + spec.second_too) % 60])})  # fmt: skip
@@ -185,26 +203,79 @@ def prepare(engine: Engine, specs: list[Spec], start: datetime, window: int, now
     with engine.connect() as conn:
         template = dict(conn.execute(select(S)).one()._mapping)
     template.pop("id")
-    rows, slots = [], 0
+    rows, slots, queued = [], 0, []
     for n, spec in enumerate(specs):
         laid = lay(spec, start, window)
         slots += len(laid.slots)
-        rows.append(
-            template
-            | {
-                "name": f"{spec.kind} {n}",
-                "targets": {"units": [communes[spec.unit % len(communes)]]},
-                "start_local": laid.start_local.isoformat(),
-                "rrule": laid.rrule,
-                "fired_through": now,
-                "updated_at": now,
+        row = template | {
+            "name": f"{spec.kind} {n}",
+            "targets": {"units": [commune_of(spec, communes, window)]},
+            "start_local": laid.start_local.isoformat(),
+            "rrule": laid.rrule,
+            "fired_through": now,
+            "updated_at": now,
+        }
+        if spec.kind == "session":
+            queued.append(n)
+            row |= {
+                "start_local": (start - timedelta(days=1)).astimezone(TZ).date().isoformat()
+                + "T00:00:00",
+                "queue": {"per_week": 1, "sessions": 1, "when_full": "next", "length": "30s"},
+                "rdates_local": [laid.start_local.isoformat()],
+                "validity_seconds": SESSION_MINUTES * 60,
             }
-        )
+        rows.append(row)
     with write(engine) as conn:
         conn.execute(delete(S))
         for n in range(0, len(rows), 2000):
             conn.execute(S.insert(), rows[n : n + 2000])
+        if queued:
+            write_sessions(conn, specs, queued, communes, start, window, now)
     return slots
+
+
+SESSION_MINUTES = 30  # each commune's session in the window; queued items of 30 s each
+
+
+def write_sessions(
+    conn: Any,
+    specs: list[Spec],
+    queued: list[int],
+    communes: list[str],
+    start: datetime,
+    window: int,
+    now: datetime,
+) -> None:
+    """Each commune with queued items gets its session (every day, at its whole minute of
+    the window), and each queued schedule its placement there, as the import writes them."""
+    S = Schedule.__table__
+    ids = list(conn.scalars(select(S.c.id).order_by(S.c.id)))
+    sessions: dict[str, datetime] = {}
+    placements = []
+    for n in queued:
+        spec = specs[n]
+        commune = commune_of(spec, communes, window)
+        at = session_start(spec, start, window)
+        if sessions.setdefault(commune, at) != at:
+            raise SystemExit(f"commune {commune}: two sessions in the window")
+        placements.append(
+            {"schedule_id": ids[n], "unit_code": commune, "session": "Phiên",
+             "starts_at": at, "minutes": SESSION_MINUTES, "seconds": 30, "placed_at": now}
+        )  # fmt: skip
+    room = SESSION_MINUTES * 60 // 30
+    crowded = Counter(p["unit_code"] for p in placements).most_common(1)[0]
+    if crowded[1] > room:
+        raise SystemExit(f"commune {crowded[0]}: {crowded[1]} items queued, room for {room}")
+    conn.execute(
+        BroadcastSession.__table__.insert(),
+        [
+            {"scope": f"unit:{commune}", "name": "Phiên", "weekdays": list(range(1, 8)),
+             "start": f"{at.astimezone(TZ):%H:%M}", "minutes": SESSION_MINUTES,
+             "plan_id": None, "created_at": now}
+            for commune, at in sessions.items()
+        ],
+    )  # fmt: skip
+    conn.execute(SessionPlacement.__table__.insert(), placements)
 
 
 def run_coso(
@@ -411,8 +482,8 @@ def main() -> None:
     parser.add_argument(
         "--sessions-share",
         type=float,
-        default=0.0,
-        help="share of the schedules that are broadcast sessions (explicit fire times)",
+        default=0.2,
+        help="share of the schedules that are items queued into broadcast sessions",
     )
     parser.add_argument("--busy", type=int, default=0, help="CPU-bound processes beside it all")
     parser.add_argument("--keep", default="", help="keep coso's database and log in this folder")

@@ -37,6 +37,7 @@ TIMING_COLUMNS = (
     S.c.rrule,
     S.c.until_local,
     S.c.exdates_local,
+    S.c.rdates_local,
     S.c.zone,
 )
 SLOT_BATCH = 500  # schedules read (and by `fire_slot` written) at a time
@@ -57,6 +58,7 @@ def timing_version(row: Any) -> tuple[object, ...]:
         row.rrule,
         row.until_local,
         tuple(row.exdates_local),
+        tuple(row.rdates_local or ()),
         row.zone,
     )
 

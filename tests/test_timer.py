@@ -264,3 +264,34 @@ def test_the_timers_short_windows_give_the_times_of_the_rule(rule: str, zone: st
             for length in (timedelta(minutes=50), timedelta(hours=23)):
                 part = [t for t in whole if after < t <= after + length]
                 assert timing.fire_times(after, after + length) == part, (rule, zone, after)
+
+
+def test_a_schedule_queued_into_sessions_fires_at_its_sessions_and_nowhere_else(
+    engine: Engine, settings: Settings, tmp_path: Path, clock: ManualClock, timers: Any
+) -> None:
+    """Its explicit times (the sessions it was placed in) are what the timer indexes: its
+    start, a day before, is no time of its own."""
+    model = _schedules(engine, settings, tmp_path, clock)
+    evening = MONDAY + timedelta(hours=11)  # 17:00 local
+    queued = _add(
+        engine,
+        model,
+        "queued",
+        "2021-05-02T00:00:00",
+        rdates_local=["2021-05-03T06:00:00", "2021-05-03T17:00:00"],
+        queue={"per_week": 2, "sessions": 2, "when_full": "next", "length": None},
+    )
+    clock.set(MONDAY - timedelta(minutes=30))
+    timer = timers()
+    timer.start()
+    assert timer.slots()[MONDAY] == sorted([model.id, queued])
+    clock.set(MONDAY)
+    timer._fire_slot(MONDAY)
+    clock.set(evening - timedelta(minutes=30))
+    timer.reconcile()
+    assert timer.slots().get(evening) == [queued]
+    clock.set(evening)
+    timer._fire_slot(evening)
+    assert sorted(_fired(engine)) == sorted(
+        [(model.id, MONDAY), (queued, MONDAY), (queued, evening)]
+    )
