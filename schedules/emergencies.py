@@ -5,7 +5,6 @@ schedules, deliveries and activity log are read by that reference."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel, UniqueConstraint
@@ -46,8 +45,8 @@ class Emergency(SQLModel, table=True):
     note: str | None = None
 
 
-def reference_text(number: int, year: int) -> str:
-    return f"{PREFIX}-{number:04d}/{year}"
+def reference_text(number: int, year: int, prefix: str = PREFIX) -> str:
+    return f"{prefix}-{number:04d}/{year}"
 
 
 def shown_state(state: str, until: datetime | None, now: datetime) -> str:
@@ -60,7 +59,3 @@ def shown_state(state: str, until: datetime | None, now: datetime) -> str:
 def labelled(text: str, drill: bool) -> str:
     """A drill's words carry its label wherever they are read."""
     return f"[{DRILL_LABEL}] {text}" if drill else text
-
-
-def as_dict(row: Any) -> dict[str, Any]:
-    return dict(row._mapping) if hasattr(row, "_mapping") else row.model_dump()
