@@ -4,6 +4,7 @@ test endpoints only; bad input is refused naming the field and writes nothing.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -199,3 +200,60 @@ def test_new_words_replace_the_old_everywhere(engine: Engine, places: Settings) 
     assert "cấp 12" in posts[0]["body_html"]
     assert find(engine, ref).version == 2
     assert progress(engine, ref, later).totals()["web"].reached == 1
+
+
+@pytest.fixture
+def console(engine: Engine, places: Settings) -> Iterator[str]:
+    from dispatcher.web.app import create_app
+    from tests.conftest import ServerThread
+    from tests.console import make_user
+
+    add_endpoints(
+        engine, [{"channel": "web", "address": "bulletin:06112", "unit_code": "06112"}], NOW
+    )
+    make_user(engine, "van-hanh-a", ["operator"], ["06040"])
+    make_user(engine, "van-hanh-b", ["operator"], ["06112"])
+    make_user(engine, "xem-a", ["viewer"], ["06040"])
+    with ServerThread(create_app(engine, places)) as server:
+        yield server.url
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_operator_declares_for_their_commune_and_gets_403_for_another(
+    engine: Engine, places: Settings, console: str
+) -> None:
+    from tests.console import post_form, signed_in
+
+    with signed_in(console, "van-hanh-b") as b:
+        refused = post_form(
+            b, "/emergencies/new", "/emergencies/new", {"text": "Cháy rừng", "unit": "06040"}
+        )
+        assert refused.status_code == 403
+    assert _count(engine, Emergency.__table__) == 0
+    with signed_in(console, "xem-a") as viewer:
+        assert viewer.get("/emergencies/new").status_code == 403
+    with signed_in(console, "van-hanh-a") as a:
+        empty = post_form(a, "/emergencies/new", "/emergencies/new", {"text": " ", "unit": "06040"})
+        assert empty.status_code == 400 and "text" in empty.text
+        sent = post_form(
+            a,
+            "/emergencies/new",
+            "/emergencies/new",
+            {"text": "Cháy rừng ở Thất Khê", "unit": "06040", "channels": "web"},
+        )
+        assert sent.status_code == 303
+        where = sent.headers["location"]
+        ref = where.removeprefix("/emergencies/")
+        page = a.get(where)
+        assert page.status_code == 200 and ref in page.text and "Cháy rừng" in page.text
+    with signed_in(console, "van-hanh-b") as b:
+        assert b.get(f"/emergencies/{ref}").status_code == 403
+        assert b.get(f"/emergencies/{ref}/cancel").status_code == 403
+        assert (
+            post_form(
+                b, "/emergencies", f"/emergencies/{ref}/cancel", {"confirm": "yes"}
+            ).status_code
+            == 403
+        )
+    assert find(engine, ref).state == "active"
+    assert find(engine, ref).source == "console:van-hanh-a"
