@@ -397,6 +397,7 @@ def _end(
         if plugin is None or plugin.end_emergency is None:
             done[channel] = why
             continue
+        targets, options = _targets_of(engine, ids[-1])
         end = EmergencyEnd(
             reference=row.reference,
             plan=plan,
@@ -404,7 +405,8 @@ def _end(
             now=now,
             actor=actor,
             notice=notice,
-            targets=_targets_of(engine, ids[-1]),
+            targets=targets,
+            options=options,
         )
         try:
             done[channel] = (
@@ -416,9 +418,11 @@ def _end(
     return done
 
 
-def _targets_of(engine: Engine, schedule_id: int) -> dict[str, list[str]]:
+def _targets_of(engine: Engine, schedule_id: int) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """A schedule's targets and options."""
     with engine.connect() as conn:
-        return dict(conn.scalar(select(S.c.targets).where(S.c.id == schedule_id)) or {})
+        row = conn.execute(select(S.c.targets, S.c.options).where(S.c.id == schedule_id)).one()
+    return dict(row.targets or {}), dict(row.options or {})
 
 
 class _FixedClock:
