@@ -133,15 +133,25 @@ def declare(
             log.info("emergency number taken by another declaration; taking the next")
     else:
         raise InputError("reference", "", "không cấp được số hiệu; thử lại")
-    go_now(engine, settings, now)
+    go_now(engine, settings, ref, now)
     return ref
 
 
-def go_now(engine: Engine, settings: Settings, now: datetime) -> None:
-    """Fire what is due and fan it out now, so the senders (in this process or `coso serve`)
-    find the deliveries at their next look, not at the timer's next pass."""
-    fire_due(engine, now)
-    fan_out_pending(engine, now, settings.dispatcher.fanout_batch)
+def go_now(engine: Engine, settings: Settings, ref: str, now: datetime) -> None:
+    """Fire the emergency's schedules and fan them out now, so the senders (in this process
+    or in `coso serve`) find its deliveries at their next look, not at the timer's next
+    pass. Safe beside the timer: occurrences and deliveries are unique."""
+    with engine.connect() as conn:
+        ids = list(
+            conn.scalars(
+                select(S.c.id)
+                .join(E, E.c.plan_id == S.c.plan_id)
+                .where(E.c.reference == ref, S.c.enabled.is_(True))
+            )
+        )
+    if ids:
+        fire_due(engine, now, ids=ids)
+        fan_out_pending(engine, now, settings.dispatcher.fanout_batch)
 
 
 def _write(
@@ -464,7 +474,7 @@ def cancel(
         if note and note.strip():
             done = {c: f"{d}; ghi chú: {note.strip()}" for c, d in done.items()}
         _log_each(conn, row.plan_id, done, now, actor, "emergency_cancelled", done)
-    go_now(engine, settings, now)
+    go_now(engine, settings, row.reference, now)
 
 
 def _notice(engine: Engine, settings: Settings, row: Any, now: datetime, actor: str) -> str:
@@ -586,7 +596,7 @@ def update(
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    go_now(engine, settings, now)
+    go_now(engine, settings, row.reference, now)
 
 
 def _has_audio(engine: Engine, row: Any) -> bool:
