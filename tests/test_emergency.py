@@ -257,3 +257,79 @@ def test_an_operator_declares_for_their_commune_and_gets_403_for_another(
         )
     assert find(engine, ref).state == "active"
     assert find(engine, ref).source == "console:van-hanh-a"
+
+
+def test_a_number_that_opted_out_is_texted_only_when_the_emergency_says_so(
+    engine: Engine, places: Settings, tmp_path: Path
+) -> None:
+    from channels.sms.recipients import record_opt_out
+    from coso.db import write
+    from tests.sms import e164, import_recipients, phone, sms_dispatcher, write_recipients
+    from tests.twilio_server import TwilioServer
+
+    rows = [{"name": f"CD {n}", "phone": phone(n), "unit": "06040", "groups": "xa"} for n in (1, 2)]
+    import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
+    with write(engine) as conn:
+        record_opt_out(conn, e164(2), NOW, "sms", "STOP")
+    clock = ManualClock(NOW)
+    with TwilioServer() as gateway:
+        dispatcher = sms_dispatcher(
+            engine, places, gateway.url, clock, quiet_start="22:00", quiet_end="07:00"
+        )
+        try:
+            honoured = declare(
+                engine,
+                places,
+                EmergencyRequest(text="Bão", units=["06040"], channels=["sms"]),
+                NOW,
+                "a",
+            )
+            dispatcher.tick()
+            assert gateway.creates == [e164(1)]  # at 23:00, inside quiet hours
+            skipped = declare(
+                engine,
+                places,
+                EmergencyRequest(
+                    text="Bão mạnh", units=["06040"], channels=["sms"], skip_opt_outs=True
+                ),
+                NOW,
+                "admin",
+            )
+            dispatcher.tick()
+        finally:
+            dispatcher.stop()
+    assert sorted(gateway.creates) == sorted([e164(1), e164(1), e164(2)])
+    assert progress(engine, honoured).totals()["sms"].failed == 1
+    assert progress(engine, skipped).totals()["sms"].failed == 0
+    declared = [e for e in emergency_log(engine, skipped) if e.event == "emergency_declared"]
+    assert "từ chối" in declared[0].detail and "admin" in declared[0].detail
+
+
+def test_a_plan_file_marks_test_endpoints_for_drills(
+    engine: Engine, places: Settings, tmp_path: Path
+) -> None:
+    from schedules.importer import import_plan_file
+    from tests.plans import write_plan
+
+    plan = """\
+[plan]
+number = "3/KH-UBND"
+title = "Điểm nhận thử nghiệm"
+period_start = 2021-01-01
+period_end = 2021-12-31
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06046-thu"
+unit = "06046"
+test = true
+"""
+    import_plan_file(engine, places, write_plan(tmp_path, plan), NOW)
+    ref = declare(
+        engine, places, EmergencyRequest(text="Thử", units=["06046"], drill=True), NOW, "a"
+    )
+    _run(engine, places, ManualClock(NOW))
+    posts = bulletin(engine, now=NOW)
+    assert [p["unit_code"] for p in posts] == ["06046"]
+    assert posts[0]["title"].startswith("[DIỄN TẬP]")
+    assert progress(engine, ref).totals()["web"].reached == 1
