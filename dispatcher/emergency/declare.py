@@ -554,7 +554,8 @@ def update(
         channels=list(row.channels),
         until=new_until,
         drill=row.drill,
-        title=row.title if text is None else None,
+        # A title of its own stays; one taken from the old words follows the new ones.
+        title=row.title if text is None or row.title != check_title(None, row.text) else None,
         source=row.source,
         skip_opt_outs=row.skip_opt_outs,
         cancel_sms=row.cancel_sms,

@@ -29,6 +29,7 @@ from dispatcher.emergency import (
     list_emergencies,
     progress,
 )
+from dispatcher.emergency.progress import covered
 from dispatcher.web.console import Pages
 from schedules.emergencies import shown_state
 
@@ -62,8 +63,11 @@ def check_reach(engine: Engine, access: Access, units: list[str]) -> list[str]:
     return found
 
 
-def may_see(access: Access, row: Any) -> bool:
-    return access.can(READ) and access.reaches_any(row.units)
+def may_see(engine: Engine, access: Access, row: Any) -> bool:
+    """Anyone who reads the units it reaches (a district's emergency: its communes too)."""
+    if not access.can(READ):
+        return False
+    return access.units is None or bool(covered(unit_tree(engine), row) & access.units)
 
 
 def emergency_router(
@@ -80,7 +84,7 @@ def emergency_router(
             row = find(engine, ref)
         except InputError as exc:
             raise HTTPException(404, str(exc)) from exc
-        if not may_see(access, row):
+        if not may_see(engine, access, row):
             raise Forbidden(f"{access.login} không phụ trách đơn vị nào của tin {row.reference}")
         return row
 
