@@ -333,3 +333,55 @@ test = true
     assert [p["unit_code"] for p in posts] == ["06046"]
     assert posts[0]["title"].startswith("[DIỄN TẬP]")
     assert progress(engine, ref).totals()["web"].reached == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_command_line_sends_shows_and_cancels_and_names_a_bad_field(
+    engine: Engine, places: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from dispatcher.cli.app import app
+
+    monkeypatch.setenv("COSO_DATABASE__URL", places.database.url)
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    bad = runner.invoke(
+        app, ["emergency", "send", "--text", "Bão", "--units", "06040", "--until", "hôm qua"]
+    )
+    assert bad.exit_code == 2 and "--until = 'hôm qua'" in bad.output
+    refused = runner.invoke(
+        app, ["emergency", "send", "--text", "Bão", "--units", "06040", "--skip-opt-outs"]
+    )
+    assert refused.exit_code == 2 and "--by" in refused.output
+    assert _count(engine, Emergency.__table__) == 0
+    sent = runner.invoke(
+        app,
+        ["emergency", "send", "--text", "Lũ quét", "--units", "06040", "--channels", "web"],
+    )
+    assert sent.exit_code == 0, sent.output
+    ref = find(engine, "1").reference
+    assert f"đã phát tin khẩn cấp {ref}" in sent.output
+    listed = runner.invoke(app, ["emergency", "list"])
+    assert ref in listed.output and "đang phát" in listed.output
+    gone = runner.invoke(app, ["emergency", "cancel", ref, "--note", "nước rút"])
+    assert gone.exit_code == 0, gone.output
+    shown = runner.invoke(app, ["emergency", "show", ref])
+    assert "đã huỷ" in shown.output and "nước rút" in shown.output
+
+
+def test_an_emergency_past_its_end_reads_as_ended(engine: Engine, places: Settings) -> None:
+    ref = declare(
+        engine,
+        places,
+        EmergencyRequest(text="Nắng nóng", units=["06040"], until=NOW + timedelta(hours=1)),
+        NOW,
+        "a",
+    )
+    assert progress(engine, ref, NOW).state == "active"
+    assert progress(engine, ref, NOW + timedelta(hours=2)).state == "ended"
+    with pytest.raises(InputError) as late:
+        update(
+            engine, places, ref, text="Nắng nóng gay gắt", now=NOW + timedelta(hours=2), actor="a"
+        )
+    assert late.value.field == "until"
