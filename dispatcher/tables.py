@@ -13,6 +13,7 @@ from dispatcher.models import (
     OutcomeCount,
     OutcomePieceCount,
 )
+from schedules.emergencies import Emergency
 from schedules.models import Occurrence, Plan, PlanTarget, Schedule
 from schedules.running_order import RunningOrder
 from schedules.sessions import BroadcastSession, SessionException, SessionPlacement
@@ -28,6 +29,7 @@ __all__ = [
     "Delivery",
     "DispatcherWorker",
     "EarlyOutcome",
+    "Emergency",
     "Endpoint",
     "EndpointGroup",
     "GroupMember",

@@ -28,6 +28,7 @@ from coso.labels import (
     channel_label,
     content_state_label,
     device_status_label,
+    emergency_state_label,
     event_label,
     period_label,
     priority_label,
@@ -77,6 +78,7 @@ def page_templates() -> Jinja2Templates:
         priority=priority_label,
         content_state=content_state_label,
         device_status=device_status_label,
+        emergency_state=emergency_state_label,
         per=period_label,
         actor=actor,
         channel=channel,
@@ -156,8 +158,9 @@ def create_app(
 
     # Every route's body is limited before it is read (dispatcher/web/body_limit.py).
     from dispatcher.web.editing import UPLOAD_LIMITS
+    from dispatcher.web.emergency_pages import UPLOAD_LIMITS as EMERGENCY_UPLOADS
 
-    app.add_middleware(BodyLimit, limits=UPLOAD_LIMITS)
+    app.add_middleware(BodyLimit, limits={**UPLOAD_LIMITS, **EMERGENCY_UPLOADS})
     return app
 
 
