@@ -1,6 +1,7 @@
 """Editing a plan in the browser: content (text, article, audio with the same checks as
 `coso content audio`, speech as `coso content speak`), versions and their approval,
-schedules from a form that writes the RRULE, and plan files that change an existing plan (shown, then applied on confirmation).
+schedules from a form that writes the RRULE, and plan files that change an existing plan
+(shown, then applied on confirmation).
 
 A form that adds to a plan writes the stored plan back as a plan file with the addition
 and goes through `check_update` / `apply_update`: the rules are those of a plan file."""
