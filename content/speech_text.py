@@ -183,7 +183,9 @@ _DATE = re.compile(
 _MONTH_YEAR = re.compile(r"(?P<t>[Tt]háng)\s+(?P<m>\d{1,2})[/.\-](?P<y>\d{4})" + _END)
 _CLOCK = re.compile(_NOT_WORD + r"(?P<h>[01]?\d|2[0-4]):(?P<m>[0-5]\d)(?::[0-5]\d)?" + _END)
 _HOUR = re.compile(_NOT_WORD + r"(?P<h>[01]?\d|2[0-4])h(?:(?P<m>[0-5]\d)(?:ph|p|')?)?" + _END)
-_PHONE = re.compile(r"(?<![\w+])(?P<n>(?:\+84|0)(?:[ .]?\d){8,10}|1[89]00(?:[ .]?\d){4,6})" + _END)
+_PHONE = re.compile(
+    r"(?<![\w+])(?P<n>(?:\+84|0)(?:[ .]?\d){8,10}|1[89]00[ .]\d{3,4}(?:[ .]\d{2,3})?)" + _END
+)
 _RANGE = re.compile(r"(?<=\d)\s*[–-]\s*(?=\d)")
 _WEEKDAY_RANGE = re.compile(_NOT_WORD + r"T(?P<a>[2-7])\s*[–-]\s*T(?P<b>[2-7]|CN)" + _END)
 _FRACTION = re.compile(r"(?<![\w/])(?P<a>\d{1,2})/(?P<b>\d{1,2})(?![\w/])")
