@@ -95,6 +95,7 @@ def content_versions(plan: str, key: str) -> None:
     check_arguments(plan=plan, key=key)
     from content.approval import find_content
     from content.models import APPROVED
+    from content.speech import SYNTHESISED
     from content.versions import VERSION_STATE_NAMES, list_versions
     from dispatcher.queries import find_plan
 
@@ -120,7 +121,12 @@ def content_versions(plan: str, key: str) -> None:
             str(v.version),
             VERSION_STATE_NAMES.get(v.state, v.state) + (" — đang gửi" if going_out else ""),
             v.title,
-            f"{v.media_sha256[:12]}… {v.media_duration_seconds:.1f} s" if v.media_sha256 else "",
+            (
+                f"{v.media_sha256[:12]}… {v.media_duration_seconds:.1f} s"
+                + (f" ({SYNTHESISED})" if v.media_voice else "")
+                if v.media_sha256
+                else ""
+            ),
             v.edited_by,
             local_text(v.edited_at, p.zone),
             v.approved_by or "",
