@@ -32,6 +32,12 @@ kind = "text"
 title = "Cảnh báo mưa lớn"
 body = "UBND xã thông báo: từ 7h30 ngày 14/10/2026 mưa lớn 200 mm, bà con chú ý."
 state = "approved"
+
+[[targets]]
+channel = "loudspeaker"
+count = 1
+per = "week"
+units = ["06040"]
 """
 
 
