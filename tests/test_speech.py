@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import shutil
 import stat
@@ -82,7 +83,10 @@ def test_speech_decodes_lasts_as_long_as_the_text_needs_and_is_as_loud_as_upload
 
 
 @needs_espeak
-def test_a_chime_comes_before_the_speech(tmp_path: Path) -> None:
+def test_a_chime_comes_before_the_speech_and_the_log_says_it_is_synthesised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="content.speech")
     settings = speech_settings(tmp_path)
     plain = speech_for(None, settings, "Bà con chú ý.", chime=False)  # type: ignore[arg-type]
     chimed = speech_for(None, settings, "Bà con chú ý.", chime=True)  # type: ignore[arg-type]
@@ -92,6 +96,10 @@ def test_a_chime_comes_before_the_speech(tmp_path: Path) -> None:
     assert abs(chimed.prepared.loudness_lufs - settings.media.target_lufs) <= 1.0
     opening = decoded((tmp_path / "media" / chimed.file_name).read_bytes())[:350]
     assert opening.dBFS > -30  # the chime sounds from the start; espeak-ng opens with silence
+    said = [r.getMessage() for r in caplog.records if r.name == "content.speech"]
+    assert len(said) == 2
+    assert all(m.startswith(f"{SYNTHESISED} (espeak-ng vi)") for m in said)
+    assert chimed.prepared.sha256[:12] in said[1]
 
 
 @needs_espeak
