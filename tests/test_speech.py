@@ -302,3 +302,23 @@ def test_a_text_only_emergency_is_spoken_on_the_players_after_a_chime(
         assert seconds > 15, seconds
         assert abs(loudness(audio) - settings.media.target_lufs) <= 1.0
         assert audio[:350].dBFS > -30  # the chime first
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ('abbreviations = { "B Q" = "ban quản lý" }', "speech.abbreviations"),
+        ('abbreviations = { BQL = " " }', "speech.abbreviations"),
+        ('voice = "vi; rm -rf /"', "speech.voice"),
+        ("rate = 20", "speech.rate"),
+    ],
+)
+def test_bad_speech_settings_are_refused_naming_them(
+    tmp_path: Path, setting: str, named: str
+) -> None:
+    from coso.config import load_settings
+
+    config = tmp_path / "coso.toml"
+    config.write_text(f"[speech]\n{setting}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=rf"coso.toml: {named}"):
+        load_settings(config)
