@@ -121,3 +121,39 @@ def test_text_without_anything_to_read_out_is_kept() -> None:
 def test_hotlines_are_read_digit_by_digit_and_plain_numbers_are_not() -> None:
     assert spoken_text("gọi 1900 1234") == "gọi một chín không không một hai ba bốn"
     assert spoken_text("có 19001234 hộ") == f"có {read_number(19001234)} hộ"
+
+
+@given(st.text(max_size=200))
+def test_any_text_is_read_without_error_and_leaves_no_digit_to_the_voice(text: str) -> None:
+    assert not re.search(r"\d", spoken_text(text))
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "UBND",
+                "14/10/2026",
+                "7h30",
+                "15%",
+                " ",
+                ", ",
+                "xã",
+                "-",
+                "/",
+                "0912345678",
+                "2,5",
+                "TP.",
+                "thứ 4",
+                "1.000",
+                "T2",
+                "05:00",
+            ]
+        ),
+        max_size=30,
+    )
+)
+def test_announcements_made_of_the_usual_parts_leave_no_digit_to_the_voice(
+    parts: list[str],
+) -> None:
+    assert not re.search(r"\d", spoken_text("".join(parts)))
