@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean chromium
+.PHONY: demo test lint bench clean chromium espeak-ng
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/coso serve --demo
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium espeak-ng
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 3 --dist worksteal
 
@@ -28,6 +28,16 @@ chromium:
 	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	      apt-get install -y -qq chromium; } >$(APT_LOG) 2>&1; } || \
 	  { cat $(APT_LOG) >&2; echo "chromium could not be installed: the browser tests will fail" >&2; }
+
+# Debian's espeak-ng for speech of text-only content (content/speech.py, its tests), installed
+# the same way; otherwise speaking is refused saying what to install.
+ESPEAK_LOG := $(or $(TMPDIR),/tmp)/coso-espeak-ng-apt.log
+espeak-ng:
+	@command -v espeak-ng >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  { echo "installing Debian's espeak-ng for speech"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq espeak-ng; } >$(ESPEAK_LOG) 2>&1; } || \
+	  { cat $(ESPEAK_LOG) >&2; echo "espeak-ng could not be installed: the speech tests will fail" >&2; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

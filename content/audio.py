@@ -180,12 +180,14 @@ def prepare_audio(
 ) -> PreparedAudio:
     """Decode, conform and normalise a clip and its jingles, and encode it as mp3."""
     parts = [("intro", intro), ("audio", source), ("outro", outro)]
-    segments = [
-        normalise(_conform(decode_audio(p, name), settings), settings.target_lufs)
-        for name, p in parts
-        if p is not None
-    ]
-    whole = sum(segments[1:], segments[0])
+    return prepare_segments([decode_audio(p, name) for name, p in parts if p is not None], settings)
+
+
+def prepare_segments(segments: list[AudioSegment], settings: MediaSettings) -> PreparedAudio:
+    """Clips played one after the other (a jingle, the audio, …), each conformed to the one
+    format and normalised, encoded as one mp3 with its checksum, length and loudness."""
+    prepared = [normalise(_conform(s, settings), settings.target_lufs) for s in segments]
+    whole = sum(prepared[1:], prepared[0])
     buffer = io.BytesIO()
     whole.export(buffer, format="mp3", bitrate=settings.bitrate)
     data = buffer.getvalue()

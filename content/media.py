@@ -44,9 +44,14 @@ def store_audio(settings: MediaSettings, prepared: PreparedAudio) -> tuple[str, 
 
 
 def asset_row(
-    content_id: int, prepared: PreparedAudio, file_name: str, source_name: str, now: datetime
+    content_id: int,
+    prepared: PreparedAudio,
+    file_name: str,
+    source_name: str,
+    now: datetime,
+    voice: str | None = None,
 ) -> dict[str, object]:
-    """The media_asset row of stored audio."""
+    """The media_asset row of stored audio (`voice`: the synthesiser's, for speech)."""
     return {
         "content_id": content_id,
         "sha256": prepared.sha256,
@@ -56,6 +61,7 @@ def asset_row(
         "size_bytes": len(prepared.data),
         "source_name": source_name,
         "created_at": now,
+        "voice": voice,
     }
 
 
@@ -93,6 +99,7 @@ def attach_audio(
         size_bytes=version.media_size_bytes,
         source_name=version.media_source_name,
         created_at=now,
+        voice=version.media_voice,
     )
 
 

@@ -54,6 +54,7 @@ class ContentVersion(SQLModel, table=True):
     media_loudness_lufs: float | None = None
     media_size_bytes: int | None = None
     media_source_name: str | None = None
+    media_voice: str | None = None  # the synthesiser's voice when the audio is speech
     checksum: str
     state: str = DRAFT
     edited_by: str = ""
@@ -76,3 +77,5 @@ class MediaAsset(SQLModel, table=True):
     size_bytes: int
     source_name: str
     created_at: datetime
+    # The voice that spoke the item's text (content.speech); None: uploaded audio.
+    voice: str | None = None

@@ -43,6 +43,7 @@ MEDIA_COLUMNS = {
     "loudness_lufs": "media_loudness_lufs",
     "size_bytes": "media_size_bytes",
     "source_name": "media_source_name",
+    "voice": "media_voice",
 }
 NO_MEDIA: dict[str, Any] = dict.fromkeys(MEDIA_COLUMNS.values())
 Item = Row[Any]

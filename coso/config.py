@@ -163,6 +163,32 @@ class MediaSettings(BaseModel):
     token_secret: str = ""
 
 
+def _check_abbreviations(table: dict[str, str]) -> dict[str, str]:
+    for key, words in table.items():
+        if not key.strip() or key != key.strip() or any(c.isspace() for c in key):
+            raise ValueError(f"abbreviation {key!r}: one word, no spaces")
+        if not words.strip():
+            raise ValueError(f"abbreviation {key!r}: its reading is empty")
+    return table
+
+
+class SpeechSettings(BaseModel):
+    """Speech for text-only items (content.speech): offline, espeak-ng's Vietnamese voice
+    unless a local piper voice is named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # espeak-ng's program and voice (vi: northern; vi-vn-x-central, vi-vn-x-south).
+    espeak: str = "espeak-ng"
+    voice: str = Field("vi", min_length=1, pattern=r"^[A-Za-z0-9_+-]+$")
+    # Words per minute.
+    rate: int = Field(140, ge=80, le=300)
+    # A piper voice (.onnx with its .onnx.json beside it) used instead of espeak-ng.
+    piper_model: str = ""
+    # Abbreviations read in full, added to (and overriding) the built-in table.
+    abbreviations: Annotated[dict[str, str], AfterValidator(_check_abbreviations)] = {}
+
+
 class ConsoleSettings(BaseModel):
     """The console: sessions and logins."""
 
@@ -241,6 +267,7 @@ class Settings(BaseSettings):
     # (channels.registry.settings_of), so this core names no channel.
     channels: dict[str, dict[str, Any]] = {}
     media: MediaSettings = MediaSettings()
+    speech: SpeechSettings = SpeechSettings()
     console: ConsoleSettings = ConsoleSettings()
     emergency: EmergencySettings = EmergencySettings()
     # [[sessions]]: default broadcast sessions per kind of unit.

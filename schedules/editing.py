@@ -53,7 +53,8 @@ def set_enabled(engine: Engine, schedule_id: int, enabled: bool, now: datetime) 
             "schedule",
             schedule_id,
             f"its content {content.key!r} has no audio, which {row.channel} needs: add it with"
-            f" coso content audio {number} {content.key} FILE",
+            f" coso content audio {number} {content.key} FILE, or speak its text with"
+            f" coso content speak {number} {content.key}",
         )
     if enabled:
         _check_expandable(row)
@@ -117,5 +118,6 @@ def check_approvable(engine: Engine, plan_number: str, item: Any) -> None:
             "content",
             item.key,
             f"schedule {schedule.id} ({schedule.name}) plays it on {schedule.channel} and it"
-            f" has no audio: add it first with coso content audio {plan_number} {item.key} FILE",
+            f" has no audio: add it first with coso content audio {plan_number} {item.key} FILE"
+            f" (or speak its text: coso content speak {plan_number} {item.key})",
         )

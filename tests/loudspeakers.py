@@ -202,6 +202,7 @@ def players(
     per_connection: int = 500,
     keep_state: bool = False,
     engine: Engine | None = None,
+    sink: type[CountingSink] = CountingSink,
 ) -> PlayerGroup:
     """Reference players provisioned as `coso players credentials` would: each with its
     token and command key (of its current generation when `engine` is given) and coso's
@@ -220,7 +221,7 @@ def players(
         Topics(loudspeaker.topic_prefix),
         data_dir=tmp_path / f"players-{uuid.uuid4().hex[:6]}",
         tokens=lambda pid: player_token(secret, pid, gen(pid)),
-        sink=CountingSink,
+        sink=sink,
         keep_state=keep_state,
         per_connection=per_connection,
         keys=lambda pid: (command_key(secret, pid, gen(pid)), gen(pid)),

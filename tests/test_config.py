@@ -30,7 +30,7 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
 def _flatten(data: dict, prefix: str = "") -> set[str]:  # type: ignore[type-arg]
     keys = set()
     for name, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:  # an empty table is one setting
             keys |= _flatten(value, f"{prefix}{name}.")
         else:
             keys.add(prefix + name)

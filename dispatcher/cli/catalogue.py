@@ -19,7 +19,7 @@ from coso.names import check_arguments, nfc
 endpoints_app = typer.Typer(no_args_is_help=True, help="Endpoints: import, list.")
 units_app = typer.Typer(no_args_is_help=True, help="Administrative units.")
 content_app = typer.Typer(
-    no_args_is_help=True, help="Content items: list, edit, versions, approve, retire, audio."
+    no_args_is_help=True, help="Content items: list, edit, versions, approve, retire, audio, speak."
 )
 
 
@@ -95,6 +95,7 @@ def content_versions(plan: str, key: str) -> None:
     check_arguments(plan=plan, key=key)
     from content.approval import find_content
     from content.models import APPROVED
+    from content.speech import SYNTHESISED
     from content.versions import VERSION_STATE_NAMES, list_versions
     from dispatcher.queries import find_plan
 
@@ -120,7 +121,12 @@ def content_versions(plan: str, key: str) -> None:
             str(v.version),
             VERSION_STATE_NAMES.get(v.state, v.state) + (" — đang gửi" if going_out else ""),
             v.title,
-            f"{v.media_sha256[:12]}… {v.media_duration_seconds:.1f} s" if v.media_sha256 else "",
+            (
+                f"{v.media_sha256[:12]}… {v.media_duration_seconds:.1f} s"
+                + (f" ({SYNTHESISED})" if v.media_voice else "")
+                if v.media_sha256
+                else ""
+            ),
             v.edited_by,
             local_text(v.edited_at, p.zone),
             v.approved_by or "",
@@ -337,6 +343,40 @@ def content_audio(
         f"{key}: {version.media_duration_seconds:.1f} s at {version.media_loudness_lufs:.1f}"
         f" LUFS, sha256 {(version.media_sha256 or '')[:12]}…,"
         f" {version.media_size_bytes:,} bytes — phiên bản {version.version}",
+        soft_wrap=True,
+    )
+    _say_draft(engine, p, key, version)
+
+
+@content_app.command("speak")
+@guard
+def content_speak(
+    plan: str,
+    key: str,
+    chime: Annotated[
+        bool, typer.Option("--chime", help="Một hồi chuông ngắn trước khi đọc.")
+    ] = False,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Người sửa (mặc định: tên đăng nhập).")
+    ] = None,
+) -> None:
+    """Speak a content item's title and body offline (espeak-ng's Vietnamese voice, or the
+    piper voice in config) as its audio for loudspeakers, in a new version prepared like
+    uploaded audio: approved content keeps playing what was approved until that version is
+    approved. Numbers, dates, times and abbreviations are read the Vietnamese way."""
+    check_arguments(plan=plan, key=key, by=by)
+    from content.speech import SYNTHESISED, speak_content
+    from dispatcher.queries import find_plan
+
+    settings = current_settings()
+    engine = open_database(settings)
+    p = find_plan(engine, nfc(plan))
+    editor = by if by is not None else login_name()
+    version = speak_content(engine, settings, p.id, key, editor, datetime.now(UTC), chime=chime)
+    out.print(
+        f"{key}: {SYNTHESISED} ({version.media_voice}), {version.media_duration_seconds:.1f} s"
+        f" at {version.media_loudness_lufs:.1f} LUFS, sha256 {(version.media_sha256 or '')[:12]}…"
+        f" — phiên bản {version.version}",
         soft_wrap=True,
     )
     _say_draft(engine, p, key, version)

@@ -1,6 +1,7 @@
 """Editing a plan in the browser: content (text, article, audio with the same checks as
-`coso content audio`), versions and their approval, schedules from a form that writes the
-RRULE, and plan files that change an existing plan (shown, then applied on confirmation).
+`coso content audio`, speech as `coso content speak`), versions and their approval,
+schedules from a form that writes the RRULE, and plan files that change an existing plan
+(shown, then applied on confirmation).
 
 A form that adds to a plan writes the stored plan back as a plan file with the addition
 and goes through `check_update` / `apply_update`: the rules are those of a plan file."""
@@ -242,6 +243,27 @@ def editing_router(
                 )
             except CosoError as exc:
                 return content_page(request, access, plan, key, errors_of(exc), 400)
+        return RedirectResponse(f"/plans/{plan.number}/content/{key}", status_code=303)
+
+    @router.post("/plans/{ref:path}/content/{key}/speak", response_model=None)
+    def content_speak(
+        request: Request,
+        ref: str,
+        key: str,
+        chime: str = Form(""),
+        access: Access = Depends(signed_in),
+    ) -> Response:
+        """The item's text spoken (content.speech) as the audio of a new draft version."""
+        from content.speech import speak_content
+
+        plan = editable(access, ref)
+        content_of(plan, key)
+        try:
+            speak_content(
+                engine, settings, plan.id, key, access.login, clock.now(), chime=bool(chime)
+            )
+        except CosoError as exc:
+            return content_page(request, access, plan, key, errors_of(exc), 400)
         return RedirectResponse(f"/plans/{plan.number}/content/{key}", status_code=303)
 
     @router.post("/plans/{ref:path}/content/{key}/approve", response_model=None)

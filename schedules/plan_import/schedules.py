@@ -207,9 +207,10 @@ def _check_audio(
                 key,
                 f"{sch.channel} content needs prepared audio and {key!r} goes out"
                 " without any: give this schedule enabled = false, add the audio (audio ="
-                f' "FILE" in its [[content]], or coso content audio {number} {key}'
-                f" FILE), approve that version (coso content approve {number} {key}"
-                " --by NAME), then coso schedule enable",
+                f' "FILE" in its [[content]], coso content audio {number} {key}'
+                f" FILE, or coso content speak {number} {key} for its text), approve that"
+                f" version (coso content approve {number} {key} --by NAME), then coso"
+                " schedule enable",
             )
         return
     if any(c.key == key and c.audio for c in ctx.pf.content):
@@ -220,7 +221,8 @@ def _check_audio(
         f"{sch.channel} content needs prepared audio and {key!r} has none:"
         ' add audio = "FILE" to its [[content]] (a path relative to this file), or import'
         f" this schedule with enabled = false, then coso content audio {number}"
-        f" {key} FILE, coso content approve {number} {key} --by NAME and"
+        f" {key} FILE (or coso content speak {number} {key} for its text),"
+        f" coso content approve {number} {key} --by NAME and"
         " coso schedule enable",
     )
 
