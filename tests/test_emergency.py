@@ -173,17 +173,18 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
     assert _count(engine, ActivityEntry.__table__) == 0
 
 
-def test_loudspeakers_without_audio_are_refused_naming_audio(
+def test_an_audio_file_that_is_not_there_is_refused_naming_audio(
     engine: Engine, places: Settings
 ) -> None:
     places.channels["loudspeaker"] = {"broker": {"url": "mqtt://127.0.0.1:1"}}
     add_endpoints(
         engine, [{"channel": "loudspeaker", "address": "loa-1", "unit_code": "06040"}], NOW
     )
+    missing = EmergencyRequest(text="Bão", units=["06040"], audio=Path("/nowhere/bao.mp3"))
     with pytest.raises(InputError) as refused:
-        declare(engine, places, EmergencyRequest(text="Bão", units=["06040"]), NOW, "x")
+        declare(engine, places, missing, NOW, "x")
     assert refused.value.field == "--audio"
-    assert "--audio" in str(refused.value)
+    assert "/nowhere/bao.mp3" in str(refused.value)
     assert _count(engine, Emergency.__table__) == 0
 
 

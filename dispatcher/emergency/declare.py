@@ -21,7 +21,6 @@ from channels import registry
 from channels.endpoints import resolve_targets, test_addresses
 from channels.registry import EmergencyCall, EmergencyEnd
 from channels.states import EXPIRED, WAITING
-from content.audio import PreparedAudio
 from content.media import asset_row, media_dir, store_audio
 from content.models import APPROVED, ContentItem, ContentVersion, MediaAsset
 from content.versions import media_columns, version_checksum
@@ -38,7 +37,7 @@ from dispatcher.emergency.request import (
     check_units,
     check_until,
 )
-from dispatcher.emergency.speech import audio_for
+from dispatcher.emergency.speech import EmergencyAudio, audio_for
 from dispatcher.fanout import fan_out_pending
 from dispatcher.host import EngineHost
 from dispatcher.models import Delivery
@@ -78,8 +77,7 @@ class Checked:
     units: list[str]
     targets: dict[str, dict[str, list[str]]]  # channel → its schedule's targets
     until: datetime
-    audio: PreparedAudio | None
-    audio_name: str
+    audio: EmergencyAudio | None
     request: EmergencyRequest
 
 
@@ -91,8 +89,8 @@ def check(engine: Engine, settings: Settings, request: EmergencyRequest, now: da
     chosen = check_channels(settings, request.channels)
     until = check_until(request.until, now, settings)
     targets = channel_targets(engine, settings, chosen, units, request.drill)
-    audio, name = audio_for(settings, request, text, sorted(targets))
-    return Checked(text, title, units, targets, until, audio, name, request)
+    audio = audio_for(settings, request, text, sorted(targets))
+    return Checked(text, title, units, targets, until, audio, request)
 
 
 def channel_targets(
@@ -258,10 +256,11 @@ def _send_version(
     ).scalar_one()
     media = dict(NO_MEDIA)
     if checked.audio is not None:
-        name, new = store_audio(settings.media, checked.audio)
+        audio = checked.audio
+        name, new = store_audio(settings.media, audio.prepared)
         if new:
             written.append(media_dir(settings.media) / name)
-        asset = asset_row(content_id, checked.audio, name, checked.audio_name, now)
+        asset = asset_row(content_id, audio.prepared, name, audio.source_name, now, audio.voice)
         conn.execute(MediaAsset.__table__.insert(), [asset])
         media = media_columns(asset)
     conn.execute(
