@@ -75,4 +75,6 @@ def device_states(engine: Engine, endpoint_ids: Sequence[int]) -> dict[int, Any]
                     last_failure=r.last_failure,
                     last_failure_at=r.last_failure_at,
                 )
+    for endpoint_id in ids:  # a board that never connected has said nothing yet
+        found.setdefault(endpoint_id, DeviceState(online=False))
     return found

@@ -9,12 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from coso.clock import local_text
 from coso.commands import current_settings, guard, open_database, out
 from coso.errors import InputError
-from coso.labels import device_status_label
 from coso.memory import settle_after_startup
 from coso.names import check_arguments
 
@@ -304,36 +301,7 @@ def players_revoke(player_id: str) -> None:
         out.print(line, soft_wrap=True)
 
 
-@guard
-def devices_command(
-    unit: Annotated[str | None, typer.Option(help="Only players in this unit.")] = None,
-) -> None:
-    """Loudspeaker players: online or not, last seen, what they play, their last failure."""
-    check_arguments(unit=unit)
-    from channels.loudspeaker.devices import list_players
-
-    settings = current_settings()
-    engine = open_database(settings)
-    tz = settings.timer.default_zone
-    table = Table("player", "unit", "status", "last seen", "playing", "last failure")
-    for r in list_players(engine, unit):
-        status = "online" if r.online else ("offline" if r.status_at else "never_seen")
-        failure = ""
-        if r.last_failure:
-            failure = f"{local_text(r.last_failure_at, tz)}: {r.last_failure}"
-        table.add_row(
-            r.address,
-            r.unit_code or "",
-            device_status_label(status),
-            local_text(r.last_seen, tz) if r.last_seen else "",
-            r.playing or "",
-            failure,
-        )
-    out.print(table)
-
-
 def add_commands(app: typer.Typer) -> None:
-    """`coso player`, `coso players …` and `coso devices`."""
+    """`coso player` and `coso players …`."""
     app.command("player")(player_command)
     app.add_typer(players_app, name="players")
-    app.command("devices")(devices_command)
