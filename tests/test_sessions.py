@@ -417,3 +417,35 @@ def test_an_update_adding_an_item_keeps_the_others_where_they_are(
     assert [(r.when, r.content) for r in rows] == [(MORNING, "Tin A"), (EVENING, "Tin B")]
     for s in plan_programmes(engine, settings, plan.id, BEFORE, 2, plan.zone):
         assert s.left >= 0, s
+
+
+def test_an_update_that_only_adds_a_session_and_a_holiday_writes_them(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """A file that changes nothing but its sessions still has changes to show and apply."""
+    from schedules.plan_import.update import apply_update, check_update
+    from schedules.session_store import all_changes, all_defs
+
+    import_plan_file(engine, settings, write_plan(tmp_path, plan_text()), BEFORE)
+    noon = (
+        '[[sessions]]\nname = "Trưa"\nunit_kind = "phường"\nweekdays = "T7"\n'
+        'start = 11:00:00\nlength = "20m"\n\n'
+        '[[session_exceptions]]\ndate = 2021-05-19\nnote = "Ngày sinh Chủ tịch Hồ Chí Minh"\n\n'
+    )
+    (tmp_path / "u").mkdir()
+    change = check_update(
+        engine, settings, write_plan(tmp_path / "u", plan_text(extra=noon)), BEFORE
+    )
+    assert [(c.section, c.action) for c in change.changes] == [
+        ("sessions", "added"),
+        ("sessions", "added"),
+    ]
+    assert "Trưa" in change.changes[0].description
+    assert "19/05/2021" in change.changes[1].description
+    apply_update(engine, change, "bien-tap", BEFORE)
+    assert "Trưa" in {d.name for d in all_defs(engine, settings)}
+    assert any(c.day.isoformat() == "2021-05-19" for c in all_changes(engine))
+    again = check_update(
+        engine, settings, write_plan(tmp_path / "u", plan_text(extra=noon)), BEFORE
+    )
+    assert again.changes == ()

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from content.models import APPROVED, DRAFT, RETIRED
+from coso.weektimes import clock_text, weekdays_text
 from schedules.plan_import.checker import Context
 from schedules.plan_import.stored import (
     HEADER_FIELDS,
@@ -31,6 +32,7 @@ SECTION_NAMES = {
     "endpoints": "điểm nhận",
     "groups": "nhóm",
     "schedules": "lịch",
+    "sessions": "buổi phát",
 }
 ACTION_NAMES = {ADDED: "thêm", CHANGED: "sửa", REMOVED: "bỏ"}
 # What removing means where nothing is deleted.
@@ -112,8 +114,26 @@ def plan_changes(stored: StoredPlan, checked: Context) -> list[PlanChange]:
         *_content(stored, checked),
         *_endpoints(stored, checked),
         *_groups(stored, checked),
+        *_sessions(checked),
         *_schedules(stored, checked),
     ]
+
+
+def _sessions(ctx: Context) -> Iterator[PlanChange]:
+    """Sessions and day changes of the file that are not stored yet (the check refused any
+    that differ from a stored one: the file adds sessions, the console edits them)."""
+    for d in ctx.session_defs:
+        when = f"{weekdays_text(d.weekdays)} {clock_text(d.start)}, {d.minutes} phút"
+        text = f"{d.name} của {d.scope} ({when})"
+        yield PlanChange("sessions", ADDED, f"{d.scope} {d.name}", f"Thêm buổi phát {text}")
+    for c in ctx.session_changes:
+        where = f" của {c.scope}" if c.scope else ""
+        what = f"buổi {c.session}" if c.session else "các buổi"
+        if c.kind == "add":
+            text = f"Thêm buổi {c.session}{where} ngày {c.day:%d/%m/%Y} lúc {clock_text(c.start)}"
+        else:
+            text = f"Nghỉ {what}{where} ngày {c.day:%d/%m/%Y}"
+        yield PlanChange("sessions", ADDED, f"{c.day:%d/%m/%Y} {c.scope} {c.session}", text)
 
 
 def _header(stored: StoredPlan, ctx: Context) -> Iterator[PlanChange]:

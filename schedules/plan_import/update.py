@@ -231,6 +231,13 @@ class _Apply:
         if sch.queue is not None:
             self._place(self.session.get(Schedule, change.stored_id), _at(change))
 
+    def sessions(self, change: PlanChange) -> None:
+        """The file's new sessions and day changes, written once for all of them (before the
+        schedules placed into them, which come later in the list)."""
+        if not self._sessions_added:
+            plan_writer.add_sessions(self.session, self.ctx, self.stored.id, self.now)
+            self._sessions_added = True
+
     def _place(self, row: Schedule | None, index: int) -> None:
         """A queued schedule's sessions, as the check placed it (from now on)."""
         if row is None:
