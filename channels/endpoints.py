@@ -28,6 +28,10 @@ class Endpoint(SQLModel, table=True):
     unit_code: str | None = Field(default=None, index=True)
     enabled: bool = True
     created_at: datetime
+    # WGS 84, where the endpoint stands (a loudspeaker cluster, a board): CAP circles and
+    # polygons reach the endpoints inside them.
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 class EndpointGroup(SQLModel, table=True):
