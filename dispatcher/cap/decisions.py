@@ -15,6 +15,13 @@ DECLARE, UPDATE, CANCEL, NOTHING = "declare", "update", "cancel", "nothing"
 # Test and Exercise alerts reach only the endpoints marked for tests (a drill).
 DRILL_STATUSES = ("Test", "Exercise")
 SENT_STATUSES = ("Actual", *DRILL_STATUSES)
+# The longest text and title an emergency takes; a longer description is cut, marked "…".
+TEXT_MOST = 2000
+TITLE_MOST = 120
+
+
+def clipped(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,8 @@ def emergency_call(
         return EmergencyCall(
             NOTHING, REFUSED, "area: vùng cảnh báo không khớp đơn vị hành chính nào" + unknown
         )
-    text = info.text() if info else ""
-    title = (info.headline or info.event) if info else None
+    text = clipped(info.text(), TEXT_MOST) if info else ""
+    title = clipped(" ".join((info.headline or info.event).split()), TITLE_MOST) if info else None
     common = {
         "text": text,
         "title": title,
