@@ -79,7 +79,9 @@ def match_areas(
                 inside.append(endpoint.endpoint_id)
                 if endpoint.unit_code:
                     units.add(endpoint.unit_code)
-    return AreaMatch(tuple(sorted(units)), tuple(sorted(inside)), tuple(unknown))
+    return AreaMatch(
+        tuple(sorted(units)), tuple(sorted(set(inside))), tuple(dict.fromkeys(unknown))
+    )
 
 
 def placed_endpoints(engine: Engine) -> list[Placed]:

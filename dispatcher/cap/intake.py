@@ -265,6 +265,7 @@ def _done(engine: Engine, row: dict[str, Any], alert: Alert) -> Received:
 
 def _log(engine: Engine, row: dict[str, Any]) -> int:
     table = ReceivedAlert.__table__
+    row = {"units": [], "headline": "", "text": "", "reason": "", "origin": ""} | row
     with write(engine) as conn:
         return int(conn.execute(insert(table).values(**row).returning(table.c.id)).scalar_one())
 
