@@ -27,6 +27,9 @@ class Endpoint(SQLModel, table=True):
     name: str = ""
     unit_code: str | None = Field(default=None, index=True)
     enabled: bool = True
+    # A test endpoint (a player on the operator's desk, a staff phone): the only ones a
+    # drill reaches.
+    test: bool = False
     created_at: datetime
     # WGS 84, where the endpoint stands (a loudspeaker cluster, a board): CAP circles and
     # polygons reach the endpoints inside them.
@@ -77,6 +80,7 @@ def add_endpoints(engine: Engine, rows: Sequence[dict[str, object]], now: dateti
     stamped = [
         {
             "enabled": True,
+            "test": False,
             "name": "",
             "unit_code": None,
             "latitude": None,
@@ -266,3 +270,38 @@ def endpoint_addresses(engine: Engine, channel: str, addresses: Iterable[str]) -
                 )
             )
         )
+
+
+def mark_test(engine: Engine, channel: str, addresses: Sequence[str], test: bool) -> int:
+    """Mark endpoints as test endpoints (or not); an address the channel does not have is
+    an error naming it, and nothing changes."""
+    check_channel("channel", channel)
+    table = Endpoint.__table__
+    wanted = [check_address("address", channel, a) for a in addresses]
+    if not wanted:
+        raise InputError("address", "", "name at least one endpoint")
+    known = endpoint_addresses(engine, channel, wanted)
+    unknown = [a for a in wanted if a not in known]
+    if unknown:
+        raise InputError("address", unknown[0], f"no {channel} endpoint has this address")
+    with write(engine) as conn:
+        return conn.execute(
+            table.update()
+            .where(table.c.channel == channel, table.c.address.in_(wanted))
+            .values(test=test)
+        ).rowcount
+
+
+def test_addresses(engine: Engine, channel: str, endpoint_ids: Iterable[int]) -> list[str]:
+    """The addresses of the test endpoints among `endpoint_ids` (a drill's targets)."""
+    table = Endpoint.__table__
+    ids = sorted(set(endpoint_ids))
+    found: list[str] = []
+    with engine.connect() as conn:
+        for batch in chunks(ids, 5000):
+            found += conn.scalars(
+                select(table.c.address).where(
+                    table.c.channel == channel, table.c.test.is_(True), table.c.id.in_(batch)
+                )
+            )
+    return sorted(found)

@@ -57,6 +57,31 @@ class PersonConfirms:
 
 
 @dataclass(frozen=True)
+class EmergencyCall:
+    """An emergency going out on a channel, as its plugin is told to choose the options of
+    the emergency's schedule there."""
+
+    reference: str  # "KC-0001/2026"
+    drill: bool
+    skip_opt_outs: bool  # people who opted out are reached anyway (chosen by an administrator)
+
+
+@dataclass(frozen=True)
+class EmergencyEnd:
+    """An emergency that ends early on a channel: cancelled, or replaced by its update."""
+
+    reference: str
+    plan: Any  # the emergency's plan (its number is the reference)
+    schedule_ids: tuple[int, ...]  # its schedules on this channel
+    now: datetime
+    actor: str
+    # A content key of the plan saying it is called off, when people who got the warning
+    # are to be told (a cancellation SMS), with where it goes; None: tell no one.
+    notice: str | None = None
+    targets: Mapping[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ChannelPlugin:
     """What one channel brings. Only `name`, `title` and `build` are required."""
 
@@ -121,6 +146,12 @@ class ChannelPlugin:
     inbound_text: Callable[[ChannelHost, str, str, datetime], str | None] | None = None
     # Its deliveries are tasks a person confirms (see PersonConfirms).
     confirmed_by_people: PersonConfirms | None = None
+    # An emergency on it (`coso emergency send`): (its settings, EmergencyCall) → the options
+    # of the emergency's schedule (SMS: whether opt-outs are honoured).
+    emergency_options: Callable[[Any, EmergencyCall], dict[str, Any]] | None = None
+    # An emergency ends early: stop it where it plays or shows, tell people where asked.
+    # (host, its settings, EmergencyEnd) → what it did, in words for the activity log.
+    end_emergency: Callable[[ChannelHost, Any, EmergencyEnd], str] | None = None
 
 
 @cache

@@ -17,12 +17,16 @@ APPROVE = "approve"  # approve or retire content
 CONFIRM = "confirm"  # a commune's confirmations, notes and priority clashes
 SEE_PHONES = "see_phones"  # citizens' numbers: only roles that send SMS
 MANAGE_USERS = "manage_users"
+DECLARE = "declare_emergency"  # an emergency on every channel of one's units
+SKIP_OPT_OUTS = "skip_opt_outs"  # an emergency that reaches numbers that opted out
 
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
-    ADMINISTRATOR: frozenset({READ, EDIT, APPROVE, CONFIRM, SEE_PHONES, MANAGE_USERS}),
-    EDITOR: frozenset({READ, EDIT, SEE_PHONES}),
+    ADMINISTRATOR: frozenset(
+        {READ, EDIT, APPROVE, CONFIRM, SEE_PHONES, MANAGE_USERS, DECLARE, SKIP_OPT_OUTS}
+    ),
+    EDITOR: frozenset({READ, EDIT, SEE_PHONES, DECLARE}),
     APPROVER: frozenset({READ, APPROVE}),
-    OPERATOR: frozenset({READ, CONFIRM}),
+    OPERATOR: frozenset({READ, CONFIRM, DECLARE}),
     VIEWER: frozenset({READ}),
 }
 

@@ -180,6 +180,19 @@ class ConsoleSettings(BaseModel):
     login_window: PositiveDuration = "15m"
 
 
+class EmergencySettings(BaseModel):
+    """`[emergency]`: one warning on every channel (`coso emergency send`). What each channel
+    lets an emergency pass (SMS: quiet hours, the daily cap, opt-outs) is in that channel's
+    own section (`[channels.sms.emergency]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # How long an emergency lasts when it is sent without --until.
+    validity: PositiveDuration = "6h"
+    # Prefix of its reference: KC-0001/2026.
+    prefix: str = Field("KC", min_length=1, max_length=10, pattern=r"^[A-ZĐ]+$")
+
+
 class SessionSetting(BaseModel):
     """A default broadcast session (buổi phát) of every unit of one kind that has no
     sessions of its own, of its groups' or given for its kind (schedules.sessions)."""
@@ -274,6 +287,7 @@ class Settings(BaseSettings):
     channels: dict[str, dict[str, Any]] = {}
     media: MediaSettings = MediaSettings()
     console: ConsoleSettings = ConsoleSettings()
+    emergency: EmergencySettings = EmergencySettings()
     # [[sessions]]: default broadcast sessions per kind of unit.
     sessions: list[SessionSetting] = []
     cap: CapSettings = CapSettings()

@@ -51,6 +51,17 @@ EVENTS: Mapping[str, str] = {
     "not_played": "không phát được",
     "ended": "kết thúc trước hạn (khẩn cấp gỡ khỏi bảng)",
     "note": "ghi chú",
+    "emergency_declared": "phát lệnh khẩn cấp",
+    "emergency_updated": "cập nhật tin khẩn cấp",
+    "emergency_cancelled": "huỷ tin khẩn cấp",
+    "emergency_drill": "diễn tập khẩn cấp",
+}
+
+# schedules.emergencies: an emergency as people read it.
+EMERGENCY_STATES: Mapping[str, str] = {
+    "active": "đang phát",
+    "cancelled": "đã huỷ",
+    "ended": "đã hết hạn",
 }
 
 ROLES: Mapping[str, str] = {
@@ -110,6 +121,10 @@ def event_label(event: str | None) -> str:
 
 def role_label(role: str | None) -> str:
     return _label(ROLES, role)
+
+
+def emergency_state_label(state: str | None) -> str:
+    return _label(EMERGENCY_STATES, state)
 
 
 def priority_label(priority: str | None) -> str:

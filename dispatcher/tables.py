@@ -14,6 +14,7 @@ from dispatcher.models import (
     OutcomeCount,
     OutcomePieceCount,
 )
+from schedules.emergencies import Emergency
 from schedules.models import Occurrence, Plan, PlanTarget, Schedule
 from schedules.running_order import RunningOrder
 from schedules.sessions import BroadcastSession, SessionException, SessionPlacement
@@ -27,6 +28,7 @@ __all__ = [
     "ContentItem",
     "ContentVersion",
     "Delivery",
+    "Emergency",
     "DispatcherWorker",
     "EarlyOutcome",
     "Endpoint",

@@ -48,12 +48,36 @@ def add_blast(
         raise InputError("content", content_key, f"is {content.state}; approve it first")
     if not resolve_targets(engine, channel, targets):
         raise InputError("to", targets, f"names no enabled {channel} endpoint")
+    schedule = blast_schedule(
+        plan, content.id or 0, channel, targets, now, priority, validity, options, name
+    )
+    with write(engine) as conn:
+        result = conn.execute(
+            Schedule.__table__.insert().returning(Schedule.__table__.c.id),
+            [schedule.model_dump(exclude={"id"})],
+        )
+        schedule.id = result.scalar_one()
+    return schedule
+
+
+def blast_schedule(
+    plan: Any,
+    content_id: int,
+    channel: str,
+    targets: dict[str, list[str]],
+    now: datetime,
+    priority: str,
+    validity: timedelta | None,
+    options: dict[str, Any] | None,
+    name: str | None,
+) -> Schedule:
+    """The schedule of a blast (not written): fires once, now, its options checked."""
     local = as_utc(now).astimezone(zone(plan.zone)).replace(microsecond=0, tzinfo=None)
-    schedule = Schedule(
+    return Schedule(
         plan_id=plan.id,
         organisation_id=plan.organisation_id,
         name=name or f"{channel} blast {local:%d/%m/%Y %H:%M:%S}",
-        content_id=content.id,
+        content_id=content_id,
         channel=channel,
         targets=targets,
         start_local=local.isoformat(),
@@ -66,10 +90,3 @@ def add_blast(
         fired_through=as_utc(now) - timedelta(seconds=1),
         updated_at=now,
     )
-    with write(engine) as conn:
-        result = conn.execute(
-            Schedule.__table__.insert().returning(Schedule.__table__.c.id),
-            [schedule.model_dump(exclude={"id"})],
-        )
-        schedule.id = result.scalar_one()
-    return schedule

@@ -85,6 +85,7 @@ class EndpointEntry(_Strict):
     address: str = Field(min_length=1)
     name: OptionalName = ""
     unit: str | None = None
+    test: bool = False  # a test endpoint: the only kind a drill reaches
 
 
 class GroupEntry(_Strict):

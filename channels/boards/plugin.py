@@ -62,6 +62,12 @@ def check_item(body: str, options: Mapping[str, Any]) -> str | None:
     )
 
 
+def end_emergency(host: Any, cfg: Any, end: Any) -> str:
+    from channels.boards.emergency import end_emergency as end_it
+
+    return end_it(host, cfg, end)
+
+
 plugin = ChannelPlugin(
     name="boards",
     title="Bảng tin điện tử công cộng (màn hình, LED Huidu)",
@@ -77,4 +83,5 @@ plugin = ChannelPlugin(
     tables=tables,
     device_states=device_states,
     migrations=str(Path(__file__).parent / "migrations"),
+    end_emergency=end_emergency,
 )

@@ -89,6 +89,12 @@ def demo(settings: Any, cfg: LoudspeakerSettings, addresses: list[str]) -> Any:
     return start_demo_players(settings, cfg, addresses)
 
 
+def end_emergency(host: Any, cfg: Any, end: Any) -> str:
+    from channels.loudspeaker.emergency import end_emergency as end_it
+
+    return end_it(host, cfg, end)
+
+
 plugin = ChannelPlugin(
     name="loudspeaker",
     title="Loa truyền thanh thông minh (IP, MQTT)",
@@ -108,4 +114,5 @@ plugin = ChannelPlugin(
     migrations=str(Path(__file__).parent / "migrations"),
     local_services=local_services,
     demo=demo,
+    end_emergency=end_emergency,
 )

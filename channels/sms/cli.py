@@ -195,7 +195,8 @@ def sms_send(
         clock.now(),
         priority="emergency" if emergency else "normal",
         validity=parse_duration(validity),
-        options={"khong_dau": plain},
+        # Its preview left opted-out numbers in: so does the send.
+        options={"khong_dau": plain, **({"opt_outs": "skip"} if emergency else {})},
     )
     channel = SmsChannel(sms, settings.server.public_url, clock.now)
     dispatcher = host.dispatcher({"sms": channel})

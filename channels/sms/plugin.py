@@ -59,6 +59,18 @@ def address(text: str) -> str:
         raise ValueError(str(exc)) from exc
 
 
+def end_emergency(host: Any, cfg: Any, end: Any) -> str:
+    from channels.sms.emergency import end_emergency as end_it
+
+    return end_it(host, cfg, end)
+
+
+def emergency_options(cfg: Any, call: Any) -> dict[str, Any]:
+    from channels.sms.emergency import emergency_options as options
+
+    return options(cfg, call)
+
+
 plugin = ChannelPlugin(
     name="sms",
     title="Tin nhắn SMS (Twilio hoặc cổng tương thích)",
@@ -77,4 +89,6 @@ plugin = ChannelPlugin(
     text_sender=text_sender,
     tables=tables,
     migrations=str(Path(__file__).parent / "migrations"),
+    end_emergency=end_emergency,
+    emergency_options=emergency_options,
 )

@@ -1,6 +1,7 @@
 """The rules every non-emergency SMS keeps: quiet hours in the plan's zone, the opt-out list,
-and a cap of messages per number per 24 hours. Emergency messages ignore quiet hours, the
-cap and opt-outs."""
+and a cap of messages per number per 24 hours. Emergency messages keep those that
+`[channels.sms.emergency]` says they honour (by default: opt-outs only; a schedule's
+`opt_outs` option decides for one emergency)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,15 @@ class SmsRules:
         self._zones_read: datetime | None = None
         self._paused: set[tuple[int, datetime]] = set()  # (schedule, resume time) logged
 
+    def _keeps(self, message: Outbound, rule: str) -> bool:
+        """Does this message keep `rule` (quiet_hours, daily_cap, opt_outs)?"""
+        if message.priority != EMERGENCY_NAME:
+            return True
+        chosen = getattr(self.settings.emergency, rule)
+        if rule == "opt_outs":
+            chosen = (message.extra.get("options") or {}).get("opt_outs") or chosen
+        return chosen == "honour"
+
     def _plan_zones(self, now: datetime) -> dict[int, str]:
         if self._zones_read is None or now - self._zones_read > timedelta(minutes=1):
             self._zones = self.host.plan_zones()
@@ -80,13 +90,17 @@ class SmsRules:
         if not quiet:
             return None
         self._log_pauses(now, quiet)
-        return Hold(frozenset(quiet), EMERGENCY)
+        return Hold(frozenset(quiet), self._unless())
+
+    def _unless(self) -> int:
+        """The priority that passes quiet hours: emergency, or none when they honour them."""
+        return EMERGENCY if self.settings.emergency.quiet_hours == "skip" else EMERGENCY + 1
 
     def _log_pauses(self, now: datetime, quiet: dict[int, datetime]) -> None:
         """One `paused` entry per schedule and night with messages waiting, however many
         processes notice it: each pause is claimed in the database first (sms_pause), and
         only the process whose claim recorded it logs it."""
-        rows = self.host.waiting(CHANNEL, sorted(quiet), EMERGENCY, now)
+        rows = self.host.waiting(CHANNEL, sorted(quiet), self._unless(), now)
         fresh = [(p, s, n) for p, s, n in rows if (s, quiet[p]) not in self._paused]
         if not fresh:
             return
@@ -120,12 +134,16 @@ class SmsRules:
     def screen(
         self, messages: list[Outbound], now: datetime
     ) -> tuple[list[Outbound], list[Outcome]]:
-        normal = [m for m in messages if m.priority != "emergency"]
-        if not normal:
+        ruled = [
+            m
+            for m in messages
+            if any(self._keeps(m, rule) for rule in ("quiet_hours", "daily_cap", "opt_outs"))
+        ]
+        if not ruled:
             return messages, []
         held: dict[int, Outcome] = {}
         quiet = self.quiet_plans(now)
-        for m in normal:
+        for m in (m for m in ruled if self._keeps(m, "quiet_hours")):
             plan_id = m.extra["plan_id"]
             until = quiet.get(plan_id)
             if until is not None:
@@ -139,8 +157,9 @@ class SmsRules:
                     detail=f"quiet hours: waits until {local_text(until, tz)}",
                     retry_at=until,
                 )
-        stopped = opted_out(self.engine, [m.address for m in normal])
-        for m in normal:
+        asked = [m for m in ruled if self._keeps(m, "opt_outs")]
+        stopped = opted_out(self.engine, [m.address for m in asked])
+        for m in asked:
             if m.delivery_id not in held and m.address in stopped:
                 held[m.delivery_id] = Outcome(
                     m.delivery_id,
@@ -151,12 +170,13 @@ class SmsRules:
                     error="the number opted out of SMS; not sent",
                 )
         cap = self.settings.daily_cap
-        if cap:
+        capped = [m for m in ruled if self._keeps(m, "daily_cap")]
+        if cap and capped:
             sent, oldest = self._recent(
-                [m.endpoint_id for m in normal if m.delivery_id not in held], now
+                [m.endpoint_id for m in capped if m.delivery_id not in held], now
             )
             batch: Counter[int] = Counter()
-            for m in normal:
+            for m in capped:
                 if m.delivery_id in held:
                     continue
                 if sent.get(m.endpoint_id, 0) + batch[m.endpoint_id] >= cap:

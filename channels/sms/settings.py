@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.settings import ChannelLimits, ScheduleLimits
@@ -15,10 +17,26 @@ class SmsScheduleLimits(ScheduleLimits):
     max_per_day: int = Field(3, ge=1, le=1440)
 
 
+Rule = Literal["honour", "skip"]
+
+
+class SmsEmergencyRules(BaseModel):
+    """`[channels.sms.emergency]`: which rules an emergency SMS keeps ("honour") or passes
+    ("skip"). A warning goes out at night and past the cap; a number that opted out is
+    still left alone unless an administrator chooses otherwise for one emergency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quiet_hours: Rule = "skip"
+    daily_cap: Rule = "skip"
+    opt_outs: Rule = "honour"
+
+
 class SmsSettings(ChannelLimits):
     """SMS through Twilio or a Twilio-compatible gateway. Off while account_sid is empty."""
 
     schedules: SmsScheduleLimits = SmsScheduleLimits()
+    emergency: SmsEmergencyRules = SmsEmergencyRules()
 
     concurrency: int = Field(8, ge=1, le=256)
     # Per sender, counted in segments (a 3-part message takes 3).
@@ -68,3 +86,5 @@ class SmsOptions(BaseModel):
 
     # Send without diacritics (GSM-7, 160 characters a segment); unset: channels.sms.khong_dau.
     khong_dau: bool | None = None
+    # An emergency's choice for numbers that opted out; unset: channels.sms.emergency.opt_outs.
+    opt_outs: Rule | None = None

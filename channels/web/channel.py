@@ -10,7 +10,7 @@ up before posting again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import Engine, select
@@ -21,6 +21,7 @@ from channels.web.settings import WebChannelSettings, WordPressSite
 from coso.db import insert_ignoring_duplicates, write
 
 PUBLISHED = "published"
+PIN_WITHOUT_END = timedelta(days=1)
 WP_STATUSES = "publish,future,draft,pending,private"
 
 
@@ -34,6 +35,9 @@ class BulletinPost(SQLModel, table=True):
     body_html: str
     plan_number: str = ""
     published_at: datetime = Field(index=True)
+    # An emergency stays at the top of the bulletin and its feed until this time (its
+    # validity), or until it is cancelled.
+    pinned_until: datetime | None = None
 
 
 class WebChannel(Channel):
@@ -77,6 +81,7 @@ class WebChannel(Channel):
             "body_html": message.body,
             "plan_number": message.extra.get("plan_number", ""),
             "published_at": self._now(),
+            "pinned_until": _pin_end(message, self._now()),
         }
         with write(self._engine) as conn:
             conn.execute(insert_ignoring_duplicates(conn, table), [row])
@@ -120,6 +125,13 @@ class WebChannel(Channel):
             code, text = _wp_error(response)
             raise PermanentSendError(f"HTTP {response.status_code} {code}: {text}", code=code)
         return response.json()
+
+
+def _pin_end(message: Outbound, now: datetime) -> datetime | None:
+    """An emergency is pinned for its validity (a day when it has none)."""
+    if message.priority != "emergency":
+        return None
+    return message.expires_at or now + PIN_WITHOUT_END
 
 
 def _wp_accepted(site: WordPressSite, post: object) -> Accepted:

@@ -41,6 +41,12 @@ def tables() -> None:
     import channels.web.channel  # noqa: F401
 
 
+def end_emergency(host: Any, cfg: Any, end: Any) -> str:
+    from channels.web.emergency import end_emergency as end_it
+
+    return end_it(host, cfg, end)
+
+
 plugin = ChannelPlugin(
     name="web",
     title="Trang tin điện tử (bản tin, WordPress)",
@@ -50,4 +56,5 @@ plugin = ChannelPlugin(
     address=address,
     templates=str(Path(__file__).parent / "templates"),
     tables=tables,
+    end_emergency=end_emergency,
 )

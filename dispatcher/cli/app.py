@@ -17,6 +17,7 @@ from coso.commands import State, current_settings, guard, open_database, out, re
 from coso.errors import CosoError, InputError
 from coso.memory import settle_after_startup
 from dispatcher.cli.catalogue import content_app, endpoints_app, units_app
+from dispatcher.cli.emergency import emergency_app
 from dispatcher.cli.plans import deliveries_command, log_command, plan_app, schedule_app
 from dispatcher.cli.report import report_command
 from dispatcher.cli.sessions import sessions_app
@@ -168,6 +169,7 @@ app.add_typer(endpoints_app, name="endpoints")
 app.add_typer(units_app, name="units")
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(emergency_app, name="emergency")
 app.command("log")(log_command)
 app.command("deliveries")(deliveries_command)
 app.command("report")(report_command)

@@ -187,7 +187,12 @@ def add_endpoint(session: Session, ctx: Context, ep: EndpointEntry, now: datetim
     unit = ctx.units.current_for(ep.unit) if ep.unit else None
     session.add(
         Endpoint(
-            channel=ep.channel, address=ep.address, name=ep.name, unit_code=unit, created_at=now
+            channel=ep.channel,
+            address=ep.address,
+            name=ep.name,
+            unit_code=unit,
+            test=ep.test,
+            created_at=now,
         )
     )
     return True

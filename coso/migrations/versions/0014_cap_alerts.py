@@ -1,7 +1,7 @@
 """CAP alerts in: the log of received documents, and where endpoints stand
 
 Revision ID: 0014
-Revises: 0012 (0013 once the emergency migration is in)
+Revises: 0013
 Create Date: 2026-12-07 03:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
