@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from coso.config import Settings
 from dispatcher.cap.decisions import CANCEL, DECLARE, UPDATE, EmergencyCall
+from dispatcher.emergency import EmergencyRequest, cancel, declare, update
 
 
 class EmergencyDesk(Protocol):
@@ -17,10 +18,6 @@ class EmergencyDesk(Protocol):
         """Declare, update or cancel; the emergency's reference (the one declared, or the
         one acted on)."""
         ...
-
-
-class EmergencyUnavailable(RuntimeError):
-    """This build has no emergency module to declare with."""
 
 
 class Emergencies:
@@ -31,12 +28,8 @@ class Emergencies:
         self.settings = settings
 
     def carry_out(self, call: EmergencyCall, now: datetime, actor: str) -> str | None:
-        try:
-            from dispatcher import emergency  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise EmergencyUnavailable("bản cài đặt này chưa có chức năng khẩn cấp") from exc
         if call.kind == DECLARE:
-            request = emergency.EmergencyRequest(
+            request = EmergencyRequest(
                 text=call.text,
                 units=list(call.units),
                 until=call.until,
@@ -44,10 +37,10 @@ class Emergencies:
                 title=call.title,
                 source=call.source,
             )
-            return str(emergency.declare(self.engine, self.settings, request, now, actor))
+            return str(declare(self.engine, self.settings, request, now, actor))
         if call.kind == UPDATE:
             assert call.ref is not None
-            emergency.update(
+            update(
                 self.engine,
                 self.settings,
                 call.ref,
@@ -60,7 +53,7 @@ class Emergencies:
             return call.ref
         if call.kind == CANCEL:
             assert call.ref is not None
-            emergency.cancel(
+            cancel(
                 self.engine, self.settings, call.ref, now=now, actor=actor, note=call.reason or None
             )
             return call.ref
