@@ -237,6 +237,8 @@ class CapSenderSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # A short name for the agency, shown in the log of received alerts ("kttv").
+    name: str = Field(min_length=1)
     # The value of <sender> in its documents (e.g. "canhbao@nchmf.gov.vn").
     sender: str = Field(min_length=1)
     # Sent as "Authorization: Bearer <token>"; at least 24 characters.
@@ -260,8 +262,8 @@ class CapSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # [cap.senders.<name>]: agencies and their keys.
-    senders: dict[str, CapSenderSettings] = {}
+    # [[cap.senders]]: agencies and their keys.
+    senders: list[CapSenderSettings] = []
     # geocode valueNames whose values are Vietnamese administrative unit codes.
     geocode_names: list[str] = ["MA_DVHC"]
     # A folder watched for *.xml documents (done/ and refused/ are made inside); empty: none.
@@ -271,6 +273,19 @@ class CapSettings(BaseModel):
     poll_every: PositiveDuration = "1m"
     # The largest document accepted, in bytes.
     max_bytes: int = Field(512 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    @field_validator("senders")
+    @classmethod
+    def _one_each(cls, value: list[CapSenderSettings]) -> list[CapSenderSettings]:
+        for field in ("name", "sender", "token"):
+            seen: set[str] = set()
+            for entry in value:
+                given = getattr(entry, field)
+                if given in seen:
+                    shown = given if field != "token" else "…"
+                    raise ValueError(f"two senders have the same {field} {shown!r}")
+                seen.add(given)
+        return value
 
 
 class Settings(BaseSettings):

@@ -65,7 +65,7 @@ def test_a_file_from_an_unknown_sender_is_refused(
     engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
     chosen = cap_settings(settings)
-    chosen.cap.senders.pop("kttv")
+    chosen.cap.senders = [s for s in chosen.cap.senders if s.name != "kttv"]
     (tmp_path / "x.xml").write_bytes(thunderstorm(SENT))
     [result] = scan_folder(engine, chosen, RecordingDesk(), tmp_path, NOW, settle=0)
     assert result.outcome == "refused" and result.field == "alert/sender"

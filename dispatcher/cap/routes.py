@@ -3,7 +3,7 @@ the console's page of alerts received, where waiting ones are approved or refuse
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 
@@ -26,6 +26,7 @@ from dispatcher.cap.intake import (
 from dispatcher.cap.models import REFUSED
 
 ALERTS_PATH = "/api/cap/alerts"
+MAX_ID = 2**63 - 1  # the largest id a database integer column holds
 
 
 def bearer_token(request: Request) -> str | None:
@@ -58,8 +59,9 @@ def cap_api_router(
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        name, sender = found
-        received = receive(engine, settings, desk, data, HTTP, name, now, authenticated_as=sender)
+        received = receive(
+            engine, settings, desk, data, HTTP, found.name, now, authenticated_as=found
+        )
         status = 400 if received.outcome == REFUSED else 200
         body = received.as_json()
         if status == 400:
@@ -98,37 +100,39 @@ def cap_console_router(
         access.require(READ)
         return show(request, access)
 
-    def decided(row_id: int, access: Access) -> list[str]:
+    def decided(alert_id: int, access: Access) -> list[str]:
+        if not 0 < alert_id <= MAX_ID:
+            raise HTTPException(404, f"Không có cảnh báo số {alert_id}.")
         for row in waiting_alerts(engine):
-            if row.id == row_id:
+            if row.id == alert_id:
                 access.require(APPROVE, row.units or [None])
                 return list(row.units or [])
         access.require(APPROVE)
         return []
 
-    @router.post("/cap/{row_id}/approve", response_model=None)
+    @router.post("/cap/{alert_id}/approve", response_model=None)
     def approve_alert(
         request: Request,
-        row_id: int,
+        alert_id: int,
         access: Access = Depends(signed_in),  # type: ignore[arg-type]
     ) -> Response:
-        decided(row_id, access)
+        decided(alert_id, access)
         try:
-            done = approve(engine, settings, desk, row_id, clock.now(), access.login)
+            done = approve(engine, settings, desk, alert_id, clock.now(), access.login)
         except InputError as exc:
             return show(request, access, error=str(exc))
         return RedirectResponse(f"/cap?done={done.id}", status_code=303)
 
-    @router.post("/cap/{row_id}/reject", response_model=None)
+    @router.post("/cap/{alert_id}/reject", response_model=None)
     def reject_alert(
         request: Request,
-        row_id: int,
+        alert_id: int,
         note: str = Form(""),
         access: Access = Depends(signed_in),  # type: ignore[arg-type]
     ) -> Response:
-        decided(row_id, access)
+        decided(alert_id, access)
         try:
-            done = reject(engine, row_id, clock.now(), access.login, note.strip())
+            done = reject(engine, alert_id, clock.now(), access.login, note.strip())
         except InputError as exc:
             return show(request, access, error=str(exc))
         return RedirectResponse(f"/cap?done={done.id}", status_code=303)
