@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,11 +14,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
-from channels.endpoints import add_endpoints
+from channels.endpoints import add_endpoints, read_endpoints_csv
 from coso.clock import ManualClock
 from coso.config import CapSenderSettings, CapSettings, Settings
+from coso.errors import InputError
 from coso.units import unit_tree
-from dispatcher.cap.areas import Placed, match_areas, units_of_alert
+from dispatcher.cap.areas import Placed, match_areas, placed_endpoints, units_of_alert
 from dispatcher.cap.decisions import CANCEL, DECLARE, UPDATE, EmergencyCall
 from dispatcher.cap.document import read_alert
 from dispatcher.cap.geometry import Point
@@ -248,14 +250,14 @@ def test_a_circle_reaches_the_units_of_the_endpoints_inside_it(service: Service)
         [
             {
                 "channel": "web",
-                "address": "bang-thuan-an",
+                "address": f"bulletin:{THUAN_AN}",
                 "unit_code": THUAN_AN,
                 "latitude": 16.47,
                 "longitude": 107.60,
             },
             {
                 "channel": "web",
-                "address": "bang-that-khe",
+                "address": f"bulletin:{THAT_KHE}",
                 "unit_code": THAT_KHE,
                 "latitude": 22.25,
                 "longitude": 106.47,
@@ -281,3 +283,30 @@ def test_geocodes_and_shapes_map_to_units(engine: Engine) -> None:
         engine, read_alert(thunderstorm(SENT, commune_b="99999")).areas, ["MA_DVHC"]
     )
     assert unknown.units == (THAT_KHE,) and unknown.unknown_codes == ("99999",)
+
+
+def test_endpoints_take_their_coordinates_from_the_csv_and_bad_ones_are_named(
+    engine: Engine, tmp_path: Path
+) -> None:
+    good = tmp_path / "endpoints.csv"
+    good.write_text(
+        "channel,address,name,unit,latitude,longitude\n"
+        f'web,bulletin:{THUAN_AN},Bản tin Thuận An,{THUAN_AN},"16,47",107.60\n'
+        f"web,bulletin:{THAT_KHE},Bản tin Thất Khê,{THAT_KHE},,\n",
+        encoding="utf-8",
+    )
+    rows = read_endpoints_csv(engine, good)
+    assert add_endpoints(engine, rows, NOW) == 2
+    assert [(p.endpoint_id > 0, p.point, p.unit_code) for p in placed_endpoints(engine)] == [
+        (True, Point(16.47, 107.60), THUAN_AN)
+    ]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "channel,address,name,unit,latitude,longitude\n"
+        f"boards,screen:cho-that-khe,Bảng chợ,{THAT_KHE},22.2,106.4\n"
+        f"boards,screen:ubnd-that-khe,Bảng UBND,{THAT_KHE},122.2,106.4\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError) as caught:
+        read_endpoints_csv(engine, bad)
+    assert (caught.value.field, caught.value.value, caught.value.line) == ("latitude", "122.2", 3)
