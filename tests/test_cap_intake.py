@@ -310,3 +310,31 @@ def test_endpoints_take_their_coordinates_from_the_csv_and_bad_ones_are_named(
     with pytest.raises(InputError) as caught:
         read_endpoints_csv(engine, bad)
     assert (caught.value.field, caught.value.value, caught.value.line) == ("latitude", "122.2", 3)
+
+
+def test_a_plan_file_places_its_endpoints(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    from schedules.importer import import_plan_file
+    from tests.plans import write_plan
+
+    plan = f"""
+[plan]
+number = "5/KH-UBND"
+title = "Loa xã Thuận An"
+organisation = "UBND phường Thuận An"
+period_start = 2026-12-01
+period_end = 2026-12-31
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:{THUAN_AN}"
+unit = "{THUAN_AN}"
+latitude = 16.47
+longitude = 107.60
+"""
+    import_plan_file(engine, settings, write_plan(tmp_path, plan), NOW)
+    assert [p.point for p in placed_endpoints(engine)] == [Point(16.47, 107.60)]
+    half = plan.replace("longitude = 107.60\n", "")
+    with pytest.raises(Exception, match="latitude and longitude together"):
+        import_plan_file(engine, settings, write_plan(tmp_path, half, "half.toml"), NOW)
