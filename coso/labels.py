@@ -184,6 +184,7 @@ def channel_label(name: str | None, titles: Mapping[str, str], short: bool = Tru
 
 # What became of a CAP document received (dispatcher.cap.models.OUTCOMES).
 CAP_OUTCOMES: Mapping[str, str] = {
+    "receiving": "đang xử lý",
     "refused": "bị từ chối",
     "waiting": "chờ duyệt",
     "declared": "đã phát khẩn cấp",

@@ -4,6 +4,7 @@ what is logged, and what is asked of the emergency."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,6 +207,14 @@ def test_the_same_alert_twice_is_declared_once(service: Service) -> None:
     assert len(service.desk.calls) == 1
 
 
+def test_the_same_alert_posted_at_once_several_times_is_declared_once(service: Service) -> None:
+    document = thunderstorm(SENT)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: service.post(document), range(4)))
+    assert sorted(a.json()["outcome"] for a in answers) == ["declared"] + ["repeated"] * 3
+    assert len(service.desk.calls) == 1
+
+
 def test_an_alert_outside_auto_mode_waits_for_an_approver_in_the_console(
     service: Service,
 ) -> None:
@@ -338,3 +347,12 @@ longitude = 107.60
     half = plan.replace("longitude = 107.60\n", "")
     with pytest.raises(Exception, match="latitude and longitude together"):
         import_plan_file(engine, settings, write_plan(tmp_path, half, "half.toml"), NOW)
+
+
+def test_an_oversized_document_is_refused_and_logged(service: Service) -> None:
+    big = thunderstorm(SENT).replace(b"</description>", b" " * 600_000 + b"</description>")
+    answer = service.post(big)
+    assert answer.status_code == 400
+    assert answer.json()["field"] == "tài liệu"
+    assert service.desk.calls == []
+    assert [r.outcome for r in service.log()] == ["refused"]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from coso.config import CapSenderSettings, Settings
 from coso.db import write
@@ -20,6 +21,7 @@ from dispatcher.cap.desk import EmergencyDesk
 from dispatcher.cap.document import Alert, identifier_of, read_alert
 from dispatcher.cap.models import (
     FAILED,
+    RECEIVING,
     REFUSED,
     REJECTED,
     REPEATED,
@@ -132,31 +134,55 @@ def receive(
             ),
         )
     base = _row_of(alert, data, via, origin, now)
+    repeated = {"outcome": REPEATED, "reason": "đã nhận bản tin này trước đó: không làm lại"}
     if _seen_before(engine, alert):
-        reason = "đã nhận bản tin này trước đó: không làm lại"
-        return _done(engine, base | {"outcome": REPEATED, "reason": reason}, alert)
+        return _done(engine, base | repeated, alert)
     try:
-        match = units_of_alert(engine, alert.areas, settings.cap.geocode_names)
+        row_id = _log(engine, base | {"outcome": RECEIVING})
+    except IntegrityError:  # the same message, taken a moment ago by another request
+        return _done(engine, base | repeated, alert)
+    try:
+        changes = _decided(engine, settings, desk, alert, configured, now)
     except InputError as exc:
-        return refuse(engine, data, via, origin, now, exc)
+        changes = {"outcome": REFUSED, "reason": str(exc)}
+        _change(engine, row_id, changes)
+        return Received(
+            row_id, REFUSED, str(exc), alert.identifier, field=exc.field, value=str(exc.value)
+        )
+    _change(engine, row_id, changes)
+    return Received(
+        row_id,
+        changes["outcome"],
+        changes["reason"],
+        alert.identifier,
+        changes.get("emergency_ref"),
+    )
+
+
+def _decided(
+    engine: Engine,
+    settings: Settings,
+    desk: EmergencyDesk,
+    alert: Alert,
+    configured: CapSenderSettings,
+    now: datetime,
+) -> dict[str, Any]:
+    """What becomes of an alert taken: the log row's changes (an InputError: refused)."""
+    match = units_of_alert(engine, alert.areas, settings.cap.geocode_names)
     earlier, waiting = _earlier(engine, alert)
     call = emergency_call(alert, match, earlier, now)
-    base |= {"units": list(match.units), "text": call.text}
+    found = {"units": list(match.units), "text": call.text}
+    if call.kind == NOTHING and call.outcome == REFUSED:
+        raise InputError("area", _areas_text(alert), call.reason)
     if waiting and alert.msg_type in ("Update", "Cancel"):
         _supersede(engine, waiting, alert, now)
     if call.kind == NOTHING:
-        if call.outcome == REFUSED:
-            row = refuse(
-                engine, data, via, origin, now, InputError("area", _areas_text(alert), call.reason)
-            )
-            return row
-        return _done(engine, base | {"outcome": call.outcome, "reason": call.reason}, alert)
-    if call.kind != CANCEL and alert.chosen_info() is not None:
-        severity = alert.chosen_info().severity  # type: ignore[union-attr]
-        if severity not in configured.auto_severities:
-            reason = f"chờ duyệt: mức {severity} không nằm trong auto_severities của bên gửi"
-            return _done(engine, base | {"outcome": WAITING, "reason": reason}, alert)
-    return _done(engine, base | _carried_out(desk, call, now, f"cap:{alert.sender}"), alert)
+        return found | {"outcome": call.outcome, "reason": call.reason}
+    info = alert.chosen_info()
+    if call.kind != CANCEL and info is not None and info.severity not in configured.auto_severities:
+        reason = f"chờ duyệt: mức {info.severity} không nằm trong auto_severities của bên gửi"
+        return found | {"outcome": WAITING, "reason": reason}
+    return found | _carried_out(desk, call, now, f"cap:{alert.sender}")
 
 
 def _carried_out(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 # What became of a document (labels in coso.labels.CAP_OUTCOMES).
@@ -18,7 +18,9 @@ IGNORED = "ignored"  # System, Draft, Ack, Error: nothing to send
 REJECTED = "rejected"  # a person refused it in the console
 REPEATED = "repeated"  # the same sender and identifier came before
 FAILED = "failed"  # accepted, but declaring it failed (reason says why)
+RECEIVING = "receiving"  # taken, being acted on (left so only by a crash in between)
 OUTCOMES = (
+    RECEIVING,
     REFUSED,
     WAITING,
     DECLARED,
@@ -32,9 +34,24 @@ OUTCOMES = (
 )
 
 
+# One message acted on per sender and identifier: a post repeated while the first is still
+# being acted on (an agency's retry after a timeout) cannot declare twice.
+ACTED_ON_SQL = "outcome NOT IN ('refused', 'repeated')"
+
+
 class ReceivedAlert(SQLModel, table=True):
     __tablename__ = "cap_alert"
-    __table_args__ = (Index("ix_cap_alert_sender_identifier", "sender", "identifier"),)
+    __table_args__ = (
+        Index("ix_cap_alert_sender_identifier", "sender", "identifier"),
+        Index(
+            "ux_cap_alert_acted_on",
+            "sender",
+            "identifier",
+            unique=True,
+            sqlite_where=text(ACTED_ON_SQL),
+            postgresql_where=text(ACTED_ON_SQL),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     received_at: datetime

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from coso.access import APPROVE, READ, Access
 from coso.clock import Clock
@@ -51,16 +52,17 @@ def cap_api_router(
         client = request.client.host if request.client else "?"
         if found is None:
             reason = "thiếu khóa hoặc khóa không đúng (Authorization: Bearer …)"
-            received = refuse(
-                engine, data, HTTP, client, now, InputError("Authorization", "…", reason)
+            received = await run_in_threadpool(
+                refuse, engine, data, HTTP, client, now, InputError("Authorization", "…", reason)
             )
             return JSONResponse(
                 received.as_json() | {"detail": reason},
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        received = receive(
-            engine, settings, desk, data, HTTP, found.name, now, authenticated_as=found
+        # Off the event loop: declaring writes and fires (other requests go on meanwhile).
+        received = await run_in_threadpool(
+            receive, engine, settings, desk, data, HTTP, found.name, now, authenticated_as=found
         )
         status = 400 if received.outcome == REFUSED else 200
         body = received.as_json()

@@ -38,7 +38,7 @@ from coso.labels import (
 )
 from coso.weektimes import weekdays_text
 from dispatcher.cap.desk import Emergencies, EmergencyDesk
-from dispatcher.cap.routes import cap_api_router
+from dispatcher.cap.routes import ALERTS_PATH, cap_api_router
 from dispatcher.host import EngineHost
 from dispatcher.supervisor import DatabaseProbe
 from dispatcher.web.auth import (
@@ -169,7 +169,10 @@ def create_app(
     # Every route's body is limited before it is read (dispatcher/web/body_limit.py).
     from dispatcher.web.editing import UPLOAD_LIMITS
 
-    app.add_middleware(BodyLimit, limits=UPLOAD_LIMITS)
+    # A CAP document up to cap.max_bytes, and a little more: one too large is read, refused
+    # and logged by dispatcher.cap rather than cut off unseen.
+    cap_limit = {ALERTS_PATH: max(settings.cap.max_bytes * 2, 1024 * 1024)}
+    app.add_middleware(BodyLimit, limits=UPLOAD_LIMITS | cap_limit)
     return app
 
 

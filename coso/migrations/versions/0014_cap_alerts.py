@@ -17,6 +17,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _TEXT = sqlmodel.sql.sqltypes.AutoString
+ACTED_ON_SQL = "outcome NOT IN ('refused', 'repeated')"
 
 
 def upgrade() -> None:
@@ -49,9 +50,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_cap_alert_outcome", "cap_alert", ["outcome"])
     op.create_index("ix_cap_alert_sender_identifier", "cap_alert", ["sender", "identifier"])
+    op.create_index(
+        "ux_cap_alert_acted_on",
+        "cap_alert",
+        ["sender", "identifier"],
+        unique=True,
+        sqlite_where=sa.text(ACTED_ON_SQL),
+        postgresql_where=sa.text(ACTED_ON_SQL),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ux_cap_alert_acted_on", "cap_alert")
     op.drop_index("ix_cap_alert_sender_identifier", "cap_alert")
     op.drop_index("ix_cap_alert_outcome", "cap_alert")
     op.drop_table("cap_alert")
