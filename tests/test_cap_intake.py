@@ -350,7 +350,8 @@ longitude = 107.60
 
 
 def test_an_oversized_document_is_refused_and_logged(service: Service) -> None:
-    big = thunderstorm(SENT).replace(b"</description>", b" " * 600_000 + b"</description>")
+    # 2 × 300 kB of description: above the 512 KiB limit, below what the server reads
+    big = thunderstorm(SENT).replace(b"</description>", b" " * 300_000 + b"</description>")
     answer = service.post(big)
     assert answer.status_code == 400
     assert answer.json()["field"] == "tài liệu"
