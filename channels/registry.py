@@ -79,6 +79,7 @@ class EmergencyEnd:
     # are to be told (a cancellation SMS), with where it goes; None: tell no one.
     notice: str | None = None
     targets: Mapping[str, list[str]] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)  # its schedule's options there
 
 
 @dataclass(frozen=True)

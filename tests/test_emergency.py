@@ -4,6 +4,7 @@ test endpoints only; bad input is refused naming the field and writes nothing.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -199,3 +200,188 @@ def test_new_words_replace_the_old_everywhere(engine: Engine, places: Settings) 
     assert "cấp 12" in posts[0]["body_html"]
     assert find(engine, ref).version == 2
     assert progress(engine, ref, later).totals()["web"].reached == 1
+
+
+@pytest.fixture
+def console(engine: Engine, places: Settings) -> Iterator[str]:
+    from dispatcher.web.app import create_app
+    from tests.conftest import ServerThread
+    from tests.console import make_user
+
+    add_endpoints(
+        engine, [{"channel": "web", "address": "bulletin:06112", "unit_code": "06112"}], NOW
+    )
+    make_user(engine, "van-hanh-a", ["operator"], ["06040"])
+    make_user(engine, "van-hanh-b", ["operator"], ["06112"])
+    make_user(engine, "xem-a", ["viewer"], ["06040"])
+    with ServerThread(create_app(engine, places)) as server:
+        yield server.url
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_operator_declares_for_their_commune_and_gets_403_for_another(
+    engine: Engine, places: Settings, console: str
+) -> None:
+    from tests.console import post_form, signed_in
+
+    with signed_in(console, "van-hanh-b") as b:
+        refused = post_form(
+            b, "/emergencies/new", "/emergencies/new", {"text": "Cháy rừng", "unit": "06040"}
+        )
+        assert refused.status_code == 403
+    assert _count(engine, Emergency.__table__) == 0
+    with signed_in(console, "xem-a") as viewer:
+        assert viewer.get("/emergencies/new").status_code == 403
+    with signed_in(console, "van-hanh-a") as a:
+        empty = post_form(a, "/emergencies/new", "/emergencies/new", {"text": " ", "unit": "06040"})
+        assert empty.status_code == 400 and "text" in empty.text
+        sent = post_form(
+            a,
+            "/emergencies/new",
+            "/emergencies/new",
+            {"text": "Cháy rừng ở Thất Khê", "unit": "06040", "channels": "web"},
+        )
+        assert sent.status_code == 303
+        where = sent.headers["location"]
+        ref = where.removeprefix("/emergencies/")
+        page = a.get(where)
+        assert page.status_code == 200 and ref in page.text and "Cháy rừng" in page.text
+    with signed_in(console, "van-hanh-b") as b:
+        assert b.get(f"/emergencies/{ref}").status_code == 403
+        assert b.get(f"/emergencies/{ref}/cancel").status_code == 403
+        assert (
+            post_form(
+                b, "/emergencies", f"/emergencies/{ref}/cancel", {"confirm": "yes"}
+            ).status_code
+            == 403
+        )
+    assert find(engine, ref).state == "active"
+    assert find(engine, ref).source == "console:van-hanh-a"
+
+
+def test_a_number_that_opted_out_is_texted_only_when_the_emergency_says_so(
+    engine: Engine, places: Settings, tmp_path: Path
+) -> None:
+    from channels.sms.recipients import record_opt_out
+    from coso.db import write
+    from tests.sms import e164, import_recipients, phone, sms_dispatcher, write_recipients
+    from tests.twilio_server import TwilioServer
+
+    rows = [{"name": f"CD {n}", "phone": phone(n), "unit": "06040", "groups": "xa"} for n in (1, 2)]
+    import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
+    with write(engine) as conn:
+        record_opt_out(conn, e164(2), NOW, "sms", "STOP")
+    clock = ManualClock(NOW)
+    with TwilioServer() as gateway:
+        dispatcher = sms_dispatcher(
+            engine, places, gateway.url, clock, quiet_start="22:00", quiet_end="07:00"
+        )
+        try:
+            honoured = declare(
+                engine,
+                places,
+                EmergencyRequest(text="Bão", units=["06040"], channels=["sms"]),
+                NOW,
+                "a",
+            )
+            dispatcher.tick()
+            assert gateway.creates == [e164(1)]  # at 23:00, inside quiet hours
+            skipped = declare(
+                engine,
+                places,
+                EmergencyRequest(
+                    text="Bão mạnh", units=["06040"], channels=["sms"], skip_opt_outs=True
+                ),
+                NOW,
+                "admin",
+            )
+            dispatcher.tick()
+        finally:
+            dispatcher.stop()
+    assert sorted(gateway.creates) == sorted([e164(1), e164(1), e164(2)])
+    assert progress(engine, honoured).totals()["sms"].failed == 1
+    assert progress(engine, skipped).totals()["sms"].failed == 0
+    declared = [e for e in emergency_log(engine, skipped) if e.event == "emergency_declared"]
+    assert "từ chối" in declared[0].detail and "admin" in declared[0].detail
+
+
+def test_a_plan_file_marks_test_endpoints_for_drills(
+    engine: Engine, places: Settings, tmp_path: Path
+) -> None:
+    from schedules.importer import import_plan_file
+    from tests.plans import write_plan
+
+    plan = """\
+[plan]
+number = "3/KH-UBND"
+title = "Điểm nhận thử nghiệm"
+period_start = 2021-01-01
+period_end = 2021-12-31
+
+[[endpoints]]
+channel = "web"
+address = "bulletin:06046-thu"
+unit = "06046"
+test = true
+"""
+    import_plan_file(engine, places, write_plan(tmp_path, plan), NOW)
+    ref = declare(
+        engine, places, EmergencyRequest(text="Thử", units=["06046"], drill=True), NOW, "a"
+    )
+    _run(engine, places, ManualClock(NOW))
+    posts = bulletin(engine, now=NOW)
+    assert [p["unit_code"] for p in posts] == ["06046"]
+    assert posts[0]["title"].startswith("[DIỄN TẬP]")
+    assert progress(engine, ref).totals()["web"].reached == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_command_line_sends_shows_and_cancels_and_names_a_bad_field(
+    engine: Engine, places: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from dispatcher.cli.app import app
+
+    monkeypatch.setenv("COSO_DATABASE__URL", places.database.url)
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    bad = runner.invoke(
+        app, ["emergency", "send", "--text", "Bão", "--units", "06040", "--until", "hôm qua"]
+    )
+    assert bad.exit_code == 2 and "--until = 'hôm qua'" in bad.output
+    refused = runner.invoke(
+        app, ["emergency", "send", "--text", "Bão", "--units", "06040", "--skip-opt-outs"]
+    )
+    assert refused.exit_code == 2 and "--by" in refused.output
+    assert _count(engine, Emergency.__table__) == 0
+    sent = runner.invoke(
+        app,
+        ["emergency", "send", "--text", "Lũ quét", "--units", "06040", "--channels", "web"],
+    )
+    assert sent.exit_code == 0, sent.output
+    ref = find(engine, "1").reference
+    assert f"đã phát tin khẩn cấp {ref}" in sent.output
+    listed = runner.invoke(app, ["emergency", "list"])
+    assert ref in listed.output and "đang phát" in listed.output
+    gone = runner.invoke(app, ["emergency", "cancel", ref, "--note", "nước rút"])
+    assert gone.exit_code == 0, gone.output
+    shown = runner.invoke(app, ["emergency", "show", ref])
+    assert "đã huỷ" in shown.output and "nước rút" in shown.output
+
+
+def test_an_emergency_past_its_end_reads_as_ended(engine: Engine, places: Settings) -> None:
+    ref = declare(
+        engine,
+        places,
+        EmergencyRequest(text="Nắng nóng", units=["06040"], until=NOW + timedelta(hours=1)),
+        NOW,
+        "a",
+    )
+    assert progress(engine, ref, NOW).state == "active"
+    assert progress(engine, ref, NOW + timedelta(hours=2)).state == "ended"
+    with pytest.raises(InputError) as late:
+        update(
+            engine, places, ref, text="Nắng nóng gay gắt", now=NOW + timedelta(hours=2), actor="a"
+        )
+    assert late.value.field == "until"

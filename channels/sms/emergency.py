@@ -22,15 +22,6 @@ def end_emergency(host: Any, cfg: Any, end: EmergencyEnd) -> str:
 
     if not resolve_targets(host.engine, "sms", dict(end.targets)):
         return "không có số nào để báo huỷ"
-    with host.engine.connect() as conn:
-        from sqlalchemy import select
-
-        from schedules.models import Schedule
-
-        S = Schedule.__table__
-        options = conn.scalar(
-            select(S.c.options).where(S.c.id.in_(end.schedule_ids)).order_by(S.c.id.desc())
-        )
     schedule = host.add_blast(
         end.plan,
         end.notice,
@@ -39,6 +30,6 @@ def end_emergency(host: Any, cfg: Any, end: EmergencyEnd) -> str:
         end.now,
         priority="emergency",
         validity=NOTICE_VALID,
-        options=options or {},
+        options=dict(end.options),
     )
     return f"tin báo huỷ đang gửi (lịch {schedule.id})"

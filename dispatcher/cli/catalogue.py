@@ -227,12 +227,35 @@ def endpoints_list(
     from channels.endpoints import list_endpoints
 
     engine = open_database(current_settings())
-    table = Table("id", "channel", "address", "name", "unit", "enabled")
+    table = Table("id", "channel", "address", "name", "unit", "enabled", "test")
     for e in list_endpoints(engine, channel, unit, limit):
         table.add_row(
-            str(e.id), e.channel, e.address, e.name, e.unit_code or "", "yes" if e.enabled else "no"
+            str(e.id),
+            e.channel,
+            e.address,
+            e.name,
+            e.unit_code or "",
+            "yes" if e.enabled else "no",
+            "yes" if e.test else "",
         )
     out.print(table)
+
+
+@endpoints_app.command("mark-test")
+@guard
+def endpoints_mark_test(
+    channel: Annotated[str, typer.Argument(help="The endpoints' channel.")],
+    addresses: Annotated[list[str], typer.Argument(help="Their addresses.")],
+    off: Annotated[bool, typer.Option("--off", help="No longer test endpoints.")] = False,
+) -> None:
+    """Mark endpoints as test endpoints: the only ones a drill (coso emergency send
+    --drill) reaches."""
+    check_arguments(channel=channel, addresses=addresses)
+    from channels.endpoints import mark_test
+
+    engine = open_database(current_settings())
+    changed = mark_test(engine, channel, addresses, not off)
+    out.print(f"{changed} endpoint(s) {'no longer' if off else 'now'} test endpoints")
 
 
 @units_app.command("import-legacy")

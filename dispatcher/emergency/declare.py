@@ -133,15 +133,25 @@ def declare(
             log.info("emergency number taken by another declaration; taking the next")
     else:
         raise InputError("reference", "", "không cấp được số hiệu; thử lại")
-    go_now(engine, settings, now)
+    go_now(engine, settings, ref, now)
     return ref
 
 
-def go_now(engine: Engine, settings: Settings, now: datetime) -> None:
-    """Fire what is due and fan it out now, so the senders (in this process or `coso serve`)
-    find the deliveries at their next look, not at the timer's next pass."""
-    fire_due(engine, now)
-    fan_out_pending(engine, now, settings.dispatcher.fanout_batch)
+def go_now(engine: Engine, settings: Settings, ref: str, now: datetime) -> None:
+    """Fire the emergency's schedules and fan them out now, so the senders (in this process
+    or in `coso serve`) find its deliveries at their next look, not at the timer's next
+    pass. Safe beside the timer: occurrences and deliveries are unique."""
+    with engine.connect() as conn:
+        ids = list(
+            conn.scalars(
+                select(S.c.id)
+                .join(E, E.c.plan_id == S.c.plan_id)
+                .where(E.c.reference == ref, S.c.enabled.is_(True))
+            )
+        )
+    if ids:
+        fire_due(engine, now, ids=ids)
+        fan_out_pending(engine, now, settings.dispatcher.fanout_batch)
 
 
 def _write(
@@ -397,6 +407,7 @@ def _end(
         if plugin is None or plugin.end_emergency is None:
             done[channel] = why
             continue
+        targets, options = _targets_of(engine, ids[-1])
         end = EmergencyEnd(
             reference=row.reference,
             plan=plan,
@@ -404,7 +415,8 @@ def _end(
             now=now,
             actor=actor,
             notice=notice,
-            targets=_targets_of(engine, ids[-1]),
+            targets=targets,
+            options=options,
         )
         try:
             done[channel] = (
@@ -416,9 +428,11 @@ def _end(
     return done
 
 
-def _targets_of(engine: Engine, schedule_id: int) -> dict[str, list[str]]:
+def _targets_of(engine: Engine, schedule_id: int) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """A schedule's targets and options."""
     with engine.connect() as conn:
-        return dict(conn.scalar(select(S.c.targets).where(S.c.id == schedule_id)) or {})
+        row = conn.execute(select(S.c.targets, S.c.options).where(S.c.id == schedule_id)).one()
+    return dict(row.targets or {}), dict(row.options or {})
 
 
 class _FixedClock:
@@ -460,7 +474,7 @@ def cancel(
         if note and note.strip():
             done = {c: f"{d}; ghi chú: {note.strip()}" for c, d in done.items()}
         _log_each(conn, row.plan_id, done, now, actor, "emergency_cancelled", done)
-    go_now(engine, settings, now)
+    go_now(engine, settings, row.reference, now)
 
 
 def _notice(engine: Engine, settings: Settings, row: Any, now: datetime, actor: str) -> str:
@@ -540,7 +554,8 @@ def update(
         channels=list(row.channels),
         until=new_until,
         drill=row.drill,
-        title=row.title if text is None else None,
+        # A title of its own stays; one taken from the old words follows the new ones.
+        title=row.title if text is None or row.title != check_title(None, row.text) else None,
         source=row.source,
         skip_opt_outs=row.skip_opt_outs,
         cancel_sms=row.cancel_sms,
@@ -582,7 +597,7 @@ def update(
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    go_now(engine, settings, now)
+    go_now(engine, settings, row.reference, now)
 
 
 def _has_audio(engine: Engine, row: Any) -> bool:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from channels.states import PENDING, PROVEN, RETRY_WAIT, SENDING, SENT
 from content.models import ContentItem
 from coso.errors import InputError
-from coso.units import unit_names
+from coso.units import UnitTree, unit_names, unit_tree
 from dispatcher.models import Delivery
 from dispatcher.queries import LogFilter, activity
 from schedules.emergencies import Emergency, shown_state
@@ -77,16 +77,28 @@ def find(engine: Engine, ref: str) -> Any:
     return row
 
 
+def covered(tree: UnitTree, row: Any) -> set[str]:
+    """Every unit an emergency reaches: its units and all below them."""
+    found: set[str] = set()
+    for code in row.units:
+        try:
+            found |= tree.below(code)
+        except InputError:  # a unit since removed reaches nothing
+            continue
+    return found
+
+
 def list_emergencies(
     engine: Engine, units: frozenset[str] | None = None, limit: int = 100
 ) -> list[Any]:
-    """The newest first; with `units`, those that touch one of them."""
+    """The newest first; with `units`, those that reach one of them."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(E).order_by(E.c.declared_at.desc(), E.c.id.desc()).limit(limit * 4)
         ).all()
     if units is not None:
-        rows = [r for r in rows if set(r.units) & units]
+        tree = unit_tree(engine)
+        rows = [r for r in rows if covered(tree, r) & units]
     return rows[:limit]
 
 

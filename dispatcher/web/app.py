@@ -30,6 +30,7 @@ from coso.labels import (
     channel_label,
     content_state_label,
     device_status_label,
+    emergency_state_label,
     event_label,
     period_label,
     priority_label,
@@ -81,6 +82,7 @@ def page_templates() -> Jinja2Templates:
         priority=priority_label,
         content_state=content_state_label,
         device_status=device_status_label,
+        emergency_state=emergency_state_label,
         per=period_label,
         actor=actor,
         channel=channel,
@@ -168,11 +170,12 @@ def create_app(
 
     # Every route's body is limited before it is read (dispatcher/web/body_limit.py).
     from dispatcher.web.editing import UPLOAD_LIMITS
+    from dispatcher.web.emergency_pages import UPLOAD_LIMITS as EMERGENCY_UPLOADS
 
     # A CAP document up to cap.max_bytes, and a little more: one too large is read, refused
     # and logged by dispatcher.cap rather than cut off unseen.
     cap_limit = {ALERTS_PATH: max(settings.cap.max_bytes * 2, 1024 * 1024)}
-    app.add_middleware(BodyLimit, limits=UPLOAD_LIMITS | cap_limit)
+    app.add_middleware(BodyLimit, limits={**UPLOAD_LIMITS, **EMERGENCY_UPLOADS, **cap_limit})
     return app
 
 

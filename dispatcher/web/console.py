@@ -346,6 +346,9 @@ def console_router(
 
     router.include_router(devices_router(engine, settings, page, signed_in))
     router.include_router(users_router(engine, page, signed_in, clock))
+    from dispatcher.web.emergency_pages import emergency_router
+
+    router.include_router(emergency_router(engine, settings, page, signed_in, clock))
     from dispatcher.cap.desk import Emergencies
     from dispatcher.cap.routes import cap_console_router
 

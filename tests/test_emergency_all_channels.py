@@ -1,0 +1,247 @@
+"""The emergency everyone must be able to send: while a normal item plays on 20 players, one
+emergency goes to every channel of the commune — the players cut what they play, 100 SMS
+go out inside quiet hours at the channel's rate, two screens switch to it, the bulletin
+pins it — and the progress page counts what the log says. Cancelling it stops the players,
+clears the screens, unpins the bulletin and texts the cancellation."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from channels.boards.pairing import issue_token
+from channels.boards.tables import BoardDisplay
+from channels.endpoints import add_endpoints
+from channels.sms.recipients import record_opt_out
+from channels.web.bulletin import bulletin
+from coso.clock import SystemClock, as_utc, zone
+from coso.config import Settings
+from coso.db import write
+from dispatcher.emergency import EmergencyRequest, cancel, declare, find, last_states, progress
+from dispatcher.models import ActivityEntry, Delivery
+from tests.console import make_user, signed_in
+from tests.helpers import wait_for
+from tests.loudspeakers import (
+    clip,
+    import_broadcast,
+    players,
+    running_coso,
+    slot_in,
+    speaker_settings,
+)
+from tests.screens import Screen
+from tests.sms import e164, import_recipients, phone, sms_settings, write_recipients
+from tests.twilio_server import TwilioServer
+
+PLAYERS = [f"loa-{n:02d}" for n in range(20)]
+RECIPIENTS = 100
+RATE = 40  # SMS segments per second
+SOON = 2.0  # seconds: the players and screens act on it within this
+
+
+def _quiet_now(settings: Settings) -> dict[str, str]:
+    """Quiet hours from an hour ago to an hour from now, in the zone emergencies use."""
+    local = SystemClock().now().astimezone(zone(settings.timer.default_zone))
+    return {
+        "quiet_start": (local - timedelta(hours=1)).strftime("%H:%M"),
+        "quiet_end": (local + timedelta(hours=1)).strftime("%H:%M"),
+    }
+
+
+def _page_totals(html: str) -> dict[str, tuple[int, int, int]]:
+    rows = re.findall(
+        r'<tr class="total" data-channel="([a-z]+)">.*?class="reached[^"]*">(\d+)</td>'
+        r'.*?class="pending">(\d+)</td>.*?class="failed[^"]*">(\d+)</td>',
+        html,
+        re.S,
+    )
+    return {c: (int(a), int(b), int(f)) for c, a, b, f in rows}
+
+
+def test_one_emergency_reaches_players_sms_screens_and_bulletin_and_cancel_stops_it(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    import_broadcast(engine, settings, tmp_path, PLAYERS, slot_in(2), clip(tmp_path, 60, 330))
+    now = SystemClock().now()
+    add_endpoints(
+        engine,
+        [
+            {"channel": "boards", "address": "screen:cho-06040", "unit_code": "06040"},
+            {"channel": "boards", "address": "screen:ubnd-06040", "unit_code": "06040"},
+            {"channel": "web", "address": "bulletin:06040", "unit_code": "06040"},
+        ],
+        now,
+    )
+    tokens = {n: issue_token(engine, f"screen:{n}", now) for n in ("cho-06040", "ubnd-06040")}
+    rows = [
+        {"name": f"CD {n}", "phone": phone(n), "unit": "06040", "groups": "xa"}
+        for n in range(RECIPIENTS + 1)
+    ]
+    import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
+    with write(engine) as conn:  # one number said STOP: an emergency leaves it alone
+        record_opt_out(conn, e164(RECIPIENTS), now, "sms", "STOP")
+    make_user(engine, "chu-tich", ["administrator"], [])
+    with TwilioServer() as gateway:
+        sms_settings(settings, gateway.url, rate_per_second=RATE, **_quiet_now(settings))
+        group = players(settings, PLAYERS, tmp_path).start()
+        screens: list[Screen] = []
+        try:
+            with running_coso(engine, settings):
+                web = settings.server.public_url
+                screens = [Screen(web, n, t).start() for n, t in tokens.items()]
+                wait_for(
+                    lambda: all(group.player(p).current is not None for p in PLAYERS),
+                    60,
+                    "the normal item playing on every player",
+                )
+                wait_for(lambda: all(s.shown for s in screens), 20, "the screens connected")
+                storm = clip(tmp_path, 20, 880)
+                ref = declare(
+                    engine,
+                    settings,
+                    EmergencyRequest(
+                        text="Bão số 3 đổ bộ đêm nay. Ở trong nhà, tránh xa bờ sông.",
+                        units=["06040"],
+                        audio=storm,
+                        title="Cảnh báo bão số 3",
+                    ),
+                    SystemClock().now(),
+                    "chu-tich",
+                )
+                declared = time.time()  # out: its audio prepared, its deliveries made
+                # Every player cut the normal item for it, by the players' own records.
+                wait_for(
+                    lambda: all(len(group.player(p).sink.played) == 2 for p in PLAYERS),  # type: ignore[attr-defined]
+                    30,
+                    "the emergency playing on every player",
+                )
+                for p in PLAYERS:
+                    started = group.player(p).sink.played[1][1]  # type: ignore[attr-defined]
+                    assert started - declared <= SOON, f"{p} began it {started - declared:.1f}s on"
+                # Both screens show it, by their own display records.
+                wait_for(
+                    lambda: all(
+                        (s.showing() or {}).get("priority") == "emergency" for s in screens
+                    ),
+                    30,
+                    "the emergency on both screens",
+                )
+                wait_for(lambda: _displays(engine) >= 2, 30, "both screens' display records")
+                with engine.connect() as conn:
+                    shown = conn.execute(select(BoardDisplay.__table__)).all()
+                for record in shown:
+                    assert as_utc(record.started_at).timestamp() - declared <= SOON
+                # Every SMS out, inside quiet hours, no faster than the channel's rate.
+                wait_for(lambda: len(gateway.creates) == RECIPIENTS, 60, "every SMS sent")
+                assert e164(RECIPIENTS) not in gateway.creates  # opted out: honoured
+                times = sorted(t for _to, t, status in gateway.attempts if status == 201)
+                for i, first in enumerate(times):
+                    in_a_second = sum(1 for t in times[i:] if t - first < 1.0)
+                    assert in_a_second <= 2 * RATE
+                # The bulletin pins it.
+                posts = bulletin(engine, now=SystemClock().now())
+                assert posts[0]["pinned"] and posts[0]["plan_number"] == ref
+                # The progress page counts what the log says.
+                wait_for(lambda: _settled(engine, ref), 60, "every delivery's first outcome")
+                with signed_in(web, "chu-tich") as console:
+                    page = console.get(f"/emergencies/{ref}/progress")
+                assert page.status_code == 200
+                logged = last_states(engine, ref)
+                assert _page_totals(page.text) == {
+                    c: (v["reached"], v["pending"], v["failed"]) for c, v in logged.items()
+                }
+                totals = progress(engine, ref).totals()
+                assert set(totals) == {"boards", "loudspeaker", "sms", "web"}
+                assert totals["loudspeaker"].reached == len(PLAYERS)
+                assert totals["boards"].reached == 2 and totals["web"].reached == 1
+                # Every number reached but the one that opted out, which fails as such.
+                assert (totals["sms"].reached, totals["sms"].failed) == (RECIPIENTS, 1)
+
+                stopped = time.time()
+                cancel(
+                    engine, settings, ref, now=SystemClock().now(), actor="chu-tich", note="tan bão"
+                )
+                wait_for(
+                    lambda: all(group.player(p).current is None for p in PLAYERS),
+                    30,
+                    "every player stopped",
+                )
+                wait_for(
+                    lambda: all(s.showing() is None for s in screens), 30, "both screens cleared"
+                )
+                for s in screens:
+                    cleared = next(at for at, item in s.shown if at > stopped and item is None)
+                    assert cleared - stopped <= SOON
+                wait_for(
+                    lambda: _stops_logged(engine, ref) == len(PLAYERS), 30, "the players' stops"
+                )
+                for at in _stop_times(engine, ref):
+                    assert at - stopped <= SOON
+                assert not bulletin(engine, now=SystemClock().now())[0]["pinned"]
+                wait_for(
+                    lambda: len(gateway.creates) == 2 * RECIPIENTS, 60, "every cancellation SMS"
+                )
+                notices = [m for m in gateway.messages.values() if "HUỶ" in m.body]
+                assert len(notices) == RECIPIENTS and ref in notices[0].body
+        finally:
+            for s in screens:
+                s.stop()
+            group.stop()
+    assert find(engine, ref).state == "cancelled"
+    with engine.connect() as conn:
+        events = set(
+            conn.scalars(
+                select(ActivityEntry.event).where(
+                    ActivityEntry.plan_id == find(engine, ref).plan_id
+                )
+            )
+        )
+    assert {"emergency_declared", "emergency_cancelled", "failed", "displayed"} <= events
+
+
+def _shows_emergency(screen: Screen) -> bool:
+    return (screen.showing() or {}).get("priority") == "emergency"
+
+
+def _displays(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return len(conn.execute(select(BoardDisplay.__table__.c.id)).all())
+
+
+def _settled(engine: Engine, ref: str) -> bool:
+    """Nothing of the emergency waits for its first answer: the players have it, the
+    gateway reported on every SMS, the screens showed it."""
+    plan = find(engine, ref).plan_id
+    D = Delivery.__table__
+    with engine.connect() as conn:
+        states = set(conn.scalars(select(D.c.state).where(D.c.plan_id == plan).distinct()))
+    return not states & {"pending", "sending", "sent", "retry_wait"}
+
+
+def _stop_rows(engine: Engine, ref: str) -> list[object]:
+    plan = find(engine, ref).plan_id
+    A = ActivityEntry.__table__
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(A.c.at).where(
+                    A.c.plan_id == plan,
+                    A.c.channel == "loudspeaker",
+                    A.c.state == "failed",
+                    A.c.detail.like("%stopped by the operator%"),
+                )
+            ).all()
+        )
+
+
+def _stops_logged(engine: Engine, ref: str) -> int:
+    return len(_stop_rows(engine, ref))
+
+
+def _stop_times(engine: Engine, ref: str) -> list[float]:
+    return [as_utc(r.at).timestamp() for r in _stop_rows(engine, ref)]  # type: ignore[attr-defined]
