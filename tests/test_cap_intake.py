@@ -215,11 +215,11 @@ def test_the_same_alert_posted_at_once_several_times_is_declared_once(service: S
     assert len(service.desk.calls) == 1
 
 
-def test_an_alert_outside_auto_mode_waits_for_an_approver_in_the_console(
+def test_an_alert_outside_auto_mode_waits_for_a_person_in_the_console(
     service: Service,
 ) -> None:
-    make_user(service.engine, "duyet", ["approver"], ["20"])
-    make_user(service.engine, "xem", ["viewer"], ["20"])
+    make_user(service.engine, "duyet", ["editor"], ["20"])
+    make_user(service.engine, "xem", ["approver"], ["20"])  # approves content, not emergencies
     answer = service.post(amber(SENT), KARO_TOKEN)
     assert answer.json()["outcome"] == "waiting"
     assert service.desk.calls == []
@@ -242,7 +242,7 @@ def test_an_alert_outside_auto_mode_waits_for_an_approver_in_the_console(
 
 
 def test_a_waiting_alert_can_be_refused_and_then_sends_nothing(service: Service) -> None:
-    make_user(service.engine, "duyet", ["approver"], ["20"])
+    make_user(service.engine, "duyet", ["operator"], [THAT_KHE])
     service.post(amber(SENT), KARO_TOKEN)
     row = service.log()[0]
     with signed_in(service.url, "duyet") as approver:

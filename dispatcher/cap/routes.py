@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from coso.access import APPROVE, READ, Access
+from coso.access import DECLARE, READ, Access
 from coso.clock import Clock
 from coso.config import Settings
 from coso.errors import InputError
@@ -107,9 +107,9 @@ def cap_console_router(
             raise HTTPException(404, f"Không có cảnh báo số {alert_id}.")
         for row in waiting_alerts(engine):
             if row.id == alert_id:
-                access.require(APPROVE, row.units or [None])
+                access.require(DECLARE, row.units or [None])
                 return list(row.units or [])
-        access.require(APPROVE)
+        access.require(DECLARE)
         return []
 
     @router.post("/cap/{alert_id}/approve", response_model=None)

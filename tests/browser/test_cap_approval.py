@@ -1,6 +1,6 @@
 """A CAP alert outside auto mode, posted by an agency to a running `coso serve`, waits on
-the console's Cảnh báo page; an approver on a phone approves it and it reaches the commune's
-bulletin."""
+the console's Cảnh báo page; an editor of the province approves it on a phone and it
+reaches the commune's bulletin."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.cap_examples import THAT_KHE, amber
 TOKEN = "karo-khoa-bi-mat-du-dai-0003"
 
 
-def test_an_approver_approves_a_waiting_alert_on_a_phone(
+def test_a_waiting_alert_is_approved_on_a_phone(
     coso_server: Callable[..., CosoServer], new_page: Callable[..., Page], tmp_path: Path
 ) -> None:
     coso = coso_server(
@@ -36,7 +36,7 @@ def test_an_approver_approves_a_waiting_alert_on_a_phone(
         encoding="utf-8",
     )
     coso.cli("endpoints", "import", str(endpoints))
-    add_user(coso, "phe-duyet", "Người Duyệt", "approver", ["20"])
+    add_user(coso, "bien-tap", "Người Biên Tập", "editor", ["20"])
     answer = httpx.post(
         f"{coso.url}/api/cap/alerts",
         content=amber(datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))),
@@ -45,7 +45,7 @@ def test_an_approver_approves_a_waiting_alert_on_a_phone(
     )
     assert answer.json()["outcome"] == "waiting", answer.text
 
-    page = signed_in(new_page(coso.url, "phone"), "phe-duyet")
+    page = signed_in(new_page(coso.url, "phone"), "bien-tap")
     page.goto("/cap")
     waiting = page.locator("section.card").filter(has_text="Amber Alert in Los Angeles County")
     expect(waiting).to_be_visible()
