@@ -321,7 +321,7 @@ class Dispatcher:
         every = parse_duration(cap.poll_every).total_seconds()
         try:
             while not self._stop.wait(every) and self._round(me):
-                if not self.runs_timer():
+                if not self.runs_timer:
                     continue
                 try:
                     if cap.folder:

@@ -3,6 +3,7 @@ by a real local HTTP server."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy import Engine, select
 
+from channels.endpoints import add_endpoints
+from channels.web.bulletin import bulletin
 from coso.config import Settings
 from dispatcher.cap.decisions import DECLARE
 from dispatcher.cap.models import ReceivedAlert
@@ -122,3 +125,38 @@ def test_a_feed_is_polled_with_conditional_get_and_each_entry_is_fetched_once(
     assert hits["dong-1"] == 1 and hits["dong-2"] == 1
     assert [(c.kind, c.drill) for c in desk.calls] == [(DECLARE, False), (DECLARE, True)]
     assert [o[1:] for o in outcomes(engine)] == [("feed", "declared"), ("feed", "declared")]
+
+
+def test_the_running_service_takes_documents_from_its_folder(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    from coso.clock import SystemClock
+    from dispatcher.service import Dispatcher
+
+    chosen = cap_settings(settings)
+    inbox = tmp_path / "cap-in"
+    chosen.cap.folder = str(inbox)
+    chosen.cap.poll_every = "1s"
+    chosen.media.dir = str(tmp_path / "media")
+    add_endpoints(
+        engine,
+        [{"channel": "web", "address": f"bulletin:{THAT_KHE}", "unit_code": THAT_KHE}],
+        NOW,
+    )
+    dispatcher = Dispatcher(engine, chosen, SystemClock())
+    dispatcher.start()
+    try:
+        inbox.mkdir(exist_ok=True)
+        sent = datetime.now(HANOI)
+        (inbox / "dong.xml").write_bytes(thunderstorm(sent))
+        deadline = time.monotonic() + 60
+        while not (inbox / "done" / "dong.xml").exists():
+            assert time.monotonic() < deadline, "the folder's document was not taken in 60 s"
+            time.sleep(0.2)
+        assert "cap" in {p.name for p in dispatcher.health() if p.ok}
+    finally:
+        dispatcher.stop()
+    [(identifier, via, outcome)] = outcomes(engine)
+    assert (identifier, via) == ("KSTO1055887203", "folder")
+    assert outcome == "declared"
+    assert [p["pinned"] for p in bulletin(engine, now=datetime.now(UTC))] == [1]
