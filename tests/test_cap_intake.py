@@ -220,6 +220,7 @@ def test_an_alert_outside_auto_mode_waits_for_a_person_in_the_console(
 ) -> None:
     make_user(service.engine, "duyet", ["editor"], ["20"])
     make_user(service.engine, "xem", ["approver"], ["20"])  # approves content, not emergencies
+    make_user(service.engine, "xa-khac", ["operator"], ["06112"])  # Bình Gia: not in the area
     answer = service.post(amber(SENT), KARO_TOKEN)
     assert answer.json()["outcome"] == "waiting"
     assert service.desk.calls == []
@@ -229,6 +230,10 @@ def test_an_alert_outside_auto_mode_waits_for_a_person_in_the_console(
         assert page.status_code == 200 and "Amber Alert in Los Angeles County" in page.text
         assert "Duyệt và phát ngay" not in page.text
         refused = post_form(viewer, "/cap", f"/cap/{row.id}/approve", {})
+        assert refused.status_code == 403
+    with signed_in(service.url, "xa-khac") as elsewhere:
+        assert "Amber Alert" not in elsewhere.get("/cap").text
+        refused = post_form(elsewhere, "/cap", f"/cap/{row.id}/approve", {})
         assert refused.status_code == 403
     assert service.desk.calls == []
     with signed_in(service.url, "duyet") as approver:
