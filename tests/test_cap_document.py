@@ -89,6 +89,7 @@ def test_a_value_outside_the_schema_is_refused_naming_the_element_and_value() ->
     assert error.field == "alert/status"
     assert error.value == "Actuall"
     assert "lược đồ CAP 1.2" in error.reason
+    assert "không thuộc các giá trị được phép: 'Actual', 'Exercise'" in error.reason
 
 
 def test_a_missing_required_element_is_refused_naming_it() -> None:

@@ -183,9 +183,47 @@ def _field_path(element: etree._Element) -> str:
     return "/".join(reversed(parts))
 
 
+# lxml's commonest schema errors, in Vietnamese; any other keeps lxml's words.
+SCHEMA_WORDS = (
+    (
+        re.compile(
+            r"\[facet 'enumeration'\] The value '(.*)' is not an element of the set \{(.*)\}"
+        ),
+        "giá trị {0!r} không thuộc các giá trị được phép: {1}",
+    ),
+    (
+        re.compile(r"\[facet 'pattern'\] The value '(.*)' is not accepted by the pattern"),
+        "giá trị {0!r} sai dạng (thời điểm CAP: yyyy-mm-ddThh:mm:ss+hh:mm)",
+    ),
+    (
+        re.compile(r"This element is not expected\. Expected is one of \( (.*) \)"),
+        "phần tử không đúng chỗ hoặc thiếu phần tử bắt buộc trước nó; cần một trong: {0}",
+    ),
+    (
+        re.compile(r"This element is not expected\. Expected is \( (.*) \)"),
+        "phần tử không đúng chỗ hoặc thiếu phần tử bắt buộc {0} trước nó",
+    ),
+    (re.compile(r"This element is not expected\.$"), "phần tử không được có ở đây"),
+    (
+        re.compile(r"Missing child element\(s\)\. Expected is (?:one of )?\( (.*) \)"),
+        "thiếu phần tử bắt buộc: {0}",
+    ),
+    (
+        re.compile(r"'(.*)' is not a valid value of the atomic type '(.*)'"),
+        "giá trị {0!r} không phải kiểu {1}",
+    ),
+)
+
+
 def _message(message: str) -> str:
-    """lxml's words, with the namespace left out."""
-    return message.replace(f"{{{CAP_NS}}}", "")
+    """lxml's words in Vietnamese where known, with the namespace left out."""
+    plain = message.replace(f"{{{CAP_NS}}}", "").replace("xs:", "").strip()
+    detail = plain.split(": ", 1)[1] if plain.startswith("Element ") and ": " in plain else plain
+    for pattern, words in SCHEMA_WORDS:
+        found = pattern.search(detail.rstrip("."))
+        if found:
+            return words.format(*found.groups())
+    return plain
 
 
 def _head(data: bytes) -> str:
