@@ -21,7 +21,7 @@ from coso.config import CapSenderSettings, CapSettings, Settings
 from coso.errors import InputError
 from coso.units import unit_tree
 from dispatcher.cap.areas import Placed, match_areas, placed_endpoints, units_of_alert
-from dispatcher.cap.decisions import CANCEL, DECLARE, UPDATE, EmergencyCall
+from dispatcher.cap.decisions import CANCEL, DECLARE, UPDATE, AlertAction
 from dispatcher.cap.document import read_alert
 from dispatcher.cap.geometry import Point
 from dispatcher.cap.models import ReceivedAlert
@@ -51,9 +51,9 @@ KARO_TOKEN = "karo-khoa-bi-mat-du-dai-0003"
 class RecordingDesk:
     """Stands for the emergency module: keeps each call and gives references E-1, E-2 …"""
 
-    calls: list[EmergencyCall] = field(default_factory=list)
+    calls: list[AlertAction] = field(default_factory=list)
 
-    def carry_out(self, call: EmergencyCall, now: datetime, actor: str) -> str | None:
+    def carry_out(self, call: AlertAction, now: datetime, actor: str) -> str | None:
         self.calls.append(call)
         return f"E-{len(self.calls)}" if call.kind == DECLARE else call.ref
 

@@ -154,6 +154,10 @@ def test_the_running_service_takes_documents_from_its_folder(
             assert time.monotonic() < deadline, "the folder's document was not taken in 60 s"
             time.sleep(0.2)
         assert "cap" in {p.name for p in dispatcher.health() if p.ok}
+        # The bulletin's sender publishes it in its own time.
+        while not bulletin(engine, now=datetime.now(UTC)):
+            assert time.monotonic() < deadline + 60, "the alert was not published in 60 s"
+            time.sleep(0.2)
     finally:
         dispatcher.stop()
     [(identifier, via, outcome)] = outcomes(engine)

@@ -1,5 +1,5 @@
 """What a validated alert asks of the emergency: declare, update, cancel, or nothing, as
-data (`EmergencyCall`), decided from the alert, the units its areas matched, the emergency
+data (`AlertAction`), decided from the alert, the units its areas matched, the emergency
 an earlier message of it declared, and the time. No I/O here."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def clipped(text: str, most: int) -> str:
 
 
 @dataclass(frozen=True)
-class EmergencyCall:
+class AlertAction:
     """One call to the emergency module (EmergencyRequest / update / cancel), or none."""
 
     kind: str  # declare, update, cancel, nothing
@@ -51,30 +51,28 @@ def source_of(alert: Alert) -> str:
 
 def emergency_call(
     alert: Alert, match: AreaMatch, earlier_ref: str | None, now: datetime
-) -> EmergencyCall:
+) -> AlertAction:
     """The call `alert` asks for. `earlier_ref`: the emergency declared from a message this
     one references (an Update's or a Cancel's), if any."""
     if alert.status not in SENT_STATUSES:
-        return EmergencyCall(NOTHING, IGNORED, f"status {alert.status}: không phát")
+        return AlertAction(NOTHING, IGNORED, f"status {alert.status}: không phát")
     if alert.msg_type not in ("Alert", "Update", "Cancel"):
-        return EmergencyCall(NOTHING, IGNORED, f"msgType {alert.msg_type}: không phát")
+        return AlertAction(NOTHING, IGNORED, f"msgType {alert.msg_type}: không phát")
     source = source_of(alert)
     if alert.msg_type == "Cancel":
         if earlier_ref is None:
-            return EmergencyCall(
+            return AlertAction(
                 NOTHING, IGNORED, "không có tình huống khẩn cấp nào đang phát từ bản tin được hủy"
             )
         note = alert.note or (alert.chosen_info().text() if alert.chosen_info() else "")
-        return EmergencyCall(CANCEL, CANCELLED, note, source=source, ref=earlier_ref)
+        return AlertAction(CANCEL, CANCELLED, note, source=source, ref=earlier_ref)
     info = alert.chosen_info()
     expires = alert.expires()
     if expires is not None and expires <= now:
-        return EmergencyCall(
-            NOTHING, EXPIRED, f"đã hết hạn lúc {expires.isoformat()}: không gửi gì"
-        )
+        return AlertAction(NOTHING, EXPIRED, f"đã hết hạn lúc {expires.isoformat()}: không gửi gì")
     if not match.units:
         unknown = f" (mã không có: {', '.join(match.unknown_codes)})" if match.unknown_codes else ""
-        return EmergencyCall(
+        return AlertAction(
             NOTHING, REFUSED, "area: vùng cảnh báo không khớp đơn vị hành chính nào" + unknown
         )
     text = clipped(info.text(), TEXT_MOST) if info else ""
@@ -88,8 +86,8 @@ def emergency_call(
         "source": source,
     }
     if alert.msg_type == "Update" and earlier_ref is not None:
-        return EmergencyCall(UPDATE, UPDATED, ref=earlier_ref, **common)  # type: ignore[arg-type]
+        return AlertAction(UPDATE, UPDATED, ref=earlier_ref, **common)  # type: ignore[arg-type]
     reason = (
         "" if alert.msg_type == "Alert" else "bản tin trước chưa từng phát: phát như cảnh báo mới"
     )
-    return EmergencyCall(DECLARE, DECLARED, reason, **common)  # type: ignore[arg-type]
+    return AlertAction(DECLARE, DECLARED, reason, **common)  # type: ignore[arg-type]

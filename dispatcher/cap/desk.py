@@ -1,5 +1,5 @@
 """The seam between CAP intake and the emergency: `EmergencyDesk` carries out an
-`EmergencyCall` (dispatcher.cap.decisions) and returns the emergency's reference."""
+`AlertAction` (dispatcher.cap.decisions) and returns the emergency's reference."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from coso.config import Settings
-from dispatcher.cap.decisions import CANCEL, DECLARE, UPDATE, EmergencyCall
+from dispatcher.cap.decisions import CANCEL, DECLARE, UPDATE, AlertAction
 from dispatcher.emergency import EmergencyRequest, cancel, declare, update
 
 
 class EmergencyDesk(Protocol):
-    def carry_out(self, call: EmergencyCall, now: datetime, actor: str) -> str | None:
+    def carry_out(self, call: AlertAction, now: datetime, actor: str) -> str | None:
         """Declare, update or cancel; the emergency's reference (the one declared, or the
         one acted on)."""
         ...
@@ -27,7 +27,7 @@ class Emergencies:
         self.engine = engine
         self.settings = settings
 
-    def carry_out(self, call: EmergencyCall, now: datetime, actor: str) -> str | None:
+    def carry_out(self, call: AlertAction, now: datetime, actor: str) -> str | None:
         if call.kind == DECLARE:
             request = EmergencyRequest(
                 text=call.text,

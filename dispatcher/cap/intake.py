@@ -16,7 +16,7 @@ from coso.config import CapSenderSettings, Settings
 from coso.db import write
 from coso.errors import CosoError, InputError
 from dispatcher.cap.areas import units_of_alert
-from dispatcher.cap.decisions import CANCEL, NOTHING, EmergencyCall, emergency_call
+from dispatcher.cap.decisions import CANCEL, NOTHING, AlertAction, emergency_call
 from dispatcher.cap.desk import EmergencyDesk
 from dispatcher.cap.document import Alert, identifier_of, read_alert
 from dispatcher.cap.models import (
@@ -186,7 +186,7 @@ def _decided(
 
 
 def _carried_out(
-    desk: EmergencyDesk, call: EmergencyCall, now: datetime, actor: str
+    desk: EmergencyDesk, call: AlertAction, now: datetime, actor: str
 ) -> dict[str, Any]:
     try:
         ref = desk.carry_out(call, now, actor)
