@@ -31,6 +31,10 @@ class Endpoint(SQLModel, table=True):
     # drill reaches.
     test: bool = False
     created_at: datetime
+    # WGS 84, where the endpoint stands (a loudspeaker cluster, a board): CAP circles and
+    # polygons reach the endpoints inside them.
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 class EndpointGroup(SQLModel, table=True):
@@ -74,7 +78,16 @@ def add_endpoints(engine: Engine, rows: Sequence[dict[str, object]], now: dateti
     Returns how many were new."""
     table = Endpoint.__table__
     stamped = [
-        {"enabled": True, "test": False, "name": "", "unit_code": None, **r, "created_at": now}
+        {
+            "enabled": True,
+            "test": False,
+            "name": "",
+            "unit_code": None,
+            "latitude": None,
+            "longitude": None,
+            **r,
+            "created_at": now,
+        }
         for r in rows
     ]
     counted = select(func.count()).select_from(table)
@@ -86,11 +99,32 @@ def add_endpoints(engine: Engine, rows: Sequence[dict[str, object]], now: dateti
 
 
 ENDPOINT_COLUMNS = ("channel", "address", "name", "unit")
+# Optional columns: where the endpoint stands (WGS 84), for CAP circles and polygons.
+PLACE_COLUMNS = ("latitude", "longitude")
+
+
+def read_place(record: dict[str, str]) -> dict[str, float | None]:
+    """latitude and longitude of a row: both or neither; each a number in its range."""
+    texts = {c: record.get(c, "") for c in PLACE_COLUMNS}
+    if not any(texts.values()):
+        return {"latitude": None, "longitude": None}
+    place: dict[str, float | None] = {}
+    for column, (low, high) in zip(PLACE_COLUMNS, ((-90, 90), (-180, 180)), strict=True):
+        text = texts[column].replace(",", ".")
+        try:
+            value = float(text)
+        except ValueError as exc:
+            raise InputError(column, texts[column], "cần một số (độ thập phân, WGS 84)") from exc
+        if not (low <= value <= high):
+            raise InputError(column, texts[column], f"phải từ {low} đến {high}")
+        place[column] = value
+    return place
 
 
 def read_endpoints_csv(engine: Engine, path: Path) -> list[dict[str, object]]:
-    """Rows of a CSV with columns channel,address,name,unit, checked whole: the first bad
-    row raises an error naming its line, field and value."""
+    """Rows of a CSV with columns channel,address,name,unit (and, optionally, latitude and
+    longitude), checked whole: the first bad row raises an error naming its line, field
+    and value."""
     rows: list[dict[str, object]] = []
     seen: dict[tuple[str, str], int] = {}
     units = unit_tree(engine)
@@ -109,12 +143,21 @@ def read_endpoints_csv(engine: Engine, path: Path) -> list[dict[str, object]]:
             if unit is not None:
                 unit = units.current_for(unit)
             name = check_name("name", record["name"], allow_empty=True)
+            place = read_place(record)
         except InputError as exc:
             raise InputError(
                 exc.field, shown(exc.value), exc.reason, source=str(path), line=line
             ) from exc
         seen[channel, address] = line
-        rows.append({"channel": channel, "address": address, "name": name, "unit_code": unit})
+        row: dict[str, object] = {
+            "channel": channel,
+            "address": address,
+            "name": name,
+            "unit_code": unit,
+        }
+        if place["latitude"] is not None:
+            row |= place
+        rows.append(row)
     return rows
 
 

@@ -254,6 +254,66 @@ class SessionSetting(BaseModel):
         return value
 
 
+CAP_SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
+
+
+class CapSenderSettings(BaseModel):
+    """An agency allowed to send CAP alerts: its key for the HTTP endpoint, and the <sender>
+    its documents carry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A short name for the agency, shown in the log of received alerts ("kttv").
+    name: str = Field(min_length=1)
+    # The value of <sender> in its documents (e.g. "canhbao@nchmf.gov.vn").
+    sender: str = Field(min_length=1)
+    # Sent as "Authorization: Bearer <token>"; at least 24 characters.
+    token: str = Field(min_length=24)
+    # Its alerts of these severities are declared at once (auto mode); others wait for a
+    # person in the console.
+    auto_severities: list[str] = []
+
+    @field_validator("auto_severities")
+    @classmethod
+    def _severities(cls, value: list[str]) -> list[str]:
+        for severity in value:
+            if severity not in CAP_SEVERITIES:
+                raise ValueError(f"{severity!r} is not a CAP severity; use {list(CAP_SEVERITIES)}")
+        return value
+
+
+class CapSettings(BaseModel):
+    """CAP 1.2 alerts in (dispatcher.cap): who may send, where documents come from, how
+    areas become units."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # [[cap.senders]]: agencies and their keys.
+    senders: list[CapSenderSettings] = []
+    # geocode valueNames whose values are Vietnamese administrative unit codes.
+    geocode_names: list[str] = ["MA_DVHC"]
+    # A folder watched for *.xml documents (done/ and refused/ are made inside); empty: none.
+    folder: str = ""
+    # Atom or RSS feeds of CAP documents, polled every `poll_every`.
+    feeds: list[HttpUrl] = []
+    poll_every: PositiveDuration = "1m"
+    # The largest document accepted, in bytes.
+    max_bytes: int = Field(512 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    @field_validator("senders")
+    @classmethod
+    def _one_each(cls, value: list[CapSenderSettings]) -> list[CapSenderSettings]:
+        for field in ("name", "sender", "token"):
+            seen: set[str] = set()
+            for entry in value:
+                given = getattr(entry, field)
+                if given in seen:
+                    shown = given if field != "token" else "…"
+                    raise ValueError(f"two senders have the same {field} {shown!r}")
+                seen.add(given)
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid"
@@ -272,6 +332,7 @@ class Settings(BaseSettings):
     emergency: EmergencySettings = EmergencySettings()
     # [[sessions]]: default broadcast sessions per kind of unit.
     sessions: list[SessionSetting] = []
+    cap: CapSettings = CapSettings()
     _sections: dict[str, tuple[Any, Any]] = PrivateAttr(default_factory=dict)
 
     def channel_section(self, name: str, model: type[M]) -> M:

@@ -180,3 +180,46 @@ def channel_label(name: str | None, titles: Mapping[str, str], short: bool = Tru
         head = title.split(" (", 1)[0].strip()
         return head or title
     return title
+
+
+# What became of a CAP document received (dispatcher.cap.models.OUTCOMES).
+CAP_OUTCOMES: Mapping[str, str] = {
+    "receiving": "đang xử lý",
+    "refused": "bị từ chối",
+    "waiting": "chờ duyệt",
+    "declared": "đã phát khẩn cấp",
+    "updated": "đã cập nhật tin khẩn cấp",
+    "cancelled": "đã hủy tin khẩn cấp",
+    "expired": "đã hết hạn, không gửi",
+    "ignored": "không cần phát",
+    "rejected": "không được duyệt",
+    "repeated": "trùng bản tin đã nhận",
+    "failed": "lỗi khi phát",
+}
+
+# CAP's own words (status, msgType, severity) as a person reads them.
+CAP_WORDS: Mapping[str, str] = {
+    "Actual": "thật",
+    "Exercise": "diễn tập",
+    "System": "hệ thống",
+    "Test": "thử nghiệm",
+    "Draft": "bản nháp",
+    "Alert": "cảnh báo",
+    "Update": "cập nhật",
+    "Cancel": "hủy",
+    "Ack": "xác nhận",
+    "Error": "báo lỗi",
+    "Extreme": "cực kỳ nghiêm trọng",
+    "Severe": "nghiêm trọng",
+    "Moderate": "trung bình",
+    "Minor": "nhẹ",
+    "Unknown": "không rõ",
+}
+
+
+def cap_outcome_label(outcome: str | None) -> str:
+    return _label(CAP_OUTCOMES, outcome)
+
+
+def cap_word_label(word: str | None) -> str:
+    return _label(CAP_WORDS, word)

@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 from sqlalchemy import Engine
 
 from channels import registry
@@ -149,6 +151,8 @@ class Dispatcher:
         for name in self.senders:
             self._start_loop(f"sender.{name}", self._send_loop, name)
         self._start_loop("heartbeat", self._heartbeat_loop)
+        if self.settings.cap.folder or self.settings.cap.feeds:
+            self._start_loop("cap", self._cap_loop)
         for service in self.services.values():
             service.start()
         self._take_timer()
@@ -180,7 +184,7 @@ class Dispatcher:
         parts = [self._database.check(), self._timer_part(now)]
         for name, (thread, seen) in self._loops.items():
             late = now - seen
-            ok = thread.is_alive() and late < LOOP_LATE
+            ok = thread.is_alive() and late < self._late_after(name)
             state = "ended" if not thread.is_alive() else ("running" if ok else "stuck")
             detail = f"{state}; last round {late:.0f}s ago" if not ok else state
             parts.append(Part(name, ok, detail, _wall(seen, now)))
@@ -200,6 +204,13 @@ class Dispatcher:
             )
         return parts
 
+    def _late_after(self, loop: str) -> float:
+        """Seconds without a round after which a loop counts as stuck (the CAP reader
+        waits `cap.poll_every` between rounds)."""
+        if loop == "cap":
+            return LOOP_LATE + 2 * parse_duration(self.settings.cap.poll_every).total_seconds()
+        return LOOP_LATE
+
     def restart(self, part: str) -> None:
         """Start again a part `health` reported not ok (the supervisor calls this)."""
         if self._stop.is_set():
@@ -215,6 +226,8 @@ class Dispatcher:
             self._start_loop(part, self._send_loop, part.removeprefix("sender."))
         elif part == "heartbeat":
             self._start_loop(part, self._heartbeat_loop)
+        elif part == "cap":
+            self._start_loop(part, self._cap_loop)
         else:
             channel, _, name = part.partition(".")
             if channel in self.services:
@@ -294,6 +307,33 @@ class Dispatcher:
                 self._take_timer()
             except Exception:
                 log.exception("heartbeat failed; retrying")
+
+    def _cap_loop(self, me: str) -> None:
+        """CAP documents from the folder and the feeds, read by the process that runs the
+        timer (one reader, so a document is never taken twice)."""
+        from dispatcher.cap.desk import Emergencies
+        from dispatcher.cap.sources import FeedPoller, scan_folder
+
+        cap = self.settings.cap
+        desk = Emergencies(self.engine, self.settings)
+        client = httpx.Client(timeout=30, follow_redirects=True)
+        feeds = [FeedPoller(url, client) for url in cap.feeds]
+        every = parse_duration(cap.poll_every).total_seconds()
+        try:
+            while not self._stop.wait(every) and self._round(me):
+                if not self.runs_timer:
+                    continue
+                try:
+                    if cap.folder:
+                        folder = Path(cap.folder)
+                        folder.mkdir(parents=True, exist_ok=True)
+                        scan_folder(self.engine, self.settings, desk, folder, self.clock.now())
+                    for feed in feeds:
+                        feed.poll(self.engine, self.settings, desk, self.clock.now())
+                except Exception:
+                    log.exception("reading CAP alerts failed; retrying")
+        finally:
+            client.close()
 
     def _fan_out_safely(self) -> None:
         """Fan out what the timer fired. The timer's jobs do not wait for one another's

@@ -5,6 +5,7 @@ from channels.registry import load_tables
 from content.models import ContentItem, ContentVersion, MediaAsset
 from coso.units import AdminUnit, Organisation, UnitMapping
 from coso.users import User
+from dispatcher.cap.models import ReceivedAlert
 from dispatcher.inbound import EarlyOutcome
 from dispatcher.models import (
     ActivityEntry,
@@ -40,6 +41,7 @@ __all__ = [
     "OutcomePieceCount",
     "Plan",
     "PlanTarget",
+    "ReceivedAlert",
     "RunningOrder",
     "Schedule",
     "SessionException",

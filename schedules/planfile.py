@@ -86,6 +86,15 @@ class EndpointEntry(_Strict):
     name: OptionalName = ""
     unit: str | None = None
     test: bool = False  # a test endpoint: the only kind a drill reaches
+    # Where it stands (WGS 84): CAP alerts' circles and polygons reach it. Both or neither.
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _both(self) -> EndpointEntry:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give latitude and longitude together")
+        return self
 
 
 class GroupEntry(_Strict):

@@ -163,6 +163,7 @@ PLAUSIBLE = {
     "key": ["nhac-lich"],
     "code": ["06040"],
     "delivery_id": ["1"],
+    "alert_id": ["1"],
     "login": ["admin"],
     "format": ["csv", "xlsx", "docx", "pdf"],
 }

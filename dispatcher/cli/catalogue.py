@@ -211,7 +211,8 @@ def content_retire(plan: str, key: str) -> None:
 @endpoints_app.command("import")
 @guard
 def endpoints_import(file: Path) -> None:
-    """Add endpoints from a CSV (channel,address,name,unit); all or nothing."""
+    """Add endpoints from a CSV (channel,address,name,unit; optionally latitude,longitude);
+    all or nothing."""
     from channels.endpoints import add_endpoints, read_endpoints_csv
 
     engine = open_database(current_settings())

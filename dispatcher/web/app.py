@@ -25,6 +25,8 @@ from coso.clock import Clock, SystemClock, date_text, local_text, time_text, wee
 from coso.config import Settings
 from coso.labels import (
     actor_label,
+    cap_outcome_label,
+    cap_word_label,
     channel_label,
     content_state_label,
     device_status_label,
@@ -36,6 +38,8 @@ from coso.labels import (
     state_label,
 )
 from coso.weektimes import weekdays_text
+from dispatcher.cap.desk import Emergencies, EmergencyDesk
+from dispatcher.cap.routes import ALERTS_PATH, cap_api_router
 from dispatcher.host import EngineHost
 from dispatcher.supervisor import DatabaseProbe
 from dispatcher.web.auth import (
@@ -85,6 +89,8 @@ def page_templates() -> Jinja2Templates:
         timing=schedule_timing_words,
         weekdays=weekdays_text,  # {{ session.weekdays | weekdays }}: "T2, T3, T4"
         minutes=minutes_text,  # {{ seconds | minutes }}: "5 phút", "1 phút 30 giây"
+        cap_outcome=cap_outcome_label,
+        cap_word=cap_word_label,
     )
     return templates
 
@@ -100,9 +106,11 @@ def create_app(
     settings: Settings,
     clock: Clock | None = None,
     health: Callable[[], list[Part]] | None = None,
+    emergencies: EmergencyDesk | None = None,
 ) -> FastAPI:
     """`health`: every part of the running service (`Dispatcher.health`); without it
-    `/healthz` reports the database alone."""
+    `/healthz` reports the database alone. `emergencies`: what CAP alerts declare with
+    (default: this installation's emergency module)."""
     # The API docs (/api/docs, /redoc) with Swagger UI and ReDoc served by coso itself, not
     # from a CDN: they work without internet.
     app = FastAPIOffline(
@@ -122,9 +130,13 @@ def create_app(
         parts = health() if health is not None else [database.check()]
         return JSONResponse(health_report(parts), status_code=200 if _all_ok(parts) else 503)
 
+    # CAP alerts from agencies: a key per sender, no session (dispatcher/cap/routes.py).
+    desk = emergencies if emergencies is not None else Emergencies(engine, settings)
+    app.include_router(cap_api_router(engine, settings, host.clock, desk))
+
     # The console: every page takes the signed-in user's Access (dispatcher/web/auth.py).
     app.include_router(
-        console_router(engine, settings, templates, host.clock, throttle_for(settings))
+        console_router(engine, settings, templates, host.clock, throttle_for(settings), desk)
     )
 
     @app.exception_handler(NotSignedIn)
@@ -160,7 +172,10 @@ def create_app(
     from dispatcher.web.editing import UPLOAD_LIMITS
     from dispatcher.web.emergency_pages import UPLOAD_LIMITS as EMERGENCY_UPLOADS
 
-    app.add_middleware(BodyLimit, limits={**UPLOAD_LIMITS, **EMERGENCY_UPLOADS})
+    # A CAP document up to cap.max_bytes, and a little more: one too large is read, refused
+    # and logged by dispatcher.cap rather than cut off unseen.
+    cap_limit = {ALERTS_PATH: max(settings.cap.max_bytes * 2, 1024 * 1024)}
+    app.add_middleware(BodyLimit, limits={**UPLOAD_LIMITS, **EMERGENCY_UPLOADS, **cap_limit})
     return app
 
 

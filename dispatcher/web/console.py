@@ -20,6 +20,7 @@ from coso.config import Settings
 from coso.errors import InputError
 from coso.units import unit_names
 from coso.users import authenticate, set_password
+from dispatcher.cap.desk import EmergencyDesk
 from dispatcher.queries import LogFilter, activity, delivery_counts, find_plan
 from dispatcher.web.auth import (
     LoginThrottle,
@@ -163,6 +164,7 @@ def console_router(
     templates: Jinja2Templates,
     clock: Clock,
     throttle: LoginThrottle,
+    emergencies: EmergencyDesk | None = None,
 ) -> APIRouter:
     page = Pages(templates)
     signed_in = signed_in_dependency(engine)
@@ -347,4 +349,9 @@ def console_router(
     from dispatcher.web.emergency_pages import emergency_router
 
     router.include_router(emergency_router(engine, settings, page, signed_in, clock))
+    from dispatcher.cap.desk import Emergencies
+    from dispatcher.cap.routes import cap_console_router
+
+    desk = emergencies if emergencies is not None else Emergencies(engine, settings)
+    router.include_router(cap_console_router(engine, settings, page, signed_in, clock, desk))
     return router

@@ -192,6 +192,8 @@ def add_endpoint(session: Session, ctx: Context, ep: EndpointEntry, now: datetim
             name=ep.name,
             unit_code=unit,
             test=ep.test,
+            latitude=ep.latitude,
+            longitude=ep.longitude,
             created_at=now,
         )
     )
