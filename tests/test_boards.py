@@ -387,3 +387,36 @@ def test_an_items_image_is_kept_by_checksum_and_served_to_the_screens(
     served = client.get(item["image"])
     assert served.status_code == 200 and served.content == picture.read_bytes()
     assert client.get("/boards/images/" + "0" * 64 + ".png").status_code == 404
+
+
+def test_the_boards_template_lays_out_every_items_text(
+    engine: Engine, boards_settings: Settings, tmp_path: Path
+) -> None:
+    """`[channels.boards] template`: the title in capitals above the item's own text (still
+    rendered per unit), and the commune's line with the slot's date in the plan's zone."""
+    settings = boards_settings
+    settings.channels["boards"] = {
+        "template": "{{ title | upper }}\n{{ body }}\nUBND xã thông báo ngày {{ date }}, {{ time }}"
+    }
+    clock = _imported(engine, settings, tmp_path)
+    _fire(engine, settings, clock, datetime(2021, 5, 3, 0, 0, 1, tzinfo=UTC))  # 07:00:01
+    market = _board(engine, "cho-that-khe")
+    with engine.connect() as conn:
+        shown = programmes(conn, [market.id], clock.now(), emergencies_alone=False)[market.id]
+    assert shown[0]["text"].splitlines() == [
+        "LỊCH TIẾP CÔNG DÂN",
+        "Ủy ban nhân dân Xã Thất Khê tiếp công dân sáng thứ năm hằng tuần.",
+        "UBND xã thông báo ngày 03/05/2021, 07:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("template", "named"),
+    [("{{ title ", "lỗi mẫu"), ("{{ ho_ten }}", "ho_ten")],
+)
+def test_a_bad_boards_template_is_refused_naming_the_setting(template: str, named: str) -> None:
+    from channels.boards.settings import BoardSettings
+
+    with pytest.raises(ValueError) as refused:
+        BoardSettings(template=template)
+    assert named in str(refused.value) and "template" in str(refused.value)

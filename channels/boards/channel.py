@@ -24,9 +24,11 @@ from channels.boards.images import keep_image, text_image
 from channels.boards.programme import programmes, signature
 from channels.boards.settings import BoardSettings
 from channels.boards.tables import BoardItem
+from channels.boards.template import laid_out
 from channels.states import PRIORITIES
 from coso.db import insert_ignoring_duplicates, write
 from coso.durations import parse_duration
+from coso.errors import InputError
 
 log = logging.getLogger(__name__)
 I = BoardItem.__table__  # noqa: E741
@@ -108,6 +110,10 @@ class BoardsChannel(Channel):
                 "mục không có chữ và không có ảnh: bảng không có gì để hiện", "empty_item"
             )
         slot = message.extra.get("scheduled_for") or self.host.clock.now()
+        try:
+            text = laid_out(self.cfg.template, message.title, text, slot, self.cfg.zone)
+        except InputError as exc:
+            raise PermanentSendError(f"{exc.field}: {exc.reason}", "bad_template") from exc
         row = {
             "delivery_id": message.delivery_id,
             "endpoint_id": message.endpoint_id,

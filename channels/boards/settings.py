@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.settings import ChannelLimits, ScheduleLimits
 from coso.config import DurationText, PositiveDuration
+from coso.errors import InputError
 
 CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 # An image a board item may carry: larger ones are refused at import.
@@ -89,6 +90,32 @@ class BoardSettings(ChannelLimits):
     # A pairing code shown on a new screen is good this long.
     pairing_valid: PositiveDuration = "30m"
     huidu: HuiduSettings = HuiduSettings()
+    # How every item's text is laid out on the boards (Jinja2: title, body, date, time), e.g.
+    # "{{ title | upper }}\n{{ body }}\nUBND xã, {{ date }}". Empty: the item's text alone.
+    template: str = ""
+    # The zone of `date` and `time` in the template.
+    zone: str = "Asia/Ho_Chi_Minh"
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        from channels.boards.template import check
+
+        try:
+            return check(value)
+        except InputError as exc:
+            raise ValueError(exc.reason) from exc
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a time zone like Asia/Ho_Chi_Minh") from exc
+        return value
 
 
 class BoardOptions(BaseModel):
