@@ -345,3 +345,33 @@ def test_bad_speech_settings_are_refused_naming_them(
     config.write_text(f"[speech]\n{setting}\n", encoding="utf-8")
     with pytest.raises(InputError, match=rf"coso.toml: {named}"):
         load_settings(config)
+
+
+@needs_espeak
+def test_new_words_for_a_spoken_emergency_are_spoken_again(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """A text-only emergency on loudspeakers is speech: an update (a CAP Update, say) with
+    new words is read again, not refused as a recording would be."""
+    from sqlalchemy import select
+
+    from content.models import MediaAsset
+    from dispatcher.emergency import EmergencyRequest, declare, update
+    from schedules.importer import import_plan_file
+
+    settings = speech_settings(tmp_path).model_copy(
+        update={"database": settings.database, "channels": settings.channels}
+    )
+    settings.channels["loudspeaker"] = {"broker": {"url": "mqtt://127.0.0.1:1"}}
+    now = datetime.now(UTC)
+    import_plan_file(engine, settings, write_plan(tmp_path, plan_with_text(["loa-1"])), now)
+    request = EmergencyRequest(text="Bão số 5 đổ bộ đêm nay.", units=["06040"])
+    ref = declare(engine, settings, request, now, "Chủ tịch UBND xã")
+    longer = "Bão số 5 đổ bộ đêm nay. " + WARNING
+    update(engine, settings, ref, text=longer, now=now, actor="Chủ tịch UBND xã")
+    with engine.connect() as conn:
+        assets = conn.execute(
+            select(MediaAsset.__table__).order_by(MediaAsset.__table__.c.id)
+        ).all()
+    assert len(assets) == 2 and all(a.voice for a in assets)
+    assert assets[1].duration_seconds > assets[0].duration_seconds + 5

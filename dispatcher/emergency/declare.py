@@ -600,6 +600,9 @@ def update(
 
 
 def _has_audio(engine: Engine, row: Any) -> bool:
+    """Whether the emergency plays a recording it was given (speech is read again from the
+    new words)."""
+    A = MediaAsset.__table__
     with engine.connect() as conn:
         return (
             conn.scalar(
@@ -607,7 +610,7 @@ def _has_audio(engine: Engine, row: Any) -> bool:
                 .select_from(
                     MediaAsset.__table__.join(C, C.c.id == MediaAsset.__table__.c.content_id)
                 )
-                .where(C.c.plan_id == row.plan_id)
+                .where(C.c.plan_id == row.plan_id, A.c.voice.is_(None))
             )
             or 0
         ) > 0
