@@ -45,9 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BODY = "Kinh gui ba con: tu 01/6 nop ho so truc tuyen tai dichvucong.gov.vn."
 
 
-def start_gateway() -> tuple[subprocess.Popen[str], str]:
+def start_gateway(callbacks: bool = False) -> tuple[subprocess.Popen[str], str]:
+    """The local gateway in its own process; its URL. With `callbacks` it posts each
+    message's `sent` and `delivered` status callbacks, as Twilio does."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.twilio_server", "--no-callbacks"],
+        [sys.executable, "-m", "tests.twilio_server", *([] if callbacks else ["--no-callbacks"])],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None

@@ -56,3 +56,21 @@ def test_the_timer_benchmark_prints_coso_next_to_apscheduler_alone() -> None:
     lines = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line}
     assert lines["coso"][-1] == "0" and lines["APScheduler"][-1] == "0"  # no slot missing
     assert "ratio (coso / APS)" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_emergency_benchmark_prints_each_channel_next_to_its_normal_fan_out() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.emergency", "--players", "4", "--sms", "30",
+         "--boards", "2", "--sms-rate", "30"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "floor for 30 SMS = 1.0 s" in done.stdout
+    rows = {line.split(":")[0] for line in done.stdout.splitlines() if "all reached" in line}
+    assert rows == {"players", "SMS", "boards", "bulletin"}
+    assert "emergency / normal" in done.stdout
+    assert "counts: every endpoint reached exactly once, by both" in done.stdout
