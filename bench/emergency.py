@@ -46,11 +46,12 @@ from channels.boards import devices
 from channels.boards.pairing import digest
 from channels.loudspeaker.mqtt import LocalBroker
 from channels.sms.recipients import Recipient, save_recipients
-from channels.states import PROVEN
+from channels.states import PROVEN, STATES
 from coso.clock import SystemClock, as_utc
 from coso.config import Settings, load_settings
 from coso.db import make_engine, write
 from coso.setup import open_database
+from dispatcher.emergency.progress import WAITING_STATES
 from schedules.importer import import_plan_file
 from tests.loudspeakers import ZONE, clip
 from tests.sms import e164
@@ -115,9 +116,9 @@ daily_cap = 0
 """
 
 
-def plan_text(players: int, boards: int, audio: Path, slot: datetime) -> str:
+def plan_text(players: int, sms: int, boards: int, audio: Path, slot: datetime) -> str:
     """The normal plan: the same words and a clip as long as the emergency's, one schedule
-    per channel, every endpoint of the commune, at `slot`."""
+    per channel that has endpoints, every endpoint of the commune, at `slot`."""
     lines = [
         f'[plan]\nnumber = "{NORMAL_PLAN}"\ntitle = "Thông tin thường xuyên"\n'
         "period_start = 2021-01-01\nperiod_end = 2099-12-31\n",
@@ -136,7 +137,8 @@ def plan_text(players: int, boards: int, audio: Path, slot: datetime) -> str:
             f'[[endpoints]]\nchannel = "{channel}"\naddress = "{address}"\nunit = "{UNIT}"\n'
         )
     local = slot.astimezone(ZONE)
-    for channel in CHANNELS:
+    counts = {"loudspeaker": players, "sms": sms, "boards": boards, "web": 1}
+    for channel in (c for c in CHANNELS if counts[c]):
         content = "loa" if channel == "loudspeaker" else "tin"
         lines.append(
             f'[[schedules]]\nname = "Tin {channel}"\ncontent = "{content}"\n'
@@ -159,7 +161,7 @@ def prepare(
         microsecond=0
     )
     audio = clip(work, CLIP_SECONDS, 440)
-    (work / "plan.toml").write_text(plan_text(players, boards, audio, slot), encoding="utf-8")
+    (work / "plan.toml").write_text(plan_text(players, sms, boards, audio, slot), encoding="utf-8")
     import_plan_file(engine, settings, work / "plan.toml", SystemClock().now())
     tokens = {f"b-{n:05d}": secrets.token_urlsafe(24) for n in range(1, boards + 1)}
     with write(engine) as conn:
@@ -204,6 +206,22 @@ def states_now(engine: Engine, plan: int) -> dict[str, dict[str, int]]:
     return found
 
 
+def lost(engine: Engine, plan: int) -> list[str]:
+    """The plan's deliveries that will not reach anyone on their own (failed, expired,
+    outcome unknown…), each with its last error: the run fails at once, naming them."""
+    final = ", ".join(f"'{s}'" for s in STATES if s not in PROVEN + WAITING_STATES)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT d.channel, e.address, d.state, d.last_error FROM delivery d "
+                "JOIN endpoint e ON e.id = d.endpoint_id "
+                f"WHERE d.plan_id = :p AND d.state IN ({final}) ORDER BY d.id LIMIT 5"
+            ),
+            {"p": plan},
+        ).all()
+    return [f"{c} {a}: {s} ({err})" for c, a, s, err in rows]
+
+
 def first_entries(engine: Engine, plan: int, states: str, start: float) -> dict[str, Reached]:
     """Per channel: how many deliveries have an entry in one of `states`, and when the
     last of them first had one (seconds after `start`), from the activity log."""
@@ -237,6 +255,9 @@ def wait_reached(
         got = reached_now(engine, plan)
         if all(got.get(c, 0) >= n for c, n in expected.items()):
             return
+        stuck = lost(engine, plan)
+        if stuck:
+            raise SystemExit(f"the {what} lost deliveries: {stuck}")
         for name, proc in procs.items():
             if proc.poll() is not None:
                 log = work / f"{name}.log"
