@@ -109,6 +109,7 @@ base_url = "{gateway}"
 sender = "UBND VQuan"
 rate_per_second = {rate}
 concurrency = 16
+timeout = 30.0
 status_callbacks = true
 quiet_start = "00:00"
 quiet_end = "00:00"
