@@ -129,6 +129,10 @@ class BoardHub:
         while not self.stopped.is_set():
             CHANGED.wait(self.poll)
             CHANGED.clear()
+            with self.lock:
+                if not self.subscribers:  # no screen left: the next one starts it again
+                    self.thread = None
+                    return
             try:
                 self._look()
                 now = time.monotonic()
