@@ -254,7 +254,10 @@ def wait_reached(
     deadline = time.time() + within
     while True:
         got = reached_now(engine, plan)
-        if all(got.get(c, 0) >= n for c, n in expected.items()):
+        # A player reports `received`, then `played` when the clip has played through.
+        if all(got.get(c, 0) >= n for c, n in expected.items()) and played_now(
+            engine, plan
+        ) >= expected.get("loudspeaker", 0):
             return
         stuck = lost(engine, plan)
         if stuck:
@@ -270,6 +273,21 @@ def wait_reached(
                 f"expected {expected}, states now {states_now(engine, plan)}"
             )
         time.sleep(0.25)
+
+
+def played_now(engine: Engine, plan: int) -> int:
+    """`played` entries of the plan's loudspeaker deliveries."""
+    with engine.connect() as conn:
+        return int(
+            conn.scalar(
+                text(
+                    "SELECT count(*) FROM activity_entry WHERE plan_id = :p "
+                    "AND channel = 'loudspeaker' AND event = 'played'"
+                ),
+                {"p": plan},
+            )
+            or 0
+        )
 
 
 def check_counts(engine: Engine, plan: int, expected: dict[str, int], what: str) -> None:
@@ -291,13 +309,6 @@ def check_counts(engine: Engine, plan: int, expected: dict[str, int], what: str)
             ),
             {"p": plan},
         )
-        played = conn.scalar(
-            text(
-                "SELECT count(*) FROM activity_entry WHERE plan_id = :p "
-                "AND channel = 'loudspeaker' AND event = 'played'"
-            ),
-            {"p": plan},
-        )
         shown = conn.execute(
             text(
                 "SELECT count(*), count(DISTINCT b.delivery_id) FROM board_display b "
@@ -305,6 +316,7 @@ def check_counts(engine: Engine, plan: int, expected: dict[str, int], what: str)
             ),
             {"p": plan},
         ).one()
+    played = played_now(engine, plan)
     found = {c: (int(n), int(distinct), int(ok or 0)) for c, n, distinct, ok in per_channel}
     for channel, n in expected.items():
         deliveries, distinct, ok = found.pop(channel, (0, 0, 0))
