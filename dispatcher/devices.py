@@ -30,6 +30,16 @@ class DeviceRow:
     last_failure: str | None
     last_failure_at: datetime | None = None
 
+    @property
+    def status(self) -> str | None:
+        """online / offline / never_seen (coso.labels words them), or None for a channel
+        whose devices report nothing."""
+        if self.online is None:
+            return None
+        if self.online:
+            return "online"
+        return "offline" if self.last_seen else "never_seen"
+
 
 def device_rows(
     engine: Engine,
@@ -75,12 +85,3 @@ def device_rows(
             )
         )
     return found
-
-
-def status_of(row: DeviceRow) -> str | None:
-    """online / offline / never_seen, or None for a channel that reports nothing."""
-    if row.online is None:
-        return None
-    if row.online:
-        return "online"
-    return "offline" if row.last_seen else "never_seen"

@@ -13,7 +13,7 @@ from coso.commands import current_settings, guard, open_database, out
 from coso.errors import InputError
 from coso.labels import device_status_label
 from coso.names import check_arguments
-from dispatcher.devices import device_rows, status_of
+from dispatcher.devices import device_rows
 
 
 @guard
@@ -35,7 +35,6 @@ def devices_command(
     table = Table("kênh", "thiết bị", "đơn vị", "trạng thái", "thấy lần cuối", "đang phát/hiện",
                   "lỗi gần nhất")  # fmt: skip
     for r in device_rows(engine, unit=unit, channel=channel):
-        status = status_of(r)
         failure = r.last_failure or ""
         if r.last_failure and r.last_failure_at:
             failure = f"{local_text(r.last_failure_at, tz)}: {r.last_failure}"
@@ -43,7 +42,7 @@ def devices_command(
             r.channel,
             r.address,
             r.unit_code or "",
-            device_status_label(status) if status else "",
+            device_status_label(r.status) if r.status else "",
             local_text(r.last_seen, tz) if r.last_seen else "",
             r.playing or "",
             failure,
