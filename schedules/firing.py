@@ -51,16 +51,17 @@ _MOVE_FIRED_THROUGH = (
 
 
 def timing_version(row: Any) -> tuple[object, ...]:
-    """What the times of a schedule row depend on, comparable between two reads."""
-    return (
-        as_utc(row.updated_at),
-        row.start_local,
-        row.rrule,
-        row.until_local,
-        tuple(row.exdates_local),
-        tuple(row.rdates_local or ()),
-        row.zone,
-    )
+    """What the times of a schedule row depend on (its TIMING_COLUMNS), comparable between
+    two reads: the stamp in UTC, the lists of times as tuples."""
+    return tuple(_comparable(getattr(row, c.name)) for c in TIMING_COLUMNS)
+
+
+def _comparable(value: Any) -> object:
+    if isinstance(value, datetime):
+        return as_utc(value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
 
 
 def fire_due(
