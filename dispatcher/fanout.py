@@ -4,6 +4,7 @@ their log entries; a repeated or interrupted fan-out never creates a second deli
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +16,8 @@ from channels.states import MISSED, PENDING
 from coso.clock import as_utc
 from coso.db import chunks, write
 from coso.units import UnitTree, unit_tree
-from dispatcher.models import Delivery
+from dispatcher.models import ActivityEntry, Delivery
+from dispatcher.outcome_counts import FirstKey, OutcomeChanges, count_first_grouped
 from dispatcher.rotation_picks import picks
 from dispatcher.transitions import LOG_SOURCE, append_log, duration_text, log_rows
 from schedules.models import MISSED as OCC_MISSED
@@ -23,6 +25,7 @@ from schedules.models import PRIORITIES, Occurrence, Schedule
 from schedules.session_store import only_placed, placed_units
 
 D = Delivery.__table__
+LOG = ActivityEntry.__table__
 O = Occurrence.__table__  # noqa: E741
 S = Schedule.__table__
 
@@ -72,22 +75,19 @@ def fan_out(
     # A rotation: each endpoint's item, as its history there says.
     groups = picks(engine, sch, targets).items() if sch.rotation else [(sch.content_id, targets)]
     parts = [(content_id, part) for content_id, group in groups for part in chunks(group, batch)]
+    entry = {"at": now, "event": "queued", "state": PENDING, "actor": "timer", "detail": None}
+    if missed:
+        late = duration_text(timedelta(seconds=occ.late_seconds))
+        entry |= {"event": "missed", "state": MISSED}
+        entry["detail"] = f"coso was not running at the slot; back {late} later, past the grace"
     for content_id, part in parts:
         with write(engine) as conn:
-            inserted = _insert_batch(conn, base | {"content_id": content_id}, part)
-            if missed:
-                entries = log_rows(
-                    inserted,
-                    at=now,
-                    event="missed",
-                    state=MISSED,
-                    actor="timer",
-                    detail="coso was not running at the slot; back "
-                    f"{duration_text(timedelta(seconds=occ.late_seconds))} later, past the grace",
-                )
-            else:
-                entries = log_rows(inserted, at=now, event="queued", state=PENDING, actor="timer")
-            append_log(conn, entries, first=True)
+            values = base | {"content_id": content_id}
+            if conn.dialect.name == "postgresql":
+                created += _insert_logged_batch(conn, values, part, entry)
+                continue
+            inserted = _insert_batch(conn, values, part)
+            append_log(conn, log_rows(inserted, **entry), first=True)
         created += len(inserted)
     with write(engine) as conn:
         conn.execute(update(O).where(O.c.id == occ.id).values(fanned_out_at=now))
@@ -121,11 +121,59 @@ _SOURCES = {
 }
 
 
+_LOGGED = (
+    "WITH new AS ({insert} RETURNING id, plan_id, schedule_id, occurrence_id, content_id, "
+    "channel, unit_code, endpoint_id), "
+    "logged AS (INSERT INTO activity_entry (at, plan_id, schedule_id, occurrence_id, "
+    "delivery_id, content_id, channel, unit_code, endpoint_id, event, state, actor, detail) "
+    "SELECT :at, plan_id, schedule_id, occurrence_id, id, content_id, channel, unit_code, "
+    "endpoint_id, CAST(:event AS varchar), CAST(:state AS varchar), CAST(:actor AS varchar), "
+    "CAST(:detail AS varchar) FROM new ORDER BY id) "
+    "SELECT occurrence_id, plan_id, channel, unit_code, content_id, count(*) FROM new "
+    "GROUP BY occurrence_id, plan_id, channel, unit_code, content_id"
+)
+
+
+def _insert_logged_batch(
+    conn: Connection,
+    base: dict[str, Any],
+    part: Sequence[tuple[int, str | None]],
+    entry: dict[str, Any],
+) -> int:
+    """PostgreSQL: the deliveries of `part` not yet there and their first log entries in one
+    statement; only the counts per unit come back (for the outcome counts). Returns how many
+    deliveries were created."""
+    source = _SOURCES["postgresql"].format(base=", ".join(f":{c}" for c in _BASE_COLUMNS))
+    columns = ", ".join((*_BASE_COLUMNS, "endpoint_id", "unit_code"))
+    insert = (
+        f"INSERT INTO delivery ({columns}) {source} "
+        "ON CONFLICT (occurrence_id, endpoint_id) DO NOTHING"
+    )
+    statement = text(_LOGGED.format(insert=insert)).bindparams(
+        *(bindparam(c, type_=D.c[c].type) for c in _BASE_COLUMNS),
+        bindparam("at", type_=LOG.c.at.type),
+    )
+    params = base | {
+        "endpoint_ids": [eid for eid, _ in part],
+        "unit_codes": [unit for _, unit in part],
+        **entry,
+    }
+    grouped: Counter[FirstKey] = Counter()
+    for occurrence_id, plan_id, channel, unit, content_id, n in conn.execute(statement, params):
+        key = (occurrence_id, plan_id, channel, unit, content_id, entry["state"], entry["event"])
+        grouped[key] += n
+    changes = OutcomeChanges()
+    count_first_grouped(conn, grouped, changes)
+    changes.save(conn)
+    return sum(grouped.values())
+
+
 def _insert_batch(
     conn: Connection, base: dict[str, Any], part: Sequence[tuple[int, str | None]]
 ) -> list[Row[Any]]:
-    """Insert the deliveries of `part` not yet there; return just the new ones (for the log)."""
-    source = _SOURCES[conn.dialect.name].format(base=", ".join(f":{c}" for c in _BASE_COLUMNS))
+    """SQLite: insert the deliveries of `part` not yet there; return just the new ones (for
+    the log, which SQLite cannot write in the same statement)."""
+    source = _SOURCES["sqlite"].format(base=", ".join(f":{c}" for c in _BASE_COLUMNS))
     columns = ", ".join((*_BASE_COLUMNS, "endpoint_id", "unit_code"))
     returning = ", ".join(c.name for c in LOG_SOURCE)
     statement = (
@@ -136,10 +184,4 @@ def _insert_batch(
         .bindparams(*(bindparam(c, type_=D.c[c].type) for c in _BASE_COLUMNS))
         .columns(*LOG_SOURCE)
     )
-    params = dict(base)
-    if conn.dialect.name == "postgresql":
-        params["endpoint_ids"] = [eid for eid, _ in part]
-        params["unit_codes"] = [unit for _, unit in part]
-    else:
-        params["pairs"] = json.dumps(list(part))
-    return list(conn.execute(statement, params).all())
+    return list(conn.execute(statement, base | {"pairs": json.dumps(list(part))}).all())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
@@ -233,13 +233,24 @@ def last_outcomes(conn: Connection, delivery_ids: Iterable[int]) -> dict[int, La
 def count_first(conn: Connection, rows: Sequence[dict[str, Any]], changes: OutcomeChanges) -> None:
     """The first entries of new deliveries (fan-out): each delivery's first outcome, counted
     per slot and the rest of the key at once (the day is read once per slot)."""
-    if not rows:
-        return
     same = Counter(
         (r["occurrence_id"], r["plan_id"], r["channel"], r.get("unit_code"), r.get("content_id"),
          r["state"], r["event"])
         for r in rows
     )  # fmt: skip
+    count_first_grouped(conn, same, changes)
+
+
+FirstKey = tuple[int, int, str, str | None, int | None, str, str]
+
+
+def count_first_grouped(
+    conn: Connection, same: Mapping[FirstKey, int], changes: OutcomeChanges
+) -> None:
+    """As `count_first`, from the entries already counted per (occurrence, plan, channel,
+    unit, content, state, event)."""
+    if not same:
+        return
     occ, sch, plan = Occurrence.__table__, Schedule.__table__, Plan.__table__
     query = (
         select(occ.c.id, occ.c.scheduled_for, plan.c.zone)
