@@ -10,19 +10,16 @@ reached the gateway: it becomes `unknown`, never sent again blindly (`coso sms r
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-import requests
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
-from urllib3.exceptions import NewConnectionError
 
 from channels.base import (
     Accepted,
@@ -32,6 +29,7 @@ from channels.base import (
     TransientSendError,
     UncertainSendError,
 )
+from channels.sms.http import GatewayHttp, GatewayNoAnswer, GatewayUnreachable
 from channels.sms.settings import SmsSettings
 from content.sms_text import measure, prepare
 
@@ -66,28 +64,15 @@ def sms_text(message: Outbound, plain_by_default: bool = False) -> SmsText:
     """What goes out for a delivery: NFC, without diacritics when the schedule says (or,
     when it says nothing, when the channel's default says)."""
     plain = message.extra.get("options", {}).get("khong_dau")
-    text = prepare(message.body, plain=plain_by_default if plain is None else bool(plain))
+    return _prepared(message.body, plain_by_default if plain is None else bool(plain))
+
+
+@lru_cache(maxsize=4096)
+def _prepared(body: str, plain: bool) -> SmsText:
+    """Prepared once for the rate limit's cost and again for the send: the same text."""
+    text = prepare(body, plain=plain)
     length = measure(text)
     return SmsText(text, length.encoding, length.segments)
-
-
-# The twilio client logs every request's headers and answer at INFO: seven lines per SMS,
-# which buried what an operator needs in a blast's log. Its own logger shows warnings only.
-_HTTP_LOG = logging.getLogger("channels.sms.http")
-_HTTP_LOG.setLevel(logging.WARNING)
-
-
-class _KeepingHttpClient(TwilioHttpClient):
-    """The twilio HTTP client, keeping the last response of this thread (for Retry-After)."""
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__(timeout=timeout, logger=_HTTP_LOG)
-        self.last: Response | None = None
-
-    def request(self, *args: Any, **kwargs: Any) -> Response:
-        self.last = None
-        self.last = super().request(*args, **kwargs)
-        return self.last
 
 
 class SmsChannel(Channel):
@@ -106,16 +91,19 @@ class SmsChannel(Channel):
             public_url.rstrip("/") + STATUS_PATH if settings.status_callbacks else None
         )
         self._now = now
+        # One connection pool for every sending thread; a twilio client per thread.
+        self.http = GatewayHttp(self.base_url, settings.timeout, settings.concurrency)
         self._local = threading.local()
 
-    def client(self) -> tuple[Client, _KeepingHttpClient]:
-        """One client (and HTTP session) per sending thread."""
+    def client(self) -> tuple[Client, GatewayHttp]:
+        """This sending thread's client, over the channel's connection pool."""
         if not hasattr(self._local, "client"):
-            http = _KeepingHttpClient(self.settings.timeout)
-            client = Client(self.settings.account_sid, self.settings.auth_token, http_client=http)
+            client = Client(
+                self.settings.account_sid, self.settings.auth_token, http_client=self.http
+            )
             client.api.base_url = self.base_url
-            self._local.client, self._local.http = client, http
-        return self._local.client, self._local.http
+            self._local.client = client
+        return self._local.client, self.http
 
     def cost(self, message: Outbound) -> int:
         """What a message takes from the rate limit: its segments."""
@@ -138,9 +126,9 @@ class SmsChannel(Channel):
             created = client.messages.create(**params)
         except TwilioRestException as exc:
             raise classify(exc, http.last) from exc
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            if isinstance(exc, requests.ConnectTimeout) or _never_sent(exc):
-                raise TransientSendError(f"gateway unreachable: {exc}") from exc
+        except GatewayUnreachable as exc:
+            raise TransientSendError(f"gateway unreachable: {exc}") from exc
+        except GatewayNoAnswer as exc:
             raise UncertainSendError(f"no answer from the gateway: {exc}") from exc
         detail = f"{text.segments} segment(s), {text.encoding}"
         return Accepted(state="sent", event="sent", provider_id=created.sid, detail=detail)
@@ -159,19 +147,13 @@ class SmsChannel(Channel):
             return str(client.messages.create(**params).sid)
         except TwilioRestException as exc:
             raise classify(exc, http.last) from exc
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (GatewayUnreachable, GatewayNoAnswer) as exc:
             raise TransientSendError(f"gateway unreachable or silent: {exc}") from exc
 
     def list_messages(self, to: str, since: datetime) -> list[Any]:
         """The gateway's messages to `to` sent since `since` (GET Messages.json)."""
         client, _ = self.client()
         return list(client.messages.list(to=to, date_sent_after=since))
-
-
-def _never_sent(exc: Exception) -> bool:
-    """No connection was made (refused, no such host): the request never left."""
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, NewConnectionError)
 
 
 def gateway_error(code: object, message: str | None = None) -> str | None:

@@ -8,12 +8,12 @@ request is answered once its change is committed."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -135,23 +135,29 @@ def record_inbound(engine: Any, form: Mapping[str, str], at: datetime) -> bool:
     return True
 
 
+Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]  # a request awaiting commit
+
+
 class CallbackBatcher:
     """Group commit for callbacks: requests that arrive while a transaction runs are applied
-    together in the next one, and each is answered after its commit."""
+    together in the next one, and each is answered after its commit. The requests waiting
+    on one event loop are woken together, once per batch (waking a loop from another
+    thread is a system call)."""
 
     def __init__(self, host: ChannelHost, max_batch: int = 2000) -> None:
         self.host, self.max_batch = host, max_batch
-        self._queue: queue.Queue[tuple[StatusCallback, Future[None]]] = queue.Queue()
+        self._queue: queue.Queue[tuple[StatusCallback, Waiter]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, callback: StatusCallback) -> Future[None]:
-        """Queue `callback` to be applied (with whatever else is waiting); the future is
-        done once it is committed."""
+    async def apply(self, callback: StatusCallback, timeout: float = 30.0) -> None:
+        """Queue `callback` with whatever else is waiting; return once it is committed."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
         self._ensure_thread()
-        done: Future[None] = Future()
-        self._queue.put((callback, done))
-        return done
+        self._queue.put((callback, (loop, done)))
+        async with asyncio.timeout(timeout):
+            await done
 
     def _ensure_thread(self) -> None:
         with self._lock:
@@ -167,12 +173,26 @@ class CallbackBatcher:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            error: Exception | None = None
             try:
                 apply_callbacks(self.host, [c for c, _ in items])
             except Exception as exc:  # answered with an error: the gateway retries
                 log.exception("applying %d status callback(s) failed", len(items))
-                for _, done in items:
-                    done.set_exception(exc)
-                continue
-            for _, done in items:
-                done.set_result(None)
+                error = exc
+            waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+            for _, (loop, done) in items:
+                waiting.setdefault(loop, []).append(done)
+            for loop, futures in waiting.items():
+                with contextlib.suppress(RuntimeError):  # that loop has closed
+                    loop.call_soon_threadsafe(_settle, futures, error)
+
+
+def _settle(futures: Sequence[asyncio.Future[None]], error: Exception | None) -> None:
+    """On the waiters' loop: answer each request still waiting (one may have timed out)."""
+    for done in futures:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)

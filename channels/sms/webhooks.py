@@ -4,7 +4,6 @@ Starlette app: callbacks come by the thousand per second and need no more than t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from urllib.parse import parse_qsl
@@ -87,7 +86,7 @@ def sms_webhooks(host: ChannelHost) -> Starlette:
             return PlainTextResponse(str(exc), 400)
         except CallbackError as exc:
             return PlainTextResponse(str(exc), 400)
-        await asyncio.wait_for(asyncio.wrap_future(callbacks.submit(callback)), 30)
+        await callbacks.apply(callback)
         return Response(status_code=204)
 
     async def inbound(request: Request) -> Response:
