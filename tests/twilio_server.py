@@ -98,6 +98,14 @@ class Behaviour:
     outage_throttled: set[str] = field(default_factory=set)
 
 
+class _Listener(ThreadingHTTPServer):
+    """A listen backlog for a blast's connections (set before `listen`, which the
+    constructor calls: the default of 5 overflows when many connect at once)."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class TwilioServer:
     def __init__(self, port: int = 0, callback_workers: int = 8) -> None:
         self.messages: dict[str, Message] = {}
@@ -110,9 +118,7 @@ class TwilioServer:
         self.lock = threading.Lock()
         self._throttled: set[str] = set()
         self._callbacks: queue.Queue[tuple[str, dict[str, str]] | None] = queue.Queue()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 1024
+        self.httpd = _Listener(("127.0.0.1", port), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._workers = [

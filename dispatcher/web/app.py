@@ -17,6 +17,8 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Mount
+from starlette.types import ASGIApp
 
 from channels import registry
 from channels.host import Part
@@ -51,6 +53,7 @@ from dispatcher.web.auth import (
 )
 from dispatcher.web.body_limit import BodyLimit
 from dispatcher.web.console import console_router
+from dispatcher.web.device_paths import DevicePathsFirst, device_mounts
 from schedules.session_queue import minutes_text
 from schedules.timing_form import timing_words
 
@@ -118,9 +121,12 @@ def create_app(
     )
     templates = page_templates()
     host = EngineHost(engine, settings, clock or SystemClock())
+    devices: list[Mount] = []
     for plugin, cfg in registry.each(settings, "routes"):
         if plugin.configured(cfg):  # an SMS account's webhooks only with an SMS account
-            app.router.routes.extend(plugin.routes(host, templates))  # type: ignore[misc]
+            routes = plugin.routes(host, templates)  # type: ignore[misc]
+            app.router.routes.extend(routes)
+            devices += device_mounts(routes)
 
     database = DatabaseProbe(engine)
 
@@ -175,7 +181,18 @@ def create_app(
     # A CAP document up to cap.max_bytes, and a little more: one too large is read, refused
     # and logged by dispatcher.cap rather than cut off unseen.
     cap_limit = {ALERTS_PATH: max(settings.cap.max_bytes * 2, 1024 * 1024)}
-    app.add_middleware(BodyLimit, limits={**UPLOAD_LIMITS, **EMERGENCY_UPLOADS, **cap_limit})
+    limits = {**UPLOAD_LIMITS, **EMERGENCY_UPLOADS, **cap_limit}
+    app.add_middleware(BodyLimit, limits=limits)
+
+    # Devices' and gateways' requests skip the console's stack (dispatcher/web/device_paths.py).
+    whole_stack = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        return DevicePathsFirst(
+            whole_stack(), devices, lambda inner: BodyLimit(inner, limits=limits)
+        )
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
     return app
 
 
