@@ -98,6 +98,15 @@ class Behaviour:
     outage_throttled: set[str] = field(default_factory=set)
 
 
+class _Listening(ThreadingHTTPServer):
+    """Threads that end with the server, and a backlog for many senders connecting at once:
+    set on the class, as the constructor listens (an attribute set on the instance after
+    it is made comes too late, and a backlog of 5 refuses a burst of connections)."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+
 class TwilioServer:
     def __init__(self, port: int = 0, callback_workers: int = 8) -> None:
         self.messages: dict[str, Message] = {}
@@ -110,9 +119,7 @@ class TwilioServer:
         self.lock = threading.Lock()
         self._throttled: set[str] = set()
         self._callbacks: queue.Queue[tuple[str, dict[str, str]] | None] = queue.Queue()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 1024
+        self.httpd = _Listening(("127.0.0.1", port), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._workers = [
