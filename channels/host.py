@@ -116,6 +116,10 @@ class ChannelHost(Protocol):
     settings: Any  # coso.config.Settings
     clock: Any  # coso.clock.Clock
 
+    def leads(self) -> bool:
+        """Whether upkeep that one process does for every dispatcher belongs in this one
+        (it runs the timer). With several dispatchers, only one leads at a time."""
+
     def receive(self, outcomes: Sequence[Outcome]) -> Received:
         """Match each outcome's reference, apply it if it moves its delivery forward, park
         those whose provider id is not recorded yet, log refused and forged ones. One

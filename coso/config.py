@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -30,6 +31,7 @@ from coso.weektimes import clock_text, kind_word, parse_clock, parse_weekdays
 ENV_PREFIX = "COSO_"
 ENV_DELIMITER = "__"
 SUPPORTED_DATABASES = ("sqlite", "postgresql", "postgres")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class DatabaseSettings(BaseModel):
@@ -146,7 +148,29 @@ class DispatcherSettings(BaseModel):
     idle_poll: float = Field(0.5, gt=0, le=60, allow_inf_nan=False)
     heartbeat: PositiveDuration = "2s"
     lease: PositiveDuration = "15s"
+    # How often a process that does not run the timer tries to take it over (and the one
+    # that runs it checks that its lock still holds): the most a takeover waits for it.
+    timer_retry: DurationText = "2s"
+    # This dispatcher among several sharing one database (`coso serve --name`): each needs
+    # its own. Empty: the only one.
+    name: str = ""
     retry: RetrySettings = RetrySettings()
+
+    @field_validator("timer_retry")
+    @classmethod
+    def _timer_retry(cls, value: str) -> str:
+        duration_within(value, timedelta(seconds=1), timedelta(minutes=1))
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if value and not NAME_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"dispatcher name {value!r}: letters, digits, '-', '_' and '.' only "
+                "(at most 64; it becomes part of MQTT client ids)"
+            )
+        return value
 
 
 class MediaSettings(BaseModel):

@@ -6,11 +6,12 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -253,6 +254,27 @@ def migrate(engine: Engine) -> None:
     with write(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
+
+
+PREPARE_KEY = 0x636F7370  # the advisory lock under which a process prepares the database
+
+
+@contextmanager
+def one_at_a_time(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, a session advisory lock held for the block, so processes started
+    together (several dispatchers) migrate and load the units one after the other: the
+    later ones find the work done. SQLite's writers wait for one another already."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": PREPARE_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PREPARE_KEY})
+            conn.commit()
 
 
 def chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -7,7 +7,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from coso.config import Settings
-from coso.db import make_engine, migrate, sqlite_file
+from coso.db import make_engine, migrate, one_at_a_time, sqlite_file
 from coso.errors import InputError
 from coso.units import count_units, load_current_units
 
@@ -22,9 +22,10 @@ def open_database(settings: Settings, *, prepare: bool = True) -> Engine:
     try:
         engine = make_engine(url, echo=settings.database.echo)
         if prepare:
-            migrate(engine)
-            if not count_units(engine).get("2025"):
-                load_current_units(engine)
+            with one_at_a_time(engine):
+                migrate(engine)
+                if not count_units(engine).get("2025"):
+                    load_current_units(engine)
     except NoSuchModuleError as exc:
         raise InputError("database.url", shown, "use sqlite:/// or postgresql://") from exc
     except OperationalError as exc:

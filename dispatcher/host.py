@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,8 +41,19 @@ C = ContentItem.__table__
 
 
 class EngineHost:
-    def __init__(self, engine: Engine, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock,
+        leads: Callable[[], bool] | None = None,
+    ) -> None:
+        """`leads`: whether this process runs the timer (default: it is the only one)."""
         self.engine, self.settings, self.clock = engine, settings, clock
+        self._leads = leads
+
+    def leads(self) -> bool:
+        return self._leads() if self._leads is not None else True
 
     def receive(self, outcomes: Sequence[Outcome]) -> Received:
         with write(self.engine) as conn:

@@ -62,7 +62,7 @@ class Dispatcher:
         channels: dict[str, Channel] | None = None,
     ) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
-        self.host = EngineHost(engine, settings, clock)
+        self.host = EngineHost(engine, settings, clock, leads=self._leads)
         self.worker = new_worker_id()
         self.channels = channels if channels is not None else default_channels(self.host)
         self.senders: dict[str, Sender] = {}
@@ -90,6 +90,8 @@ class Dispatcher:
         self._fan_out_wanted = threading.Event()
         self.timer: Timer | None = None
         self.timer_lock = TimerLock(engine)
+        self._timer_elsewhere = False  # another process held the timer when this one looked
+        self._timer_begun = False  # this process's timer started since it took the lock
         # Loop name → (its thread, when it last finished a round: time.monotonic()).
         self._loops: dict[str, tuple[threading.Thread, float]] = {}
         self._database = DatabaseProbe(engine)
@@ -148,6 +150,10 @@ class Dispatcher:
         register(self.engine, self.worker, self.clock.now())
         self.recover()
         self.timer = self._new_timer()
+        # The lock first: the channels' services ask whether this process leads. The timer
+        # itself starts once they run.
+        if not self.timer_lock.try_acquire():
+            self._timer_elsewhere = True
         for name in self.senders:
             self._start_loop(f"sender.{name}", self._send_loop, name)
         self._start_loop("heartbeat", self._heartbeat_loop)
@@ -156,6 +162,7 @@ class Dispatcher:
         for service in self.services.values():
             service.start()
         self._take_timer()
+        self._start_loop("timer-lock", self._timer_lock_loop)
         self.supervisor = Supervisor(self, supervising.SUPERVISE_EVERY).start()
 
     def stop(self) -> None:
@@ -226,6 +233,8 @@ class Dispatcher:
             self._start_loop(part, self._send_loop, part.removeprefix("sender."))
         elif part == "heartbeat":
             self._start_loop(part, self._heartbeat_loop)
+        elif part == "timer-lock":
+            self._start_loop(part, self._timer_lock_loop)
         elif part == "cap":
             self._start_loop(part, self._cap_loop)
         else:
@@ -236,7 +245,9 @@ class Dispatcher:
     def _timer_part(self, now: float) -> Part:
         timer = self.timer
         if timer is None or not self.timer_lock.held:
-            return Part("timer", True, "another process runs the timer", restartable=False)
+            every = self.settings.dispatcher.timer_retry
+            detail = f"another process runs the timer; this one tries to take it over every {every}"
+            return Part("timer", True, detail, restartable=False)
         every = timer.reconcile_every.total_seconds()
         late_after = max(2 * every, every + 5.0)
         seen = timer.reconciled_at
@@ -272,6 +283,11 @@ class Dispatcher:
     def runs_timer(self) -> bool:
         return self.timer_lock.held
 
+    def _leads(self) -> bool:
+        """Whether upkeep meant for one process belongs here (channels ask through the host):
+        this process runs the timer, or it was never started (driven round by round)."""
+        return self.timer is None or self.timer_lock.held
+
     def _start_loop(self, name: str, target: Callable[..., None], *args: object) -> None:
         """A loop on a thread of its own, in place of any earlier one of that name (which
         ends when it next looks, should it ever come back)."""
@@ -292,10 +308,50 @@ class Dispatcher:
         return True
 
     def _take_timer(self) -> None:
-        """Start the timer if this process wins the timer lock (else another runs it)."""
-        if self.timer and not self.timer_lock.held and self.timer_lock.try_acquire():
+        """Start the timer if this process holds or wins the timer lock (else another runs
+        it); stop it if the lock was lost with its database connection (another may take it
+        then)."""
+        if self.timer is None or self._stop.is_set():
+            return
+        if self.timer_lock.held:
+            if not self.timer_lock.still_held():
+                log.error(
+                    "timer stopped: the database connection holding its lock broke; "
+                    "this or another process takes it again when the lock is free"
+                )
+                self.timer.stop()
+                self.timer = self._new_timer()
+                self._timer_begun = False
+                self._timer_elsewhere = True
+            elif not self._timer_begun:
+                self._begin_timer()
+            return
+        if not self.timer_lock.try_acquire():
+            self._timer_elsewhere = True
+            return
+        self._begin_timer()
+
+    def _begin_timer(self) -> None:
+        assert self.timer is not None
+        if self._timer_elsewhere:
+            log.warning(
+                "took over the timer: the process that ran it stopped (looked every %s)",
+                self.settings.dispatcher.timer_retry,
+            )
+        else:
             log.info("this process runs the timer")
-            self.timer.start()
+        self._timer_begun = True
+        self.timer.start()
+
+    def _timer_lock_loop(self, me: str) -> None:
+        """Every `dispatcher.timer_retry`: take the timer when its lock is free, or check
+        that this process still holds it."""
+        every = parse_duration(self.settings.dispatcher.timer_retry).total_seconds()
+        while not self._stop.wait(every) and self._round(me):
+            try:
+                self._take_timer()
+            except Exception:
+                log.exception("taking the timer failed; retrying")
 
     def _heartbeat_loop(self, me: str) -> None:
         every = parse_duration(self.settings.dispatcher.heartbeat).total_seconds()
@@ -304,7 +360,6 @@ class Dispatcher:
                 heartbeat(self.engine, self.worker, self.clock.now())
                 if self.recover():
                     self._wake.set()
-                self._take_timer()
             except Exception:
                 log.exception("heartbeat failed; retrying")
 

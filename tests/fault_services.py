@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -182,16 +183,20 @@ class Mosquitto:
 
 
 def serve(
-    config: Path, log: Path, extra_env: dict[str, str] | None = None
+    config: Path,
+    log: Path,
+    extra_env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    """`coso serve` with this configuration file, as deployed (its own process)."""
+    """`coso serve` with this configuration file, as deployed (its own process); `args`:
+    more options (`--role dispatcher --name d1 --port 8181`)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("COSO_")},
         "COSO_CONFIG": str(config),  # its [server] port is the one players were given
         **(extra_env or {}),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "dispatcher.cli", "serve", "--host", "127.0.0.1"],
+        [sys.executable, "-m", "dispatcher.cli", "serve", "--host", "127.0.0.1", *args],
         cwd=ROOT,
         env=env,
         stdout=log.open("ab"),

@@ -74,3 +74,23 @@ def test_the_emergency_benchmark_prints_each_channel_next_to_its_normal_fan_out(
     assert rows == {"players", "SMS", "boards", "bulletin"}
     assert "emergency / normal" in done.stdout
     assert "counts: every endpoint reached exactly once, by both" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_scale_benchmark_prints_one_against_two_dispatchers_and_no_duplicates() -> None:
+    from tests.conftest import _pg_answers
+
+    if not _pg_answers():
+        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432: bench.scale runs on it")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.scale", "--dispatchers", "1,2", "--players", "20",
+         "--recipients", "40"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = [line for line in done.stdout.splitlines() if "dispatcher(s): 60 deliveries" in line]
+    assert len(runs) == 2 and all("duplicates 0, lost 0" in line for line in runs), done.stdout
+    assert "2 against 1 dispatcher:" in done.stdout

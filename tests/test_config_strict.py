@@ -53,6 +53,10 @@ CORE_VALUES = [
     ({"dispatcher": {"retry": {"first_delay": "0s"}}}, "dispatcher.retry.first_delay"),
     ({"dispatcher": {"retry": {"max_delay": "0d"}}}, "dispatcher.retry.max_delay"),
     ({"timer": {"reconcile_every": "0s"}}, "timer.reconcile_every"),
+    ({"dispatcher": {"timer_retry": "0s"}}, "dispatcher.timer_retry"),
+    ({"dispatcher": {"timer_retry": "2m"}}, "dispatcher.timer_retry"),
+    ({"dispatcher": {"name": "xã 1"}}, "dispatcher.name"),
+    ({"dispatcher": {"name": "d1/events"}}, "dispatcher.name"),
     ({"dispatcher": {"idle_poll": float("inf")}}, "dispatcher.idle_poll"),
     ({"dispatcher": {"idle_poll": float("nan")}}, "dispatcher.idle_poll"),
     ({"database": {"url": "mysql://coso@db.example/coso"}}, "database.url"),
@@ -78,6 +82,9 @@ LOUDSPEAKER_VALUES = [
     ({"client_id": "   "}, "client_id", "empty"),
     ({"ack_timeout": "0s"}, "ack_timeout", "longer than 0s"),
     ({"sync_every": "0m"}, "sync_every", "longer than 0s"),
+    ({"share_group": "coso/a"}, "share_group", "no '/'"),
+    ({"share_group": "#"}, "share_group", "no '/'"),
+    ({"shared_session_expiry": "0s"}, "shared_session_expiry", "longer than 0s"),
     ({"sync_horizon": "0h"}, "sync_horizon", "longer than 0s"),
 ]
 

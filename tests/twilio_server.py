@@ -98,12 +98,13 @@ class Behaviour:
     outage_throttled: set[str] = field(default_factory=set)
 
 
-class _Listener(ThreadingHTTPServer):
-    """A listen backlog for a blast's connections (set before `listen`, which the
-    constructor calls: the default of 5 overflows when many connect at once)."""
+class _Listening(ThreadingHTTPServer):
+    """Threads that end with the server, and a backlog for many senders connecting at once:
+    set on the class, as the constructor listens (an attribute set on the instance after
+    it is made comes too late, and a backlog of 5 refuses a burst of connections)."""
 
-    request_queue_size = 1024
     daemon_threads = True
+    request_queue_size = 1024
 
 
 class TwilioServer:
@@ -118,7 +119,7 @@ class TwilioServer:
         self.lock = threading.Lock()
         self._throttled: set[str] = set()
         self._callbacks: queue.Queue[tuple[str, dict[str, str]] | None] = queue.Queue()
-        self.httpd = _Listener(("127.0.0.1", port), self._handler())
+        self.httpd = _Listening(("127.0.0.1", port), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._workers = [

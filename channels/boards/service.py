@@ -53,7 +53,9 @@ class BoardService:
     def _run(self) -> None:
         while not self.stopped.wait(0 if self.last_round is None else self.every):
             try:
-                self.check_all()
+                # With several dispatchers, the one that runs the timer asks the controllers.
+                if self.host.leads():
+                    self.check_all()
             except Exception:
                 log.exception("boards: checking controllers failed")
             self.last_round = self.host.clock.now()

@@ -73,13 +73,18 @@ class LoudspeakerChannel(Channel):
         now: Any,
         role: str = "all",
         keys: KeyRing | None = None,
+        instance: str = "",
     ) -> None:
         """`role`: "all" sends commands and takes events; "commands" only sends (another
         process takes the events); "events" only takes events. `keys`: each player's key
-        to sign its commands with (a channel that sends needs them)."""
+        to sign its commands with (a channel that sends needs them). `instance`: the
+        dispatcher's name when several share the players (its client ids carry it, and
+        player events are shared among them over MQTT 5)."""
         self.settings = settings
         self.keys = keys
         self.role = role
+        self.instance = instance
+        self.shares_events = False  # known once the broker says which protocol it speaks
         self.topics = p.Topics(settings.topic_prefix)
         self.public_url = public_url.rstrip("/")
         self._now = now
@@ -114,7 +119,13 @@ class LoudspeakerChannel(Channel):
         """Make the client (MQTT 5 when the broker speaks it) and connect it on the loop,
         which reconnects it by itself after any drop."""
         b = self.settings.broker
-        client = new_client(self.settings.client_id, self.address, b, protocol, persistent=True)
+        self.shares_events = bool(
+            self.instance and self.settings.share_group and protocol == mqtt.MQTTv5
+        )
+        expiry = None
+        if self.shares_events and self.role != "commands":
+            expiry = int(parse_duration(self.settings.shared_session_expiry).total_seconds())
+        client = new_client(self.client_id, self.address, b, protocol, persistent=True)
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
         client.on_publish = lambda _c, _u, mid, _r, _p: self.window.acknowledged(mid)
@@ -122,8 +133,28 @@ class LoudspeakerChannel(Channel):
         client.on_message = self._on_message
         client.on_subscribe = lambda *_: self._subscribed.set()
         self.protocol = protocol
-        connect_async(client, self.address, b.keepalive, protocol, persistent=True, loop=self.loop)
+        connect_async(
+            client,
+            self.address,
+            b.keepalive,
+            protocol,
+            persistent=True,
+            loop=self.loop,
+            session_expiry=expiry,
+        )
         self.client = client
+
+    @property
+    def client_id(self) -> str:
+        """`client_id`, with the dispatcher's name when it has one, and `-events` for the
+        connection that takes player events apart: no two connections share one."""
+        name = self.settings.client_id + (f"-{self.instance}" if self.instance else "")
+        return f"{name}-events" if self.role == "events" else name
+
+    @property
+    def shared_events(self) -> str:
+        """The shared subscription to every player's events ($share/<group>/...)."""
+        return f"$share/{self.settings.share_group}/{self.topics.all_events}"
 
     def _reach_broker(self) -> None:
         delay = REACH_MIN_DELAY
@@ -170,7 +201,11 @@ class LoudspeakerChannel(Channel):
             return
         events = [self.topics.all_events, self.topics.all_status]
         if self.role == "commands":  # a persistent session may still hold these
-            client.unsubscribe(events)
+            client.unsubscribe(events + ([self.shared_events] if self.shares_events else []))
+        elif self.shares_events:
+            # Each event to one dispatcher; status (retained: who is online) to every one.
+            client.unsubscribe([self.topics.all_events])  # an earlier session's, unshared
+            client.subscribe([(self.shared_events, 1), (self.topics.all_status, 1)])
         else:
             client.subscribe([(topic, 1) for topic in events])
         self._connected.set()

@@ -147,11 +147,12 @@ def _main(
     )
     clock = SystemClock()
     channel = LoudspeakerChannel(
-        cfg.model_copy(update={"client_id": f"{cfg.client_id}-events"}),
+        cfg,
         cfg.broker.url,
         settings.server.public_url,
         clock.now,
         role="events",
+        instance=settings.dispatcher.name,
     )
     engine = make_engine(settings.database.url)
     host = host_type(engine, settings, clock)

@@ -147,11 +147,16 @@ def new_client(
     return client
 
 
-def connect_properties(protocol: int, persistent: bool) -> Properties | None:
+def connect_properties(
+    protocol: int, persistent: bool, session_expiry: int | None = None
+) -> Properties | None:
+    """MQTT 5: how long the broker keeps the session after a disconnection (a persistent
+    one: `session_expiry` seconds, by default a week)."""
     if protocol != mqtt.MQTTv5:
         return None
     props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = SESSION_EXPIRY if persistent else 0
+    expiry = SESSION_EXPIRY if session_expiry is None else session_expiry
+    props.SessionExpiryInterval = expiry if persistent else 0
     return props
 
 
@@ -162,13 +167,14 @@ def connect_async(
     protocol: int,
     persistent: bool,
     loop: NetworkLoop | None = None,
+    session_expiry: int | None = None,
 ) -> None:
     """Start connecting in the background, on `loop` (else a thread of the client's own);
     either reconnects by itself after a drop."""
     kwargs: dict[str, Any] = {"keepalive": keepalive}
     if protocol == mqtt.MQTTv5:
         kwargs["clean_start"] = not persistent
-        kwargs["properties"] = connect_properties(protocol, persistent)
+        kwargs["properties"] = connect_properties(protocol, persistent, session_expiry)
     client.connect_async(address.host, address.port, **kwargs)
     if loop is not None:
         loop.add(client)

@@ -266,14 +266,19 @@ class PlayerService:
 
     def upkeep(self) -> None:
         """Expire what reached no player in time, send again what was not acknowledged, and
-        re-send programmes that changed (or to players that just came online)."""
+        re-send programmes that changed (or to players that just came online). With several
+        dispatchers, the one that runs the timer does this for every player (each hears
+        every player's status); the others let it be."""
         now = self.clock.now()
-        self.host.expire(CHANNEL, (SENT,), now, "no player acknowledged it before its expiry")
         elsewhere: set[str] = set()
         if self._events is not None:
             elsewhere = self._events.came_online()
         with self._lock:
             fresh, self._came_online = self._came_online | elsewhere, set()
+        if not self.host.leads():
+            self._last_full_sync = None  # should it lead later: everyone's programme first
+            return
+        self.host.expire(CHANNEL, (SENT,), now, "no player acknowledged it before its expiry")
         self.redeliver(now, fresh)
         everyone = self._last_full_sync is None or now - self._last_full_sync >= self.sync_every
         checked = self._last_checked

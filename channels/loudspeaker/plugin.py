@@ -33,6 +33,7 @@ def build(host: Any, cfg: LoudspeakerSettings) -> Any:
         host.clock.now,
         role="commands" if apart else "all",
         keys=KeyRing(host.engine, token_secret(host.settings.media)),
+        instance=host.settings.dispatcher.name,
     )
 
 

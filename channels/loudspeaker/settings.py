@@ -71,6 +71,20 @@ class LoudspeakerSettings(ChannelLimits):
     # from 500 loudspeaker endpoints on (below, a second process costs more memory than the
     # events cost CPU).
     events_process: bool | Literal["auto"] = "auto"
+    # Several dispatchers (each with its dispatcher.name): player events reach one of them,
+    # through an MQTT 5 shared subscription ($share/<share_group>/...); empty: every
+    # dispatcher gets every event. Their events sessions outlive a disconnection this long
+    # (a restart within it loses nothing; a dispatcher gone for longer no longer takes its
+    # share). Status messages (online/offline) reach every dispatcher.
+    share_group: str = "coso"
+    shared_session_expiry: PositiveDuration = "1m"
+
+    @field_validator("share_group")
+    @classmethod
+    def _share_group(cls, value: str) -> str:
+        if any(c in value for c in "/+#\0") or value != value.strip():
+            raise ValueError(f"share group {value!r}: no '/', '+', '#', spaces at the ends or NUL")
+        return value
 
     @field_validator("topic_prefix")
     @classmethod
