@@ -146,7 +146,7 @@ def bench_coso(
         dispatcher.fire()
         while True:
             with engine.connect() as conn:
-                states = dict(conn.execute(ended).tuples().all())
+                states = {state: n for state, n in conn.execute(ended)}
             if sum(states.values()) >= count:
                 break
             time.sleep(0.05)
