@@ -15,7 +15,7 @@ from channels import registry
 from coso.clock import SystemClock
 from coso.commands import State, current_settings, guard, open_database, out, report
 from coso.errors import CosoError, InputError
-from coso.memory import settle_after_startup
+from coso.memory import settle_after_startup, tune_allocator
 from dispatcher.cli.catalogue import content_app, endpoints_app, units_app
 from dispatcher.cli.devices import devices_command
 from dispatcher.cli.emergency import emergency_app
@@ -79,6 +79,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
 ) -> None:
     """Run the web app, the timer and the dispatcher in one process."""
+    tune_allocator()  # before the threads start
     import uvicorn
 
     from coso.config import ServerSettings
