@@ -74,3 +74,23 @@ def test_the_emergency_benchmark_prints_each_channel_next_to_its_normal_fan_out(
     assert rows == {"players", "SMS", "boards", "bulletin"}
     assert "emergency / normal" in done.stdout
     assert "counts: every endpoint reached exactly once, by both" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_memory_benchmark_prints_the_peak_in_flight_next_to_idle_and_the_goal() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.memory", "--players", "30", "--sms", "30",
+         "--sms-rate", "2", "--window", "8", "--settle", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "deliveries created: 60 of 60" in done.stdout
+    assert "idle coso serve, 60 endpoints, all its processes:" in done.stdout
+    assert "in flight, 60 deliveries: peak" in done.stdout
+    # At 2 SMS a second, some are still to go when the window ends: they were in flight.
+    sms = next(line for line in done.stdout.splitlines() if "sms at the end:" in line)
+    assert "pending" in sms or "sending" in sms or "retry_wait" in sms
+    assert "goal <= 150 MB: idle" in done.stdout
