@@ -2,7 +2,7 @@
 fan-out in flight; the resident memory of all its processes, next to the goal.
 
     python -m bench.memory [--players 50000] [--sms 50000] [--sms-rate 100] [--window 60]
-        [--settle 20] [--database-url postgresql://...] [--keep DIR]
+        [--settle 20] [--database-url postgresql://...] [--events-process auto] [--keep DIR]
 
 The endpoints: --players loudspeaker players (`loa-00001`…, never connected: offline) and
 --sms SMS recipients, spread over the communes of one province. coso runs as `coso serve`
@@ -10,13 +10,14 @@ in its own process, with its defaults but for where things are: a broker this be
 starts (mosquitto on a free port, a service of its own as in production), and the local
 Twilio-compatible gateway (tests/twilio_server.py, its own process) with status callbacks,
 at --sms-rate segments per second so that the SMS stay in flight for the whole window.
-From 500 players on, player events go to a process of their own: the resident memory is
-the sum over `coso serve` and every process below it (psutil), sampled every 100 ms.
+From 500 players on, player events go to a process of their own (--events-process false:
+a thread of coso serve): the resident memory is the sum over `coso serve` and every
+process below it (psutil), sampled every 100 ms.
 
 1. Idle: --settle seconds after `/healthz` reports every part well, with the endpoints and
    no schedule.
 2. In flight: a plan is imported beside the running coso (an audio broadcast to every
-   player and an SMS to every recipient of the province, at one slot a few seconds ahead,
+   player and an SMS to every recipient of the province, at one slot 30 seconds ahead,
    valid for an hour); the timer finds it, fires both, fans them out to one delivery per
    endpoint and sends. The peak is taken from the import to --window seconds after the
    slot, and the deliveries' states at the end show what was still in flight.
@@ -64,7 +65,9 @@ LEAD = 30.0  # seconds from the import to the slot (the timer reads new schedule
 CLIP_SECONDS = 5.0
 
 
-def config_text(work: Path, url: str, broker: str, gateway: str, port: int, rate: int) -> str:
+def config_text(
+    work: Path, url: str, broker: str, gateway: str, port: int, rate: int, events: str
+) -> str:
     """coso's defaults (batches, concurrency, events process "auto") but for where the
     database, broker and gateway are; no quiet hours, so that the SMS go out at any hour."""
     return f"""[database]
@@ -77,6 +80,7 @@ secret_file = "{work}/session-secret"
 public_url = "http://127.0.0.1:{port}"
 [channels.loudspeaker]
 topic_prefix = "bench-{uuid.uuid4().hex[:6]}/v1"
+events_process = {events}
 [channels.loudspeaker.broker]
 url = "{broker}"
 [channels.sms]
@@ -173,7 +177,8 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
     gateway_proc, gateway = start_gateway(callbacks=True)
     port = free_port()
     config = work / "coso.toml"
-    config.write_text(config_text(work, url, broker.url, gateway, port, args.sms_rate))
+    events = '"auto"' if args.events_process == "auto" else args.events_process
+    config.write_text(config_text(work, url, broker.url, gateway, port, args.sms_rate, events))
     settings: Settings = load_settings(config)
     engine = open_database(settings)
     began = time.monotonic()
@@ -306,6 +311,12 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0, help="seconds after the slot")
     parser.add_argument("--settle", type=float, default=20.0, help="idle seconds before")
     parser.add_argument("--database-url", default=None, help="default: a new SQLite file")
+    parser.add_argument(
+        "--events-process",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="channels.loudspeaker.events_process (auto: a process of its own from 500 players)",
+    )
     parser.add_argument("--keep", default="", help="keep the database and coso's log here")
     args = parser.parse_args()
     with (
