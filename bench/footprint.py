@@ -77,6 +77,21 @@ def rss_mb(root: psutil.Process, leave_out: tuple[str, ...] = ()) -> tuple[float
     return total, seen
 
 
+def wait_healthy(serve: subprocess.Popen[bytes], port: int, within: float, what: str) -> float:
+    """Seconds until `/healthz` on `port` answers that every part is well."""
+    began = time.monotonic()
+    while time.monotonic() - began < within:
+        if serve.poll() is not None:
+            raise SystemExit(f"{what} ended early (exit code {serve.returncode})")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
+                return time.monotonic() - began
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not answer within {within:.0f} s")
+
+
 def idle_serve(settle: float) -> tuple[float, list[str]]:
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
@@ -90,15 +105,7 @@ def idle_serve(settle: float) -> tuple[float, list[str]]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            else:
-                raise SystemExit("coso serve --demo did not answer within 120 s")
+            wait_healthy(serve, port, 120, "coso serve --demo")
             time.sleep(settle)
             return rss_mb(psutil.Process(serve.pid), leave_out=("mosquitto",))
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -177,45 +178,61 @@ def list_endpoints(
 def resolve_targets(
     engine: Engine, channel: str, targets: dict[str, list[str]], tree: UnitTree | None = None
 ) -> list[tuple[int, str | None]]:
-    """Targets {endpoints: [address], groups: [name], units: [code]} → [(endpoint id, unit)].
+    """Targets {endpoints: [address], groups: [name], units: [code]} → [(endpoint id, unit)],
+    enabled endpoints of `channel` only, in the order of their ids.
 
     Evaluated when an occurrence fires, so endpoints added to a unit later are included.
-    `tree`: the unit tree already read, by a caller resolving many targets at once.
+    `tree`: the unit tree already read, by a caller resolving many targets at once. The
+    database picks the endpoints: a province's 50,000 players come back as 50,000 pairs,
+    not as every endpoint of the channel with its address to be sorted through here.
     """
-    endpoint = Endpoint.__table__
+    endpoint, group_t, member = (
+        Endpoint.__table__,
+        EndpointGroup.__table__,
+        GroupMember.__table__,
+    )
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(endpoint.c.id, endpoint.c.address, endpoint.c.unit_code).where(
-                endpoint.c.channel == channel, endpoint.c.enabled.is_(True)
-            )
-        ).all()
-        chosen: set[int] = set()
-        by_address = {address: eid for eid, address, _ in rows}
-        for address in targets.get("endpoints", []):
-            if address in by_address:
-                chosen.add(by_address[address])
         unit_codes = set(targets.get("units", []))
+        group_ids: list[int] = []
         for name in targets.get("groups", []):
-            group = conn.execute(
-                select(EndpointGroup.__table__).where(EndpointGroup.__table__.c.name == name)
-            ).first()
+            group = conn.execute(select(group_t).where(group_t.c.name == name)).first()
             if group is None:
                 continue
             unit_codes.update(group.unit_codes or [])
-            members = conn.scalars(
-                select(GroupMember.__table__.c.endpoint_id).where(
-                    GroupMember.__table__.c.group_id == group.id
-                )
-            )
-            chosen.update(members)
-    if unit_codes:
-        tree = tree if tree is not None else unit_tree(engine)
+            group_ids.append(group.id)
         covered: set[str] = set()
-        for code in unit_codes:
-            covered |= tree.below(code)
-        chosen.update(eid for eid, _, unit in rows if unit in covered)
-    units = {eid: unit for eid, _, unit in rows}
-    return sorted((eid, units[eid]) for eid in chosen if eid in units)
+        if unit_codes:
+            tree = tree if tree is not None else unit_tree(engine)
+            for code in unit_codes:
+                covered |= tree.below(code)
+        chosen: list[Any] = []
+        if group_ids:
+            members = select(member.c.endpoint_id).where(member.c.group_id.in_(group_ids))
+            chosen.append(endpoint.c.id.in_(members))
+        if covered:  # current units only: a few thousand codes at most, the whole country
+            chosen.append(endpoint.c.unit_code.in_(sorted(covered)))
+        enabled = select(endpoint.c.id, endpoint.c.unit_code).where(
+            endpoint.c.channel == channel, endpoint.c.enabled.is_(True)
+        )
+        addresses = list(targets.get("endpoints", []))
+        if not addresses:
+            if not chosen:
+                return []
+            rows = conn.execute(enabled.where(or_(*chosen)).order_by(endpoint.c.id))
+            return [(eid, _shared(unit)) for eid, unit in rows]
+        picked: dict[int, str | None] = {}
+        wheres = [or_(*chosen)] if chosen else []
+        # A list of any length, in statements of a bounded size.
+        wheres += [endpoint.c.address.in_(part) for part in chunks(addresses, 5000)]
+        for where in wheres:
+            for eid, unit in conn.execute(enabled.where(where)):
+                picked[eid] = unit
+        return [(eid, _shared(picked[eid])) for eid in sorted(picked)]
+
+
+def _shared(unit: str | None) -> str | None:
+    """A unit's code as one string for all its endpoints, not one per row."""
+    return None if unit is None else sys.intern(unit)
 
 
 def targeted_units(

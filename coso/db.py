@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import threading
 from collections import deque
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, inspect, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -247,7 +248,12 @@ def channel_migration_folders() -> list[str]:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
+    """Bring the schema to the newest migration (idempotent). A database already at every
+    branch's newest revision is left as it is without loading alembic, which a process
+    would otherwise keep in memory for its whole life (about 8 MB, with its templates)."""
+    folders = [MIGRATIONS / "versions", *map(Path, channel_migration_folders())]
+    if recorded_revisions(engine) == newest_revisions(folders):
+        return
     from alembic import command
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
@@ -280,3 +286,43 @@ def one_at_a_time(engine: Engine) -> Iterator[None]:
 def chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
+
+
+def recorded_revisions(engine: Engine) -> set[str]:
+    """The revisions the database says it is at (none for a new database)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return set()
+        return set(conn.scalars(text("SELECT version_num FROM alembic_version")))
+
+
+def newest_revisions(folders: Sequence[Path]) -> set[str]:
+    """The head of each branch of the migration scripts in `folders`: the revisions that no
+    other names as the one it revises (read from each script's `revision` and
+    `down_revision`, as alembic reads them, without running the scripts)."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for folder in folders:
+        for script in sorted(folder.glob("*.py")):
+            names = _assigned(script)
+            if isinstance(names.get("revision"), str):
+                revisions.add(names["revision"])
+                down = names.get("down_revision")
+                revised.update([down] if isinstance(down, str) else down or ())
+    return revisions - revised
+
+
+def _assigned(script: Path) -> dict[str, Any]:
+    """The constants a migration script assigns at its top level."""
+    found: dict[str, Any] = {}
+    for node in ast.parse(script.read_text(encoding="utf-8")).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        value = getattr(node, "value", None)
+        if isinstance(target, ast.Name) and value is not None:
+            try:
+                found[target.id] = ast.literal_eval(value)
+            except (ValueError, TypeError):  # not a constant: not one of these names
+                continue
+    return found

@@ -163,6 +163,10 @@ class EngineHost:
             targets = resolve_targets(self.engine, channel, sch.targets)
             placed = placed_units(self.engine, sch.id) if sch.queue is not None else None
             ahead = turns(self.engine, sch, targets, len(times))
+            # A schedule's slots to the same endpoints share one tuple of them (a schedule
+            # every hour to 50,000 players: one tuple, not 48); the group is kept with its
+            # tuples, so that its id stays its own.
+            shared: dict[int, tuple[Any, tuple[int, ...], tuple[str | None, ...], list[str]]] = {}
             for when, groups in zip(times, ahead, strict=True):
                 if placed is not None:  # queued into sessions: the units placed in this one
                     here = placed.get(when, set())
@@ -171,8 +175,15 @@ class EngineHost:
                     if not group:
                         continue
                     asset = audio.get(content_id)
-                    units = tuple(unit for _eid, unit in group)
-                    communes = sorted({u for u in units if u})
+                    if id(group) not in shared:
+                        units = tuple(unit for _eid, unit in group)
+                        shared[id(group)] = (
+                            group,
+                            tuple(eid for eid, _unit in group),
+                            units,
+                            sorted({u for u in units if u}),
+                        )
+                    _, endpoint_ids, units, communes = shared[id(group)]
                     slots.append(
                         Slot(
                             schedule_id=sch.id,
@@ -184,7 +195,7 @@ class EngineHost:
                             if sch.validity_seconds
                             else None,
                             priority=sch.priority,
-                            endpoint_ids=tuple(eid for eid, _unit in group),
+                            endpoint_ids=endpoint_ids,
                             media={"sha256": asset.sha256, "duration": asset.duration_seconds}
                             if asset
                             else None,

@@ -81,7 +81,10 @@ def test_the_scale_benchmark_prints_one_against_two_dispatchers_and_no_duplicate
     from tests.conftest import _pg_answers
 
     if not _pg_answers():
-        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432: bench.scale runs on it")
+        pytest.fail(
+            "PostgreSQL is not answering on 127.0.0.1:5432: bench.scale runs on it "
+            "(install postgresql and start it with trust auth for local connections)"
+        )
     done = subprocess.run(
         [sys.executable, "-m", "bench.scale", "--dispatchers", "1,2", "--players", "20",
          "--recipients", "40"],
@@ -94,3 +97,23 @@ def test_the_scale_benchmark_prints_one_against_two_dispatchers_and_no_duplicate
     runs = [line for line in done.stdout.splitlines() if "dispatcher(s): 60 deliveries" in line]
     assert len(runs) == 2 and all("duplicates 0, lost 0" in line for line in runs), done.stdout
     assert "2 against 1 dispatcher:" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_memory_benchmark_prints_the_peak_in_flight_next_to_idle_and_the_goal() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.memory", "--players", "30", "--sms", "30",
+         "--sms-rate", "2", "--window", "8", "--settle", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "deliveries created: 60 of 60" in done.stdout
+    assert "idle coso serve, 60 endpoints, all its processes:" in done.stdout
+    assert "in flight, 60 deliveries: peak" in done.stdout
+    # At 2 SMS a second, some are still to go when the window ends: they were in flight.
+    sms = next(line for line in done.stdout.splitlines() if "sms at the end:" in line)
+    assert "pending" in sms or "sending" in sms or "retry_wait" in sms
+    assert "goal <= 150 MB: idle" in done.stdout

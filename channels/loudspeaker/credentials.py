@@ -87,12 +87,12 @@ def revoke(engine: Engine, player: str, now: datetime) -> int:
 class KeyRing:
     """coso's side: the key and generation to sign each player's commands with. Generations
     are read again every `refresh` seconds, so a revocation made by `coso players revoke`
-    in another process applies within that time."""
+    in another process applies within that time. A key is derived for each command (one
+    HMAC, about 2 µs) rather than kept: kept, 50,000 players' keys held 13 MB."""
 
     def __init__(self, engine: Engine | None, secret: bytes, refresh: float = 5.0) -> None:
         self.engine, self.secret, self.refresh = engine, secret, refresh
         self._generations: dict[str, int] = {}
-        self._keys: dict[tuple[str, int], str] = {}
         self._read_at = float("-inf")
         self._lock = threading.Lock()
 
@@ -102,7 +102,4 @@ class KeyRing:
                 self._generations = generations(self.engine)
                 self._read_at = time.monotonic()
             gen = self._generations.get(player, 0)
-            key = self._keys.get((player, gen))
-            if key is None:
-                key = self._keys[(player, gen)] = command_key(self.secret, player, gen)
-            return key, gen
+        return command_key(self.secret, player, gen), gen

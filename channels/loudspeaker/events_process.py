@@ -6,10 +6,18 @@ which sends them their programme and what they missed."""
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing
-import queue
+import mmap
+import os
+import pickle
+import select
 import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 from typing import Any
 
@@ -22,6 +30,12 @@ log = logging.getLogger(__name__)
 AUTO_FROM = 500  # loudspeaker endpoints from which "auto" applies events in a process
 READY_TIMEOUT = 60.0  # seconds for the process to start (not for the broker: it may be away)
 STOP_POLL = 0.1  # seconds between looks at whether SIGTERM came
+READY = b"ready\n"
+# What the child writes without a lock (a killed child cannot leave one held), in memory both
+# processes map: when it last found its loops running (time.monotonic, one clock for every
+# process on Linux), and whether the broker confirmed its subscription.
+STATUS = struct.Struct("dd")
+CHILD = "from channels.loudspeaker.events_process import run_child; run_child()"
 
 
 def wanted(settings: Settings, cfg: LoudspeakerSettings, players: int) -> bool:
@@ -37,103 +51,150 @@ def wanted(settings: Settings, cfg: LoudspeakerSettings, players: int) -> bool:
 class EventsProcess:
     def __init__(self, host: ChannelHost, cfg: LoudspeakerSettings) -> None:
         """The child builds a host of the same class as `host` (the engine's), over its own
-        database connection."""
-        settings = host.settings
-        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
-        self._online: Any = context.Queue()
-        # A pipe, not an Event: a process killed while waiting on a multiprocessing Event
-        # leaves it so that setting it blocks forever.
-        self._ready, ready = context.Pipe(duplex=False)
-        # Written by the child without a lock (a killed child cannot leave one held): when
-        # it last found its loops running (time.monotonic, one clock for every process on
-        # Linux), and whether the broker confirmed its subscription.
-        self._status: Any = context.RawArray("d", [time.monotonic(), 0.0])
-        self._process = context.Process(
-            target=_main,
-            args=(
-                type(host),
-                settings,
-                cfg,
-                self._online,
-                ready,
-                logging.getLogger().level,
-                self._status,
-            ),
-            name="coso-player-events",
-            daemon=True,
+        database connection. It is a new interpreter running this module, not a
+        multiprocessing child: that would start a resource-tracker process beside it and run
+        the `coso` command's own module again in it, for memory and nothing else."""
+        self._args = pickle.dumps(
+            (type(host), host.settings, cfg, logging.getLogger().level),
+            protocol=pickle.HIGHEST_PROTOCOL,
         )
-        self._ready_end = ready
+        # Open, and mapped, as long as this object: health may read a stopped process's beat.
+        self._status_file = tempfile.TemporaryFile()  # noqa: SIM115
+        os.ftruncate(self._status_file.fileno(), STATUS.size)
+        self._status = mmap.mmap(self._status_file.fileno(), STATUS.size)
+        self._news: Any = None  # the child's news (see start)
+        self._unread = b""
+        self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> EventsProcess:
         """Start it and wait until it runs; it subscribes when the broker answers (its
         session is persistent: the broker keeps events for it while it restarts)."""
-        self._status[0] = time.monotonic()
-        self._process.start()
-        self._ready_end.close()  # the child holds it now: a child that dies reads as EOF
+        STATUS.pack_into(self._status, 0, time.monotonic(), 0.0)
+        # The child's news: READY once it runs, then the players that said `online`, one a
+        # line. A pipe, not an Event or a lock: a killed child leaves neither held.
+        news, news_end = os.pipe()
+        os.set_blocking(news, False)
+        self._news = os.fdopen(news, "rb", buffering=0)
+        status_fd = self._status_file.fileno()
         try:
-            ready = self._ready.poll(READY_TIMEOUT) and self._ready.recv()
-        except EOFError:
-            ready = False
-        if not ready:  # dead or stuck: health says so, and the supervisor starts another
-            log.error("the player events process did not start within %.0fs", READY_TIMEOUT)
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(status_fd), str(news_end)],
+                stdin=subprocess.PIPE,
+                pass_fds=(status_fd, news_end),
+            )
+        finally:
+            os.close(news_end)  # the child holds it now: a child that dies reads as EOF
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(self._args)
+            self._process.stdin.close()
+        except OSError:
+            pass  # it died at once: health says so
+        if not self._wait_ready(READY_TIMEOUT):  # dead or stuck: health says so, and the
+            log.error(  # supervisor starts another
+                "the player events process did not start within %.0fs", READY_TIMEOUT
+            )
         return self
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while READY not in self._unread:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._news], [], [], left)[0]:
+                return False
+            chunk = self._news.read(65536)
+            if chunk == b"":  # it ended
+                return False
+            self._unread += chunk or b""
+        self._unread = self._unread.replace(READY, b"", 1)
+        return True
 
     @property
     def beat(self) -> float:
         """When it last found its loops running (time.monotonic)."""
-        return float(self._status[0])
+        return float(STATUS.unpack_from(self._status)[0])
 
     @property
     def subscribed(self) -> bool:
         """The broker confirmed its subscription to players' events."""
-        return self._status[1] > 0
+        return STATUS.unpack_from(self._status)[1] > 0
 
     def came_online(self) -> set[str]:
         """Players that said `online` since the last call."""
-        players: set[str] = set()
-        while True:
-            try:
-                players.add(self._online.get_nowait())
-            except queue.Empty:
-                return players
+        try:
+            while chunk := self._news.read(65536):  # None: nothing more now; b"": it ended
+                self._unread += chunk
+        except (ValueError, AttributeError):  # stopped (closed), or never started
+            return set()
+        lines = self._unread.split(b"\n")
+        self._unread = lines.pop()
+        return {json.loads(line) for line in lines if line and line != READY.strip()}
 
     @property
     def alive(self) -> bool:
-        return self._process.is_alive()
+        return self._process is not None and self._process.poll() is None
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid
+        return self._process.pid if self._process is not None else None
 
     def stop(self) -> None:
         """SIGTERM: it finishes the batch it is applying and disconnects."""
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(10)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
-        self._ready.close()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if self._news is not None:
+            self._news.close()
 
 
-def _main(
-    host_type: Any,
-    settings: Settings,
-    cfg: LoudspeakerSettings,
-    online: Any,
-    ready: Any,
-    level: int,
-    status: Any,
-) -> None:
-    """The process: apply events until SIGTERM (sent by the dispatcher, or by the kernel
-    when the dispatcher dies)."""
-    from channels.loudspeaker.channel import LoudspeakerChannel
+class _News:
+    """The child's side of the pipe, written in order by a thread of its own, so that the
+    ingest never waits on a full pipe for the dispatcher to read it."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._waiting: list[bytes] = []
+        self._cond = threading.Condition()
+        threading.Thread(target=self._write, name="player-news", daemon=True).start()
+
+    def ready(self) -> None:
+        self._put(READY)
+
+    def online(self, player: str) -> None:
+        self._put(json.dumps(player).encode() + b"\n")
+
+    def _put(self, line: bytes) -> None:
+        with self._cond:
+            self._waiting.append(line)
+            self._cond.notify()
+
+    def _write(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting:
+                    self._cond.wait()
+                lines, self._waiting = self._waiting, []
+            data = b"".join(lines)
+            try:
+                while data:
+                    data = data[os.write(self._fd, data) :]
+            except OSError:
+                return  # the dispatcher is gone; this process ends with it
+
+
+def run_child() -> None:
+    """The process (`python -c CHILD STATUS_FD NEWS_FD`, its arguments pickled on stdin):
+    apply events until SIGTERM (sent by the dispatcher, or by the kernel when the
+    dispatcher dies)."""
     from channels.loudspeaker.mqtt import die_with_parent
-    from channels.loudspeaker.players import PlayerService
-    from coso.clock import SystemClock
-    from coso.db import make_engine
-    from coso.memory import settle_after_startup
+    from coso.memory import tune_allocator
 
+    tune_allocator()
     # A flag, not a threading.Event: the handler runs in this thread, maybe while it is
     # inside Event.wait, and a second SIGTERM (the dispatcher's, then the kernel's when the
     # dispatcher ends) would wait forever for the lock the first one holds.
@@ -141,10 +202,31 @@ def _main(
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the dispatcher stops it in order
     die_with_parent()
+    status = mmap.mmap(int(sys.argv[1]), STATUS.size)
+    news = _News(int(sys.argv[2]))
+    host_type, settings, cfg, level = pickle.loads(sys.stdin.buffer.read())
+    sys.stdin.close()
     logging.basicConfig(
         level=level or logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s [events]: %(message)s",
     )
+    _apply_events(host_type, settings, cfg, status, news, stopping)
+
+
+def _apply_events(
+    host_type: Any,
+    settings: Settings,
+    cfg: LoudspeakerSettings,
+    status: mmap.mmap,
+    news: _News,
+    stopping: list[bool],
+) -> None:
+    from channels.loudspeaker.channel import LoudspeakerChannel
+    from channels.loudspeaker.players import PlayerService
+    from coso.clock import SystemClock
+    from coso.db import make_engine
+    from coso.memory import settle_after_startup
+
     clock = SystemClock()
     channel = LoudspeakerChannel(
         cfg,
@@ -156,17 +238,17 @@ def _main(
     )
     engine = make_engine(settings.database.url)
     host = host_type(engine, settings, clock)
-    service = PlayerService(host, channel, came_online=online.put)
+    service = PlayerService(host, channel, came_online=news.online)
     try:
         service.start_ingest()
-        ready.send(True)
-        ready.close()
+        news.ready()
         settle_after_startup()
         while not stopping:
             time.sleep(STOP_POLL)
+            beat = STATUS.unpack_from(status)[0]
             if all(part.ok for part in service.health() if part.name != "broker"):
-                status[0] = time.monotonic()
-            status[1] = 1.0 if channel.subscribed else 0.0
+                beat = time.monotonic()
+            STATUS.pack_into(status, 0, beat, 1.0 if channel.subscribed else 0.0)
             if not (channel.loop.alive and service.alive):
                 # The supervisor starts the process again when it ends (and the broker
                 # keeps the events of its session meanwhile); alive but deaf, it would not.

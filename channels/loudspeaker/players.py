@@ -22,7 +22,7 @@ from channels.loudspeaker import protocol as p
 from channels.loudspeaker.channel import Inbound, LoudspeakerChannel, event_outcomes
 from channels.loudspeaker.devices import online_players, update_players
 from channels.loudspeaker.events_process import EventsProcess
-from channels.loudspeaker.programme import programmes
+from channels.loudspeaker.programme import player_addresses, programmes
 from channels.states import DELIVERED, EXPIRED, SENT
 from coso.clock import as_utc
 from coso.db import write
@@ -35,6 +35,8 @@ INGEST_BATCH = 1000  # player messages applied in one write transaction, at most
 INGEST_LINGER = 0.05  # seconds a batch waits for more messages after its first
 SYNC_CHECK = timedelta(seconds=5)  # how often programmes are compared for changes
 LOOP_LATE = 60.0  # seconds without a finished round after which a loop counts as stuck
+# The programme of every player without a slot: one list, never changed.
+NOTHING: list[dict[str, Any]] = []
 
 
 class PlayerService:
@@ -323,8 +325,14 @@ class PlayerService:
         future slot withdrawn; not merely a slot passing, which players drop themselves),
         or when forced."""
         progs = programmes(self.host, now, self.sync_horizon)
-        for player in self._synced.keys() - progs.keys():
-            progs[player] = []  # everything withdrawn, or passed
+        for player in self._synced:
+            if player not in progs:
+                progs[player] = NOTHING  # everything withdrawn, or passed
+        for player in self._endpoint_ids(force):
+            progs.setdefault(player, NOTHING)
+        if everyone_forced:
+            for player in player_addresses(self.host):
+                progs.setdefault(player, NOTHING)
         sent = 0
         now_text = p.stamp(now) or ""
         digests: dict[int, str] = {}  # a slot's entry is one object shared by its players

@@ -10,6 +10,7 @@ reached the gateway: it becomes `unknown`, never sent again blindly (`coso sms r
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from twilio.base.exceptions import TwilioRestException
+from twilio.base.version import Version
 from twilio.http.response import Response
 from twilio.rest import Client
 
@@ -111,19 +113,15 @@ class SmsChannel(Channel):
 
     def send(self, message: Outbound) -> Accepted:
         text = sms_text(message, self.settings.khong_dau)
-        params: dict[str, Any] = {"to": message.address, "body": text.text}
-        if self.settings.messaging_service_sid:
-            params["messaging_service_sid"] = self.settings.messaging_service_sid
-        else:
-            params["from_"] = self.settings.sender
+        form: dict[str, Any] = {"To": message.address, "Body": text.text, **self._sender()}
         if self.callback_url:
-            params["status_callback"] = self.callback_url
+            form["StatusCallback"] = self.callback_url
         validity = validity_seconds(message.expires_at, self._now())
         if validity is not None:
-            params["validity_period"] = validity
-        client, http = self.client()
+            form["ValidityPeriod"] = validity
+        _, http = self.client()
         try:
-            created = client.messages.create(**params)
+            sid = self._create(form)
         except TwilioRestException as exc:
             raise classify(exc, http.last) from exc
         except GatewayUnreachable as exc:
@@ -131,28 +129,41 @@ class SmsChannel(Channel):
         except GatewayNoAnswer as exc:
             raise UncertainSendError(f"no answer from the gateway: {exc}") from exc
         detail = f"{text.segments} segment(s), {text.encoding}"
-        return Accepted(state="sent", event="sent", provider_id=created.sid, detail=detail)
+        return Accepted(state="sent", event="sent", provider_id=sid, detail=detail)
 
     def send_text(self, to: str, text: str) -> str:
         """Text one person outside any plan (an operator's list of the day): no delivery, no
         status callback, none of a blast's rules. Returns the message's sid; raises
         TransientSendError or PermanentSendError as `send` does."""
-        params: dict[str, Any] = {"to": to, "body": text}
-        if self.settings.messaging_service_sid:
-            params["messaging_service_sid"] = self.settings.messaging_service_sid
-        else:
-            params["from_"] = self.settings.sender
-        client, http = self.client()
+        _, http = self.client()
         try:
-            return str(client.messages.create(**params).sid)
+            return self._create({"To": to, "Body": text, **self._sender()})
         except TwilioRestException as exc:
             raise classify(exc, http.last) from exc
         except (GatewayUnreachable, GatewayNoAnswer) as exc:
             raise TransientSendError(f"gateway unreachable or silent: {exc}") from exc
 
+    def _sender(self) -> dict[str, str]:
+        if self.settings.messaging_service_sid:
+            return {"MessagingServiceSid": self.settings.messaging_service_sid}
+        return {"From": self.settings.sender}
+
+    def _create(self, form: dict[str, Any]) -> str:
+        """POST Messages.json through the twilio client's own request (its authentication,
+        headers and HTTP client) and its own reading of an error answer; the sid. Not
+        through `client.messages`: that loads twilio's whole account API (92 modules, 6 MB
+        kept for the life of the process) for this one request."""
+        client, _ = self.client()
+        url = f"{self.base_url}/2010-04-01/Accounts/{self.settings.account_sid}/Messages.json"
+        response = client.request("POST", url, data=form)
+        if not 200 <= response.status_code < 300:
+            raise Version.exception("POST", url, response, "Unable to create record")
+        return str(json.loads(response.text)["sid"])
+
     def list_messages(self, to: str, since: datetime) -> list[Any]:
         """The gateway's messages to `to` sent since `since` (GET Messages.json)."""
         client, _ = self.client()
+        client.api.base_url = self.base_url  # loads twilio's account API: for this alone
         return list(client.messages.list(to=to, date_sent_after=since))
 
 

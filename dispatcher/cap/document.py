@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-
-from lxml import etree
+from typing import TYPE_CHECKING
 
 from coso.errors import InputError
+
+if TYPE_CHECKING:  # lxml (about 7 MB) loads with the first CAP document, not with the console
+    from lxml import etree
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SCHEMA_FILE = Path(__file__).parent / "schema" / "CAP-v1.2.xsd"
@@ -98,6 +100,8 @@ class Alert:
 
 @cache
 def cap_schema() -> etree.XMLSchema:
+    from lxml import etree
+
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     return etree.XMLSchema(etree.parse(str(SCHEMA_FILE), parser))
 
@@ -115,6 +119,8 @@ def parse_document(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._El
         raise InputError("tài liệu", f"{len(data):,} byte", f"lớn hơn giới hạn {max_bytes:,} byte")
     if not data.strip():
         raise InputError("tài liệu", "", "rỗng: không có nội dung XML")
+    from lxml import etree
+
     parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -143,6 +149,8 @@ def parse_document(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._El
 
 def check_schema(root: etree._Element) -> None:
     """Refuse the first place where the document breaks the CAP 1.2 schema."""
+    from lxml import etree
+
     schema = cap_schema()
     if schema.validate(root):
         return
@@ -158,6 +166,8 @@ def check_schema(root: etree._Element) -> None:
 
 
 def _element_at(root: etree._Element, path: str | None) -> etree._Element | None:
+    from lxml import etree
+
     if not path:
         return None
     try:
@@ -169,6 +179,8 @@ def _element_at(root: etree._Element, path: str | None) -> etree._Element | None
 
 def _field_path(element: etree._Element) -> str:
     """alert/info[1]/urgency: where an element is, by CAP's names."""
+    from lxml import etree
+
     parts = []
     node: etree._Element | None = element
     while node is not None:
@@ -316,6 +328,8 @@ def _reference(word: str) -> Reference:
 def identifier_of(data: bytes) -> tuple[str | None, str | None]:
     """(sender, identifier) of a document even when it is refused, to log it by them; None
     where they cannot be read."""
+    from lxml import etree
+
     try:
         root = etree.fromstring(
             data[: DEFAULT_MAX_BYTES * 4],

@@ -94,10 +94,12 @@ def serve_command(
     ] = None,
 ) -> None:
     """Run the web app, the timer and the dispatcher, in one process or apart (--role)."""
+    from coso.memory import settle_after_startup, tune_allocator
+
+    tune_allocator()  # before the threads start
     import uvicorn
 
     from coso.config import ServerSettings
-    from coso.memory import settle_after_startup
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from channels import registry
-from content.audio import PreparedAudio, prepare_audio
 from content.speech import SYNTHESISED, prepare_speech
 from coso.config import Settings
 from coso.errors import InputError
 from dispatcher.emergency.request import EmergencyRequest
+
+if TYPE_CHECKING:  # audio preparation (numpy, scipy: about 80 MB) loads when an emergency
+    from content.audio import PreparedAudio  # has audio, not in every process that can declare
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ def audio_for(
         path = Path(request.audio)
         if not path.is_file():
             raise InputError("--audio", str(path), "không có tệp âm thanh này")
+        from content.audio import prepare_audio
+
         return EmergencyAudio(prepare_audio(path, settings.media), path.name)
     if not playing:
         return None
