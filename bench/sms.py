@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -59,6 +60,14 @@ def start_gateway(callbacks: bool = False) -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()
 
 
+def timed_posts(post: Callable[[int], None], count: int, concurrency: int) -> float:
+    """Seconds for `post(0)` … `post(count - 1)` on `concurrency` threads."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as workers:
+        list(workers.map(post, range(count)))
+    return time.perf_counter() - start
+
+
 def bench_raw(gateway: str, count: int, concurrency: int) -> float:
     """The same create requests through plain `requests` sessions, one per thread."""
     url = gateway + PREFIX + ".json"
@@ -72,10 +81,7 @@ def bench_raw(gateway: str, count: int, concurrency: int) -> float:
         response = local.session.post(url, data=form, auth=auth, timeout=10)
         assert response.status_code == 201, response.text
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(post, range(count)))
-    return time.perf_counter() - start
+    return timed_posts(post, count, concurrency)
 
 
 def bench_raw_urllib3(gateway: str, count: int, concurrency: int) -> float:
@@ -90,10 +96,7 @@ def bench_raw_urllib3(gateway: str, count: int, concurrency: int) -> float:
         response = pool.request("POST", url, body=urlencode(form), headers=headers)
         assert response.status == 201, response.data
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as workers:
-        list(workers.map(post, range(count)))
-    return time.perf_counter() - start
+    return timed_posts(post, count, concurrency)
 
 
 def coso_settings(work: Path, gateway: str, concurrency: int, rate: int) -> Settings:

@@ -7,9 +7,10 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, select, text, update
+from sqlalchemy import Connection, Engine, Row, TextClause, bindparam, select, text, update
 
 from channels.endpoints import resolve_targets
 from channels.states import MISSED, PENDING
@@ -121,17 +122,43 @@ _SOURCES = {
 }
 
 
-_LOGGED = (
-    "WITH new AS ({insert} RETURNING id, plan_id, schedule_id, occurrence_id, content_id, "
-    "channel, unit_code, endpoint_id), "
-    "logged AS (INSERT INTO activity_entry (at, plan_id, schedule_id, occurrence_id, "
-    "delivery_id, content_id, channel, unit_code, endpoint_id, event, state, actor, detail) "
-    "SELECT :at, plan_id, schedule_id, occurrence_id, id, content_id, channel, unit_code, "
-    "endpoint_id, CAST(:event AS varchar), CAST(:state AS varchar), CAST(:actor AS varchar), "
-    "CAST(:detail AS varchar) FROM new ORDER BY id) "
-    "SELECT occurrence_id, plan_id, channel, unit_code, content_id, count(*) FROM new "
-    "GROUP BY occurrence_id, plan_id, channel, unit_code, content_id"
-)
+def _insert_new(dialect: str) -> str:
+    """INSERT of the deliveries of a batch that are not there yet."""
+    source = _SOURCES[dialect].format(base=", ".join(f":{c}" for c in _BASE_COLUMNS))
+    columns = ", ".join((*_BASE_COLUMNS, "endpoint_id", "unit_code"))
+    return (
+        f"INSERT INTO delivery ({columns}) {source} "
+        "ON CONFLICT (occurrence_id, endpoint_id) DO NOTHING"
+    )
+
+
+_BASE_PARAMS = tuple(bindparam(c, type_=D.c[c].type) for c in _BASE_COLUMNS)
+
+
+@cache
+def _logged_statement() -> TextClause:
+    """PostgreSQL: the new deliveries feed their first log entries (a data-modifying WITH);
+    what comes back is their count per occurrence, plan, channel, unit and content."""
+    sql = (
+        f"WITH new AS ({_insert_new('postgresql')} RETURNING id, plan_id, schedule_id, "
+        "occurrence_id, content_id, channel, unit_code, endpoint_id), "
+        "logged AS (INSERT INTO activity_entry (at, plan_id, schedule_id, occurrence_id, "
+        "delivery_id, content_id, channel, unit_code, endpoint_id, event, state, actor, detail) "
+        "SELECT :at, plan_id, schedule_id, occurrence_id, id, content_id, channel, unit_code, "
+        "endpoint_id, CAST(:event AS varchar), CAST(:state AS varchar), "
+        "CAST(:actor AS varchar), CAST(:detail AS varchar) FROM new ORDER BY id) "
+        "SELECT occurrence_id, plan_id, channel, unit_code, content_id, count(*) FROM new "
+        "GROUP BY occurrence_id, plan_id, channel, unit_code, content_id"
+    )
+    return text(sql).bindparams(*_BASE_PARAMS, bindparam("at", type_=LOG.c.at.type))
+
+
+@cache
+def _returning_statement() -> TextClause:
+    """SQLite: the new deliveries come back, for the log (no data-modifying WITH there)."""
+    returning = ", ".join(c.name for c in LOG_SOURCE)
+    sql = f"{_insert_new('sqlite')} RETURNING {returning}"
+    return text(sql).bindparams(*_BASE_PARAMS).columns(*LOG_SOURCE)
 
 
 def _insert_logged_batch(
@@ -143,23 +170,14 @@ def _insert_logged_batch(
     """PostgreSQL: the deliveries of `part` not yet there and their first log entries in one
     statement; only the counts per unit come back (for the outcome counts). Returns how many
     deliveries were created."""
-    source = _SOURCES["postgresql"].format(base=", ".join(f":{c}" for c in _BASE_COLUMNS))
-    columns = ", ".join((*_BASE_COLUMNS, "endpoint_id", "unit_code"))
-    insert = (
-        f"INSERT INTO delivery ({columns}) {source} "
-        "ON CONFLICT (occurrence_id, endpoint_id) DO NOTHING"
-    )
-    statement = text(_LOGGED.format(insert=insert)).bindparams(
-        *(bindparam(c, type_=D.c[c].type) for c in _BASE_COLUMNS),
-        bindparam("at", type_=LOG.c.at.type),
-    )
     params = base | {
         "endpoint_ids": [eid for eid, _ in part],
         "unit_codes": [unit for _, unit in part],
         **entry,
     }
     grouped: Counter[FirstKey] = Counter()
-    for occurrence_id, plan_id, channel, unit, content_id, n in conn.execute(statement, params):
+    rows = conn.execute(_logged_statement(), params)
+    for occurrence_id, plan_id, channel, unit, content_id, n in rows:
         key = (occurrence_id, plan_id, channel, unit, content_id, entry["state"], entry["event"])
         grouped[key] += n
     changes = OutcomeChanges()
@@ -173,15 +191,5 @@ def _insert_batch(
 ) -> list[Row[Any]]:
     """SQLite: insert the deliveries of `part` not yet there; return just the new ones (for
     the log, which SQLite cannot write in the same statement)."""
-    source = _SOURCES["sqlite"].format(base=", ".join(f":{c}" for c in _BASE_COLUMNS))
-    columns = ", ".join((*_BASE_COLUMNS, "endpoint_id", "unit_code"))
-    returning = ", ".join(c.name for c in LOG_SOURCE)
-    statement = (
-        text(
-            f"INSERT INTO delivery ({columns}) {source} "
-            f"ON CONFLICT (occurrence_id, endpoint_id) DO NOTHING RETURNING {returning}"
-        )
-        .bindparams(*(bindparam(c, type_=D.c[c].type) for c in _BASE_COLUMNS))
-        .columns(*LOG_SOURCE)
-    )
-    return list(conn.execute(statement, base | {"pairs": json.dumps(list(part))}).all())
+    params = base | {"pairs": json.dumps(list(part))}
+    return list(conn.execute(_returning_statement(), params).all())

@@ -12,30 +12,29 @@ import pytest
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.mark.slow
-def test_the_fan_out_benchmark_prints_coso_next_to_the_raw_baseline() -> None:
+def run_bench(module: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> <args>` from the project's root; it must exit 0."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.fanout", "--endpoints", "300"],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_the_fan_out_benchmark_prints_coso_next_to_the_raw_baseline() -> None:
+    done = run_bench("bench.fanout", "--endpoints", "300", timeout=300)
     assert "coso fan-out" in done.stdout and "raw executemany" in done.stdout
     assert "ratio (coso time / raw time)" in done.stdout
 
 
 @pytest.mark.slow
 def test_the_report_benchmark_prints_coso_next_to_the_hand_written_query() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.report", "--rows", "20000"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_bench("bench.report", "--rows", "20000", timeout=300)
     assert "outcome counts agree with the log" in done.stdout
     assert "figures agree" in done.stdout and "coso report" in done.stdout
     assert "ratio (coso time / hand-written time)" in done.stdout
@@ -43,15 +42,9 @@ def test_the_report_benchmark_prints_coso_next_to_the_hand_written_query() -> No
 
 @pytest.mark.slow
 def test_the_timer_benchmark_prints_coso_next_to_apscheduler_alone() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.timer", "--schedules", "60", "--window", "10",
-         "--lead", "20"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_bench(
+        "bench.timer", "--schedules", "60", "--window", "10", "--lead", "20", timeout=400
+    )
     assert "coso start-up: process start to a loaded timer" in done.stdout
     lines = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line}
     assert lines["coso"][-1] == "0" and lines["APScheduler"][-1] == "0"  # no slot missing
@@ -60,15 +53,18 @@ def test_the_timer_benchmark_prints_coso_next_to_apscheduler_alone() -> None:
 
 @pytest.mark.slow
 def test_the_emergency_benchmark_prints_each_channel_next_to_its_normal_fan_out() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.emergency", "--players", "4", "--sms", "30",
-         "--boards", "2", "--sms-rate", "30"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_bench(
+        "bench.emergency",
+        "--players",
+        "4",
+        "--sms",
+        "30",
+        "--boards",
+        "2",
+        "--sms-rate",
+        "30",
         timeout=400,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    )
     assert "floor for 30 SMS = 1.0 s" in done.stdout
     rows = {line.split(":")[0] for line in done.stdout.splitlines() if "all reached" in line}
     assert rows == {"players", "SMS", "boards", "bulletin"}
@@ -85,15 +81,9 @@ def test_the_scale_benchmark_prints_one_against_two_dispatchers_and_no_duplicate
             "PostgreSQL is not answering on 127.0.0.1:5432: bench.scale runs on it "
             "(install postgresql and start it with trust auth for local connections)"
         )
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.scale", "--dispatchers", "1,2", "--players", "20",
-         "--recipients", "40"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_bench(
+        "bench.scale", "--dispatchers", "1,2", "--players", "20", "--recipients", "40", timeout=400
+    )
     runs = [line for line in done.stdout.splitlines() if "dispatcher(s): 60 deliveries" in line]
     assert len(runs) == 2 and all("duplicates 0, lost 0" in line for line in runs), done.stdout
     assert "2 against 1 dispatcher:" in done.stdout
@@ -101,15 +91,20 @@ def test_the_scale_benchmark_prints_one_against_two_dispatchers_and_no_duplicate
 
 @pytest.mark.slow
 def test_the_memory_benchmark_prints_the_peak_in_flight_next_to_idle_and_the_goal() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.memory", "--players", "30", "--sms", "30",
-         "--sms-rate", "2", "--window", "8", "--settle", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_bench(
+        "bench.memory",
+        "--players",
+        "30",
+        "--sms",
+        "30",
+        "--sms-rate",
+        "2",
+        "--window",
+        "8",
+        "--settle",
+        "1",
         timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    )
     assert "deliveries created: 60 of 60" in done.stdout
     assert "idle coso serve, 60 endpoints, all its processes:" in done.stdout
     assert "in flight, 60 deliveries: peak" in done.stdout

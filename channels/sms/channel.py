@@ -97,15 +97,13 @@ class SmsChannel(Channel):
         self.http = GatewayHttp(self.base_url, settings.timeout, settings.concurrency)
         self._local = threading.local()
 
-    def client(self) -> tuple[Client, GatewayHttp]:
+    def client(self) -> Client:
         """This sending thread's client, over the channel's connection pool."""
         if not hasattr(self._local, "client"):
-            client = Client(
+            self._local.client = Client(
                 self.settings.account_sid, self.settings.auth_token, http_client=self.http
             )
-            client.api.base_url = self.base_url
-            self._local.client = client
-        return self._local.client, self.http
+        return self._local.client
 
     def cost(self, message: Outbound) -> int:
         """What a message takes from the rate limit: its segments."""
@@ -119,11 +117,10 @@ class SmsChannel(Channel):
         validity = validity_seconds(message.expires_at, self._now())
         if validity is not None:
             form["ValidityPeriod"] = validity
-        _, http = self.client()
         try:
             sid = self._create(form)
         except TwilioRestException as exc:
-            raise classify(exc, http.last) from exc
+            raise classify(exc, self.http.last) from exc
         except GatewayUnreachable as exc:
             raise TransientSendError(f"gateway unreachable: {exc}") from exc
         except GatewayNoAnswer as exc:
@@ -135,11 +132,10 @@ class SmsChannel(Channel):
         """Text one person outside any plan (an operator's list of the day): no delivery, no
         status callback, none of a blast's rules. Returns the message's sid; raises
         TransientSendError or PermanentSendError as `send` does."""
-        _, http = self.client()
         try:
             return self._create({"To": to, "Body": text, **self._sender()})
         except TwilioRestException as exc:
-            raise classify(exc, http.last) from exc
+            raise classify(exc, self.http.last) from exc
         except (GatewayUnreachable, GatewayNoAnswer) as exc:
             raise TransientSendError(f"gateway unreachable or silent: {exc}") from exc
 
@@ -153,16 +149,15 @@ class SmsChannel(Channel):
         headers and HTTP client) and its own reading of an error answer; the sid. Not
         through `client.messages`: that loads twilio's whole account API (92 modules, 6 MB
         kept for the life of the process) for this one request."""
-        client, _ = self.client()
         url = f"{self.base_url}/2010-04-01/Accounts/{self.settings.account_sid}/Messages.json"
-        response = client.request("POST", url, data=form)
+        response = self.client().request("POST", url, data=form)
         if not 200 <= response.status_code < 300:
             raise Version.exception("POST", url, response, "Unable to create record")
         return str(json.loads(response.text)["sid"])
 
     def list_messages(self, to: str, since: datetime) -> list[Any]:
         """The gateway's messages to `to` sent since `since` (GET Messages.json)."""
-        client, _ = self.client()
+        client = self.client()
         client.api.base_url = self.base_url  # loads twilio's account API: for this alone
         return list(client.messages.list(to=to, date_sent_after=since))
 

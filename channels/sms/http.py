@@ -40,10 +40,10 @@ class GatewayNoAnswer(Exception):
 def proxy_for(url: str) -> str | None:
     """The proxy the environment names for `url` (HTTPS_PROXY, NO_PROXY…), as `requests`
     honours them; read once, when the client is made."""
-    scheme, host = urlsplit(url).scheme, urlsplit(url).hostname or ""
-    if urllib.request.proxy_bypass(host):
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
         return None
-    return urllib.request.getproxies().get(scheme)
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 class GatewayHttp(HttpClient):
