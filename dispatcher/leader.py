@@ -26,7 +26,9 @@ NAMES_KEY = 0x636F736E  # with a name's checksum: a dispatcher's name
 # The server probes the lock's connection after this many idle seconds, then every
 # interval, and drops it after `count` unanswered probes.
 KEEPALIVE = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
-KEEPALIVE_SECONDS = 5 + 2 * 3
+KEEPALIVE_SECONDS = KEEPALIVE["tcp_keepalives_idle"] + (
+    KEEPALIVE["tcp_keepalives_interval"] * KEEPALIVE["tcp_keepalives_count"]
+)
 
 
 class ProcessLock:
