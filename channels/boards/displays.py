@@ -4,9 +4,10 @@ offline uploads them when it is back (each record once, by its own id)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -175,36 +176,39 @@ def _checked(records: Any, result: Upload) -> list[dict[str, Any]]:
     return valid
 
 
+Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Upload]"]  # a request waiting
+
+
 class DisplayWriter:
     """Writes screens' uploads a batch at a time: requests that arrive together (a slot
-    shown on a thousand screens at once) share one transaction."""
+    shown on a thousand screens at once) share one transaction, and the requests waiting
+    on one event loop are answered together, with one wake-up of that loop per batch."""
 
     def __init__(self, host: Any, most: int = 2000) -> None:
         self.host, self.most = host, most
-        self.queue: queue.SimpleQueue[tuple[Any, Any, datetime, Future[Upload]]] = (
+        self.queue: queue.SimpleQueue[tuple[tuple[str, str | None], Any, datetime, Waiter]] = (
             queue.SimpleQueue()
         )
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
 
-    def submit(
+    async def upload(
         self, name: str, token: str | None, records: Any, received_at: datetime
-    ) -> Future[Upload]:
-        """Board `name`'s upload, its token checked with the others of its batch: the
-        future's result, or an InputError (no such board, a token that is not its own)."""
-        done: Future[Upload] = Future()
-        self.queue.put(((name, token), records, received_at, done))
+    ) -> Upload:
+        """Board `name`'s upload, its token checked with the others of its batch; raises
+        InputError for no such board or a token that is not its own."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Upload] = loop.create_future()
+        self.queue.put(((name, token), records, received_at, (loop, done)))
         with self.lock:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(
                     target=self._run, name="boards-displays", daemon=True
                 )
                 self.thread.start()
-        return done
+        return await done
 
     def _run(self) -> None:
-        from channels.boards.pairing import check_tokens
-
         while True:
             batch = [self.queue.get()]
             count = len(batch[0][1]) if isinstance(batch[0][1], list) else 1
@@ -215,22 +219,45 @@ class DisplayWriter:
                     break
                 batch.append(more)
                 count += len(more[1]) if isinstance(more[1], list) else 1
+            answers: list[tuple[Waiter, Upload | Exception]] = []
             try:
-                boards = check_tokens(self.host.engine, [who for who, *_ in batch])
-                kept = []
-                for board, (_, records, at, done) in zip(boards, batch, strict=True):
-                    if isinstance(board, Exception):
-                        done.set_exception(board)
-                    else:
-                        kept.append((board, records, at, done))
-                results = record_many(self.host, [(b, r, at) for b, r, at, _ in kept])
+                answers = self._write(batch)
             except Exception as exc:
-                for *_, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            for (*_, done), result in zip(kept, results, strict=True):
-                done.set_result(result)
+                answers = [(waiter, exc) for *_, waiter in batch]
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Upload], Any]]] = {}
+            for (loop, done), answer in answers:
+                by_loop.setdefault(loop, []).append((done, answer))
+            for loop, some in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop has closed
+                    loop.call_soon_threadsafe(_settle, some)
+
+    def _write(
+        self, batch: list[tuple[tuple[str, str | None], Any, datetime, Waiter]]
+    ) -> list[tuple[Waiter, Upload | Exception]]:
+        from channels.boards.pairing import check_tokens
+
+        boards = check_tokens(self.host.engine, [who for who, *_ in batch])
+        answers: list[tuple[Waiter, Upload | Exception]] = []
+        kept = []
+        for board, (_, records, at, waiter) in zip(boards, batch, strict=True):
+            if isinstance(board, Exception):
+                answers.append((waiter, board))
+            else:
+                kept.append((board, records, at, waiter))
+        results = record_many(self.host, [(b, r, at) for b, r, at, _ in kept])
+        answers += [(waiter, result) for (*_, waiter), result in zip(kept, results, strict=True)]
+        return answers
+
+
+def _settle(answers: list[tuple[asyncio.Future[Upload], Upload | Exception]]) -> None:
+    """On the waiters' loop: answer each request still waiting."""
+    for done, answer in answers:
+        if done.done():
+            continue
+        if isinstance(answer, Exception):
+            done.set_exception(answer)
+        else:
+            done.set_result(answer)
 
 
 def _outcome(board: Any, v: dict[str, Any], received_at: datetime, started: datetime) -> Outcome:

@@ -6,6 +6,7 @@ online and seen at every heartbeat."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -54,13 +55,29 @@ class Subscriber:
 
     def offer(self, items: str | None) -> None:
         """A programme to send, or None: the stream ends."""
+        offer_all([(self, items)])
 
-        def put() -> None:
-            while self.queue.full():  # only the newest programme matters
-                self.queue.get_nowait()
-            self.queue.put_nowait(items)
+    def put(self, items: str | None) -> None:
+        """On the stream's loop."""
+        while self.queue.full():  # only the newest programme matters
+            self.queue.get_nowait()
+        self.queue.put_nowait(items)
 
-        self.loop.call_soon_threadsafe(put)
+
+def offer_all(offers: list[tuple[Subscriber, str | None]]) -> None:
+    """Hand each stream its programme: one wake-up per event loop for all of them (waking a
+    loop from another thread is a system call; a slot reaches a thousand screens at once)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Subscriber, str | None]]] = {}
+    for sub, text in offers:
+        by_loop.setdefault(sub.loop, []).append((sub, text))
+    for loop, some in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed
+            loop.call_soon_threadsafe(_put_all, some)
+
+
+def _put_all(offers: list[tuple[Subscriber, str | None]]) -> None:
+    for sub, text in offers:
+        sub.put(text)
 
 
 class BoardHub:
@@ -171,10 +188,11 @@ class BoardHub:
         now = self.now()
         with self.engine.connect() as conn:
             found = programmes(conn, list(wanted), now, emergencies_alone=False)
+        offers: list[tuple[Subscriber, str | None]] = []
         for endpoint_id, subs in wanted.items():
             text = event_text(subs[0].name, found[endpoint_id], now)  # made here, off the loop
-            for sub in subs:
-                sub.offer(text)
+            offers += [(sub, text) for sub in subs]
+        offer_all(offers)
 
     def _seen(self) -> None:
         """Screens connected are seen now; a screen not seen for offline_after (its stream
@@ -192,9 +210,15 @@ class BoardHub:
                 )
                 with self.lock:
                     subs = [s for e in ids for s in self.subscribers.get(e, ())]
-                for sub in subs:  # a token replaced since: that screen is let go
-                    if sub.token_hash is not None and tokens.get(sub.endpoint_id) != sub.token_hash:
-                        sub.offer(None)
+                # a token replaced since: that screen is let go
+                offer_all(
+                    [
+                        (sub, None)
+                        for sub in subs
+                        if sub.token_hash is not None
+                        and tokens.get(sub.endpoint_id) != sub.token_hash
+                    ]
+                )
             conn.execute(
                 update(D)
                 .where(

@@ -19,9 +19,9 @@ from starlette.responses import (
     JSONResponse,
     RedirectResponse,
     Response,
-    StreamingResponse,
 )
-from starlette.routing import Route
+from starlette.routing import Mount, Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channels.boards import pairing
 from channels.boards.channel import images_folder
@@ -29,6 +29,7 @@ from channels.boards.displays import DisplayWriter
 from channels.boards.hub import BoardHub, event_text
 from channels.boards.images import STATIC
 from channels.boards.programme import programmes, stamp
+from channels.boards.stream import stream_events
 from coso.durations import parse_duration
 from coso.errors import InputError
 
@@ -81,71 +82,70 @@ def board_routes(host: Any, cfg: Any, templates: Any) -> list[Any]:
             headers={"Cache-Control": "no-cache"},
         )
 
-    async def events(request: Request) -> Response:
+    def first(endpoint_id: int) -> list[dict[str, Any]]:
+        """A screen that connects is online; its programme now."""
+        from channels.boards import devices
+        from coso.db import write
+
+        with write(engine) as conn:
+            devices.set_status(conn, [endpoint_id], online=True, last_seen=now())
+        with engine.connect() as conn:
+            return programmes(conn, [endpoint_id], now(), emergencies_alone=False)[endpoint_id]
+
+    def gone(endpoint_id: int) -> None:
+        from channels.boards import devices
+        from coso.db import write
+
+        if endpoint_id not in hub.connected():
+            with write(engine) as conn:
+                devices.set_status(conn, [endpoint_id], online=False, last_seen=now())
+
+    async def events(scope: Scope, receive: Receive, send: Send) -> None:
+        """The screen's event stream (an ASGI app: channels/boards/stream.py)."""
+        request = Request(scope)
         name = request.path_params["name"]
         try:
             board = await run_in_threadpool(pairing.check_token, engine, name, _token(request))
         except InputError as exc:
-            return _refused(exc, 404 if exc.field == "board" else 403)
+            await _refused(exc, 404 if exc.field == "board" else 403)(scope, receive, send)
+            return
         sub = hub.subscribe(board.id, name, asyncio.get_running_loop(), board.token_hash)
+        try:
+            programme = event_text(name, await run_in_threadpool(first, board.id), now())
+            await stream_events(
+                sub, programme, receive, send, heartbeat, lambda: f": {stamp(now())}\n\n"
+            )
+        finally:
+            if hub.unsubscribe(sub):
+                await run_in_threadpool(gone, board.id)
 
-        def first() -> list[dict[str, Any]]:
-            from channels.boards import devices
-            from coso.db import write
-
-            with write(engine) as conn:
-                devices.set_status(conn, [board.id], online=True, last_seen=now())
-            with engine.connect() as conn:
-                return programmes(conn, [board.id], now(), emergencies_alone=False)[board.id]
-
-        async def stream() -> Any:
-            try:
-                yield "retry: 2000\n\n"
-                yield event_text(name, await run_in_threadpool(first), now())
-                while True:
-                    try:
-                        text = await asyncio.wait_for(sub.queue.get(), heartbeat)
-                        if text is None:
-                            return
-                        yield text
-                    except TimeoutError:
-                        yield f": {stamp(now())}\n\n"
-            finally:
-                if hub.unsubscribe(sub):
-                    await run_in_threadpool(_gone, board.id)
-
-        def _gone(endpoint_id: int) -> None:
-            from channels.boards import devices
-            from coso.db import write
-
-            if endpoint_id not in hub.connected():
-                with write(engine) as conn:
-                    devices.set_status(conn, [endpoint_id], online=False, last_seen=now())
-
-        return StreamingResponse(
-            stream(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def displayed(request: Request) -> Response:
+    async def displayed(scope: Scope, receive: Receive, send: Send) -> None:
+        """A screen's display records (an ASGI app: a slot brings a thousand at once)."""
+        request = Request(scope, receive)
         name = request.path_params["name"]
+        answer: Response
         body = await request.body()
         if len(body) > MOST_REPORT_BYTES:
-            return JSONResponse({"error": "báo cáo quá lớn"}, status_code=413)
+            answer = JSONResponse({"error": "báo cáo quá lớn"}, status_code=413)
+            await answer(scope, receive, send)
+            return
         try:
             payload = json.loads(body or b"{}")
         except (ValueError, RecursionError):  # not JSON, or nested past any report
-            return JSONResponse({"error": "báo cáo không phải JSON"}, status_code=400)
+            answer = JSONResponse({"error": "báo cáo không phải JSON"}, status_code=400)
+            await answer(scope, receive, send)
+            return
         records = payload.get("records") if isinstance(payload, dict) else None
         try:  # the token is checked with the other uploads of its batch, in one query
-            result = await asyncio.wrap_future(writer.submit(name, _token(request), records, now()))
+            result = await writer.upload(name, _token(request), records, now())
         except InputError as exc:
-            return _refused(exc, 404 if exc.field == "board" else 403)
-        status = 200 if result.accepted or not result.refused else 422
-        return JSONResponse(
-            {"accepted": result.accepted, "refused": result.refused}, status_code=status
-        )
+            answer = _refused(exc, 404 if exc.field == "board" else 403)
+        else:
+            answer = JSONResponse(
+                {"accepted": result.accepted, "refused": result.refused},
+                status_code=200 if result.accepted or not result.refused else 422,
+            )
+        await answer(scope, receive, send)
 
     async def pair(request: Request) -> Response:
         name = request.path_params["name"]
@@ -224,14 +224,22 @@ def board_routes(host: Any, cfg: Any, templates: Any) -> list[Any]:
             status_code=status,
         )
 
+    # What screens ask for (streams, reports, pairing, files) is a router of its own: it
+    # is answered past the console's middleware (dispatcher/web/device_paths.py). The
+    # console's pages under /boards come first, so the console routes them itself.
+    screens = Router(
+        routes=[
+            Route("/static/{file}", static),
+            Route("/images/{file}", image),
+            Route("/{name}/events", AsgiEndpoint(events)),
+            Route("/{name}/displayed", AsgiEndpoint(displayed), methods=["POST"]),
+            Route("/{name}/pair", pair, methods=["GET", "POST"]),
+        ]
+    )
     return [
         Route("/boards/pairing", pairing_page, methods=["GET", "POST"]),
-        Route("/boards/static/{file}", static),
-        Route("/boards/images/{file}", image),
         Route("/boards/{name}", page),
-        Route("/boards/{name}/events", events),
-        Route("/boards/{name}/displayed", displayed, methods=["POST"]),
-        Route("/boards/{name}/pair", pair, methods=["GET", "POST"]),
+        Mount("/boards", app=screens),
     ]
 
 
@@ -269,3 +277,14 @@ def _csrf_ok(request: Request, given: Any) -> bool:
         and isinstance(given, str)
         and hmac.compare_digest(expected, given)
     )
+
+
+class AsgiEndpoint:
+    """An ASGI function as a route's endpoint (a plain function would be taken for a
+    request handler)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
