@@ -159,6 +159,47 @@ class HuiduServer:
         if kind == "program" and call == "getAll":
             return ok({"item": [{"id": p["uuid"], "name": p["name"]} for p in device.programs]})
         if kind == "program" and call == "replace":
+            wrong = next(filter(None, (bad_program(p, device) for p in data or [])), None)
+            if wrong:
+                return {"method": call, "message": f"invalid program: {wrong}", "data": []}
             device.programs = list(data or [])
             return ok()
         return {"method": call, "message": f"unknown method {call}", "data": []}
+
+
+def bad_program(program: Any, device: Controller) -> str | None:
+    """What is wrong with a program as the document describes one, or None: a uuid, a
+    duration, areas inside the screen, each with its items (text with its string; image
+    with its file's URL, md5 and size), played one after another."""
+    if not isinstance(program, dict) or not isinstance(program.get("uuid"), str):
+        return "a program needs a uuid"
+    duration = str((program.get("playControl") or {}).get("duration", ""))
+    if len(duration.split(":")) != 3 or not duration.replace(":", "").isdigit():
+        return f"playControl.duration {duration!r} is not HH:MM:SS"
+    areas = program.get("area")
+    if not isinstance(areas, list) or not areas:
+        return "a program needs an area"
+    for area in areas:
+        x, y, w, h = (area.get(k) for k in ("x", "y", "width", "height"))
+        if not all(isinstance(v, int) for v in (x, y, w, h)):
+            return "an area's x, y, width and height are integers"
+        if x < 0 or y < 0 or x + w > device.width or y + h > device.height:
+            return f"area {x},{y} {w}x{h} is outside the {device.width}x{device.height} screen"
+        items = area.get("item")
+        if not isinstance(items, list) or not items:
+            return "an area needs items"
+        for item in items:
+            hold = (item.get("effect") or {}).get("hold")
+            if not isinstance(hold, int) or hold <= 0:
+                return "an item's effect.hold is a number of milliseconds"
+            if item.get("type") == "text" and not isinstance(item.get("string"), str):
+                return "a text item needs its string"
+            if item.get("type") == "image" and not (
+                str(item.get("file", "")).startswith("http")
+                and len(str(item.get("fileMd5", ""))) == 32
+                and isinstance(item.get("fileSize"), int)
+            ):
+                return "an image item needs file (a URL), fileMd5 and fileSize"
+            if item.get("type") not in ("text", "image"):
+                return f"unknown item type {item.get('type')!r}"
+    return None

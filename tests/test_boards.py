@@ -1,5 +1,6 @@
-"""The boards channel without a browser: items on boards' programmes, display reports as
-`displayed` outcomes, pairing, and bad input refused with a clear message."""
+"""The boards channel without a browser: items on boards' programmes (priority first, then
+the schedules' order), display reports as `displayed` outcomes, pairing, text laid out in
+pages for an LED board, and bad input refused with a clear message."""
 
 from __future__ import annotations
 
@@ -230,6 +231,86 @@ def test_an_emergency_shows_alone_until_it_ends_then_the_programme_resumes(
     assert [i["title"] for i in after] == ["Lịch tiếp công dân"]
 
 
+LOOP = """\
+[plan]
+number = "19/KH-UBND"
+title = "Bảng tin chợ: nhiều mục"
+period_start = 2021-05-01
+period_end = 2021-05-31
+
+[[content]]
+key = "dien"
+title = "Lịch cắt điện"
+body = "Thứ bảy cắt điện từ 7 giờ đến 11 giờ."
+state = "approved"
+
+[[content]]
+key = "tiem"
+title = "Tiêm chủng mở rộng"
+body = "Trạm y tế tiêm vắc xin cho trẻ vào ngày 25."
+state = "approved"
+
+[[content]]
+key = "hop"
+title = "Họp dân khu phố 3"
+body = "Mời đại diện các hộ họp lúc 19 giờ."
+state = "approved"
+
+[[endpoints]]
+channel = "boards"
+address = "screen:cho-that-khe"
+name = "Chợ Thất Khê"
+unit = "06040"
+
+[[schedules]]
+name = "Cắt điện"
+content = "dien"
+channel = "boards"
+targets = { endpoints = ["screen:cho-that-khe"] }
+start = 2021-05-03T07:05:00
+validity = "8h"
+
+[[schedules]]
+name = "Tiêm chủng"
+content = "tiem"
+channel = "boards"
+targets = { endpoints = ["screen:cho-that-khe"] }
+start = 2021-05-03T07:00:00
+validity = "8h"
+
+[[schedules]]
+name = "Họp dân"
+content = "hop"
+channel = "boards"
+priority = "priority"
+targets = { endpoints = ["screen:cho-that-khe"] }
+start = 2021-05-03T07:05:00
+validity = "8h"
+"""
+
+
+def test_a_screens_programme_lists_priority_items_first_then_the_schedules_order(
+    engine: Engine, boards_settings: Settings, tmp_path: Path
+) -> None:
+    """Two normal schedules (the second in the plan on the board first) and a priority one
+    written last: the screen gets the priority item first, then the normal ones in the
+    order of their schedules, whatever the order they were sent in."""
+    clock = ManualClock(datetime(2021, 5, 2, 23, 0, tzinfo=UTC))
+    import_plan_file(engine, boards_settings, write_plan(tmp_path, LOOP), clock.now())
+    _fire(engine, boards_settings, clock, datetime(2021, 5, 3, 0, 0, 1, tzinfo=UTC))  # 07:00
+    _fire(engine, boards_settings, clock, datetime(2021, 5, 3, 0, 5, 1, tzinfo=UTC))  # 07:05
+    market = _board(engine, "cho-that-khe")
+    with engine.connect() as conn:
+        shown = programmes(conn, [market.id], clock.now(), emergencies_alone=False)[market.id]
+    assert [(i["priority"], i["title"]) for i in shown] == [
+        ("priority", "Họp dân khu phố 3"),
+        ("normal", "Lịch cắt điện"),
+        ("normal", "Tiêm chủng mở rộng"),
+    ]
+    sent_first = min(shown, key=lambda i: i["id"])
+    assert sent_first["title"] == "Tiêm chủng mở rộng"  # sent at 07:00, shown after 07:05's
+
+
 def test_pairing_by_code_and_tokens(
     engine: Engine, boards_settings: Settings, tmp_path: Path
 ) -> None:
@@ -420,3 +501,26 @@ def test_a_bad_boards_template_is_refused_naming_the_setting(template: str, name
     with pytest.raises(ValueError) as refused:
         BoardSettings(template=template)
     assert named in str(refused.value) and "template" in str(refused.value)
+
+
+def test_led_text_is_as_large_as_fits_or_in_pages_at_a_size_read_across_the_street() -> None:
+    from channels.boards.images import line_boxes, smallest_size, text_pages
+
+    (short,) = text_pages("Họp dân lúc 19 giờ", 128, 64)
+    assert short.size > smallest_size(64)  # a short text is as large as fits
+    notice = (
+        "Thôn Nà Pài thông báo: từ thứ hai tuần sau, xe thu gom rác đến vào sáng thứ hai, "
+        "thứ tư và thứ sáu; bà con để rác đúng nơi quy định, phân loại rác tái chế, không "
+        "đốt rác gần nhà ở. Xem thêm https://thatkhe.langson.gov.vn/thong-bao-rac-thai"
+    )
+    for width, height, least in [(64, 16, 10), (128, 32, 10), (128, 64, 16), (192, 96, 24)]:
+        pages = text_pages(notice, width, height)
+        assert len(pages) > 1 and smallest_size(height) == least
+        assert {p.size for p in pages} == {least}
+        # every letter, in order; the words whole but the address, wider than the board
+        assert "".join(p.text.replace(" ", "") for p in pages) == notice.replace(" ", "")
+        words, whole = [w for p in pages for w in p.text.split()], notice.split()[:-1]
+        assert words[: len(whole)] == whole
+        for page in pages:
+            for left, top, right, bottom in line_boxes(page, width, height):
+                assert left >= 0 and top >= 0 and right <= width and bottom <= height

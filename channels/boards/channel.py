@@ -20,7 +20,7 @@ from channels.boards import devices
 from channels.boards.addresses import Board, parse
 from channels.boards.hub import CHANGED
 from channels.boards.huidu import PREFIX, ControllerError, HuiduClient, Screen, program
-from channels.boards.images import keep_image, text_image
+from channels.boards.images import keep_image, page_image, text_pages
 from channels.boards.programme import programmes, signature
 from channels.boards.settings import BoardSettings
 from channels.boards.tables import BoardItem
@@ -186,19 +186,26 @@ class BoardsChannel(Channel):
         return screen
 
     def _program(self, item: dict[str, Any], screen: Screen) -> dict[str, Any]:
-        image = None
+        images = None
         if item["image"]:
-            name = item["image"].rsplit("/", 1)[-1]
-            image = self._image_ref(name)
+            images = [self._image_ref(item["image"].rsplit("/", 1)[-1])]
         elif self.cfg.huidu.render == "image":
-            data = text_image(item["text"] or item["title"], screen.width, screen.height)
-            name = f"{hashlib.sha256(data).hexdigest()}.png"
-            target = self.images / name
-            if not target.exists():
-                self.images.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            image = self._image_ref(name)
-        return program(item, screen, image=image, font=self.cfg.huidu.font_name)
+            pages = text_pages(item["text"] or item["title"], screen.width, screen.height)
+            images = [
+                self._keep_drawing(page_image(page, screen.width, screen.height)) for page in pages
+            ]
+        return program(item, screen, images=images, font=self.cfg.huidu.font_name)
+
+    def _keep_drawing(self, data: bytes) -> dict[str, Any]:
+        """A page coso drew, kept under its checksum where controllers fetch it."""
+        name = f"{hashlib.sha256(data).hexdigest()}.png"
+        target = self.images / name
+        if not target.exists():
+            self.images.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".part")
+            partial.write_bytes(data)
+            partial.replace(target)
+        return self._image_ref(name)
 
     def _image_ref(self, name: str) -> dict[str, Any]:
         data = (self.images / name).read_bytes()

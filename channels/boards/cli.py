@@ -74,8 +74,9 @@ def pair_command(
 @boards_app.command("list")
 @guard
 def list_command() -> None:
-    """Every board: online or not, last seen, what it shows, its last failure."""
-    from channels.boards.devices import boards
+    """Every board: online or not, last seen, what it shows (a controller: and its
+    brightness), its last failure."""
+    from channels.boards.devices import boards, showing_text
     from coso.clock import local_text
 
     host = _host()
@@ -99,7 +100,7 @@ def list_command() -> None:
             r.unit_code or "",
             status,
             local_text(r.last_seen, tz) if r.last_seen else "",
-            r.showing or "",
+            showing_text(r) or "",
             failure,
         )
     out.print(table)

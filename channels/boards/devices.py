@@ -1,11 +1,13 @@
-"""What coso knows of each board (online, last seen, what it shows, its last failure), for
-`coso devices` and the console."""
+"""What coso knows of each board (online, last seen, what it shows, a controller's
+brightness, its last failure), for `coso devices` and the console."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Engine, select, update
 
@@ -60,6 +62,38 @@ def by_address(conn: Connection, address: str) -> Any | None:
     ).first()
 
 
+def light_schedule(periods: Sequence[tuple[str, str, int]], zone: str) -> str:
+    """A brightness schedule as kept once a controller took it (its `brightness_signature`):
+    the periods and the zone of their times of day."""
+    return json.dumps({"zone": zone, "periods": [list(p) for p in periods]})
+
+
+def brightness_at(schedule: str | None, when: datetime | None) -> int | None:
+    """The percent a controller's brightness schedule (as it took it) sets at `when`, or
+    None when it has none that coso gave it."""
+    if not schedule or when is None:
+        return None
+    try:
+        given = json.loads(schedule)
+        zone = ZoneInfo(given["zone"])
+        periods = [(str(a), str(b), int(c)) for a, b, c in given["periods"]]
+    except (ValueError, KeyError, TypeError, ZoneInfoNotFoundError):
+        return None  # kept by an older coso: sent again at the next check
+    now = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(zone).strftime("%H:%M")
+    for start, end, percent in periods:
+        if start == end or start <= now < end or (end < start and (now >= start or now < end)):
+            return percent
+    return None
+
+
+def showing_text(row: Any) -> str | None:
+    """What a board shows, as the console and `coso devices` say it: the item's title, and
+    a controller's brightness when it was last seen ("Tiếp công dân · độ sáng 40%")."""
+    percent = brightness_at(row.brightness_signature, row.last_seen)
+    light = f"độ sáng {percent}%" if percent is not None else None
+    return " · ".join(t for t in (row.showing, light) if t) or None
+
+
 def device_states(engine: Engine, endpoint_ids: Sequence[int]) -> dict[int, Any]:
     from channels.base import DeviceState
 
@@ -71,7 +105,7 @@ def device_states(engine: Engine, endpoint_ids: Sequence[int]) -> dict[int, Any]
                 found[r.endpoint_id] = DeviceState(
                     online=bool(r.online),
                     last_seen=r.last_seen,
-                    playing=r.showing,
+                    playing=showing_text(r),
                     last_failure=r.last_failure,
                     last_failure_at=r.last_failure_at,
                 )

@@ -36,6 +36,7 @@ PREFIX = "coso-"  # coso's programs on a controller: coso-<delivery id>
 COLOR = "#ffcc00"
 EVERY_DAY = "Mon,Tue,Wed,Thu,Fri,Sat,Sun"
 EVERY_MONTH = "Jan,Feb,Mar,Apr,May,Jun,Jul,Aug,Sep,Oct,Nov,Dec"
+PAGE_SECONDS = 3  # the least a page of a long text holds on an LED board
 
 
 def sign(body: bytes, sdk_key: str, date: str, sdk_secret: str) -> str:
@@ -106,13 +107,13 @@ class HuiduClient:
             try:
                 response = self.http.post(url, content=body, headers=headers)
             except httpx.TimeoutException:
-                last = f"no answer from {url} within {self.cfg.timeout}"
+                last = f"bộ điều khiển không trả lời trong {self.cfg.timeout} ({url})"
                 continue
             except httpx.TransportError as exc:
-                last = f"cannot reach {url}: {exc}"
+                last = f"không kết nối được bộ điều khiển ({url}): {exc}"
                 continue
             if response.status_code >= 500 or response.status_code == 429:
-                last = f"HTTP {response.status_code} from {url}"
+                last = f"bộ điều khiển trả lời HTTP {response.status_code} ({url})"
                 continue
             return self._answer(board, method, response)
         raise TransientSendError(last)
@@ -176,38 +177,54 @@ class HuiduClient:
         self.http.close()
 
 
+def page_seconds(seconds: int, pages: int) -> int:
+    """How long each of an item's `pages` holds: its seconds shared among them, and no
+    page less than PAGE_SECONDS (time to read it)."""
+    if pages <= 1:
+        return seconds
+    return max(PAGE_SECONDS, -(-seconds // pages))
+
+
 def program(
-    item: dict[str, Any], screen: Screen, *, image: dict[str, Any] | None, font: str
+    item: dict[str, Any], screen: Screen, *, images: list[dict[str, Any]] | None, font: str
 ) -> dict[str, Any]:
-    """One coso item as a Huidu program filling the screen: the text itself, or the image
-    coso drew of it (`image`: file URL, md5, size)."""
-    hold = int(item["seconds"]) * 1000
-    if image is not None:
-        content: dict[str, Any] = {
-            "type": "image",
-            "file": image["url"],
-            "fileMd5": image["md5"],
-            "fileSize": image["size"],
-            "fit": "center",
-            "effect": {"type": 0, "speed": 5, "hold": hold},
-        }
+    """One coso item as a Huidu program filling the screen: the text itself, or the images
+    (`images`: each a file URL, md5 and size) coso drew of it or the item carries. A text
+    too long for one screen is several images, the pages of one area, shown one after
+    another."""
+    if images:
+        hold = page_seconds(int(item["seconds"]), len(images))
+        contents: list[dict[str, Any]] = [
+            {
+                "type": "image",
+                "file": image["url"],
+                "fileMd5": image["md5"],
+                "fileSize": image["size"],
+                "fit": "center",
+                "effect": {"type": 0, "speed": 5, "hold": hold * 1000},
+            }
+            for image in images
+        ]
+        seconds = hold * len(images)
     else:
-        content = {
-            "type": "text",
-            "string": item["text"] or item["title"],
-            "multiLine": not item["scroll"],
-            "alignment": "center",
-            "valignment": "middle",
-            "font": {
-                "name": font,
-                "size": max(8, screen.height // 3),
-                "bold": True,
-                "color": COLOR,
-            },
-            # 26: continuous left movement (text only); 0: shown at once
-            "effect": {"type": 26 if item["scroll"] else 0, "speed": 4, "hold": hold},
-        }
-    seconds = int(item["seconds"])
+        seconds = int(item["seconds"])
+        contents = [
+            {
+                "type": "text",
+                "string": item["text"] or item["title"],
+                "multiLine": not item["scroll"],
+                "alignment": "center",
+                "valignment": "middle",
+                "font": {
+                    "name": font,
+                    "size": max(8, screen.height // 3),
+                    "bold": True,
+                    "color": COLOR,
+                },
+                # 26: continuous left movement (text only); 0: shown at once
+                "effect": {"type": 26 if item["scroll"] else 0, "speed": 4, "hold": seconds * 1000},
+            }
+        ]
     return {
         "name": item["title"][:60] or f"coso {item['id']}",
         "type": "normal",
@@ -216,6 +233,6 @@ def program(
             "duration": f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
         },
         "area": [
-            {"x": 0, "y": 0, "width": screen.width, "height": screen.height, "item": [content]}
+            {"x": 0, "y": 0, "width": screen.width, "height": screen.height, "item": contents}
         ],
     }

@@ -6,7 +6,6 @@ differs from the settings; one that does not answer is shown offline."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from datetime import datetime
@@ -78,7 +77,7 @@ class BoardService:
         client = self.channel.huidu
         try:
             periods = self.brightness_periods()
-            wanted_light = json.dumps(periods)
+            wanted_light = devices.light_schedule(periods, self.cfg.zone)
             if row.brightness_signature != wanted_light:
                 client.brightness(board, periods)
                 with write(self.host.engine) as conn:

@@ -48,8 +48,9 @@ class HuiduSettings(BaseModel):
     sdk_secret: str = ""
     timeout: PositiveDuration = "5s"
     # How text reaches the LED: "image", drawn by coso with its Vietnamese font at the
-    # board's resolution (most controllers' own fonts lack Vietnamese glyphs), or "text"
-    # for a controller that renders Vietnamese itself.
+    # board's resolution (most controllers' own fonts lack Vietnamese glyphs; a text too
+    # long for one screen at a readable size in pages), or "text" for a controller that
+    # renders Vietnamese itself.
     render: Literal["image", "text"] = "image"
     font_name: str = "DejaVu Sans"  # what a "text" program asks the controller for
     # How often coso reads what each controller shows (and sends again what changed).
@@ -93,7 +94,8 @@ class BoardSettings(ChannelLimits):
     # How every item's text is laid out on the boards (Jinja2: title, body, date, time), e.g.
     # "{{ title | upper }}\n{{ body }}\nUBND xã, {{ date }}". Empty: the item's text alone.
     template: str = ""
-    # The zone of `date` and `time` in the template.
+    # The boards' local time: `date` and `time` in the template, and the times of day of the
+    # controllers' brightness schedule.
     zone: str = "Asia/Ho_Chi_Minh"
 
     @field_validator("template")

@@ -2,7 +2,10 @@
 approves in the console), an item on both within 2 s of its slot reported `displayed` with
 the true times, one screen cut off (the browser's own offline mode) that goes on showing
 its programme and uploads its display records when back, and an emergency that replaces
-the programme on both within 2 s and gives it back when it ends."""
+the programme on both within 2 s and gives it back when it ends; a screen's loop of
+several items (priority first, then the schedules' order, each its seconds) that an
+emergency interrupts and that resumes with the item it was showing; and a text too long
+for the screen that scrolls to its end before the next item."""
 
 from __future__ import annotations
 
@@ -77,6 +80,71 @@ URGENT = {
     "body": "Bão số 3 đổ bộ chiều nay: người dân ở trong nhà, không ra sông suối, "
     "gia cố nhà cửa, chuẩn bị đèn pin và nước uống.",
 }
+
+
+CONTENT = """
+[[content]]
+key = "{key}"
+title = "{title}"
+body = "{body}"
+state = "approved"
+"""
+# What a screen shows, as the page starts each item: [{id, at}] (at: ms since the epoch).
+WATCH_STARTS = """() => {
+  window.starts = [];
+  new MutationObserver(() => {
+    const b = document.body.dataset;
+    const at = Number(b.shownAt);
+    const last = window.starts[window.starts.length - 1];
+    if (b.showing && (!last || last.at !== at)) { window.starts.push({ id: b.showing, at: at }); }
+  }).observe(document.body, { attributes: true, attributeFilter: ["data-shown-at"] });
+}"""
+
+
+def import_programme_near(
+    coso: CosoServer, tmp_path: Path, items: list[dict[str, Any]], tag: str
+) -> datetime:
+    """A plan with one schedule per item (its content, priority, seconds and validity, in
+    this order in the file), all on both boards at one slot a few seconds ahead; the slot."""
+    room = 8
+    first, *others = items
+    for attempt in range(1, 4):
+        slot = slot_in(room)
+        start = f"{slot.astimezone(ZONE):%Y-%m-%dT%H:%M:%S}"
+        text = BOARDS.format(number=f"{tag}{attempt}/KH-UBND", **first)
+        text += "".join(CONTENT.format(**item) for item in others)
+        text += "".join(SCHEDULE.format(start=start, **item) for item in items)
+        coso.cli("plan", "import", str(write_plan(tmp_path, text, name=f"{tag}-{attempt}.toml")))
+        if SystemClock().now() < slot:
+            return slot
+        room *= 2
+    raise AssertionError("three imports each took longer than the room given")
+
+
+def paired_screen(coso: CosoServer, new_page: Callable[..., Page], tmp_path: Path) -> Page:
+    """The market's screen at 1280×720, opened with its token, online, its starts watched."""
+    coso.cli(
+        "plan",
+        "import",
+        str(write_plan(tmp_path, BOARDS.format(number="1/KH-BT", **NORMAL), name="boards.toml")),
+    )
+    link = coso.cli("boards", "token", "screen:cho-that-khe").strip().splitlines()[-1]
+    page = board_page(new_page, coso.url, 1280, 720)
+    page.goto(link.replace(coso.url, ""))
+    expect(page.locator("body")).to_have_attribute("data-online", "1", timeout=15_000)
+    page.evaluate(WATCH_STARTS)
+    return page
+
+
+def programme_of(page: Page, name: str) -> list[dict[str, Any]]:
+    """The programme a screen keeps, in coso's order."""
+    stored = page.evaluate(f"localStorage.getItem('coso-board:{name}') || '{{}}'")
+    return list(json.loads(stored).get("items", []))
+
+
+def starts_of(page: Page) -> list[tuple[str, float]]:
+    """Each item the page put on screen, in order: (delivery id, when in seconds)."""
+    return [(s["id"], s["at"] / 1000) for s in page.evaluate("window.starts")]
 
 
 def import_near(
@@ -242,3 +310,121 @@ def test_two_screens_show_report_go_offline_and_give_way_to_an_emergency(
         coso, "SELECT state, COUNT(*) FROM delivery WHERE channel = 'boards' GROUP BY state"
     )
     assert dict(states) == {"displayed": 4}, states
+
+
+FIRST = {
+    "key": "cat-dien",
+    "title": "Lịch cắt điện thôn Nà Pài",
+    "body": "Thứ bảy cắt điện từ 7 giờ đến 11 giờ để sửa đường dây.",
+    "priority": "normal",
+    "seconds": 3,
+    "validity": "10m",
+}
+SECOND = {
+    "key": "tiem-chung",
+    "title": "Tiêm chủng mở rộng",
+    "body": "Trạm y tế xã tiêm vắc xin cho trẻ dưới 5 tuổi vào ngày 25 hằng tháng.",
+    "priority": "normal",
+    "seconds": 120,
+    "validity": "10m",
+}
+NOTICE = {
+    "key": "hop-dan",
+    "title": "Họp dân khu phố 3",
+    "body": "Mời đại diện các hộ họp tại nhà văn hóa lúc 19 giờ tối nay.",
+    "priority": "priority",
+    "seconds": 3,
+    "validity": "10m",
+}
+
+
+def test_a_screen_loops_priority_first_then_in_schedule_order_and_resumes_after_an_emergency(
+    coso_server: Callable[..., CosoServer], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    coso = coso_server({"timer": {"reconcile_every": "1s"}})
+    market = paired_screen(coso, new_page, tmp_path)
+    # Two normal schedules and, after them in the plan, a priority one: all at one slot.
+    import_programme_near(coso, tmp_path, [FIRST, SECOND, NOTICE], tag="4")
+    wait_until(lambda: len(programme_of(market, "cho-that-khe")) == 3, 30, "three items")
+    programme = programme_of(market, "cho-that-khe")
+    assert [(i["priority"], i["title"]) for i in programme] == [
+        ("priority", NOTICE["title"]),
+        ("normal", FIRST["title"]),
+        ("normal", SECOND["title"]),
+    ]
+    titles = {str(i["id"]): i["title"] for i in programme}
+
+    # The page shows them in that order, each for its seconds (not one after another at once).
+    wait_until(lambda: len(starts_of(market)) >= 3, 30, "three items shown")
+    (n, n_at), (f, f_at), (s, s_at) = starts_of(market)[:3]
+    assert [titles[n], titles[f], titles[s]] == [NOTICE["title"], FIRST["title"], SECOND["title"]]
+    assert f_at - n_at >= 2.5 and s_at - f_at >= 2.5, (n_at, f_at, s_at)
+
+    # An emergency comes while the second normal item shows (its 120 s): when it ends, the
+    # loop resumes with that item, not from the start of the programme.
+    expect(market.locator("#title")).to_have_text(SECOND["title"])
+    import_near(coso, tmp_path, URGENT, priority="emergency", validity="20s", seconds=30, tag="5")
+    expect(market.locator("body")).to_have_class(re.compile("emergency"), timeout=20_000)
+    expect(market.locator("body")).not_to_have_class(re.compile("emergency"), timeout=40_000)
+    expect(market.locator("#title")).to_have_text(SECOND["title"])
+    shown = [titles.get(i, "khẩn cấp") for i, _ in starts_of(market)]
+    assert shown[:3] == [NOTICE["title"], FIRST["title"], SECOND["title"]]
+    assert shown[3:] == ["khẩn cấp", SECOND["title"]], shown
+
+
+LONG_WEB = {
+    "key": "quy-uoc",
+    "title": "Quy ước thôn văn hóa",
+    "body": " ".join(
+        f"Điều {n}. Mỗi hộ gia đình giữ gìn vệ sinh đường làng ngõ xóm, không đổ rác ra "
+        "sông suối, tham gia ngày chủ nhật xanh, đóng góp quỹ khuyến học và giúp đỡ các "
+        "gia đình khó khăn trong thôn."
+        for n in range(1, 15)
+    ),
+    "priority": "normal",
+    "seconds": 3,
+    "validity": "10m",
+}
+AFTER = FIRST | {"key": "sau-do", "title": "Thông báo tiếp theo"}
+
+
+def test_a_text_too_long_for_the_screen_scrolls_to_its_end_before_the_next_item(
+    coso_server: Callable[..., CosoServer], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    coso = coso_server({"timer": {"reconcile_every": "1s"}})
+    market = paired_screen(coso, new_page, tmp_path)
+    import_programme_near(coso, tmp_path, [LONG_WEB, AFTER], tag="6")
+    expect(market.locator("#title")).to_have_text(LONG_WEB["title"], timeout=20_000)
+    long_id = showing(market)
+    # Too long to fit at the smallest size the page sets text in: it scrolls, from its top.
+    assert market.evaluate(
+        "document.getElementById('text').scrollHeight > "
+        "document.getElementById('box').clientHeight + 100"
+    )
+    expect(market.locator("#text")).to_have_class(re.compile("scrolling"))
+    # Its 3 seconds are too short to scroll it: it stays until its last line has been shown.
+    reached = market.wait_for_function(
+        """(id) => {
+          if (document.body.dataset.showing !== id) { return "gone before its end"; }
+          const text = document.getElementById("text").getBoundingClientRect();
+          const box = document.getElementById("box").getBoundingClientRect();
+          return text.bottom <= box.bottom + 1 ? "its end shown" : false;
+        }""",
+        arg=long_id,
+        polling="raf",
+        timeout=90_000,
+    ).json_value()
+    assert reached == "its end shown"
+    assert market.evaluate(  # and the last words are inside the screen's box
+        """() => {
+          const range = document.createRange();
+          const text = document.getElementById("text").firstChild;
+          range.setStart(text, text.length - 12);
+          range.setEnd(text, text.length);
+          const words = range.getBoundingClientRect();
+          const box = document.getElementById("box").getBoundingClientRect();
+          return words.top >= box.top && words.bottom <= box.bottom + 1;
+        }"""
+    )
+    # Then the loop goes on to the next item.
+    expect(market.locator("#title")).to_have_text(AFTER["title"], timeout=20_000)

@@ -16,8 +16,10 @@
     seen: stored.seen || [],         // item ids shown at least once
     resume: stored.resume || null    // the item an emergency interrupted
   };
-  var current = null;   // {item, record, started}
-  var fresh = [];       // new items to show next
+  var current = null;   // {item, record, started, hold}
+  var fresh = [];       // new items to show next: {id, since} (since: when it came, or its start)
+  var scrollMs = 0;     // how long the text on screen takes to scroll to its end
+  var PAUSE = 2000;     // a scrolling text stays still this long at its start and at its end
   var source = null;
   var sending = false;
 
@@ -54,11 +56,16 @@
     return list.slice().sort(function (a, b) { return RANK[b.priority] - RANK[a.priority]; });
   }
 
+  function isFresh(id) { return fresh.some(function (f) { return f.id === id; }); }
+
   function takeProgramme(items) {
     var known = {};
+    var now = Date.now();
     state.items.forEach(function (i) { known[i.id] = true; });
     items.forEach(function (i) {
-      if (!known[i.id] && state.seen.indexOf(i.id) < 0 && fresh.indexOf(i.id) < 0) { fresh.push(i.id); }
+      if (!known[i.id] && state.seen.indexOf(i.id) < 0 && !isFresh(i.id)) {
+        fresh.push({ id: i.id, since: Math.max(now, Date.parse(i.starts_at) || 0) });
+      }
     });
     state.items = items;
     save();
@@ -69,6 +76,7 @@
   function fit(box, text) {
     text.classList.remove("scrolling");
     text.style.removeProperty("--scroll-by");
+    scrollMs = 0;
     var lo = 2, hi = 40, size = lo;  // vh
     while (lo <= hi) {
       var mid = Math.floor((lo + hi) / 2);
@@ -77,10 +85,13 @@
     }
     text.style.fontSize = Math.max(size, 4) + "vh";
     var over = text.scrollHeight - box.clientHeight;
-    if (over > 0) {  // too long to read at this size: it scrolls up, slowly
+    if (over > 0) {  // too long to read at this size: it scrolls up, slowly, once to its end
+      var moving = Math.max(6, over / 30);
       text.style.setProperty("--scroll-by", "-" + over + "px");
-      text.style.animationDuration = Math.max(8, over / 30) + "s";
+      text.style.animationDuration = moving + "s";
+      text.style.animationDelay = PAUSE / 1000 + "s";
       text.classList.add("scrolling");
+      scrollMs = PAUSE + moving * 1000 + PAUSE;
     }
   }
 
@@ -123,23 +134,25 @@
   function start(item) {
     current = { item: item, record: uuid(), started: Date.now() };
     if (state.seen.indexOf(item.id) < 0) { state.seen.push(item.id); }
-    fresh = fresh.filter(function (id) { return id !== item.id; });
+    fresh = fresh.filter(function (f) { return f.id !== item.id; });
     show(item);
+    // a text that scrolls stays until its end has been on screen, whatever its seconds
+    current.hold = Math.max(item.seconds * 1000, scrollMs);
     body.dataset.shownAt = String(current.started);
     record(current, 0);  // on screen now: coso learns it at once, the length comes after
   }
 
   function next(list) {
     var ids = list.map(function (i) { return i.id; });
-    for (var f = 0; f < fresh.length; f++) {
-      var at = ids.indexOf(fresh[f]);
-      if (at >= 0) { return list[at]; }
-    }
+    // after an emergency: the item it interrupted, before anything new
     if (!list.some(function (i) { return i.priority === "emergency"; }) && state.resume) {
       var back = ids.indexOf(state.resume);
       state.resume = null;
       save();
       if (back >= 0) { return list[back]; }
+    }
+    for (var n = 0; n < list.length; n++) {  // new items, in the programme's order
+      if (isFresh(list[n].id)) { return list[n]; }
     }
     var from = current ? ids.indexOf(current.item.id) : -1;
     return list[(from + 1) % list.length];
@@ -151,11 +164,17 @@
     var urgent = list.length && list[0].priority === "emergency";
     if (current) {
       var still = list.some(function (i) { return i.id === current.item.id; });
-      var done = now - current.started >= current.item.seconds * 1000;
+      var done = now - current.started >= current.hold;
       var interrupted = urgent && current.item.priority !== "emergency";
-      var jump = fresh.some(function (id) { return list.some(function (i) { return i.id === id; }); }) && !urgent;
+      // an item that came (or began) while this one was on screen is shown at once; those
+      // that came together go one after another, each for its time
+      var jump = !urgent && current.item.priority !== "emergency" && fresh.some(function (f) {
+        return f.since > current.started && list.some(function (i) { return i.id === f.id; });
+      });
       if (interrupted) { state.resume = current.item.id; save(); }
-      if (!still || done || interrupted || (jump && current.item.priority !== "emergency")) {
+      // an item just put on screen when others of its slot come: it goes again in its turn
+      if (jump && now - current.started < 1000) { fresh.push({ id: current.item.id, since: 0 }); }
+      if (!still || done || interrupted || jump) {
         var was = current;
         finish();
         if (!list.length) { show(null); return; }
