@@ -531,11 +531,13 @@ def update(
     text: str | None = None,
     units: list[str] | None = None,
     until: datetime | None = None,
+    title: str | None = None,
     now: datetime,
     actor: str,
 ) -> None:
     """Change an active emergency. A new end alone moves it; new words or units are a new
-    version: the old one stops everywhere (no cancellation text) and the new one goes out."""
+    version: the old one stops everywhere (no cancellation text) and the new one goes out.
+    A new title (a CAP Update's headline) goes with new words or units."""
     row = _row(engine, ref)
     if row.state == CANCELLED:
         raise InputError("reference", row.reference, "tin khẩn cấp này đã được huỷ")
@@ -553,8 +555,7 @@ def update(
         channels=list(row.channels),
         until=new_until,
         drill=row.drill,
-        # A title of its own stays; one taken from the old words follows the new ones.
-        title=row.title if text is None or row.title != check_title(None, row.text) else None,
+        title=_new_title(row, text, title),
         source=row.source,
         skip_opt_outs=row.skip_opt_outs,
         cancel_sms=row.cancel_sms,
@@ -597,6 +598,16 @@ def update(
             path.unlink(missing_ok=True)
         raise
     go_now(engine, settings, row.reference, now)
+
+
+def _new_title(row: Any, text: str | None, title: str | None) -> str | None:
+    """An update's title: the one given; else a title of its own stays, and one taken from
+    the old words (None) follows the new ones."""
+    if title is not None and title.strip():
+        return title
+    if text is None or row.title != check_title(None, row.text):
+        return str(row.title)
+    return None
 
 
 def _has_audio(engine: Engine, row: Any) -> bool:
