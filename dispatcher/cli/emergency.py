@@ -211,8 +211,9 @@ def emergency_show(
 
 def _show(engine: Any, settings: Any, ref: str, log: bool = False) -> None:
     from channels import registry
+    from content.speech import SYNTHESISED
     from coso.labels import channel_label, event_label
-    from dispatcher.emergency import emergency_log, progress
+    from dispatcher.emergency import current_audio, emergency_log, progress
 
     now = datetime.now(UTC)
     tz = settings.timer.default_zone
@@ -224,6 +225,14 @@ def _show(engine: Any, settings: Any, ref: str, log: bool = False) -> None:
         f"{emergency_state_label(found.state)} · hết lúc {local_text(e.until, tz)}",
         highlight=False,
     )
+    audio = current_audio(engine, e)
+    if audio is not None:
+        played = (
+            f"{SYNTHESISED} ({audio.media_voice})"
+            if audio.media_voice
+            else f"tệp {audio.media_source_name}"
+        )
+        out.print(f"loa phát: {played}, {audio.media_duration_seconds:.1f} giây", highlight=False)
     table = Table("kênh", "đơn vị", "đã tới", "đang chờ", "lỗi")
     for r in found.rows:
         table.add_row(

@@ -23,6 +23,7 @@ from coso.units import unit_names, unit_tree
 from dispatcher.emergency import (
     EmergencyRequest,
     cancel,
+    current_audio,
     declare,
     emergency_log,
     find,
@@ -213,6 +214,7 @@ def emergency_router(
             for e in emergency_log(engine, row.reference, 200)
             if access.reaches(e.unit_code) or e.unit_code is None
         ][:100]
+        context["audio"] = current_audio(engine, row)
         context["may_cancel"] = access.can(DECLARE) and all(access.reaches(u) for u in row.units)
         return page(request, "emergency.html", context)
 
