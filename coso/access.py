@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from coso.errors import CosoError
+from coso.labels import role_label
 from coso.units import UnitTree
 from coso.users import ADMINISTRATOR, APPROVER, EDITOR, OPERATOR, VIEWER, User
 
@@ -29,6 +30,19 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
     OPERATOR: frozenset({READ, CONFIRM, DECLARE}),
     VIEWER: frozenset({READ}),
 }
+
+
+def allowed_roles(action: str) -> list[str]:
+    """The roles that allow `action`."""
+    return [role for role, actions in ROLE_ACTIONS.items() if action in actions]
+
+
+def refusal(login: str, roles: Iterable[str], action: str, what: str) -> str:
+    """Why `login` may not do `what` (the action `action`): the roles they hold, and those
+    that would allow it."""
+    held = ", ".join(role_label(r) for r in roles) or "không có vai trò nào"
+    may = ", ".join(role_label(r) for r in allowed_roles(action))
+    return f"vai trò của {login} ({held}) không cho phép {what}; chỉ vai trò {may} được chọn"
 
 
 class Forbidden(CosoError):

@@ -1,6 +1,7 @@
-"""CAP alerts posted to coso end to end: the emergency they declare reaches the bulletin
-and screens of their geocodes' communes, an Update changes its words everywhere, a Cancel
-clears it, Test alerts reach test screens only, an expired or refused one sends nothing."""
+"""CAP alerts posted to coso end to end: the emergency they declare reaches the bulletin,
+screens and phones of their geocodes' communes, an Update changes its words everywhere, a
+Cancel clears it, Test alerts reach test screens only, an expired or refused one sends
+nothing."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from dispatcher.web.app import create_app
 from schedules.emergencies import Emergency
 from tests.cap_examples import DOAN_KET, THAT_KHE, cap_time, thunderstorm
 from tests.conftest import ServerThread
+from tests.sms import e164, import_recipients, phone, sms_settings, write_recipients
 from tests.test_cap_intake import KSTO_TOKEN, cap_settings
+from tests.twilio_server import TwilioServer
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 12, 7, 2, 30, tzinfo=UTC)
@@ -34,9 +37,21 @@ ELSEWHERE = "06046"  # Tràng Định: in Lạng Sơn, not in the alert's area
 FIRST = f"KSTO@NWS.NOAA.GOV,KSTO1055887203,{cap_time(SENT)}"
 
 
+# People texted: two in the alert's communes, one elsewhere.
+PHONES = {e164(1): THAT_KHE, e164(2): DOAN_KET, e164(3): ELSEWHERE}
+
+
 class Agency:
-    def __init__(self, url: str, engine: Engine, settings: Settings, clock: ManualClock) -> None:
+    def __init__(
+        self,
+        url: str,
+        engine: Engine,
+        settings: Settings,
+        clock: ManualClock,
+        gateway: TwilioServer,
+    ) -> None:
         self.url, self.engine, self.settings, self.clock = url, engine, settings, clock
+        self.gateway = gateway
 
     def post(self, data: bytes, token: str | None = KSTO_TOKEN) -> httpx.Response:
         headers = {"Content-Type": "application/cap+xml"}
@@ -71,6 +86,24 @@ class Agency:
             found = programmes(conn, list(screens), at)
         return {screens[k]: [str(i.get("text", i)) for i in v] for k, v in found.items()}
 
+    def items(self, at: datetime) -> dict[str, list[tuple[str, str]]]:
+        """Each screen that shows something now: the (title, text) of its items."""
+        table = Endpoint.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(table.c.id, table.c.address).where(table.c.channel == "boards")
+            ).all()
+            found = programmes(conn, [eid for eid, _ in rows], at)
+        names = dict(rows)
+        return {names[k]: [(i["title"], i["text"]) for i in v] for k, v in found.items() if v}
+
+    def texted(self) -> dict[str, list[str]]:
+        """Each number the gateway was asked to text: the bodies, in order."""
+        found: dict[str, list[str]] = {}
+        for message in list(self.gateway.messages.values()):  # in the order they came
+            found.setdefault(message.to, []).append(message.body)
+        return found
+
     def emergencies(self) -> int:
         with self.engine.connect() as conn:
             return conn.scalar(select(func.count()).select_from(Emergency.__table__)) or 0
@@ -93,9 +126,16 @@ def agency(engine: Engine, settings: Settings, tmp_path: Path) -> Iterator[Agenc
         NOW,
     )
     mark_test(engine, "boards", ["screen:thu-that-khe"], True)
+    rows = [
+        {"name": f"CD {n}", "phone": phone(n), "unit": unit, "groups": "xa"}
+        for n, unit in zip((1, 2, 3), PHONES.values(), strict=True)
+    ]
+    import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
     clock = ManualClock(NOW)
-    with ServerThread(create_app(engine, chosen, clock=clock)) as server:
-        yield Agency(server.url, engine, chosen, clock)
+    with TwilioServer() as gateway:
+        sms_settings(chosen, gateway.url, status_callbacks=False)
+        with ServerThread(create_app(engine, chosen, clock=clock)) as server:
+            yield Agency(server.url, engine, chosen, clock, gateway)
 
 
 def test_an_alert_reaches_its_communes_an_update_changes_it_and_a_cancel_clears_it(
@@ -117,6 +157,14 @@ def test_an_alert_reaches_its_communes_an_update_changes_it_and_a_cancel_clears_
     posts = bulletin(agency.engine, now=NOW)
     assert len(posts) == 1 and "CẢNH BÁO DÔNG MẠNH" in posts[0]["body_html"]
     assert posts[0]["pinned"]
+    area = {"screen:cho-that-khe", "screen:doan-ket", "screen:thu-that-khe"}
+    shown = agency.items(NOW)
+    assert set(shown) == area
+    for ((title, text),) in shown.values():
+        assert title == "CẢNH BÁO DÔNG MẠNH" and text.startswith("CẢNH BÁO DÔNG MẠNH")
+    texted = agency.texted()
+    assert set(texted) == {e164(1), e164(2)}  # not the number elsewhere
+    assert all(len(b) == 1 and "CẢNH BÁO DÔNG MẠNH" in b[0] for b in texted.values())
 
     later = NOW + timedelta(minutes=10)
     agency.clock.set(later)
@@ -132,6 +180,17 @@ def test_an_alert_reaches_its_communes_an_update_changes_it_and_a_cancel_clears_
     agency.send()
     pinned = [p for p in bulletin(agency.engine, now=later) if p["pinned"]]
     assert len(pinned) == 1 and "KÈM MƯA ĐÁ" in pinned[0]["body_html"]
+    assert pinned[0]["title"] == "DÔNG MẠNH KÈM MƯA ĐÁ"
+    # The screens show the new words alone, under the new headline.
+    shown = agency.items(later)
+    assert set(shown) == area
+    for ((title, text),) in shown.values():
+        assert title == "DÔNG MẠNH KÈM MƯA ĐÁ"
+        assert text.startswith("DÔNG MẠNH KÈM MƯA ĐÁ") and "CẢNH BÁO DÔNG MẠNH" not in text
+    # The same people are texted the new words.
+    texted = agency.texted()
+    assert set(texted) == {e164(1), e164(2)}
+    assert all(len(b) == 2 and "KÈM MƯA ĐÁ" in b[1] for b in texted.values())
 
     end = later + timedelta(minutes=5)
     agency.clock.set(end)
@@ -145,6 +204,10 @@ def test_an_alert_reaches_its_communes_an_update_changes_it_and_a_cancel_clears_
     assert find(agency.engine, ref).state == "cancelled"
     assert not any(p["pinned"] for p in bulletin(agency.engine, now=end))
     assert all(items == [] for items in agency.shown(end).values())
+    agency.send()
+    texted = agency.texted()
+    assert set(texted) == {e164(1), e164(2)}
+    assert all(len(b) == 3 and b[2].startswith(f"HUỶ tin khẩn cấp {ref}") for b in texted.values())
 
 
 def test_a_test_alert_reaches_only_test_screens(agency: Agency) -> None:
@@ -153,6 +216,7 @@ def test_a_test_alert_reaches_only_test_screens(agency: Agency) -> None:
     agency.send()
     assert agency.reached("boards") == {"screen:thu-that-khe"}
     assert agency.reached("web") == set()
+    assert agency.gateway.creates == []  # no number is a test one
 
 
 @pytest.mark.parametrize(
@@ -173,3 +237,4 @@ def test_an_expired_or_refused_alert_sends_nothing(
     agency.send()
     assert agency.emergencies() == 0
     assert agency.reached("boards") == set() and agency.reached("web") == set()
+    assert agency.gateway.creates == []

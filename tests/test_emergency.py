@@ -386,3 +386,159 @@ def test_an_emergency_past_its_end_reads_as_ended(engine: Engine, places: Settin
             engine, places, ref, text="Nắng nóng gay gắt", now=NOW + timedelta(hours=2), actor="a"
         )
     assert late.value.field == "until"
+
+
+def test_a_drill_texts_only_test_numbers_and_its_text_says_it_is_a_drill(
+    engine: Engine, places: Settings, tmp_path: Path
+) -> None:
+    from tests.sms import e164, import_recipients, phone, sms_dispatcher, write_recipients
+    from tests.twilio_server import TwilioServer
+
+    rows = [{"name": f"CD {n}", "phone": phone(n), "unit": "06040", "groups": "xa"} for n in (1, 2)]
+    import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
+    mark_test(engine, "sms", [e164(1)], True)
+    clock = ManualClock(NOW)
+    with TwilioServer() as gateway:
+        dispatcher = sms_dispatcher(engine, places, gateway.url, clock)
+        try:
+            ref = declare(
+                engine,
+                places,
+                EmergencyRequest(
+                    text="Thử còi báo động lúc 8h", units=["06040"], channels=["sms"], drill=True
+                ),
+                NOW,
+                "chu-tich",
+            )
+            dispatcher.tick()
+        finally:
+            dispatcher.stop()
+    assert gateway.creates == [e164(1)]  # the test number only
+    (message,) = gateway.messages.values()
+    assert message.body.startswith("[DIỄN TẬP] ")
+    assert "Thử còi báo động lúc 8h" in message.body
+    assert progress(engine, ref).totals()["sms"].total == 1
+
+
+NEWS_PLAN = """\
+[plan]
+number = "7/KH-UBND"
+title = "Tuyên truyền tiêm chủng"
+period_start = 2021-05-01
+period_end = 2021-05-31
+zone = "Asia/Ho_Chi_Minh"
+
+[[content]]
+key = "tiem-chung"
+title = "Lịch tiêm chủng tháng 5"
+body = "Trạm y tế xã tiêm chủng mở rộng sáng thứ Hai."
+state = "approved"
+
+[[schedules]]
+name = "Tiêm chủng"
+content = "tiem-chung"
+channel = "web"
+targets = { units = ["06040"] }
+start = 2021-05-03T06:00:00
+validity = "12h"
+"""
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def _feed(url: str, unit: str) -> list[tuple[str, datetime]]:
+    """The feed's entries as a reader gets them, in its order: (title, updated)."""
+    import xml.etree.ElementTree as ET
+
+    import httpx
+
+    answer = httpx.get(f"{url}/bulletin.atom", params={"unit": unit}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    root = ET.fromstring(answer.content)
+    return [
+        (
+            entry.findtext(f"{ATOM}title") or "",
+            datetime.fromisoformat(entry.findtext(f"{ATOM}updated") or ""),
+        )
+        for entry in root.iter(f"{ATOM}entry")
+    ]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_atom_feed_leads_with_the_emergency_while_it_lasts_and_not_after_cancel(
+    engine: Engine, places: Settings, tmp_path: Path
+) -> None:
+    """A post published after the emergency comes below it in the feed while the emergency
+    is pinned (first, and newest by its date, as readers sort), above it once cancelled."""
+    from dispatcher.web.app import create_app
+    from schedules.importer import import_plan_file
+    from tests.conftest import ServerThread
+    from tests.plans import write_plan
+
+    import_plan_file(engine, places, write_plan(tmp_path, NEWS_PLAN), NOW)
+    clock = ManualClock(NOW)
+    request = EmergencyRequest(
+        text="Lũ quét trên sông Kỳ Cùng: di chuyển lên chỗ cao.",
+        units=["06040"],
+        channels=["web"],
+        title="Cảnh báo lũ quét",
+        until=NOW + timedelta(hours=12),
+    )
+    ref = declare(engine, places, request, NOW, "chu-tich")
+    _run(engine, places, clock)
+    later = datetime(2021, 5, 2, 23, 0, tzinfo=UTC)  # 06:00 on 3 May in Hà Nội: the news
+    clock.set(later)
+    _run(engine, places, clock)
+    with ServerThread(create_app(engine, places, clock=clock)) as server:
+        pinned = _feed(server.url, "06040")
+        assert [title for title, _ in pinned] == ["Cảnh báo lũ quét", "Lịch tiêm chủng tháng 5"]
+        assert pinned[0][1] >= pinned[1][1]  # readers that sort by date put it first too
+
+        after = later + timedelta(minutes=5)
+        clock.set(after)
+        cancel(engine, places, ref, now=after, actor="chu-tich")
+        unpinned = _feed(server.url, "06040")
+    assert [title for title, _ in unpinned] == ["Lịch tiêm chủng tháng 5", "Cảnh báo lũ quét"]
+    assert unpinned[1][1] < unpinned[0][1]  # back to its own date: older than the news
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_who_may_declare_but_not_skip_opt_outs_is_refused_naming_the_field(
+    engine: Engine, places: Settings, console: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator asks, with a form posted by hand and on the command line, to text numbers
+    that opted out: refused, saying which field and who may, and nothing is sent. An
+    administrator may."""
+    from typer.testing import CliRunner
+
+    from dispatcher.cli.app import app
+    from tests.console import make_user, post_form, signed_in
+
+    asked = {"text": "Cháy rừng ở Thất Khê", "unit": "06040", "skip_opt_outs": "1"}
+    with signed_in(console, "van-hanh-a") as a:
+        refused = post_form(a, "/emergencies/new", "/emergencies/new", asked)
+    assert refused.status_code == 403
+    assert "skip_opt_outs = &#39;1&#39;" in refused.text
+    assert "vai trò của van-hanh-a (vận hành (xã)) không cho phép" in refused.text
+    assert "chỉ vai trò quản trị được chọn" in refused.text
+    assert "Cháy rừng ở Thất Khê" in refused.text  # the form comes back as filled in
+
+    monkeypatch.setenv("COSO_DATABASE__URL", places.database.url)
+    monkeypatch.setenv("COLUMNS", "300")
+    command = ["emergency", "send", "--text", "Cháy rừng", "--units", "06040", "--skip-opt-outs"]
+    by_operator = CliRunner().invoke(app, [*command, "--by", "van-hanh-a"])
+    assert by_operator.exit_code == 2
+    said = " ".join(by_operator.output.split())
+    assert (
+        "--by = 'van-hanh-a': vai trò của van-hanh-a (vận hành (xã)) không cho phép"
+        " --skip-opt-outs (gửi cả số đã từ chối nhận tin); chỉ vai trò quản trị được chọn"
+    ) in said
+    assert _count(engine, Emergency.__table__) == 0
+    assert _count(engine, Schedule.__table__) == 0
+    assert _count(engine, Delivery.__table__) == 0
+    assert _count(engine, ActivityEntry.__table__) == 0
+
+    make_user(engine, "quan-tri", ["administrator"], [])
+    with signed_in(console, "quan-tri") as admin:
+        sent = post_form(admin, "/emergencies/new", "/emergencies/new", asked)
+    assert sent.status_code == 303
+    assert find(engine, sent.headers["location"].removeprefix("/emergencies/")).skip_opt_outs

@@ -10,6 +10,7 @@ import re
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -18,10 +19,19 @@ from channels.boards.tables import BoardDisplay
 from channels.endpoints import add_endpoints
 from channels.sms.recipients import record_opt_out
 from channels.web.bulletin import bulletin
+from content.models import ContentItem
 from coso.clock import SystemClock, as_utc, zone
 from coso.config import Settings
 from coso.db import write
-from dispatcher.emergency import EmergencyRequest, cancel, declare, find, last_states, progress
+from dispatcher.emergency import (
+    EmergencyRequest,
+    cancel,
+    declare,
+    emergency_log,
+    find,
+    last_states,
+    progress,
+)
 from dispatcher.models import ActivityEntry, Delivery
 from tests.console import make_user, signed_in
 from tests.helpers import wait_for
@@ -202,6 +212,109 @@ def test_one_emergency_reaches_players_sms_screens_and_bulletin_and_cancel_stops
             )
         )
     assert {"emergency_declared", "emergency_cancelled", "failed", "displayed"} <= events
+
+
+def _cli_config(settings: Settings, path: Path) -> Path:
+    """The settings `coso` is run with, as a settings file: the same database, media folder
+    (players' keys and clips), public address and channels as the running service."""
+    from tests.hostile.strategies import toml_document
+
+    doc: dict[str, Any] = {
+        "database": {"url": settings.database.url},
+        "server": {"public_url": settings.server.public_url},
+        "media": {"dir": settings.media.dir},
+    }
+    doc |= {f"channels.{name}": section for name, section in settings.channels.items()}
+    path.write_text(toml_document(doc), encoding="utf-8")
+    return path
+
+
+def test_cancelled_without_a_cancellation_text_it_still_stops_players_screens_and_bulletin(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    """`coso emergency send --no-cancel-sms`, then `coso emergency cancel`: the players stop
+    it, the screen clears, the bulletin unpins it, and nobody is texted that it is off."""
+    from typer.testing import CliRunner
+
+    from dispatcher.cli.app import app
+
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    ids = ["loa-a", "loa-b"]
+    now = SystemClock().now()
+    add_endpoints(
+        engine,
+        [
+            *({"channel": "loudspeaker", "address": p, "unit_code": "06040"} for p in ids),
+            {"channel": "boards", "address": "screen:cho-06040", "unit_code": "06040"},
+            {"channel": "web", "address": "bulletin:06040", "unit_code": "06040"},
+        ],
+        now,
+    )
+    token = issue_token(engine, "screen:cho-06040", now)
+    rows = [{"name": f"CD {n}", "phone": phone(n), "unit": "06040", "groups": "xa"} for n in (1, 2)]
+    import_recipients(engine, write_recipients(tmp_path / "ds.csv", rows))
+    storm = clip(tmp_path, 60, 880)  # still playing when it is called off
+    runner = CliRunner()
+    with TwilioServer() as gateway:
+        sms_settings(settings, gateway.url)
+        group = players(settings, ids, tmp_path).start()
+        screens: list[Screen] = []
+        try:
+            with running_coso(engine, settings):
+                screen = Screen(settings.server.public_url, "cho-06040", token).start()
+                screens.append(screen)
+                wait_for(lambda: screen.shown, 20, "the screen connected")
+                config = str(_cli_config(settings, tmp_path / "coso.toml"))
+                sent = runner.invoke(
+                    app,
+                    ["--config", config, "emergency", "send", "--text", "Lũ quét: lên chỗ cao.",
+                     "--units", "06040", "--audio", str(storm), "--no-cancel-sms"],
+                )  # fmt: skip
+                assert sent.exit_code == 0, sent.output
+                ref = find(engine, "1").reference
+                wait_for(
+                    lambda: all(group.player(p).current is not None for p in ids),
+                    30,
+                    "the warning playing on both players",
+                )
+                wait_for(lambda: _shows_emergency(screen), 30, "the warning on the screen")
+                wait_for(lambda: len(gateway.creates) == 2, 30, "the warning texted")
+                assert bulletin(engine, now=SystemClock().now())[0]["pinned"]
+
+                gone = runner.invoke(app, ["--config", config, "emergency", "cancel", ref])
+                assert gone.exit_code == 0, gone.output
+                wait_for(
+                    lambda: all(group.player(p).current is None for p in ids),
+                    30,
+                    "both players stopped",
+                )
+                wait_for(lambda: screen.showing() is None, 30, "the screen cleared")
+                assert not bulletin(engine, now=SystemClock().now())[0]["pinned"]
+                # Nothing exists that could text the cancellation, and nothing did.
+                assert _notices(engine, ref) == 0
+                assert len(gateway.creates) == 2
+                assert not any("HUỶ" in m.body for m in gateway.messages.values())
+        finally:
+            for s in screens:
+                s.stop()
+            group.stop()
+    (said,) = [
+        e
+        for e in emergency_log(engine, ref)
+        if e.event == "emergency_cancelled" and e.channel == "sms"
+    ]
+    assert "không gửi tin báo huỷ" in said.detail
+    assert find(engine, ref).state == "cancelled"
+
+
+def _notices(engine: Engine, ref: str) -> int:
+    """The emergency's cancellation texts: content written for them, and their deliveries."""
+    C, D = ContentItem.__table__, Delivery.__table__
+    plan = find(engine, ref).plan_id
+    with engine.connect() as conn:
+        items = conn.scalars(select(C.c.id).where(C.c.plan_id == plan, C.c.key.like("huy-%"))).all()
+        sent = conn.scalars(select(D.c.id).where(D.c.content_id.in_(items))).all()
+    return len(items) + len(sent)
 
 
 def _shows_emergency(screen: Screen) -> bool:

@@ -375,3 +375,117 @@ def test_new_words_for_a_spoken_emergency_are_spoken_again(
         ).all()
     assert len(assets) == 2 and all(a.voice for a in assets)
     assert assets[1].duration_seconds > assets[0].duration_seconds + 5
+
+
+def spoken_emergency_settings(settings: Settings, tmp_path: Path, **speech: object) -> Settings:
+    """The test settings (database, console) with speech into tmp_path and a loudspeaker
+    channel set up (its broker is not needed to declare)."""
+    chosen = speech_settings(tmp_path, **speech).model_copy(
+        update={
+            "database": settings.database,
+            "console": settings.console,
+            "channels": {**settings.channels},
+        }
+    )
+    chosen.channels["loudspeaker"] = {"broker": {"url": "mqtt://127.0.0.1:1"}}
+    return chosen
+
+
+@needs_espeak
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_spoken_emergency_is_labelled_synthesised_on_its_page_and_in_its_logs(
+    engine: Engine,
+    settings: Settings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its console page, `coso emergency show` and its loudspeakers' log entry say the
+    warning is read by a synthesised voice, and which; the service log says so too. A
+    recording is not."""
+    from channels.endpoints import add_endpoints
+    from dispatcher.emergency import EmergencyRequest, declare, emergency_log
+    from dispatcher.web.app import create_app
+    from tests.conftest import ServerThread
+    from tests.console import make_user, signed_in
+    from tests.loudspeakers import clip
+
+    caplog.set_level(logging.INFO, logger="dispatcher.emergency")
+    settings = spoken_emergency_settings(settings, tmp_path)
+    now = datetime.now(UTC)
+    add_endpoints(
+        engine,
+        [
+            {"channel": "loudspeaker", "address": "loa-1", "unit_code": "06040"},
+            {"channel": "web", "address": "bulletin:06040", "unit_code": "06040"},
+        ],
+        now,
+    )
+    make_user(engine, "chu-tich", ["administrator"], [])
+    spoken = declare(
+        engine, settings, EmergencyRequest(text=WARNING, units=["06040"]), now, "chu-tich"
+    )
+    recorded = declare(
+        engine,
+        settings,
+        EmergencyRequest(text="Bão số 5", units=["06040"], audio=clip(tmp_path, 3, 660)),
+        now,
+        "chu-tich",
+    )
+    with (
+        ServerThread(create_app(engine, settings)) as server,
+        signed_in(server.url, "chu-tich") as console,
+    ):
+        page = console.get(f"/emergencies/{spoken}")
+        other = console.get(f"/emergencies/{recorded}")
+    assert page.status_code == 200 and other.status_code == 200
+    assert (
+        f'Loa phát: <strong class="synthesised">{SYNTHESISED}</strong> (espeak-ng vi,' in page.text
+    )
+    assert SYNTHESISED not in other.text and "Loa phát: tệp " in other.text
+    monkeypatch.setenv("COSO_DATABASE__URL", settings.database.url)
+    monkeypatch.setenv("COLUMNS", "200")
+    shown = CliRunner().invoke(app, ["emergency", "show", spoken])
+    assert shown.exit_code == 0, shown.output
+    assert f"loa phát: {SYNTHESISED} (espeak-ng vi), " in shown.output
+
+    def declared(ref: str, channel: str) -> str:
+        (entry,) = [
+            e
+            for e in emergency_log(engine, ref)
+            if e.event == "emergency_declared" and e.channel == channel
+        ]
+        return str(entry.detail)
+
+    assert f"loa phát {SYNTHESISED} (espeak-ng vi), " in declared(spoken, "loudspeaker")
+    assert SYNTHESISED not in declared(spoken, "web")  # the bulletin shows the words
+    assert SYNTHESISED not in declared(recorded, "loudspeaker")
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("dispatcher.emergency")]
+    (line,) = [m for m in said if SYNTHESISED in m]  # the speech's, not the recording's
+    assert line.startswith(f"{spoken} bản 1: {SYNTHESISED} (espeak-ng vi), ")
+
+
+@needs_espeak
+def test_a_drill_is_spoken_as_a_drill(engine: Engine, settings: Settings, tmp_path: Path) -> None:
+    """The words handed to the synthesiser for a drill carry its label, and say it again
+    at the end."""
+    from channels.endpoints import add_endpoints, mark_test
+    from dispatcher.emergency import EmergencyRequest, declare
+
+    heard = tmp_path / "heard.txt"
+    wrapper = tmp_path / "espeak-ng"
+    wrapper.write_text(f'#!/bin/sh\ntee "{heard}" | exec "{ESPEAK}" "$@"\n', encoding="utf-8")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    settings = spoken_emergency_settings(settings, tmp_path, espeak=str(wrapper))
+    now = datetime.now(UTC)
+    add_endpoints(
+        engine, [{"channel": "loudspeaker", "address": "loa-thu", "unit_code": "06040"}], now
+    )
+    mark_test(engine, "loudspeaker", ["loa-thu"], True)
+    request = EmergencyRequest(
+        text="UBND xã thử còi báo động ngày 14/10/2026.", units=["06040"], drill=True
+    )
+    declare(engine, settings, request, now, "chu-tich")
+    text = heard.read_text(encoding="utf-8")
+    assert text.startswith("[DIỄN TẬP] ủy ban nhân dân xã thử còi báo động ngày mười bốn")
+    assert text.rstrip().endswith("Đây là tin diễn tập.")

@@ -47,6 +47,7 @@ class Emergencies:
                 text=call.text,
                 units=list(call.units),
                 until=call.until,
+                title=call.title,
                 now=now,
                 actor=actor,
             )

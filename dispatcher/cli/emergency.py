@@ -37,20 +37,27 @@ def _split(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",")]
 
 
-def _actor(engine: Any, login: str | None, needs: str | None = None) -> str:
-    """The coso user named by --by (who must be allowed `needs`), else "cli"."""
+SKIP_WORDS = "--skip-opt-outs (gửi cả số đã từ chối nhận tin)"
+
+
+def _actor(engine: Any, login: str | None, needs: str | None = None, what: str = "việc này") -> str:
+    """The coso user named by --by (who must be allowed `needs`, asked for as `what`), else
+    "cli"."""
+    from coso.access import ROLE_ACTIONS, allowed_roles, refusal
+    from coso.labels import role_label
+
     if login is None:
         if needs is not None:
-            raise InputError("--by", "", "cần tên người dùng có quyền chọn việc này")
+            may = ", ".join(role_label(r) for r in allowed_roles(needs))
+            raise InputError("--by", "", f"{what} cần --by: tên người dùng coso có vai trò {may}")
         return "cli"
-    from coso.access import ROLE_ACTIONS
     from coso.users import list_users
 
     wanted = login.strip().lower()
     for user in list_users(engine):
         if user.login == wanted and not user.disabled:
             if needs is not None and not any(needs in ROLE_ACTIONS.get(r, ()) for r in user.roles):
-                raise InputError("--by", login, "vai trò của người này không cho phép việc này")
+                raise InputError("--by", login, refusal(user.login, user.roles, needs, what))
             return user.login
     raise InputError("--by", login, "không có người dùng coso đang hoạt động với tên này")
 
@@ -92,7 +99,7 @@ def emergency_send(
     settings = current_settings()
     engine = open_database(settings)
     now = datetime.now(UTC)
-    actor = _actor(engine, by, SKIP_OPT_OUTS if skip_opt_outs else None)
+    actor = _actor(engine, by, SKIP_OPT_OUTS if skip_opt_outs else None, SKIP_WORDS)
     request = EmergencyRequest(
         text=text,
         units=_split(units) or [],
@@ -211,8 +218,9 @@ def emergency_show(
 
 def _show(engine: Any, settings: Any, ref: str, log: bool = False) -> None:
     from channels import registry
+    from content.speech import SYNTHESISED
     from coso.labels import channel_label, event_label
-    from dispatcher.emergency import emergency_log, progress
+    from dispatcher.emergency import current_audio, emergency_log, progress
 
     now = datetime.now(UTC)
     tz = settings.timer.default_zone
@@ -224,6 +232,14 @@ def _show(engine: Any, settings: Any, ref: str, log: bool = False) -> None:
         f"{emergency_state_label(found.state)} · hết lúc {local_text(e.until, tz)}",
         highlight=False,
     )
+    audio = current_audio(engine, e)
+    if audio is not None:
+        played = (
+            f"{SYNTHESISED} ({audio.media_voice})"
+            if audio.media_voice
+            else f"tệp {audio.media_source_name}"
+        )
+        out.print(f"loa phát: {played}, {audio.media_duration_seconds:.1f} giây", highlight=False)
     table = Table("kênh", "đơn vị", "đã tới", "đang chờ", "lỗi")
     for r in found.rows:
         table.add_row(

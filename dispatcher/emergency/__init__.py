@@ -4,6 +4,7 @@ from dispatcher.emergency.declare import cancel, declare, update
 from dispatcher.emergency.progress import (
     EmergencyProgress,
     ProgressRow,
+    current_audio,
     emergency_log,
     find,
     last_states,
@@ -17,6 +18,7 @@ __all__ = [
     "EmergencyRequest",
     "ProgressRow",
     "cancel",
+    "current_audio",
     "declare",
     "emergency_log",
     "find",

@@ -23,6 +23,7 @@ from channels.registry import EmergencyCall, EmergencyEnd
 from channels.states import EXPIRED, WAITING
 from content.media import asset_row, media_dir, store_audio
 from content.models import APPROVED, ContentItem, ContentVersion, MediaAsset
+from content.speech import SYNTHESISED
 from content.versions import media_columns, version_checksum
 from coso.clock import as_utc, local_text, zone
 from coso.config import Settings
@@ -211,7 +212,7 @@ def _write(
             )
             plan = conn.execute(select(P).where(P.c.id == plan_id)).one()
             _send_version(conn, settings, plan, ref, checked, 1, now, actor, written)
-            detail = _declared_detail(checked, actor)
+            detail = _with_audio(checked, _declared_detail(checked, actor))
             _log_each(conn, plan_id, checked.targets, now, actor, "emergency_declared", detail)
     except BaseException:
         for path in written:
@@ -263,6 +264,17 @@ def _send_version(
         asset = asset_row(content_id, audio.prepared, name, audio.source_name, now, audio.voice)
         conn.execute(MediaAsset.__table__.insert(), [asset])
         media = media_columns(asset)
+        if audio.voice:  # the service log says the loudspeakers play speech, as speech_for does
+            log.info(
+                "%s bản %d: %s (%s), %.1f s, %.1f LUFS, sha256 %s",
+                ref,
+                version,
+                SYNTHESISED,
+                audio.voice,
+                audio.prepared.duration_seconds,
+                audio.prepared.loudness_lufs,
+                audio.prepared.sha256[:12],
+            )
     conn.execute(
         ContentVersion.__table__.insert(),
         [
@@ -315,6 +327,17 @@ def _literal(text: str) -> str:
     if "{" not in text and "%" not in text:
         return text
     return "{% raw %}" + text.replace("{% endraw %}", "{ % endraw % }") + "{% endraw %}"
+
+
+def _with_audio(checked: Checked, detail: str | dict[str, str]) -> dict[str, str]:
+    """Each channel's log detail; a channel that plays sound's says what it plays (speech:
+    labelled as synthesised, with its voice)."""
+    found = {c: detail if isinstance(detail, str) else detail.get(c, "") for c in checked.targets}
+    if checked.audio is not None:
+        for channel in found:
+            if registry.get(channel).needs_audio:
+                found[channel] = f"{found[channel]}; {checked.audio.note()}"
+    return found
 
 
 def _declared_detail(checked: Checked, actor: str) -> str:
@@ -531,11 +554,13 @@ def update(
     text: str | None = None,
     units: list[str] | None = None,
     until: datetime | None = None,
+    title: str | None = None,
     now: datetime,
     actor: str,
 ) -> None:
     """Change an active emergency. A new end alone moves it; new words or units are a new
-    version: the old one stops everywhere (no cancellation text) and the new one goes out."""
+    version: the old one stops everywhere (no cancellation text) and the new one goes out.
+    A new title (a CAP Update's headline) goes with new words or units."""
     row = _row(engine, ref)
     if row.state == CANCELLED:
         raise InputError("reference", row.reference, "tin khẩn cấp này đã được huỷ")
@@ -553,8 +578,7 @@ def update(
         channels=list(row.channels),
         until=new_until,
         drill=row.drill,
-        # A title of its own stays; one taken from the old words follows the new ones.
-        title=row.title if text is None or row.title != check_title(None, row.text) else None,
+        title=_new_title(row, text, title),
         source=row.source,
         skip_opt_outs=row.skip_opt_outs,
         cancel_sms=row.cancel_sms,
@@ -587,16 +611,29 @@ def update(
                     updated_at=now,
                 )
             )
-            detail = {
-                c: f"bản {version}: {checked.title}; {done.get(c, 'kênh mới')}"
-                for c in checked.targets
-            }
+            detail = _with_audio(
+                checked,
+                {
+                    c: f"bản {version}: {checked.title}; {done.get(c, 'kênh mới')}"
+                    for c in checked.targets
+                },
+            )
             _log_each(conn, row.plan_id, checked.targets, now, actor, "emergency_updated", detail)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
         raise
     go_now(engine, settings, row.reference, now)
+
+
+def _new_title(row: Any, text: str | None, title: str | None) -> str | None:
+    """An update's title: the one given; else a title of its own stays, and one taken from
+    the old words (None) follows the new ones."""
+    if title is not None and title.strip():
+        return title
+    if text is None or row.title != check_title(None, row.text):
+        return str(row.title)
+    return None
 
 
 def _has_audio(engine: Engine, row: Any) -> bool:

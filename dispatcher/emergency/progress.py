@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from channels.states import PENDING, PROVEN, RETRY_WAIT, SENDING, SENT
-from content.models import ContentItem
+from content.models import ContentItem, ContentVersion
 from coso.errors import InputError
 from coso.units import UnitTree, unit_names, unit_tree
 from dispatcher.models import Delivery
@@ -156,6 +156,27 @@ def last_states(engine: Engine, ref: str) -> dict[str, dict[str, int]]:
     for e in last.values():
         found[e.channel][outcome_of(e.state)] += 1
     return dict(found)
+
+
+def current_audio(engine: Engine, row: Any) -> Any | None:
+    """What the loudspeakers play of its current words, as its content version records it
+    (`media_voice` set: speech, synthesised by that voice); None when it has no audio."""
+    V = ContentVersion.__table__
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(
+                V.c.media_file_name,
+                V.c.media_source_name,
+                V.c.media_voice,
+                V.c.media_duration_seconds,
+                V.c.media_loudness_lufs,
+            )
+            .join(C, C.c.id == V.c.content_id)
+            .where(C.c.plan_id == row.plan_id, C.c.key == f"canh-bao-{row.version}")
+            .order_by(V.c.version.desc())
+            .limit(1)
+        ).first()
+    return found if found is not None and found.media_file_name else None
 
 
 def emergency_log(engine: Engine, ref: str, limit: int = 200) -> list[Any]:

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 
 from channels import registry
-from coso.access import DECLARE, READ, SKIP_OPT_OUTS, Access, Forbidden
+from coso.access import DECLARE, READ, SKIP_OPT_OUTS, Access, Forbidden, refusal
 from coso.clock import Clock, as_utc, zone
 from coso.config import Settings
 from coso.errors import CosoError, InputError
@@ -23,6 +23,7 @@ from coso.units import unit_names, unit_tree
 from dispatcher.emergency import (
     EmergencyRequest,
     cancel,
+    current_audio,
     declare,
     emergency_log,
     find,
@@ -35,6 +36,8 @@ from schedules.emergencies import shown_state
 
 MAX_AUDIO = 50 * 1024 * 1024
 UPLOAD_LIMITS = {"/emergencies/new": MAX_AUDIO + 1024 * 1024}
+# The form's box, as a refusal names it.
+SKIP_WORDS = "“Gửi cả số đã từ chối nhận tin”"
 LOCAL_INPUT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$")
 
 
@@ -89,7 +92,11 @@ def emergency_router(
         return row
 
     def form(
-        request: Request, access: Access, errors: list[str], values: dict[str, Any]
+        request: Request,
+        access: Access,
+        errors: list[str],
+        values: dict[str, Any],
+        status: int | None = None,
     ) -> HTMLResponse:
         mine = sorted(access.units or []) if access.units is not None else []
         names = unit_names(engine, mine)
@@ -105,7 +112,7 @@ def emergency_router(
                 "may_skip": access.can(SKIP_OPT_OUTS),
                 "zone": tz,
             },
-            status=400 if errors else 200,
+            status=status or (400 if errors else 200),
         )
 
     @router.get("/emergencies", response_class=HTMLResponse)
@@ -140,12 +147,15 @@ def emergency_router(
         values["channels"] = chosen
         unit_list = [str(u) for u in data.getlist("unit")] + str(values["units"]).split()
         upload = data.get("audio")
+        skip = bool(values["skip_opt_outs"])
+        if skip and not access.can(SKIP_OPT_OUTS):
+            # Only a form made by hand asks: the box is shown to those who may tick it.
+            why = refusal(access.login, access.user.roles, SKIP_OPT_OUTS, SKIP_WORDS)
+            refused = InputError("skip_opt_outs", values["skip_opt_outs"], why)
+            return form(request, access, [str(refused)], {**values, "skip_opt_outs": ""}, 403)
         with tempfile.TemporaryDirectory() as folder:
             try:
                 units = check_reach(engine, access, unit_list) or unit_list
-                skip = bool(values["skip_opt_outs"])
-                if skip:
-                    access.require(SKIP_OPT_OUTS)
                 audio = None
                 if isinstance(upload, UploadFile) and upload.filename:
                     audio = Path(folder) / Path(upload.filename).name
@@ -213,6 +223,7 @@ def emergency_router(
             for e in emergency_log(engine, row.reference, 200)
             if access.reaches(e.unit_code) or e.unit_code is None
         ][:100]
+        context["audio"] = current_audio(engine, row)
         context["may_cancel"] = access.can(DECLARE) and all(access.reaches(u) for u in row.units)
         return page(request, "emergency.html", context)
 
