@@ -75,7 +75,7 @@ def _in_states(states: tuple[str, ...] | None) -> str:
 
 
 def bench_coso(
-    players: int, broker_url: str, work: Path, timeline: bool = False
+    players: int, broker_url: str, work: Path, timeline: bool = False, events: str = "auto"
 ) -> tuple[float, float]:
     """`coso serve` in its own process, as deployed; this process only watches the database
     (plain sqlite3 reads, which never block coso's writes)."""
@@ -95,6 +95,7 @@ topic_prefix = "{prefix}"
 client_id = "coso-bench-{uuid.uuid4().hex[:6]}"
 max_inflight = {INFLIGHT}
 rate_per_second = 1000000
+events_process = {'"auto"' if events == "auto" else events}
 [channels.loudspeaker.broker]
 url = "{broker_url}"
 """
@@ -256,6 +257,12 @@ def main() -> None:
         default="same",
         help="the baseline's protocol: coso's (MQTT 5 where the broker has it) or 3.1.1",
     )
+    parser.add_argument(
+        "--events-process",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="channels.loudspeaker.events_process: player events in a process of their own",
+    )
     parser.add_argument("--respond", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_mqtt == "3.1.1":  # the responder process reads it too
@@ -277,7 +284,9 @@ def main() -> None:
             Path(tmp).mkdir(parents=True, exist_ok=True)
             raws = [bench_raw(args.players, url) for _ in range(RAW_RUNS)]
             raw = statistics.median(raws)
-            total, less_clip = bench_coso(args.players, url, Path(tmp), args.timeline)
+            total, less_clip = bench_coso(
+                args.players, url, Path(tmp), args.timeline, args.events_process
+            )
     finally:
         if broker is not None:
             broker.stop()
