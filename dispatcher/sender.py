@@ -4,12 +4,13 @@ the channel's rate limit, and record every outcome."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from pyrate_limiter import Duration, Limiter, Rate
+from pyrate_limiter import GCRA, Duration, Limiter, Rate, StateBucket
 from sqlalchemy import Engine, or_
 from sqlalchemy.exc import DBAPIError
 
@@ -43,6 +44,7 @@ from dispatcher.transitions import (
 
 log = logging.getLogger(__name__)
 PIPELINE = 3  # batches of a batch channel published and not yet recorded
+SPREAD = 0.02  # seconds of the rate a one-by-one channel may let out at once
 
 
 class Sender:
@@ -66,6 +68,7 @@ class Sender:
         # buffer_ms: how long past the computed wait a blocked acquire sleeps; pyrate's 50 ms
         # default would cost a rate of 50/s about 5 %.
         self._limiter = Limiter(Rate(rate_per_second, Duration.SECOND), buffer_ms=2)
+        self._pacer = pacer(rate_per_second)
         self._pool = ThreadPoolExecutor(
             max_workers=concurrency, thread_name_prefix=f"send-{channel.name}"
         )
@@ -316,9 +319,12 @@ class Sender:
         return pending
 
     def _acquire(self, message: Outbound) -> None:
-        """Wait for the rate limit: what the channel says the message costs."""
-        weight = self.channel.cost(message)
-        self._limiter.try_acquire(self.channel.name, weight=max(1, min(weight, self.rate)))
+        """Wait for the rate limit: what the channel says the message costs, each unit in
+        its turn of the pacer, then the whole under the limit of a second."""
+        weight = max(1, min(self.channel.cost(message), self.rate))
+        for _ in range(weight):
+            self._pacer.try_acquire(self.channel.name)
+        self._limiter.try_acquire(self.channel.name, weight=weight)
 
     def _send_freeing(self, message: Outbound) -> Outcome:
         try:
@@ -394,6 +400,17 @@ class Sender:
                 executor.shutdown(wait=True)
         self._pool.shutdown(wait=True)
         self.channel.close()
+
+
+def pacer(rate_per_second: int) -> Limiter:
+    """Messages sent one by one spaced evenly over the second (a leaky bucket, GCRA): the
+    limit of a second alone lets a second's worth out at its start, and the time each takes
+    to reach the other side then carries some of the next second's burst into the same
+    second there. At most SPREAD seconds' worth at once (one message up to 50/s), which
+    also absorbs a late wake-up: none costs the rate."""
+    burst = max(1, math.ceil(rate_per_second * SPREAD))
+    rate = Rate(rate_per_second, Duration.SECOND, burst=burst)
+    return Limiter(StateBucket([rate], algorithm=GCRA()), buffer_ms=0)
 
 
 def _held_back(hold: Hold | None) -> Any:

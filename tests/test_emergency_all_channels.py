@@ -6,6 +6,8 @@ clears the screens, unpins the bulletin and texts the cancellation."""
 
 from __future__ import annotations
 
+import bisect
+import math
 import re
 import time
 from datetime import timedelta
@@ -111,6 +113,10 @@ def test_one_emergency_reaches_players_sms_screens_and_bulletin_and_cancel_stops
                 )
                 wait_for(lambda: all(s.shown for s in screens), 20, "the screens connected")
                 storm = clip(tmp_path, 20, 880)
+                # The chairman asks for it: every "within 2 s" counts from here, the time
+                # `declare` takes (its checks, the clip prepared, the deliveries written)
+                # included.
+                asked = time.time()
                 ref = declare(
                     engine,
                     settings,
@@ -123,7 +129,6 @@ def test_one_emergency_reaches_players_sms_screens_and_bulletin_and_cancel_stops
                     SystemClock().now(),
                     "chu-tich",
                 )
-                declared = time.time()  # out: its audio prepared, its deliveries made
                 # Every player cut the normal item for it, by the players' own records.
                 wait_for(
                     lambda: all(len(group.player(p).sink.played) == 2 for p in PLAYERS),  # type: ignore[attr-defined]
@@ -132,7 +137,7 @@ def test_one_emergency_reaches_players_sms_screens_and_bulletin_and_cancel_stops
                 )
                 for p in PLAYERS:
                     started = group.player(p).sink.played[1][1]  # type: ignore[attr-defined]
-                    assert started - declared <= SOON, f"{p} began it {started - declared:.1f}s on"
+                    assert started - asked <= SOON, f"{p} began it {started - asked:.2f}s on"
                 # Both screens show it, by their own display records.
                 wait_for(
                     lambda: all(
@@ -145,14 +150,23 @@ def test_one_emergency_reaches_players_sms_screens_and_bulletin_and_cancel_stops
                 with engine.connect() as conn:
                     shown = conn.execute(select(BoardDisplay.__table__)).all()
                 for record in shown:
-                    assert as_utc(record.started_at).timestamp() - declared <= SOON
-                # Every SMS out, inside quiet hours, no faster than the channel's rate.
+                    on = as_utc(record.started_at).timestamp() - asked
+                    assert on <= SOON, f"endpoint {record.endpoint_id} showed it {on:.2f}s on"
+                # Every SMS out, inside quiet hours, at the channel's rate as the gateway
+                # counts it: in no second more than the rate lets out, and the last one as
+                # soon as the rate allows. One more at most: the sender lets them go 1/rate
+                # apart, and one that takes longer on its way than the one let go a second
+                # after it puts both in the same second at the gateway.
                 wait_for(lambda: len(gateway.creates) == RECIPIENTS, 60, "every SMS sent")
                 assert e164(RECIPIENTS) not in gateway.creates  # opted out: honoured
                 times = sorted(t for _to, t, status in gateway.attempts if status == 201)
-                for i, first in enumerate(times):
-                    in_a_second = sum(1 for t in times[i:] if t - first < 1.0)
-                    assert in_a_second <= 2 * RATE
+                per_second = _messages_per_second(gateway)
+                busiest = _busiest_second(times)
+                assert busiest <= per_second + 1, f"{busiest} SMS in one second at {per_second}/s"
+                took = times[-1] - asked
+                assert took <= math.ceil(RECIPIENTS / per_second) + 2, (
+                    f"the last SMS {took:.1f}s on"
+                )
                 # The bulletin pins it.
                 posts = bulletin(engine, now=SystemClock().now())
                 assert posts[0]["pinned"] and posts[0]["plan_number"] == ref
@@ -319,6 +333,19 @@ def _notices(engine: Engine, ref: str) -> int:
 
 def _shows_emergency(screen: Screen) -> bool:
     return (screen.showing() or {}).get("priority") == "emergency"
+
+
+def _messages_per_second(gateway: TwilioServer) -> int:
+    """Messages the channel's rate lets out in a second: RATE counts segments."""
+    segments = {m.segments for m in gateway.messages.values()}
+    assert len(segments) == 1, f"messages of {segments} segments"
+    return RATE // segments.pop()
+
+
+def _busiest_second(times: list[float]) -> int:
+    """The most messages the gateway received in any one second (a sliding window starting
+    at each message)."""
+    return max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
 
 
 def _displays(engine: Engine) -> int:
