@@ -123,7 +123,8 @@ def test_sends_respect_the_channel_concurrency_and_rate_limit(
         clock.now(),
     )
     import_plan_file(engine, settings, write_plan(tmp_path), clock.now())
-    channel = Recording(hold=0.02)
+    # Each send takes longer than the pacer's spacing (0.1 s at 10/s): two are in flight.
+    channel = Recording(hold=0.15)
     dispatcher = Dispatcher(engine, settings, clock, channels={"web": channel})
     clock.set(SLOT)
     dispatcher.tick()
