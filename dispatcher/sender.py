@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from pyrate_limiter import GCRA, Duration, Limiter, Rate, StateBucket
+from pyrate_limiter import Duration, Limiter, Rate
 from sqlalchemy import Engine, or_
 from sqlalchemy.exc import DBAPIError
 
@@ -68,7 +69,7 @@ class Sender:
         # buffer_ms: how long past the computed wait a blocked acquire sleeps; pyrate's 50 ms
         # default would cost a rate of 50/s about 5 %.
         self._limiter = Limiter(Rate(rate_per_second, Duration.SECOND), buffer_ms=2)
-        self._pacer = pacer(rate_per_second)
+        self._pacer = Pacer(rate_per_second)
         self._pool = ThreadPoolExecutor(
             max_workers=concurrency, thread_name_prefix=f"send-{channel.name}"
         )
@@ -322,8 +323,7 @@ class Sender:
         """Wait for the rate limit: what the channel says the message costs, each unit in
         its turn of the pacer, then the whole under the limit of a second."""
         weight = max(1, min(self.channel.cost(message), self.rate))
-        for _ in range(weight):
-            self._pacer.try_acquire(self.channel.name)
+        self._pacer.wait(weight)
         self._limiter.try_acquire(self.channel.name, weight=weight)
 
     def _send_freeing(self, message: Outbound) -> Outcome:
@@ -402,15 +402,28 @@ class Sender:
         self.channel.close()
 
 
-def pacer(rate_per_second: int) -> Limiter:
-    """Messages sent one by one spaced evenly over the second (a leaky bucket, GCRA): the
-    limit of a second alone lets a second's worth out at its start, and the time each takes
-    to reach the other side then carries some of the next second's burst into the same
-    second there. At most SPREAD seconds' worth at once (one message up to 50/s), which
-    also absorbs a late wake-up: none costs the rate."""
-    burst = max(1, math.ceil(rate_per_second * SPREAD))
-    rate = Rate(rate_per_second, Duration.SECOND, burst=burst)
-    return Limiter(StateBucket([rate], algorithm=GCRA()), buffer_ms=0)
+class Pacer:
+    """Messages sent one by one spaced evenly over the second. The limit of a second alone
+    lets a second's worth out at its start, and the time each takes to reach the other side
+    then carries some of the next second's burst into the same second there. Each message
+    takes the next turn, 1/rate after the one before; a turn is kept even when its thread
+    wakes late, so late wake-ups cost the rate nothing. After a pause, up to SPREAD seconds'
+    worth (at least one message) goes at once."""
+
+    def __init__(self, rate_per_second: int) -> None:
+        self.interval = 1.0 / rate_per_second
+        self.slack = self.interval * (max(1, math.ceil(rate_per_second * SPREAD)) - 1)
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self, turns: int = 1) -> None:
+        """Wait for `turns` turns in a row (a message of several segments)."""
+        with self._lock:
+            now = time.monotonic()
+            at = max(self._next, now - self.slack)
+            self._next = at + self.interval * turns
+        if at > now:
+            time.sleep(at - now)
 
 
 def _held_back(hold: Hold | None) -> Any:
