@@ -355,8 +355,13 @@ def test_a_screen_loops_priority_first_then_in_schedule_order_and_resumes_after_
     titles = {str(i["id"]): i["title"] for i in programme}
 
     # The page shows them in that order, each for its seconds (not one after another at once).
-    wait_until(lambda: len(starts_of(market)) >= 3, 30, "three items shown")
-    (n, n_at), (f, f_at), (s, s_at) = starts_of(market)[:3]
+    # On a busy machine the three may reach the screen in two pushes: a normal item already
+    # on screen when the priority item comes is cut and comes again in its turn.
+    wait_until(lambda: NOTICE["title"] in shown_titles(market, titles), 30, "the priority item")
+    k = shown_titles(market, titles).index(NOTICE["title"])
+    assert k <= 2, shown_titles(market, titles)
+    wait_until(lambda: len(starts_of(market)) >= k + 3, 30, "three items shown")
+    (n, n_at), (f, f_at), (s, s_at) = starts_of(market)[k : k + 3]
     assert [titles[n], titles[f], titles[s]] == [NOTICE["title"], FIRST["title"], SECOND["title"]]
     assert f_at - n_at >= 2.5 and s_at - f_at >= 2.5, (n_at, f_at, s_at)
 
@@ -367,9 +372,14 @@ def test_a_screen_loops_priority_first_then_in_schedule_order_and_resumes_after_
     expect(market.locator("body")).to_have_class(re.compile("emergency"), timeout=20_000)
     expect(market.locator("body")).not_to_have_class(re.compile("emergency"), timeout=40_000)
     expect(market.locator("#title")).to_have_text(SECOND["title"])
-    shown = [titles.get(i, "khẩn cấp") for i, _ in starts_of(market)]
-    assert shown[:3] == [NOTICE["title"], FIRST["title"], SECOND["title"]]
-    assert shown[3:] == ["khẩn cấp", SECOND["title"]], shown
+    shown = shown_titles(market, titles)
+    assert shown[k : k + 3] == [NOTICE["title"], FIRST["title"], SECOND["title"]]
+    assert shown[k + 3 :] == ["khẩn cấp", SECOND["title"]], shown
+
+
+def shown_titles(page: Page, titles: dict[str, str]) -> list[str]:
+    """What the page has put on screen, in order: titles, "khẩn cấp" for anything else."""
+    return [titles.get(i, "khẩn cấp") for i, _ in starts_of(page)]
 
 
 LONG_WEB = {

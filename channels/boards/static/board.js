@@ -172,8 +172,8 @@
         return f.since > current.started && list.some(function (i) { return i.id === f.id; });
       });
       if (interrupted) { state.resume = current.item.id; save(); }
-      // an item just put on screen when others of its slot come: it goes again in its turn
-      if (jump && now - current.started < 1000) { fresh.push({ id: current.item.id, since: 0 }); }
+      // an item cut before its time by one that came later goes again in its turn
+      if (jump && !done) { fresh.push({ id: current.item.id, since: 0 }); }
       if (!still || done || interrupted || jump) {
         var was = current;
         finish();
