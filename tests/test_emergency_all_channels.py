@@ -154,20 +154,24 @@ def test_one_emergency_reaches_players_sms_screens_and_bulletin_and_cancel_stops
                     assert on <= SOON, f"endpoint {record.endpoint_id} showed it {on:.2f}s on"
                 # Every SMS out, inside quiet hours, at the channel's rate as the gateway
                 # counts it: in no second more than the rate lets out, and the last one as
-                # soon as the rate allows. One more at most: the sender lets them go 1/rate
-                # apart, and one that takes longer on its way than the one let go a second
-                # after it puts both in the same second at the gateway.
+                # soon as the rate allows. The sender lets them go 1/rate apart; the gateway
+                # counts them as they arrive, and on a busy machine the time each takes on its
+                # way varies by some milliseconds, which moves one or a few into a neighbouring
+                # second: a tenth of the rate, and one, allowed for that. (Letting a second's
+                # worth go at its start, as senders once did, put 46 in one second at 40/s.)
                 wait_for(lambda: len(gateway.creates) == RECIPIENTS, 60, "every SMS sent")
                 assert e164(RECIPIENTS) not in gateway.creates  # opted out: honoured
                 times = sorted(t for _to, t, status in gateway.attempts if status == 201)
                 per_second = _messages_per_second(gateway)
                 busiest = _busiest_second(times)
-                assert busiest <= per_second + 1, f"{busiest} SMS in one second at {per_second}/s"
+                allowed = per_second + 1 + per_second // 10
+                assert busiest <= allowed, f"{busiest} SMS in one second at {per_second}/s"
                 took = times[-1] - asked
                 assert took <= math.ceil(RECIPIENTS / per_second) + 2, (
                     f"the last SMS {took:.1f}s on"
                 )
                 # The bulletin pins it.
+                wait_for(lambda: _pinned(engine), 30, "the warning pinned on the bulletin")
                 posts = bulletin(engine, now=SystemClock().now())
                 assert posts[0]["pinned"] and posts[0]["plan_number"] == ref
                 # The progress page counts what the log says.
@@ -293,7 +297,7 @@ def test_cancelled_without_a_cancellation_text_it_still_stops_players_screens_an
                 )
                 wait_for(lambda: _shows_emergency(screen), 30, "the warning on the screen")
                 wait_for(lambda: len(gateway.creates) == 2, 30, "the warning texted")
-                assert bulletin(engine, now=SystemClock().now())[0]["pinned"]
+                wait_for(lambda: _pinned(engine), 30, "the warning pinned on the bulletin")
 
                 gone = runner.invoke(app, ["--config", config, "emergency", "cancel", ref])
                 assert gone.exit_code == 0, gone.output
@@ -385,3 +389,10 @@ def _stops_logged(engine: Engine, ref: str) -> int:
 
 def _stop_times(engine: Engine, ref: str) -> list[float]:
     return [as_utc(r.at).timestamp() for r in _stop_rows(engine, ref)]  # type: ignore[attr-defined]
+
+
+def _pinned(engine: Engine) -> bool:
+    """The bulletin's first post is a pinned emergency (the web channel publishes in its
+    own time)."""
+    posts = bulletin(engine, now=SystemClock().now())
+    return bool(posts) and bool(posts[0]["pinned"])
