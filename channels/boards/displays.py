@@ -5,7 +5,6 @@ offline uploads them when it is back (each record once, by its own id)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from channels.base import Outcome
 from channels.boards import devices
 from channels.boards.tables import BoardDisplay, BoardItem
 from coso.db import insert_ignoring_duplicates, write
+from coso.loops import call_per_loop, settle
 
 I = BoardItem.__table__  # noqa: E741
 R = BoardDisplay.__table__
@@ -224,12 +224,7 @@ class DisplayWriter:
                 answers = self._write(batch)
             except Exception as exc:
                 answers = [(waiter, exc) for *_, waiter in batch]
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Upload], Any]]] = {}
-            for (loop, done), answer in answers:
-                by_loop.setdefault(loop, []).append((done, answer))
-            for loop, some in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # that loop has closed
-                    loop.call_soon_threadsafe(_settle, some)
+            call_per_loop(((loop, (done, answer)) for (loop, done), answer in answers), settle)
 
     def _write(
         self, batch: list[tuple[tuple[str, str | None], Any, datetime, Waiter]]
@@ -247,17 +242,6 @@ class DisplayWriter:
         results = record_many(self.host, [(b, r, at) for b, r, at, _ in kept])
         answers += [(waiter, result) for (*_, waiter), result in zip(kept, results, strict=True)]
         return answers
-
-
-def _settle(answers: list[tuple[asyncio.Future[Upload], Upload | Exception]]) -> None:
-    """On the waiters' loop: answer each request still waiting."""
-    for done, answer in answers:
-        if done.done():
-            continue
-        if isinstance(answer, Exception):
-            done.set_exception(answer)
-        else:
-            done.set_result(answer)
 
 
 def _outcome(board: Any, v: dict[str, Any], received_at: datetime, started: datetime) -> Outcome:

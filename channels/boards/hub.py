@@ -6,7 +6,6 @@ online and seen at every heartbeat."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import threading
@@ -22,6 +21,7 @@ from channels.boards import devices
 from channels.boards.programme import programmes, stamp
 from channels.boards.tables import BoardItem
 from coso.db import write
+from coso.loops import call_per_loop
 
 log = logging.getLogger(__name__)
 I = BoardItem.__table__  # noqa: E741
@@ -65,14 +65,9 @@ class Subscriber:
 
 
 def offer_all(offers: list[tuple[Subscriber, str | None]]) -> None:
-    """Hand each stream its programme: one wake-up per event loop for all of them (waking a
-    loop from another thread is a system call; a slot reaches a thousand screens at once)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Subscriber, str | None]]] = {}
-    for sub, text in offers:
-        by_loop.setdefault(sub.loop, []).append((sub, text))
-    for loop, some in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # that loop has closed
-            loop.call_soon_threadsafe(_put_all, some)
+    """Hand each stream its programme: one wake-up per event loop for all of them (a slot
+    reaches a thousand screens at once)."""
+    call_per_loop(((sub.loop, (sub, text)) for sub, text in offers), _put_all)
 
 
 def _put_all(offers: list[tuple[Subscriber, str | None]]) -> None:

@@ -26,6 +26,7 @@ from channels.sms.phones import PhoneError, to_e164
 from channels.sms.recipients import add_opt_out, is_stop_request, record_opt_out
 from channels.states import DELIVERED, FAILED, SENT
 from coso.db import write
+from coso.loops import call_per_loop, settle
 
 log = logging.getLogger(__name__)
 ACTOR = "gateway"
@@ -179,20 +180,4 @@ class CallbackBatcher:
             except Exception as exc:  # answered with an error: the gateway retries
                 log.exception("applying %d status callback(s) failed", len(items))
                 error = exc
-            waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-            for _, (loop, done) in items:
-                waiting.setdefault(loop, []).append(done)
-            for loop, futures in waiting.items():
-                with contextlib.suppress(RuntimeError):  # that loop has closed
-                    loop.call_soon_threadsafe(_settle, futures, error)
-
-
-def _settle(futures: Sequence[asyncio.Future[None]], error: Exception | None) -> None:
-    """On the waiters' loop: answer each request still waiting (one may have timed out)."""
-    for done in futures:
-        if done.done():
-            continue
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
+            call_per_loop(((loop, (done, error)) for _, (loop, done) in items), settle)
