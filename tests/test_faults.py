@@ -114,10 +114,11 @@ def test_gateway_429_and_503_are_retried_with_growing_spacing_and_400_is_not(
         assert len(gaps) >= 3 and min(gaps) >= 1.95, gaps
         assert all(b >= a - 0.3 for a, b in itertools.pairwise(gaps)), gaps
     for gaps in trial.gaps_5xx:  # no Retry-After: 1, 2, 4, 8 (then max_delay)
-        assert len(gaps) >= 3 and gaps[0] >= 0.95, gaps
-        assert all(b >= 1.6 * a or b >= 7.5 for a, b in itertools.pairwise(gaps)), (
-            gaps
-        )  # up to max_delay
+        # Each wait is counted from the refusal, so a busy machine can only make one longer:
+        # each is at least its doubling, whatever came before it.
+        doubling = [min(1.0 * 2**i, 8.0) for i in range(len(gaps))]
+        assert len(gaps) >= 3, gaps
+        assert all(g >= d - 0.05 for g, d in zip(gaps, doubling, strict=True)), gaps
     assert spacing(trial.gaps_5xx)[-1] > spacing(trial.gaps_5xx)[0]
 
 
