@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,7 +83,7 @@ class Dispatcher:
             )
             if plugin.service is not None:
                 self.services[name] = plugin.service(self.host, channel)
-        self._wake = threading.Event()
+        self._wake = Wakes(self.senders)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._fire_lock = threading.Lock()
@@ -437,8 +437,7 @@ class Dispatcher:
                 if failed := streak.ended():
                     log.info("sender %s: working again after %d failed round(s)", channel, failed)
             if handled == 0:
-                self._wake.wait(streak.wait(idle))
-                self._wake.clear()
+                self._wake.wait(channel, streak.wait(idle))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -449,3 +448,22 @@ def _first_line(exc: BaseException) -> str:
 def _wall(monotonic: float, now: float) -> datetime:
     """The wall-clock time of a monotonic reading taken `now - monotonic` seconds ago."""
     return datetime.now(UTC) - timedelta(seconds=max(0.0, now - monotonic))
+
+
+class Wakes:
+    """One wake-up per sender: set for all when deliveries may have come due (a fan-out, a
+    recovery, stopping), each cleared by its own sender. Shared, one sender's clear could
+    swallow another's wake-up, and a wake-up meant for one channel set every idle sender
+    reading the database again."""
+
+    def __init__(self, channels: Iterable[str]) -> None:
+        self._events = {name: threading.Event() for name in channels}
+
+    def set(self) -> None:
+        for event in self._events.values():
+            event.set()
+
+    def wait(self, channel: str, timeout: float) -> None:
+        event = self._events[channel]
+        event.wait(timeout)
+        event.clear()

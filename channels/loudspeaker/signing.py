@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -17,6 +18,11 @@ from urllib.parse import urlsplit
 from channels.loudspeaker import protocol as p
 
 SIG, KEY_GEN, NONCE, PLAYER = "sig", "key_gen", "nonce", "player"
+# Nonces: 8 random hex digits drawn once per process, then a count. Unique is all a nonce
+# must be (the signature covers it); drawing each from the system's generator released the
+# GIL for a system call per command, and a busy process took it back only turns later.
+_NONCE_PREFIX = secrets.token_hex(4)
+_nonce_count = itertools.count()
 # A command older than this (by its sent_at) is refused as a replay; coso sends again, newly
 # signed, what a player missed while offline longer.
 MAX_AGE = timedelta(minutes=15)
@@ -61,9 +67,15 @@ def sign(
     protocol version `v` is part of what is signed."""
     signed = {"v": p.VERSION, **command, PLAYER: player, KEY_GEN: generation}
     signed.setdefault("sent_at", p.stamp(now))
-    signed[NONCE] = secrets.token_hex(8)
+    signed[NONCE] = next_nonce()
     signed[SIG] = signature(signed, key)
     return signed
+
+
+def next_nonce() -> str:
+    """16 hex digits, not the same twice in 2**32 commands of one process (the count is
+    atomic); a player keeps nonces 15 minutes."""
+    return f"{_NONCE_PREFIX}{next(_nonce_count) & 0xFFFFFFFF:08x}"
 
 
 class Refused(ValueError):
