@@ -60,6 +60,9 @@ async def _http(port: int, request: bytes) -> bytes:
 
 
 async def _screen(port: int, name: str, token: str, ready: asyncio.Queue[str]) -> None:
+    """One screen as the board page behaves: it keeps the stream open, puts each new item on
+    at its start by the server's clock (at once when that has come; items can come ahead of
+    their slot), and reports it the moment it is on."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
         f"GET /boards/{name}/events?token={token} HTTP/1.1\r\nHost: bench\r\n"
@@ -70,38 +73,53 @@ async def _screen(port: int, name: str, token: str, ready: asyncio.Queue[str]) -
         pass  # the answer's headers
     seen: set[int] = set()
     first = True
+    starts: list[asyncio.Task[None]] = []
     while True:
         line = await reader.readline()
         if not line:
             return
         if not line.startswith(b"data:"):
             continue
-        items = json.loads(line[5:])["items"]
+        programme = json.loads(line[5:])
+        made = programme.get("generated_at")
+        skew = datetime.fromisoformat(made) - datetime.now(UTC) if made else timedelta(0)
         if first:
             first = False
             await ready.put(name)
-        new = [i for i in items if i["id"] not in seen]
+        new = [i for i in programme["items"] if i["id"] not in seen]
         if not new:
             continue
         seen |= {i["id"] for i in new}
-        now = datetime.now(UTC).isoformat()
-        body = json.dumps(
-            {
-                "records": [
-                    {"id": f"{name}-{i['id']}", "delivery_id": i["id"], "started_at": now,
-                     "seconds": 0}
-                    for i in new
-                ]
-            }
-        ).encode()  # fmt: skip
-        head = (
-            f"POST /boards/{name}/displayed HTTP/1.1\r\nHost: bench\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode()
-        answer = await _http(port, head + body)
-        if b" 200 " not in answer.split(b"\r\n", 1)[0]:
-            print(f"report refused: {answer[:200]!r}", file=sys.stderr, flush=True)
+        by_start: dict[str, list[int]] = {}
+        for item in new:
+            by_start.setdefault(item["starts_at"], []).append(item["id"])
+        for at, ids in by_start.items():
+            due = datetime.fromisoformat(at) - skew
+            starts.append(asyncio.create_task(_show_at(port, name, token, ids, due)))
+
+
+async def _show_at(port: int, name: str, token: str, ids: list[int], due: datetime) -> None:
+    """Items on screen at `due` (this machine's clock), reported then."""
+    wait = (due - datetime.now(UTC)).total_seconds()
+    if wait > 0:
+        await asyncio.sleep(wait)
+    now = datetime.now(UTC).isoformat()
+    body = json.dumps(
+        {
+            "records": [
+                {"id": f"{name}-{i}", "delivery_id": i, "started_at": now, "seconds": 0}
+                for i in ids
+            ]
+        }
+    ).encode()
+    head = (
+        f"POST /boards/{name}/displayed HTTP/1.1\r\nHost: bench\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    answer = await _http(port, head + body)
+    if b" 200 " not in answer.split(b"\r\n", 1)[0]:
+        print(f"report refused: {answer[:200]!r}", file=sys.stderr, flush=True)
 
 
 async def _screens(port: int, tokens: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
@@ -112,6 +112,10 @@ class ChannelPlugin:
     # Items due at one place play one after another (loudspeakers, a station): priority items
     # that share a slot in a commune go out in the order its operator sets (Hôm nay).
     plays_in_turn: bool = False
+    # (its settings) → how long before its slot a schedule on it fires: its devices keep a
+    # programme and start each item at its time by their own clock, so its items go out
+    # ahead and are there when the slot comes (screens). None: at the slot.
+    cue_ahead: Callable[[Any], timedelta] | None = None
     # Rules the sender applies before sending (quiet hours, opt-outs, caps).
     rules: Callable[[ChannelHost, Any], SendRules] | None = None
     # Inbound events and upkeep, run beside the sender while coso serves.

@@ -62,7 +62,9 @@ def fan_out(
         "scheduled_for": occ.scheduled_for,
         "state": state,
         "attempts": 0,
-        "next_attempt_at": occ.scheduled_for,
+        # Due at its slot; one fired ahead of it (its channel's devices start it at its time
+        # themselves: the timer's cue) goes out at once.
+        "next_attempt_at": min(as_utc(occ.scheduled_for), as_utc(occ.fired_at)),
         "expires_at": occ.expires_at,
         "created_at": now,
         "updated_at": now,

@@ -84,6 +84,11 @@ class Dispatcher:
             if plugin.service is not None:
                 self.services[name] = plugin.service(self.host, channel)
         self._wake = Wakes(self.senders)
+        self._cues = {
+            name: cue(registry.settings_of(settings, name))
+            for name in self.channels
+            if (cue := registry.get(name).cue_ahead) is not None
+        }
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._fire_lock = threading.Lock()
@@ -277,6 +282,7 @@ class Dispatcher:
             self._fan_out_safely,
             horizon=parse_duration(timer_settings.horizon),
             reconcile_every=parse_duration(timer_settings.reconcile_every),
+            cue_ahead=lambda channel: self._cues.get(channel, timedelta(0)),
         )
 
     @property

@@ -11,6 +11,11 @@ passes), expands only those schedules again, slides the horizon forward, and fir
 whose job was lost or that a clock jump passed. A schedule found behind (after a restart, or
 a failed write) is fired from its row by `fire_due` first. Lateness is decided by firing, not
 by APScheduler (misfire_grace_time=None).
+
+Cueing: a schedule on a channel whose devices hold a programme and start each item at its
+time by their own clock (`cue_ahead(channel)` > 0, e.g. screens) is fired that long before
+its slot, by a cue job, so that its items are on the devices when the slot comes; the
+slot's own job fires it then if the cue did not (a start within the cue, a failed write).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from schedules.timing import Timing, timing_of
 S = Schedule.__table__
 log = logging.getLogger(__name__)
 # What the timer reads of a schedule: its timing (its name labels log lines about it).
-_READ = (S.c.id, S.c.name, S.c.fired_through, *TIMING_COLUMNS)
+_READ = (S.c.id, S.c.name, S.c.channel, S.c.fired_through, *TIMING_COLUMNS)
 
 # One expansion of a schedule looks a day ahead (cheap: schedules.timing) for this many times
 # at most; a schedule with none in the day looks once further, up to LOOK_AHEAD.
@@ -66,6 +71,7 @@ class _Tracked:
     expanded: datetime  # its times up to here are in `times` or in slots
     times: deque[datetime] = field(default_factory=deque)
     slotted: list[datetime] = field(default_factory=list)  # its times in slots, not fired
+    cue: timedelta = timedelta(0)  # fired this long before each slot (its channel's cue)
 
     def next_look(self) -> datetime:
         return self.times[0] if self.times else self.expanded
@@ -80,8 +86,10 @@ class Timer:
         *,
         horizon: timedelta,
         reconcile_every: timedelta,
+        cue_ahead: Callable[[str], timedelta] | None = None,
     ) -> None:
         self.engine, self.clock, self.on_fired = engine, clock, on_fired
+        self.cue_ahead = cue_ahead or (lambda _channel: timedelta(0))
         self.horizon, self.reconcile_every = horizon, reconcile_every
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self.reconciled_at: float | None = None  # time.monotonic() of the last good pass
@@ -89,6 +97,8 @@ class Timer:
         self._lock = threading.Lock()
         self._tracked: dict[int, _Tracked] = {}
         self._slots: dict[datetime, dict[int, Expected]] = {}  # time → schedules due then
+        self._cues: dict[datetime, datetime] = {}  # slot → when its cue job runs
+        self._touched: set[datetime] = set()  # slots given schedules since the last pass
         self._later: list[tuple[datetime, int, int]] = []  # heap: (look again at, id, generation)
         self._generation = 0
         self._behind: set[int] = set()  # still behind after a catch-up: read again next pass
@@ -146,7 +156,7 @@ class Timer:
             log.exception("timer reconcile failed; will try again")
 
     def pending_jobs(self) -> list[str]:
-        return [j.id for j in self._scheduler.get_jobs() if j.id.startswith("fire:")]
+        return [j.id for j in self._scheduler.get_jobs() if j.id.startswith(("fire:", "cue:"))]
 
     def slots(self) -> dict[datetime, list[int]]:
         """The fire times held, each with the ids of the schedules due then."""
@@ -182,9 +192,12 @@ class Timer:
                 heapq.heapify(self._later)
             new = self._advance(now + self.horizon)
             overdue = sorted(when for when in self._slots if when <= now)
+            cues = self._new_cues(self._touched)
+            self._touched = set()
         self._add_jobs(when for when in new if when > now)
         for when in overdue:
             self._fire_slot(when)
+        self._set_cues(cues, now)
         self._passed_at = now
         self.on_fired()  # fan out anything still pending, also after a failed fan-out
 
@@ -249,6 +262,7 @@ class Timer:
             start = now
         self._generation += 1
         tracked = _Tracked(timing_version(row), timing, self._generation, fired, start)
+        tracked.cue = self.cue_ahead(row.channel)
         self._expand(tracked)
         if tracked.times and tracked.times[0] <= now:
             return False  # due already: fire_due catches it up from its row
@@ -267,6 +281,8 @@ class Timer:
                 if not due:
                     del self._slots[when]
                     self._remove_job(when)
+                    if self._cues.pop(when, None) is not None:
+                        self._remove_job(when, "cue")
 
     def _advance(self, until: datetime) -> list[datetime]:
         """Put every tracked time up to `until` in its slot; returns the slots new to it."""
@@ -285,6 +301,8 @@ class Timer:
                     due = self._slots[when] = {}
                     new.append(when)
                 due[schedule_id] = Expected(tracked.version, tracked.last)
+                if tracked.cue > timedelta(0):
+                    self._touched.add(when)
                 tracked.last = when
                 tracked.slotted.append(when)
             heapq.heappush(self._later, (tracked.next_look(), schedule_id, generation))
@@ -320,9 +338,80 @@ class Timer:
                 misfire_grace_time=None,
             )
 
-    def _remove_job(self, when: datetime) -> None:
+    def _remove_job(self, when: datetime, kind: str = "fire") -> None:
         with contextlib.suppress(JobLookupError):
-            self._scheduler.remove_job(_job_id(when))
+            self._scheduler.remove_job(_job_id(when, kind))
+
+    def _new_cues(self, slots: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+        """(slot, cue time) of each of `slots` whose cue is not set yet, or comes earlier now
+        (a schedule with a longer cue joined it): the longest cue of its schedules not fired
+        yet. Callers hold self._lock."""
+        changed = []
+        for when in sorted(slots):
+            due = self._slots.get(when) or {}
+            cues = [t.cue for sid in due if (t := self._tracked.get(sid)) and t.cue > timedelta(0)]
+            if not cues:
+                continue
+            at = when - max(cues)
+            if self._cues.get(when, when) > at:
+                self._cues[when] = at
+                changed.append((when, at))
+        return changed
+
+    def _set_cues(self, cues: list[tuple[datetime, datetime]], now: datetime) -> None:
+        for when, at in cues:
+            if at <= now < when:
+                self._cue_slot(when)  # within its cue already: now
+            elif at > now:
+                self._add_cue_job(when, at)
+
+    def _add_cue_job(self, when: datetime, at: datetime) -> None:
+        self._scheduler.add_job(
+            self._cue_slot,
+            "date",
+            run_date=at,
+            args=[when],
+            id=_job_id(when, "cue"),
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def _cue_slot(self, when: datetime) -> None:
+        """Fire, ahead of `when`, the schedules due then whose channel is cued: their
+        occurrences at `when`, fanned out now. Those left (a failed write) fire at `when`."""
+        now = self.clock.now()
+        with self._lock:
+            due = self._slots.get(when) or {}
+            cued = {
+                sid: expected
+                for sid, expected in due.items()
+                if (t := self._tracked.get(sid)) is not None and when - t.cue <= now
+            }
+        if not cued or now >= when:
+            return  # not its time (a test's clock behind the job's), or the slot's job fires it
+        try:
+            created = fire_slot(self.engine, self.clock, when, cued)
+        except Exception:
+            log.exception("cueing the slot at %s failed; it fires at its time", when)
+            return
+        with self._lock:
+            due = self._slots.get(when)
+            for sid in cued:
+                tracked = self._tracked.get(sid)
+                if tracked is not None and when in tracked.slotted:
+                    tracked.slotted.remove(when)
+                if due is not None:
+                    due.pop(sid, None)
+            self._cues.pop(when, None)
+            if due is not None and not due:
+                del self._slots[when]
+                self._remove_job(when)
+                more = []
+            else:
+                more = self._new_cues([when])  # those with a shorter cue: their own job
+        if created:
+            self.on_fired()
+        self._set_cues(more, now)
 
     def _fire_slot(self, when: datetime) -> None:
         """Fire the schedules due at `when` (its job, or the reconcile for a late one)."""
@@ -330,6 +419,8 @@ class Timer:
             return  # a clock behind the job's time (a test's): the reconcile fires it when due
         with self._lock:
             due = self._slots.pop(when, None)
+            if self._cues.pop(when, None) is not None:
+                self._remove_job(when, "cue")
             if not due:
                 return
             for schedule_id in due:
@@ -347,5 +438,5 @@ class Timer:
             self.on_fired()
 
 
-def _job_id(when: datetime) -> str:
-    return f"fire:{when.isoformat()}"
+def _job_id(when: datetime, kind: str = "fire") -> str:
+    return f"{kind}:{when.isoformat()}"

@@ -418,3 +418,50 @@ def test_a_controller_switched_off_is_offline_in_coso_devices_and_on_the_console
 def _endpoints(engine: Engine) -> list[int]:
     with engine.connect() as conn:
         return list(conn.execute(select(D.c.endpoint_id).distinct()).scalars())
+
+
+def test_an_item_cued_ahead_of_its_slot_reaches_the_led_only_at_the_slot(
+    engine: Engine, settings: Settings, tmp_path: Path, led: HuiduServer
+) -> None:
+    """Board items go out ahead of their slot (the boards' cue, 10 s by default): a screen
+    puts them on at their time itself, but a controller shows what it is given at once, so
+    its item waits in coso, without spending an attempt, and goes at the slot."""
+    import functools
+
+    settings = _settings(settings, tmp_path)
+    clock = _imported(engine, settings, tmp_path, led.port)
+    slot = datetime(2021, 5, 3, 0, 0, tzinfo=UTC)  # 07:00 in Hà Nội
+    clock.set(slot - timedelta(minutes=10))  # within the timer's horizon (15 min)
+    dispatcher = Dispatcher(engine, settings, clock)
+    timer = dispatcher._new_timer()
+    timer._scheduler.start = functools.partial(timer._scheduler.start, paused=True)
+    try:
+        timer.start()
+        assert f"cue:{slot.isoformat()}" in timer.pending_jobs()
+        clock.set(slot - timedelta(seconds=10))
+        timer._cue_slot(slot)  # the occurrence and its delivery, now
+        dispatcher.drain()
+        assert _states(engine) == [(1, "retry_wait")]
+        assert led.controllers[LED].programs == []
+        with engine.connect() as conn:
+            delivery = conn.execute(select(D)).one()
+            held = conn.execute(
+                select(ActivityEntry.__table__.c.detail).where(
+                    ActivityEntry.__table__.c.event == "held"
+                )
+            ).scalar_one()
+        assert delivery.attempts == 0
+        assert delivery.next_attempt_at.replace(tzinfo=UTC) == slot
+        assert "đúng giờ phát" in held
+        clock.set(slot - timedelta(seconds=1))
+        dispatcher.drain()
+        assert led.controllers[LED].programs == []
+        clock.set(slot)
+        timer._fire_slot(slot)  # nothing left to fire: the cue did
+        dispatcher.drain()
+        assert _states(engine) == [(1, "sent")]
+        (program,) = led.controllers[LED].programs
+        assert program["uuid"] == f"coso-{delivery.id}"
+    finally:
+        timer.stop()
+        dispatcher.stop()

@@ -295,3 +295,95 @@ def test_a_schedule_queued_into_sessions_fires_at_its_sessions_and_nowhere_else(
     assert sorted(_fired(engine)) == sorted(
         [(model.id, MONDAY), (queued, MONDAY), (queued, evening)]
     )
+
+
+def _cueing(engine: Engine, clock: ManualClock, cues: dict[str, timedelta]) -> Timer:
+    timer = Timer(
+        engine,
+        clock,
+        lambda: None,
+        horizon=timedelta(hours=1),
+        reconcile_every=timedelta(hours=1),
+        cue_ahead=lambda channel: cues.get(channel, timedelta(0)),
+    )
+    timer._scheduler.start = functools.partial(timer._scheduler.start, paused=True)
+    return timer
+
+
+def _fired_at(engine: Engine) -> dict[int, datetime]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(O.c.schedule_id, O.c.fired_at).order_by(O.c.id)).all()
+    return {i: t.astimezone(UTC) for i, t in rows}
+
+
+def test_a_schedule_on_a_cued_channel_fires_its_cue_ahead_of_the_slot_and_the_rest_at_it(
+    engine: Engine, settings: Settings, tmp_path: Path, clock: ManualClock
+) -> None:
+    model = _schedules(engine, settings, tmp_path, clock)  # "web", at MONDAY
+    screens = _add(engine, model, "screens", "2021-05-03T06:00:00", "FREQ=DAILY", channel="sms")
+    longer = _add(engine, model, "longer", "2021-05-03T06:00:00", "FREQ=DAILY", channel="boards")
+    clock.set(MONDAY - timedelta(minutes=30))
+    timer = _cueing(engine, clock, {"sms": timedelta(seconds=10), "boards": timedelta(seconds=40)})
+    try:
+        timer.start()
+        assert f"cue:{MONDAY.isoformat()}" in timer.pending_jobs()
+        clock.set(MONDAY - timedelta(seconds=50))
+        timer._cue_slot(MONDAY)  # a job run before its time (a clock behind): nothing
+        assert _fired(engine) == []
+        clock.set(MONDAY - timedelta(seconds=40))
+        timer._cue_slot(MONDAY)
+        assert _fired(engine) == [(longer, MONDAY)]  # the longest cue first, alone
+        # The one with the shorter cue has its own job now.
+        assert f"cue:{MONDAY.isoformat()}" in timer.pending_jobs()
+        clock.set(MONDAY - timedelta(seconds=10))
+        timer._cue_slot(MONDAY)
+        clock.set(MONDAY)
+        timer._fire_slot(MONDAY)
+        timer.reconcile()
+        assert sorted(_fired(engine)) == sorted(
+            [(longer, MONDAY), (screens, MONDAY), (model.id, MONDAY)]
+        )
+        assert _fired_at(engine) == {
+            longer: MONDAY - timedelta(seconds=40),
+            screens: MONDAY - timedelta(seconds=10),
+            model.id: MONDAY,
+        }
+    finally:
+        timer.stop()
+
+
+def test_a_cue_missed_at_start_is_made_at_once_and_a_failed_one_fires_at_the_slot(
+    engine: Engine, settings: Settings, tmp_path: Path, clock: ManualClock, monkeypatch: Any
+) -> None:
+    model = _schedules(engine, settings, tmp_path, clock)
+    cued = _add(engine, model, "screens", "2021-05-03T06:00:00", "FREQ=DAILY", channel="sms")
+    clock.set(MONDAY - timedelta(seconds=4))  # started within the cue
+    timer = _cueing(engine, clock, {"sms": timedelta(seconds=10)})
+    try:
+        timer.start()
+        assert _fired(engine) == [(cued, MONDAY)]
+        assert _fired_at(engine)[cued] == MONDAY - timedelta(seconds=4)
+    finally:
+        timer.stop()
+    # The next day's cue fails to write: the slot's own job fires it, once.
+    tomorrow = MONDAY + timedelta(days=1)
+    clock.set(tomorrow - timedelta(minutes=30))
+    timer = _cueing(engine, clock, {"sms": timedelta(seconds=10)})
+    try:
+        timer.start()
+        clock.set(tomorrow - timedelta(seconds=10))
+
+        def broken(*_args: Any, **_kwargs: Any) -> int:
+            raise RuntimeError("database away")
+
+        with monkeypatch.context() as patched:
+            patched.setattr("schedules.timer.fire_slot", broken)
+            timer._cue_slot(tomorrow)
+        assert (cued, tomorrow) not in _fired(engine)
+        clock.set(tomorrow)
+        timer._fire_slot(tomorrow)
+        timer.reconcile()
+        assert _fired(engine).count((cued, tomorrow)) == 1
+        assert _fired_at(engine)[cued] == tomorrow  # the latest row per schedule
+    finally:
+        timer.stop()

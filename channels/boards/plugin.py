@@ -5,6 +5,7 @@ and the web side are imported only by the hooks that use them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,18 @@ def check_item(body: str, options: Mapping[str, Any]) -> str | None:
     )
 
 
+def cue_ahead(cfg: Any) -> timedelta:
+    from coso.durations import parse_duration
+
+    return parse_duration(cfg.cue_ahead)
+
+
+def rules(host: Any, cfg: Any) -> Any:
+    from channels.boards.rules import ControllersAtTheirSlot
+
+    return ControllersAtTheirSlot()
+
+
 def end_emergency(host: Any, cfg: Any, end: Any) -> str:
     from channels.boards.emergency import end_emergency as end_it
 
@@ -76,6 +89,8 @@ plugin = ChannelPlugin(
     options="channels.boards.settings:BoardOptions",
     check_item=check_item,
     address=address,
+    cue_ahead=cue_ahead,
+    rules=rules,
     service=service,
     routes=routes,
     templates=str(Path(__file__).parent / "templates"),

@@ -80,6 +80,10 @@ class BoardSettings(ChannelLimits):
     rate_per_second: int = Field(2000, ge=1)
     # How long an item shows each time round the loop, unless its schedule says.
     seconds: int = Field(15, ge=1, le=3600)
+    # Items go out this long before their slot (the timer fires their schedules early), so
+    # that screens have them and put them on at the slot by coso's clock; an LED controller
+    # is given its programme at the slot. "0s": at the slot. At most the timer's horizon.
+    cue_ahead: DurationText = "10s"
     # How long an item with no validity stays on the boards after its slot.
     keep_for: PositiveDuration = "24h"
     # A screen not heard from this long is offline.

@@ -156,9 +156,9 @@ def import_near(
     validity: str,
     seconds: int,
     tag: str,
+    room: int = 8,
 ) -> datetime:
-    """A plan with one schedule on both boards a few seconds ahead; its slot."""
-    room = 8
+    """A plan with one schedule on both boards `room` seconds ahead; its slot."""
     for attempt in range(1, 4):
         slot = slot_in(room)
         number = f"{tag}{attempt}/KH-UBND"
@@ -438,3 +438,38 @@ def test_a_text_too_long_for_the_screen_scrolls_to_its_end_before_the_next_item(
     )
     # Then the loop goes on to the next item.
     expect(market.locator("#title")).to_have_text(AFTER["title"], timeout=20_000)
+
+
+def test_an_item_sent_ahead_of_its_slot_waits_on_the_screen_and_goes_on_at_the_slot(
+    coso_server: Callable[..., CosoServer], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    """Board items go out ahead of their slot (the boards' cue, 10 s by default): the screen
+    has the item in its programme before the slot, shows nothing new until then, and puts
+    it on at the slot by coso's clock; coso logs it displayed at that time."""
+    coso = coso_server({"timer": {"reconcile_every": "1s"}})
+    market = paired_screen(coso, new_page, tmp_path)
+    expect(market.locator("#text")).to_have_text("Chưa có thông báo")
+    slot = import_near(
+        coso, tmp_path, NORMAL, priority="normal", validity="10m", seconds=5, tag="4", room=25
+    )
+    wait_until(lambda: programme_of(market, "cho-that-khe"), 20, "the item on the programme")
+    arrived = SystemClock().now()
+    assert arrived < slot, (arrived, slot)  # it came ahead of its slot
+    (item,) = programme_of(market, "cho-that-khe")
+    assert _time(item["starts_at"]) == slot
+    assert showing(market) == ""
+    expect(market.locator("#text")).to_have_text("Chưa có thông báo")
+    expect(market.locator("#title")).to_have_text(NORMAL["title"], timeout=30_000)
+    lateness = (shown_at(market) - slot).total_seconds()
+    assert 0 <= lateness <= 1.0, lateness
+    wait_until(
+        lambda: (
+            rows(coso, "SELECT state FROM delivery WHERE id = ?", item["id"]) == [("displayed",)]
+        ),
+        15,
+        "the delivery displayed",
+    )
+    started = rows(coso, "SELECT started_at FROM board_display WHERE delivery_id = ?", item["id"])
+    assert started, "no display record"
+    on = datetime.fromisoformat(started[0][0]).replace(tzinfo=UTC)
+    assert 0 <= (on - slot).total_seconds() <= 1.0, (on, slot)

@@ -14,7 +14,8 @@
     items: stored.items || [],
     pending: stored.pending || [],   // display records not yet accepted by coso
     seen: stored.seen || [],         // item ids shown at least once
-    resume: stored.resume || null    // the item an emergency interrupted
+    resume: stored.resume || null,   // the item an emergency interrupted
+    skew: stored.skew || 0           // coso's clock less this screen's, in ms
   };
   var current = null;   // {item, record, started, hold}
   var fresh = [];       // new items to show next: {id, since} (since: when it came, or its start)
@@ -22,12 +23,17 @@
   var PAUSE = 2000;     // a scrolling text stays still this long at its start and at its end
   var source = null;
   var sending = false;
+  var alarm = null;     // a wake-up at the start of the next item to come
+
+  // coso's time: items come ahead of their start and go on screen at it by this clock,
+  // set from each programme's generated_at (a screen's own clock may be off).
+  function clockNow() { return Date.now() + state.skew; }
 
   function save() {
     try {
       localStorage.setItem(KEY, JSON.stringify({
         token: state.token, items: state.items, pending: state.pending,
-        seen: state.seen.slice(-500), resume: state.resume
+        seen: state.seen.slice(-500), resume: state.resume, skew: state.skew
       }));
     } catch (e) { /* storage full: the programme still shows */ }
   }
@@ -49,7 +55,7 @@
 
   function active(now) {
     var live = state.items.filter(function (i) {
-      return Date.parse(i.starts_at) <= now + 2000 && now < Date.parse(i.ends_at);
+      return Date.parse(i.starts_at) <= now && now < Date.parse(i.ends_at);
     });
     var urgent = live.filter(function (i) { return i.priority === "emergency"; });
     var list = urgent.length ? urgent : live;
@@ -58,9 +64,11 @@
 
   function isFresh(id) { return fresh.some(function (f) { return f.id === id; }); }
 
-  function takeProgramme(items) {
+  function takeProgramme(items, generatedAt) {
     var known = {};
-    var now = Date.now();
+    var at = Date.parse(generatedAt || "");
+    if (!isNaN(at)) { state.skew = at - Date.now(); }
+    var now = clockNow();
     state.items.forEach(function (i) { known[i.id] = true; });
     items.forEach(function (i) {
       if (!known[i.id] && state.seen.indexOf(i.id) < 0 && !isFresh(i.id)) {
@@ -117,7 +125,7 @@
 
   function finish() {
     if (!current) { return; }
-    var seconds = (Date.now() - current.started) / 1000;
+    var seconds = (clockNow() - current.started) / 1000;
     record(current, seconds);
     current = null;
   }
@@ -132,7 +140,7 @@
   }
 
   function start(item) {
-    current = { item: item, record: uuid(), started: Date.now() };
+    current = { item: item, record: uuid(), started: clockNow() };
     if (state.seen.indexOf(item.id) < 0) { state.seen.push(item.id); }
     fresh = fresh.filter(function (f) { return f.id !== item.id; });
     show(item);
@@ -158,8 +166,19 @@
     return list[(from + 1) % list.length];
   }
 
+  function wakeAtNextStart(now) {
+    var soonest = null;
+    state.items.forEach(function (i) {
+      var at = Date.parse(i.starts_at);
+      if (at > now && (soonest === null || at < soonest)) { soonest = at; }
+    });
+    if (alarm) { clearTimeout(alarm); alarm = null; }
+    if (soonest !== null && soonest - now < 60000) { alarm = setTimeout(tick, soonest - now); }
+  }
+
   function tick() {
-    var now = Date.now();
+    var now = clockNow();
+    wakeAtNextStart(now);
     var list = active(now);
     var urgent = list.length && list[0].priority === "emergency";
     if (current) {
@@ -222,7 +241,10 @@
     source = new EventSource(base + "/events?token=" + encodeURIComponent(state.token));
     source.addEventListener("programme", function (e) {
       online(true);
-      try { takeProgramme(JSON.parse(e.data).items || []); } catch (err) { /* a bad message changes nothing */ }
+      try {
+        var programme = JSON.parse(e.data);
+        takeProgramme(programme.items || [], programme.generated_at);
+      } catch (err) { /* a bad message changes nothing */ }
       upload();
     });
     source.onopen = function () { online(true); upload(); };
