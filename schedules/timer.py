@@ -16,6 +16,7 @@ Cueing: a schedule on a channel whose devices hold a programme and start each it
 time by their own clock (`cue_ahead(channel)` > 0, e.g. screens) is fired that long before
 its slot, by a cue job, so that its items are on the devices when the slot comes; the
 slot's own job fires it then if the cue did not (a start within the cue, a failed write).
+An emergency schedule is never cued.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ from sqlalchemy import Engine, select
 from coso.clock import Clock, as_utc
 from coso.db import chunks
 from schedules.firing import TIMING_COLUMNS, Expected, fire_due, fire_slot, timing_version
-from schedules.models import Schedule
+from schedules.models import EMERGENCY, Schedule
 from schedules.timing import Timing, timing_of
 
 S = Schedule.__table__
 log = logging.getLogger(__name__)
 # What the timer reads of a schedule: its timing (its name labels log lines about it).
-_READ = (S.c.id, S.c.name, S.c.channel, S.c.fired_through, *TIMING_COLUMNS)
+_READ = (S.c.id, S.c.name, S.c.channel, S.c.priority, S.c.fired_through, *TIMING_COLUMNS)
 
 # One expansion of a schedule looks a day ahead (cheap: schedules.timing) for this many times
 # at most; a schedule with none in the day looks once further, up to LOOK_AHEAD.
@@ -262,7 +263,8 @@ class Timer:
             start = now
         self._generation += 1
         tracked = _Tracked(timing_version(row), timing, self._generation, fired, start)
-        tracked.cue = self.cue_ahead(row.channel)
+        # An emergency goes at its slot: a device told ahead might break in at once.
+        tracked.cue = timedelta(0) if row.priority == EMERGENCY else self.cue_ahead(row.channel)
         self._expand(tracked)
         if tracked.times and tracked.times[0] <= now:
             return False  # due already: fire_due catches it up from its row

@@ -404,3 +404,35 @@ def test_a_few_players_keep_their_events_in_the_dispatchers_process(
         assert dispatcher.channels["loudspeaker"].role == "commands"
     finally:
         dispatcher.stop()
+
+
+def test_play_commands_reach_the_players_ahead_of_the_slot_and_play_at_it(
+    engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
+) -> None:
+    """Loudspeakers are cued (`cue_ahead`, 10 s by default): the timer fires the schedule
+    before its slot, every player has its command (`received` in the log) before the slot,
+    and each starts it at the slot by its own clock, not before."""
+    settings = speaker_settings(settings, broker_url, tmp_path)
+    ids = [f"loa-{n:03d}" for n in range(20)]
+    group = players(settings, ids, tmp_path, per_connection=10).start()
+    try:
+        with running_coso(engine, settings):
+            slot = slot_in(14)
+            import_broadcast(engine, settings, tmp_path, ids, slot, clip(tmp_path, 0.5))
+            wait_for(
+                lambda: log_count(engine, "received") >= 20, 30, "every player has its command"
+            )
+            assert SystemClock().now() < slot  # all of them, ahead of the slot
+            assert [plays(group, pid) for pid in ids] == [0] * 20
+            wait_for(lambda: log_count(engine, "played") >= 20, 40, "20 played entries")
+    finally:
+        group.stop()
+    assert [plays(group, pid) for pid in ids] == [1] * 20
+    for pid in ids:
+        ((_, started),) = group.player(pid).sink.played  # type: ignore[attr-defined]
+        assert started >= slot.timestamp() - 0.05, (pid, started - slot.timestamp())
+    with engine.connect() as conn:
+        received = conn.scalars(
+            select(ActivityEntry.at).where(ActivityEntry.event == "received")
+        ).all()
+    assert all(at < slot for at in received)

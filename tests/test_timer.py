@@ -387,3 +387,29 @@ def test_a_cue_missed_at_start_is_made_at_once_and_a_failed_one_fires_at_the_slo
         assert _fired_at(engine)[cued] == tomorrow  # the latest row per schedule
     finally:
         timer.stop()
+
+
+def test_an_emergency_schedule_is_never_cued(
+    engine: Engine, settings: Settings, tmp_path: Path, clock: ManualClock
+) -> None:
+    model = _schedules(engine, settings, tmp_path, clock)
+    urgent = _add(
+        engine, model, "storm", "2021-05-03T06:00:00", "FREQ=DAILY", channel="sms",
+        priority="emergency",
+    )  # fmt: skip
+    normal = _add(engine, model, "bulletin", "2021-05-03T06:00:00", "FREQ=DAILY", channel="sms")
+    clock.set(MONDAY - timedelta(minutes=30))
+    timer = _cueing(engine, clock, {"sms": timedelta(seconds=10)})
+    try:
+        timer.start()
+        clock.set(MONDAY - timedelta(seconds=10))
+        timer._cue_slot(MONDAY)
+        assert _fired(engine) == [(normal, MONDAY)]
+        clock.set(MONDAY)
+        timer._fire_slot(MONDAY)
+        assert sorted(_fired(engine)) == sorted(
+            [(normal, MONDAY), (urgent, MONDAY), (model.id, MONDAY)]
+        )
+        assert _fired_at(engine)[urgent] == MONDAY
+    finally:
+        timer.stop()

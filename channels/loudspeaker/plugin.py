@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,12 @@ def demo(settings: Any, cfg: LoudspeakerSettings, addresses: list[str]) -> Any:
     return start_demo_players(settings, cfg, addresses)
 
 
+def cue_ahead(cfg: LoudspeakerSettings) -> timedelta:
+    from coso.durations import parse_duration
+
+    return parse_duration(cfg.cue_ahead)
+
+
 def end_emergency(host: Any, cfg: Any, end: Any) -> str:
     from channels.loudspeaker.emergency import end_emergency as end_it
 
@@ -107,6 +114,7 @@ plugin = ChannelPlugin(
     extra_moves={FAILED: (DELIVERED,), EXPIRED: (SENT, DELIVERED), PLAYED: (EXPIRED,)},
     needs_audio=True,
     plays_in_turn=True,
+    cue_ahead=cue_ahead,
     service=service,
     routes=routes,
     cli=cli,

@@ -56,6 +56,10 @@ class LoudspeakerSettings(ChannelLimits):
     # How far ahead a player's programme reaches, so it plays its slots through an outage.
     sync_horizon: PositiveDuration = "48h"
     volume: int = Field(80, ge=0, le=100)
+    # Play commands go out this long before their slot, and players start them at it by
+    # their own clock (as they play their programme): on air at the slot, whatever it takes
+    # to reach ten thousand players. "0s": at the slot. Emergencies go at their slot.
+    cue_ahead: DurationText = "10s"
     # A broadcast that starts this long after its slot is marked late in the activity log.
     late_after: DurationText = "10s"
     client_id: str = "coso-dispatcher"
