@@ -445,10 +445,16 @@ def test_an_item_sent_ahead_of_its_slot_waits_on_the_screen_and_goes_on_at_the_s
 ) -> None:
     """Board items go out ahead of their slot (the boards' cue, 10 s by default): the screen
     has the item in its programme before the slot, shows nothing new until then, and puts
-    it on at the slot by coso's clock; coso logs it displayed at that time."""
+    it on at the slot by coso's clock; coso logs it displayed at that time. A screen whose
+    own clock is 30 s slow puts it on at the slot too."""
     coso = coso_server({"timer": {"reconcile_every": "1s"}})
     market = paired_screen(coso, new_page, tmp_path)
     expect(market.locator("#text")).to_have_text("Chưa có thông báo")
+    link = coso.cli("boards", "token", "screen:ubnd-06046").strip().splitlines()[-1]
+    slow = board_page(new_page, coso.url, 1280, 720)
+    slow.add_init_script("(() => { const real = Date.now; Date.now = () => real() - 30000; })()")
+    slow.goto(link.replace(coso.url, ""))
+    expect(slow.locator("body")).to_have_attribute("data-online", "1", timeout=15_000)
     slot = import_near(
         coso, tmp_path, NORMAL, priority="normal", validity="10m", seconds=5, tag="4", room=25
     )
@@ -459,9 +465,13 @@ def test_an_item_sent_ahead_of_its_slot_waits_on_the_screen_and_goes_on_at_the_s
     assert _time(item["starts_at"]) == slot
     assert showing(market) == ""
     expect(market.locator("#text")).to_have_text("Chưa có thông báo")
+    wait_until(lambda: programme_of(slow, "ubnd-06046"), 20, "the item on the slow screen")
+    assert showing(slow) == ""
     expect(market.locator("#title")).to_have_text(NORMAL["title"], timeout=30_000)
     lateness = (shown_at(market) - slot).total_seconds()
     assert 0 <= lateness <= 1.0, lateness
+    expect(slow.locator("#title")).to_have_text(NORMAL["title"], timeout=5_000)
+    assert (SystemClock().now() - slot).total_seconds() < 5  # not 30 s late by its clock
     wait_until(
         lambda: (
             rows(coso, "SELECT state FROM delivery WHERE id = ?", item["id"]) == [("displayed",)]

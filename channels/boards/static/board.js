@@ -25,8 +25,10 @@
   var sending = false;
   var alarm = null;     // a wake-up at the start of the next item to come
 
-  // coso's time: items come ahead of their start and go on screen at it by this clock,
-  // set from each programme's generated_at (a screen's own clock may be off).
+  // coso's time: items come ahead of their start and go on screen at it by this clock.
+  // A screen's own clock within a second of a programme's generated_at is taken as right
+  // (the difference is mostly the programme's way here); one further off, coso's is used.
+  var TRUSTED = 1000;
   function clockNow() { return Date.now() + state.skew; }
 
   function save() {
@@ -67,7 +69,10 @@
   function takeProgramme(items, generatedAt) {
     var known = {};
     var at = Date.parse(generatedAt || "");
-    if (!isNaN(at)) { state.skew = at - Date.now(); }
+    if (!isNaN(at)) {
+      var off = at - Date.now();
+      state.skew = Math.abs(off) < TRUSTED ? 0 : off;
+    }
     var now = clockNow();
     state.items.forEach(function (i) { known[i.id] = true; });
     items.forEach(function (i) {
