@@ -154,7 +154,9 @@ class EngineHost:
         for sch in schedules:
             if not pools.get(sch.id) and sch.content_id not in approved:
                 continue
-            start = max(now, sch.fired_through) if after is None else after
+            # From now: a slot fired ahead of its time (its channel's cue) is still to come,
+            # and stays in the programme its devices keep.
+            start = now if after is None else after
             # A programme holds what the timer holds: a schedule stored before its
             # channel's bounds were checked cannot fill a player's programme.
             times = timing_of(sch).fire_times(start, now + horizon, most=MOST_AHEAD)

@@ -413,3 +413,23 @@ def test_an_emergency_schedule_is_never_cued(
         assert _fired_at(engine)[urgent] == MONDAY
     finally:
         timer.stop()
+
+
+def test_a_slot_fired_ahead_of_its_time_is_still_in_the_programme_devices_keep(
+    engine: Engine, settings: Settings, tmp_path: Path, clock: ManualClock
+) -> None:
+    from dispatcher.host import EngineHost
+
+    model = _schedules(engine, settings, tmp_path, clock)
+    clock.set(MONDAY - timedelta(minutes=30))
+    timer = _cueing(engine, clock, {"web": timedelta(seconds=10)})
+    host = EngineHost(engine, settings, clock)
+    try:
+        timer.start()
+        clock.set(MONDAY - timedelta(seconds=10))
+        timer._cue_slot(MONDAY)
+        assert _fired(engine) == [(model.id, MONDAY)]
+        ahead = host.upcoming("web", clock.now(), timedelta(hours=1))
+        assert MONDAY in {s.at for s in ahead if s.schedule_id == model.id}
+    finally:
+        timer.stop()

@@ -290,14 +290,16 @@ class NetworkLoop:
                     client.loop_misc()
                 except Exception:
                     self._break(conn, "keepalive")
-        if self._woken:
-            timeout = 0.0
+        # A wake-up is a byte on the wake socket: select returns at once while one waits.
         for key, mask in self._selector.select(max(0.0, timeout)):
             conn = key.data
             if conn is None:
-                self._woken = False
+                # Read, then clear: cleared first, a wake() between the two would leave the
+                # flag set with its byte read, and every later wake() would send none (the
+                # loop went round without waiting, a CPU's worth, until the next byte).
                 with contextlib.suppress(BlockingIOError, OSError):
                     self._wake_r.recv(4096)
+                self._woken = False
                 continue
             try:
                 self._io(conn.client, mask)

@@ -288,7 +288,8 @@ class Player:
                     title=e.get("title", ""),
                     order=_order(e),
                 )
-            elif entry.state == WAITING:
+            elif entry.state == WAITING and entry.delivery_id is None:
+                # (A slot whose command came ahead of it keeps the command's clip and times.)
                 entry.media, entry.not_before = e["media"], e["not_before"]
                 entry.expires_at, entry.priority = e.get("expires_at"), e.get("priority", "normal")
                 entry.order = _order(e)
