@@ -5,11 +5,13 @@ clients and counts their N display reports. Rounds alternate: coso's slot, then 
 server's run in the gap before the next slot; the medians of the rounds count.
 
     python -m bench.boards --boards 1000 [--rounds 3] [--keep DIR] [--timeline]
+        [--cue-ahead 0s]
 
 coso runs as `coso serve` in its own process, on SQLite; this one only watches the
 database. The simulated screens (`--screens`, the same code for both servers) connect,
-read each programme, and report an item the moment it is new (as the board page does),
-each report on a connection of its own.
+read each programme, and put each new item on at its start (at once when that has come;
+coso's items come ahead of their slot, `channels.boards.cue_ahead`) and report it then, as
+the board page does, each report on a connection of its own.
 """
 
 from __future__ import annotations
@@ -276,7 +278,12 @@ def plan(boards: int, slots: list[datetime]) -> str:
 
 
 def bench_coso(
-    boards: int, work: Path, rounds: int, bare: Callable[[int], float], timeline: bool = False
+    boards: int,
+    work: Path,
+    rounds: int,
+    bare: Callable[[int], float],
+    timeline: bool = False,
+    cue_ahead: str = "",
 ) -> tuple[list[float], list[float]]:
     """coso's time from each of `rounds` slots to its `boards` displayed entries, and the
     bare server's time run between them (`bare(n)`), so both see the machine as it is then."""
@@ -300,6 +307,7 @@ idle_poll = 0.05
 [channels.boards]
 rate_per_second = 1000000
 poll_seconds = 0.1
+{f'cue_ahead = "{cue_ahead}"' if cue_ahead else ""}
 [channels.loudspeaker.broker]
 url = "mqtt://127.0.0.1:1"
 """
@@ -400,6 +408,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="slots measured (median counts)")
     parser.add_argument("--keep", default="", help="keep coso's database and logs in this folder")
     parser.add_argument("--timeline", action="store_true", help="print when each stage ended")
+    parser.add_argument(
+        "--cue-ahead",
+        default="",
+        help='channels.boards.cue_ahead ("0s": items at the slot); coso\'s default',
+    )
     parser.add_argument("--screens", default="", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -418,7 +431,9 @@ def main() -> None:
             (work / f"bare-{n}").mkdir(exist_ok=True)
             return bench_bare(args.boards, work / f"bare-{n}")
 
-        cosos, bares = bench_coso(args.boards, work, args.rounds, bare_round, args.timeline)
+        cosos, bares = bench_coso(
+            args.boards, work, args.rounds, bare_round, args.timeline, args.cue_ahead
+        )
     n = f"{args.boards:,}"
     coso, bare = statistics.median(cosos), statistics.median(bares)
     print(

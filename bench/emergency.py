@@ -100,6 +100,11 @@ idle_poll = 0.05
 [channels.loudspeaker]
 topic_prefix = "bench-{uuid.uuid4().hex[:6]}/v1"
 client_id = "coso-bench-{uuid.uuid4().hex[:6]}"
+# The normal slot it is compared with takes the path an emergency takes: fired at its time,
+# not ahead of it (an emergency is never cued).
+cue_ahead = "0s"
+[channels.boards]
+cue_ahead = "0s"
 [channels.loudspeaker.broker]
 url = "{broker}"
 [channels.sms]

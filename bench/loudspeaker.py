@@ -6,7 +6,7 @@ three properties (message expiry, response topic, correlation data); `--raw-mqtt
 runs it without them.
 
     python -m bench.loudspeaker --players 10000 [--broker mqtt://127.0.0.1:1883] [--timeline]
-        [--keep DIR] [--raw-mqtt 3.1.1]
+        [--keep DIR] [--raw-mqtt 3.1.1] [--cue-ahead 0s]
 
 coso runs as `coso serve` in its own process; this one only watches the database.
 Without --broker it starts its own mosquitto on a free port, configured as
@@ -75,7 +75,12 @@ def _in_states(states: tuple[str, ...] | None) -> str:
 
 
 def bench_coso(
-    players: int, broker_url: str, work: Path, timeline: bool = False, events: str = "auto"
+    players: int,
+    broker_url: str,
+    work: Path,
+    timeline: bool = False,
+    events: str = "auto",
+    cue_ahead: str = "",
 ) -> tuple[float, float]:
     """`coso serve` in its own process, as deployed; this process only watches the database
     (plain sqlite3 reads, which never block coso's writes)."""
@@ -96,6 +101,7 @@ client_id = "coso-bench-{uuid.uuid4().hex[:6]}"
 max_inflight = {INFLIGHT}
 rate_per_second = 1000000
 events_process = {'"auto"' if events == "auto" else events}
+{f'cue_ahead = "{cue_ahead}"' if cue_ahead else ""}
 [channels.loudspeaker.broker]
 url = "{broker_url}"
 """
@@ -137,13 +143,15 @@ url = "{broker_url}"
             time.sleep(0.2)
         while time.time() < slot.timestamp():
             time.sleep(0.005)
-        marks: dict[str, float] = {}
+        marks: dict[str, float | None] = {}
+        first = True
         while True:
             at = time.time() - slot.timestamp()
             if timeline:
                 for name, states in STAGES.items():
                     if name not in marks and count(_in_states(states)) >= players:
-                        marks[name] = at
+                        marks[name] = None if first else at  # None: done before the slot
+            first = False
             if count(_in_states(("played",))) >= players:
                 break
             time.sleep(0.01)
@@ -152,7 +160,8 @@ url = "{broker_url}"
         if logged != players:
             raise SystemExit(f"{players} deliveries played but {logged} played log entries")
         for name, mark in marks.items():
-            print(f"  {name}: {mark:.2f} s after the slot")
+            when = "before the slot" if mark is None else f"{mark:.2f} s after the slot"
+            print(f"  {name}: {when}")
     finally:
         db.close()
         for proc in (simulator, coso):
@@ -263,6 +272,11 @@ def main() -> None:
         default="auto",
         help="channels.loudspeaker.events_process: player events in a process of their own",
     )
+    parser.add_argument(
+        "--cue-ahead",
+        default="",
+        help='channels.loudspeaker.cue_ahead ("0s": commands at the slot); coso\'s default',
+    )
     parser.add_argument("--respond", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_mqtt == "3.1.1":  # the responder process reads it too
@@ -285,7 +299,7 @@ def main() -> None:
             raws = [bench_raw(args.players, url) for _ in range(RAW_RUNS)]
             raw = statistics.median(raws)
             total, less_clip = bench_coso(
-                args.players, url, Path(tmp), args.timeline, args.events_process
+                args.players, url, Path(tmp), args.timeline, args.events_process, args.cue_ahead
             )
     finally:
         if broker is not None:

@@ -101,6 +101,8 @@ client_id = "coso-scale-{tag}"
 events_process = true
 max_inflight = 200
 rate_per_second = 1000000
+# The slot's commands go at the slot, so that the dispatchers' throughput is what is timed.
+cue_ahead = "0s"
 [channels.loudspeaker.broker]
 url = "{broker_url}"
 keepalive = 5

@@ -99,7 +99,8 @@ def import_near_slot(
         slot = slot_in(room)
         name = number.replace("/", "-")
         coso.cli("plan", "import", str(write_plan(tmp_path, plan_text(number, slot), name=name)))
-        if all(slot > fired for fired in fired_through(coso, number)):
+        # Fired up to the slot itself: fired ahead of it (a cued channel's), not overtaken.
+        if all(fired <= slot for fired in fired_through(coso, number)):
             return number, slot
         room *= 2
     raise AssertionError(f"{len(numbers)} imports each took longer than the room given")
