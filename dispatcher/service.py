@@ -24,12 +24,12 @@ from coso.clock import Clock
 from coso.config import Settings
 from coso.db import write
 from coso.durations import parse_duration
+from coso.streak import Streak
 from dispatcher import supervisor as supervising
 from dispatcher.fanout import fan_out_pending
 from dispatcher.host import EngineHost
 from dispatcher.leader import TimerLock
 from dispatcher.sender import Sender
-from dispatcher.streak import Streak
 from dispatcher.supervisor import DatabaseProbe, Supervisor
 from dispatcher.transitions import expire_overdue, recover_interrupted
 from dispatcher.workers import forget, heartbeat, new_worker_id, orphaned_claims, register

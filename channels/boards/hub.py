@@ -22,6 +22,7 @@ from channels.boards.programme import programmes, stamp
 from channels.boards.tables import BoardItem
 from coso.db import write
 from coso.loops import call_per_loop
+from coso.streak import Streak
 
 log = logging.getLogger(__name__)
 I = BoardItem.__table__  # noqa: E741
@@ -138,8 +139,9 @@ class BoardHub:
         except Exception:
             log.exception("boards: cannot read the programme table")
         beat, last = 0.0, time.monotonic()
+        streak = Streak()  # the database away: a traceback, then a line now and then
         while not self.stopped.is_set():
-            CHANGED.wait(self.poll)
+            CHANGED.wait(streak.wait(self.poll))
             CHANGED.clear()
             with self.lock:
                 if not self.subscribers:  # no screen left: the next one starts it again
@@ -152,8 +154,19 @@ class BoardHub:
                 if beat >= self.heartbeat:
                     beat = 0.0
                     self._seen()
-            except Exception:
-                log.exception("boards: pushing programmes failed; trying again")
+            except Exception as exc:
+                if streak.failed():
+                    if streak.failures == 1:
+                        log.exception("boards: pushing programmes failed; trying again")
+                    else:
+                        log.error(
+                            "boards: pushing programmes failed %d times in a row, the last: %s",
+                            streak.failures,
+                            str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,
+                        )
+            else:
+                if failed := streak.ended():
+                    log.info("boards: pushing programmes again after %d failure(s)", failed)
 
     def _look(self) -> None:
         top, ended = self._marks()
