@@ -208,7 +208,9 @@ def test_offline_player_plays_late_within_validity_and_not_after_expiry(
 def test_player_that_loses_its_link_after_sync_plays_on_time_and_uploads_as_run(
     engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
 ) -> None:
-    settings = speaker_settings(settings, broker_url, tmp_path)
+    # Not cued: the command goes at the slot, after the link is down (cued, it could arrive
+    # before, and the player would play the command, not its programme).
+    settings = speaker_settings(settings, broker_url, tmp_path, cue_ahead="0s")
     # Lead enough for the import, coso's start and the sync on a busy machine: the link
     # must go down before the slot, or the command arrives and the test proves nothing.
     slot = slot_in(15)
