@@ -330,15 +330,21 @@ class Timer:
 
     def _add_jobs(self, times: Iterable[datetime]) -> None:
         for when in times:
-            self._scheduler.add_job(
-                self._fire_slot,
-                "date",
-                run_date=when,
-                args=[when],
-                id=_job_id(when),
-                replace_existing=True,
-                misfire_grace_time=None,
-            )
+            self._add_job(self._fire_slot, when, when, "fire")
+
+    def _add_job(
+        self, run: Callable[[datetime], None], at: datetime, when: datetime, kind: str
+    ) -> None:
+        """The date job that runs `run(when)` at `at` (the slot's own, or its cue)."""
+        self._scheduler.add_job(
+            run,
+            "date",
+            run_date=at,
+            args=[when],
+            id=_job_id(when, kind),
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
 
     def _remove_job(self, when: datetime, kind: str = "fire") -> None:
         with contextlib.suppress(JobLookupError):
@@ -365,18 +371,15 @@ class Timer:
             if at <= now < when:
                 self._cue_slot(when)  # within its cue already: now
             elif at > now:
-                self._add_cue_job(when, at)
+                self._add_job(self._cue_slot, at, when, "cue")
 
-    def _add_cue_job(self, when: datetime, at: datetime) -> None:
-        self._scheduler.add_job(
-            self._cue_slot,
-            "date",
-            run_date=at,
-            args=[when],
-            id=_job_id(when, "cue"),
-            replace_existing=True,
-            misfire_grace_time=None,
-        )
+    def _unslot(self, when: datetime, schedule_ids: Iterable[int]) -> None:
+        """These schedules' time `when` is being fired: no longer waiting in their slot.
+        Callers hold self._lock."""
+        for schedule_id in schedule_ids:
+            tracked = self._tracked.get(schedule_id)
+            if tracked is not None and when in tracked.slotted:
+                tracked.slotted.remove(when)
 
     def _cue_slot(self, when: datetime) -> None:
         """Fire, ahead of `when`, the schedules due then whose channel is cued: their
@@ -397,12 +400,10 @@ class Timer:
             log.exception("cueing the slot at %s failed; it fires at its time", when)
             return
         with self._lock:
+            self._unslot(when, cued)
             due = self._slots.get(when)
-            for sid in cued:
-                tracked = self._tracked.get(sid)
-                if tracked is not None and when in tracked.slotted:
-                    tracked.slotted.remove(when)
-                if due is not None:
+            if due is not None:
+                for sid in cued:
                     due.pop(sid, None)
             self._cues.pop(when, None)
             if due is not None and not due:
@@ -425,10 +426,7 @@ class Timer:
                 self._remove_job(when, "cue")
             if not due:
                 return
-            for schedule_id in due:
-                tracked = self._tracked.get(schedule_id)
-                if tracked is not None and when in tracked.slotted:
-                    tracked.slotted.remove(when)
+            self._unslot(when, due)
         try:
             created = fire_slot(self.engine, self.clock, when, due)
         except Exception:
