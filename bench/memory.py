@@ -117,11 +117,11 @@ def add_endpoints_of(engine: Engine, players: int, sms: int) -> None:
     save_recipients(engine, people, now)
 
 
-def plan_text(audio: Path, slot: datetime) -> str:
+def plan_text(audio: Path, slot: datetime, players: bool = True, sms: bool = True) -> str:
     """A broadcast to every player of the province and an SMS to every recipient, both at
-    `slot`, valid for an hour."""
+    `slot`, valid for an hour (either left out with --players 0 or --sms 0)."""
     start = f"{slot.astimezone(ZONE):%Y-%m-%dT%H:%M:%S}"
-    return f"""[plan]
+    text = f"""[plan]
 number = "{PLAN}"
 title = "Tuyên truyền bầu cử"
 period_start = 2021-01-01
@@ -141,6 +141,9 @@ title = "Nhắc đi bầu cử"
 body = "Kính gửi {{{{ recipient.name }}}}: sáng Chủ nhật đi bầu cử tại nhà văn hóa thôn."
 state = "approved"
 
+"""
+    if players:
+        text += f"""
 [[schedules]]
 name = "Loa"
 content = "loa"
@@ -148,7 +151,9 @@ channel = "loudspeaker"
 targets = {{ units = ["{PROVINCE}"] }}
 start = {start}
 validity = "1h"
-
+"""
+    if sms:
+        text += f"""
 [[schedules]]
 name = "Tin nhắn"
 content = "tin"
@@ -158,6 +163,7 @@ start = {start}
 validity = "1h"
 options = {{ khong_dau = true }}
 """
+    return text
 
 
 def states(engine: Engine) -> dict[str, dict[str, int]]:
@@ -231,7 +237,9 @@ def measure_in_flight(
     audio: Path,
 ) -> None:
     slot = (SystemClock().now() + timedelta(seconds=LEAD)).replace(microsecond=0)
-    (work / "plan.toml").write_text(plan_text(audio, slot), encoding="utf-8")
+    (work / "plan.toml").write_text(
+        plan_text(audio, slot, args.players > 0, args.sms > 0), encoding="utf-8"
+    )
     import_plan_file(engine, settings, work / "plan.toml", SystemClock().now())
     if time.time() > slot.timestamp():
         print(f"the import ended {time.time() - slot.timestamp():.1f} s after the slot (late)")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import JSON, Column, Engine, Row, func, or_, select
 from sqlmodel import Field, SQLModel, UniqueConstraint
@@ -175,11 +176,54 @@ def list_endpoints(
         return list(conn.execute(query).all())
 
 
+class Targets(Sequence[tuple[int, str | None]]):
+    """The endpoints a schedule reaches, in the order of their ids: a sequence of
+    (endpoint id, its unit's code). Held as an array of ids beside a list of unit codes
+    (one string per unit, shared): 16 bytes an endpoint where a list of pairs takes about
+    100, which for a province's 50,000 players is 0.8 MB instead of 5 MB, built each time
+    a schedule fires or a programme is compared. A slice is Targets again."""
+
+    __slots__ = ("ids", "units")
+
+    def __init__(self, ids: array[int] | None = None, units: list[str | None] | None = None):
+        self.ids: array[int] = array("q") if ids is None else ids
+        self.units: list[str | None] = [] if units is None else units
+
+    def append(self, endpoint_id: int, unit: str | None) -> None:
+        self.ids.append(endpoint_id)
+        self.units.append(None if unit is None else sys.intern(unit))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[int, str | None]: ...
+    @overload
+    def __getitem__(self, i: slice) -> Targets: ...
+    def __getitem__(self, i: int | slice) -> tuple[int, str | None] | Targets:
+        if isinstance(i, slice):
+            return Targets(self.ids[i], self.units[i])
+        return self.ids[i], self.units[i]
+
+    def __iter__(self) -> Iterator[tuple[int, str | None]]:
+        return zip(self.ids, self.units, strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # changes as it is built, like a list
+
+    def __repr__(self) -> str:
+        return f"Targets({list(self)!r})"
+
+
 def resolve_targets(
     engine: Engine, channel: str, targets: dict[str, list[str]], tree: UnitTree | None = None
-) -> list[tuple[int, str | None]]:
-    """Targets {endpoints: [address], groups: [name], units: [code]} → [(endpoint id, unit)],
-    enabled endpoints of `channel` only, in the order of their ids.
+) -> Targets:
+    """Targets {endpoints: [address], groups: [name], units: [code]} → [(endpoint id, unit)]
+    (`Targets`), enabled endpoints of `channel` only, in the order of their ids.
 
     Evaluated when an occurrence fires, so endpoints added to a unit later are included.
     `tree`: the unit tree already read, by a caller resolving many targets at once. The
@@ -216,10 +260,12 @@ def resolve_targets(
         )
         addresses = list(targets.get("endpoints", []))
         if not addresses:
+            found = Targets()
             if not chosen:
-                return []
-            rows = conn.execute(enabled.where(or_(*chosen)).order_by(endpoint.c.id))
-            return [(eid, _shared(unit)) for eid, unit in rows]
+                return found
+            for eid, unit in conn.execute(enabled.where(or_(*chosen)).order_by(endpoint.c.id)):
+                found.append(eid, unit)
+            return found
         picked: dict[int, str | None] = {}
         wheres = [or_(*chosen)] if chosen else []
         # A list of any length, in statements of a bounded size.
@@ -227,12 +273,10 @@ def resolve_targets(
         for where in wheres:
             for eid, unit in conn.execute(enabled.where(where)):
                 picked[eid] = unit
-        return [(eid, _shared(picked[eid])) for eid in sorted(picked)]
-
-
-def _shared(unit: str | None) -> str | None:
-    """A unit's code as one string for all its endpoints, not one per row."""
-    return None if unit is None else sys.intern(unit)
+        found = Targets()
+        for eid in sorted(picked):
+            found.append(eid, picked[eid])
+        return found
 
 
 def targeted_units(

@@ -408,6 +408,23 @@ def test_a_few_players_keep_their_events_in_the_dispatchers_process(
         dispatcher.stop()
 
 
+def test_auto_gives_player_events_a_process_of_their_own_only_with_the_cpus_for_it(
+    settings: Settings,
+) -> None:
+    """On two CPUs the events process gains no time over a thread (the players' traffic
+    takes the second CPU) and costs 66 MB: "auto" keeps the events in the dispatcher's
+    process there, and gives them a process from four CPUs on."""
+    from channels.loudspeaker.events_process import wanted
+    from channels.loudspeaker.settings import LoudspeakerSettings
+
+    auto = LoudspeakerSettings(events_process="auto")
+    assert not wanted(settings, auto, 10_000, cpus=2)
+    assert wanted(settings, auto, 10_000, cpus=4)
+    assert not wanted(settings, auto, 100, cpus=8)
+    assert wanted(settings, LoudspeakerSettings(events_process=True), 100, cpus=2)
+    assert not wanted(settings, LoudspeakerSettings(events_process=False), 10_000, cpus=8)
+
+
 def test_play_commands_reach_the_players_ahead_of_the_slot_and_play_at_it(
     engine: Engine, settings: Settings, broker_url: str, tmp_path: Path
 ) -> None:

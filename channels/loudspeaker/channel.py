@@ -355,7 +355,7 @@ class LoudspeakerChannel(Channel):
             "duration": duration,
         }
 
-    def publish_sync(self, player: str, entries: list[dict[str, Any]]) -> bool:
+    def publish_sync(self, player: str, entries: Sequence[dict[str, Any]]) -> bool:
         now = self._now()
         payload = {"type": p.SYNC, "generated_at": p.stamp(now), "entries": entries}
         if self.client is None or not self.client.is_connected():

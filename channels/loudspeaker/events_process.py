@@ -28,6 +28,10 @@ from coso.db import shared_between_processes
 
 log = logging.getLogger(__name__)
 AUTO_FROM = 500  # loudspeaker endpoints from which "auto" applies events in a process
+# CPUs from which "auto" applies events in a process. On two, the events process and the
+# dispatcher's process measured the same over a slot of 10,000 players (the players' own
+# traffic takes the second CPU), and the second process cost 66 MB (docs/benchmarks.md).
+AUTO_CPUS = 4
 READY_TIMEOUT = 60.0  # seconds for the process to start (not for the broker: it may be away)
 STOP_POLL = 0.1  # seconds between looks at whether SIGTERM came
 READY = b"ready\n"
@@ -38,14 +42,26 @@ STATUS = struct.Struct("dd")
 CHILD = "from channels.loudspeaker.events_process import run_child; run_child()"
 
 
-def wanted(settings: Settings, cfg: LoudspeakerSettings, players: int) -> bool:
-    """A process of its own: when asked for, or ("auto") for AUTO_FROM players or more; never
-    when the database lives only in this process."""
+def wanted(
+    settings: Settings, cfg: LoudspeakerSettings, players: int, cpus: int | None = None
+) -> bool:
+    """A process of its own: when asked for, or ("auto") for AUTO_FROM players or more on a
+    machine of AUTO_CPUS CPUs or more (`cpus`: those this process may run on); never when
+    the database lives only in this process."""
     if not shared_between_processes(settings.database.url):
         return False
     if cfg.events_process == "auto":
-        return players >= AUTO_FROM
+        cpus = usable_cpus() if cpus is None else cpus
+        return players >= AUTO_FROM and cpus >= AUTO_CPUS
     return cfg.events_process
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's share where it is set
+    so), or the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class EventsProcess:

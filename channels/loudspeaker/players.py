@@ -22,11 +22,12 @@ from channels.loudspeaker import protocol as p
 from channels.loudspeaker.channel import Inbound, LoudspeakerChannel, event_outcomes
 from channels.loudspeaker.devices import online_players, update_players
 from channels.loudspeaker.events_process import EventsProcess
-from channels.loudspeaker.programme import player_addresses, programmes
+from channels.loudspeaker.programme import Programme, player_addresses, programmes
 from channels.states import DELIVERED, EXPIRED, SENT
 from coso.clock import as_utc
 from coso.db import write
 from coso.durations import parse_duration
+from coso.memory import give_back_free_memory
 
 log = logging.getLogger(__name__)
 E = Endpoint.__table__
@@ -34,9 +35,11 @@ CHANNEL = "loudspeaker"
 INGEST_BATCH = 1000  # player messages applied in one write transaction, at most
 INGEST_LINGER = 0.05  # seconds a batch waits for more messages after its first
 SYNC_CHECK = timedelta(seconds=5)  # how often programmes are compared for changes
+# Players from whose programmes a sync hands the memory it freed back to the system at once.
+LARGE_SYNC = 10_000
 LOOP_LATE = 60.0  # seconds without a finished round after which a loop counts as stuck
-# The programme of every player without a slot: one list, never changed.
-NOTHING: list[dict[str, Any]] = []
+# The programme of every player without a slot.
+NOTHING: Programme = ()
 
 
 class PlayerService:
@@ -325,6 +328,16 @@ class PlayerService:
         future slot withdrawn; not merely a slot passing, which players drop themselves),
         or when forced."""
         progs = programmes(self.host, now, self.sync_horizon)
+        many = len(progs) >= LARGE_SYNC
+        sent = self._compare_and_send(progs, now, force, everyone_forced)
+        if many:
+            del progs
+            give_back_free_memory()  # the programmes, built and compared every few seconds
+        return sent
+
+    def _compare_and_send(
+        self, progs: dict[str, Programme], now: datetime, force: set[str], everyone_forced: bool
+    ) -> int:
         for player in self._synced:
             if player not in progs:
                 progs[player] = NOTHING  # everything withdrawn, or passed
@@ -342,16 +355,20 @@ class PlayerService:
                 digests[id(entry)] = _digest(entry)
             return digests[id(entry)]
 
-        # Players of the same slots share their entry objects, so each distinct programme is
-        # summarised, and compared with what was sent before, once.
-        summaries: dict[tuple[int, ...], dict[str, tuple[str, str]]] = {}
-        verdicts: dict[tuple[int, tuple[int, ...]], bool] = {}
+        # Players of the same slots share one programme object (`programmes`), so each
+        # distinct programme is summarised, given its media's URLs, and compared with what
+        # was sent before, once.
+        summaries: dict[int, dict[str, tuple[str, str]]] = {}
+        verdicts: dict[tuple[int, int], bool] = {}
         for player, entries in progs.items():
-            key = tuple(id(e) for e in entries)
+            key = id(entries)
             current = summaries.get(key)
             if current is None:
                 current = {e["slot"]: (digest(e), e["not_before"]) for e in entries}
                 summaries[key] = current
+                for e in entries:
+                    media = e["media"]
+                    e["media"] = self.channel.media_ref(media["sha256"], media["duration"])
             before = self._synced.get(player)
             forced = everyone_forced or player in force
             if not forced and before is not None:
@@ -363,8 +380,6 @@ class PlayerService:
                     continue
             if not forced and before is None and not entries:
                 continue
-            for e in entries:
-                e["media"] = self.channel.media_ref(e["media"]["sha256"], e["media"]["duration"])
             if self.channel.publish_sync(player, entries):
                 self._synced[player] = current
                 sent += 1

@@ -72,8 +72,8 @@ class LoudspeakerSettings(ChannelLimits):
     clock_skew: DurationText = "2m"
     # Apply player events in a process of their own (a second CPU; its MQTT client id is
     # client_id + "-events"); false: a thread of the dispatcher's process; "auto": a process
-    # from 500 loudspeaker endpoints on (below, a second process costs more memory than the
-    # events cost CPU).
+    # from 500 loudspeaker endpoints on, on a machine of four CPUs or more (below either, a
+    # second process costs more memory than it gains time).
     events_process: bool | Literal["auto"] = "auto"
     # Several dispatchers (each with its dispatcher.name): player events reach one of them,
     # through an MQTT 5 shared subscription ($share/<share_group>/...); empty: every
