@@ -14,6 +14,7 @@ YOUNG_COLLECTION_EVERY = 20_000
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
 MMAP_FROM = 128 * 1024  # bytes: a block this large gets pages of its own
 ARENAS = 2
+LARGE_WORK = 10_000  # items of work from which give_back_after hands memory back
 
 
 def tune_allocator() -> None:
@@ -38,6 +39,14 @@ def give_back_free_memory() -> None:
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def give_back_after(items: int) -> None:
+    """After work over `items` endpoints, deliveries or programmes, read and dropped: from
+    LARGE_WORK on, hand the memory it freed back to the system at once (a few milliseconds;
+    below, what it freed is little and is used again)."""
+    if items >= LARGE_WORK:
+        give_back_free_memory()
 
 
 def _glibc() -> Any:

@@ -81,15 +81,16 @@ def picks(
     return dict(out)
 
 
-Targets = list[tuple[int, str | None]]
+# Endpoints with their units: what resolve_targets gives, or a group picked from it.
+Pairs = Sequence[tuple[int, str | None]]
 
 
 def turns(
     engine: Engine,
     schedule: Any,
-    targets: Targets,
+    targets: Pairs,
     count: int,
-) -> list[list[tuple[int, Targets]]]:
+) -> list[list[tuple[int, Pairs]]]:
     """For each of a schedule's next `count` slots: (content id, the targets it goes to).
     A rotation picks per endpoint from what reached people there, each slot as if the ones
     before it reached them too (what a programme and a preview can know)."""
@@ -99,9 +100,9 @@ def turns(
     if not pool:
         return [[(schedule.content_id, targets)]] * count
     known = histories(engine, schedule.id)
-    out: list[list[tuple[int, Targets]]] = []
+    out: list[list[tuple[int, Pairs]]] = []
     for _ in range(count):
-        groups: dict[int, Targets] = {}
+        groups: dict[int, list[tuple[int, str | None]]] = {}
         for target in targets:
             history = known.get(target[0], History())
             item = pick(schedule.rotation_policy, pool, history, weights)

@@ -24,7 +24,7 @@ from coso.clock import Clock
 from coso.config import Settings
 from coso.db import write
 from coso.durations import parse_duration
-from coso.memory import give_back_free_memory
+from coso.memory import give_back_after
 from coso.streak import Streak
 from dispatcher import supervisor as supervising
 from dispatcher.fanout import fan_out_pending
@@ -40,8 +40,6 @@ from schedules.timer import Timer
 log = logging.getLogger(__name__)
 LOOP_LATE = 60.0  # seconds without a finished round after which a loop counts as stuck
 HELD_EXPIRY_EVERY = 5.0  # seconds between expiries of a channel that cannot send now
-# Deliveries from which a fan-out hands the memory it freed back to the system at once.
-LARGE_FAN_OUT = 10_000
 
 
 def default_channels(host: EngineHost) -> dict[str, Channel]:
@@ -411,8 +409,7 @@ class Dispatcher:
                 created = fan_out_pending(self.engine, now, self.settings.dispatcher.fanout_batch)
                 if created:
                     self._wake.set()
-                if created >= LARGE_FAN_OUT:
-                    give_back_free_memory()  # its targets and batches, read and dropped
+                give_back_after(created)  # its targets and batches, read and dropped
             except Exception:
                 log.exception("fan-out failed; will retry on the next reconcile")
             finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +35,7 @@ class PreviewRow:
 
 
 # (schedule row, its targets, how many slots) → for each slot: (content id, its targets)
-Turns = Callable[[Any, list[tuple[int, str | None]], int], list[list[tuple[int, Any]]]]
+Turns = Callable[[Any, Sequence[tuple[int, str | None]], int], list[list[tuple[int, Any]]]]
 
 
 def preview(

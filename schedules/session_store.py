@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -281,7 +281,7 @@ def placed_units(engine: Engine, schedule_id: int) -> dict[datetime, set[str]]:
 
 
 def only_placed(
-    targets: list[tuple[int, str | None]], units: set[str]
+    targets: Sequence[tuple[int, str | None]], units: set[str]
 ) -> list[tuple[int, str | None]]:
     """The targets of one session of a queued schedule: those in the units placed there."""
     return [(eid, unit) for eid, unit in targets if unit in units]

@@ -27,7 +27,7 @@ from channels.states import DELIVERED, EXPIRED, SENT
 from coso.clock import as_utc
 from coso.db import write
 from coso.durations import parse_duration
-from coso.memory import give_back_free_memory
+from coso.memory import give_back_after
 
 log = logging.getLogger(__name__)
 E = Endpoint.__table__
@@ -35,8 +35,6 @@ CHANNEL = "loudspeaker"
 INGEST_BATCH = 1000  # player messages applied in one write transaction, at most
 INGEST_LINGER = 0.05  # seconds a batch waits for more messages after its first
 SYNC_CHECK = timedelta(seconds=5)  # how often programmes are compared for changes
-# Players from whose programmes a sync hands the memory it freed back to the system at once.
-LARGE_SYNC = 10_000
 LOOP_LATE = 60.0  # seconds without a finished round after which a loop counts as stuck
 # The programme of every player without a slot.
 NOTHING: Programme = ()
@@ -328,11 +326,10 @@ class PlayerService:
         future slot withdrawn; not merely a slot passing, which players drop themselves),
         or when forced."""
         progs = programmes(self.host, now, self.sync_horizon)
-        many = len(progs) >= LARGE_SYNC
+        built = len(progs)
         sent = self._compare_and_send(progs, now, force, everyone_forced)
-        if many:
-            del progs
-            give_back_free_memory()  # the programmes, built and compared every few seconds
+        del progs
+        give_back_after(built)  # the programmes, built and compared every few seconds
         return sent
 
     def _compare_and_send(
