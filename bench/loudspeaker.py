@@ -94,7 +94,6 @@ dir = "{work}/media"
 [dispatcher]
 claim_batch = 1000
 fanout_batch = 5000
-idle_poll = 0.05
 [channels.loudspeaker]
 topic_prefix = "{prefix}"
 client_id = "coso-bench-{uuid.uuid4().hex[:6]}"

@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 
+from channels.loudspeaker.mqtt_client import LeanClient
 from channels.loudspeaker.mqtt_loop import NetworkLoop
 from channels.loudspeaker.settings import BrokerSettings
 from coso.errors import InputError
@@ -128,9 +129,10 @@ def new_client(
     protocol: int,
     *,
     persistent: bool = False,
-) -> mqtt.Client:
-    """A paho client set up with credentials and TLS; not yet connected."""
-    client = mqtt.Client(
+) -> LeanClient:
+    """A paho client (reading and writing in bulk) set up with credentials and TLS; not yet
+    connected."""
+    client = LeanClient(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=protocol,
