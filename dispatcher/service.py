@@ -14,7 +14,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 from sqlalchemy import Engine
 
 from channels import registry
@@ -373,6 +372,8 @@ class Dispatcher:
     def _cap_loop(self, me: str) -> None:
         """CAP documents from the folder and the feeds, read by the process that runs the
         timer (one reader, so a document is never taken twice)."""
+        import httpx
+
         from dispatcher.cap.desk import Emergencies
         from dispatcher.cap.sources import FeedPoller, scan_folder
 

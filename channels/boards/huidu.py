@@ -22,14 +22,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from channels.base import PermanentSendError, TransientSendError
 from channels.boards.addresses import Board
 from channels.boards.settings import HuiduSettings
 from coso.durations import parse_duration
+from coso.http_client import LazyClient
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_PORT = 30080
 PREFIX = "coso-"  # coso's programs on a controller: coso-<delivery id>
@@ -69,7 +71,7 @@ class HuiduClient:
     def __init__(self, cfg: HuiduSettings, transport: httpx.BaseTransport | None = None) -> None:
         self.cfg = cfg
         seconds = parse_duration(cfg.timeout).total_seconds()
-        self.http = httpx.Client(timeout=seconds, transport=transport)
+        self.http = LazyClient(timeout=seconds, transport=transport)
 
     def base(self, board: Board) -> str:
         if board.host:
@@ -86,6 +88,8 @@ class HuiduClient:
         """One request (`kind` "device" or "program"); the controller's own answer for this
         board. Tries `cfg.tries` times on timeouts and server errors, then raises
         TransientSendError; a refusal raises ControllerError."""
+        import httpx  # with the first request (coso.http_client)
+
         if not self.cfg.sdk_key or not self.cfg.sdk_secret:
             raise PermanentSendError(
                 "set channels.boards.huidu.sdk_key and sdk_secret", code="no_sdk_key"
@@ -105,7 +109,7 @@ class HuiduClient:
                 "Content-Type": "application/json",
             }
             try:
-                response = self.http.post(url, content=body, headers=headers)
+                response = self.http.client.post(url, content=body, headers=headers)
             except httpx.TimeoutException:
                 last = f"bộ điều khiển không trả lời trong {self.cfg.timeout} ({url})"
                 continue

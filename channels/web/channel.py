@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import Engine, select
 from sqlmodel import Field, SQLModel
 
 from channels.base import Accepted, Channel, Outbound, PermanentSendError, TransientSendError
 from channels.web.settings import WebChannelSettings, WordPressSite
 from coso.db import insert_ignoring_duplicates, write
+from coso.http_client import LazyClient
+
+if TYPE_CHECKING:
+    import httpx
 
 PUBLISHED = "published"
 PIN_WITHOUT_END = timedelta(days=1)
@@ -54,7 +58,7 @@ class WebChannel(Channel):
         self._engine = engine
         self._sites = {site.name: site for site in settings.sites}
         self._now = now
-        self._http = httpx.Client(timeout=settings.timeout, transport=transport)
+        self._http = LazyClient(timeout=settings.timeout, transport=transport)
 
     def send(self, message: Outbound) -> Accepted:
         kind, _, target = message.address.partition(":")
@@ -109,8 +113,10 @@ class WebChannel(Channel):
         return _wp_accepted(site, self._request("POST", posts, auth, json=body))
 
     def _request(self, method: str, url: str, auth: tuple[str, str], **kwargs: object) -> object:
+        import httpx
+
         try:
-            response = self._http.request(method, url, auth=auth, **kwargs)  # type: ignore[arg-type]
+            response = self._http.client.request(method, url, auth=auth, **kwargs)  # type: ignore[arg-type]
         except httpx.TimeoutException as exc:
             raise TransientSendError(f"timeout talking to {url}") from exc
         except httpx.TransportError as exc:
