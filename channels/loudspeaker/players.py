@@ -22,7 +22,12 @@ from channels.loudspeaker import protocol as p
 from channels.loudspeaker.channel import Inbound, LoudspeakerChannel, event_outcomes
 from channels.loudspeaker.devices import online_players, update_players
 from channels.loudspeaker.events_process import EventsProcess
-from channels.loudspeaker.programme import Programme, player_addresses, programmes
+from channels.loudspeaker.programme import (
+    Programme,
+    addresses,
+    player_ids,
+    programmes_by_endpoint,
+)
 from channels.states import DELIVERED, EXPIRED, SENT
 from coso.clock import as_utc
 from coso.db import write
@@ -59,8 +64,8 @@ class PlayerService:
         self.sync_horizon = parse_duration(cfg.sync_horizon)
         self.clock_skew = parse_duration(cfg.clock_skew)
         self._endpoints: dict[str, int] = {}
-        # player → slot → (digest of the entry, its not_before) as last sent
-        self._synced: dict[str, dict[str, tuple[str, str]]] = {}
+        # player's endpoint id → slot → (digest of the entry, its not_before) as last sent
+        self._synced: dict[int, dict[str, tuple[str, str]]] = {}
         self._last_full_sync: datetime | None = None
         self._last_checked: datetime | None = None
         self._redelivered: dict[int, datetime] = {}
@@ -325,7 +330,7 @@ class PlayerService:
         """Send each player its programme when it changed (a slot added or changed, or a
         future slot withdrawn; not merely a slot passing, which players drop themselves),
         or when forced."""
-        progs = programmes(self.host, now, self.sync_horizon)
+        progs = programmes_by_endpoint(self.host, now, self.sync_horizon)
         built = len(progs)
         sent = self._compare_and_send(progs, now, force, everyone_forced)
         del progs
@@ -333,17 +338,17 @@ class PlayerService:
         return sent
 
     def _compare_and_send(
-        self, progs: dict[str, Programme], now: datetime, force: set[str], everyone_forced: bool
+        self, progs: dict[int, Programme], now: datetime, force: set[str], everyone_forced: bool
     ) -> int:
-        for player in self._synced:
-            if player not in progs:
-                progs[player] = NOTHING  # everything withdrawn, or passed
-        for player in self._endpoint_ids(force):
-            progs.setdefault(player, NOTHING)
+        for eid in self._synced:
+            if eid not in progs:
+                progs[eid] = NOTHING  # everything withdrawn, or passed
+        forced_ids = set(self._endpoint_ids(force).values())
+        for eid in forced_ids:
+            progs.setdefault(eid, NOTHING)
         if everyone_forced:
-            for player in player_addresses(self.host):
-                progs.setdefault(player, NOTHING)
-        sent = 0
+            for eid in player_ids(self.host):
+                progs.setdefault(eid, NOTHING)
         now_text = p.stamp(now) or ""
         digests: dict[int, str] = {}  # a slot's entry is one object shared by its players
 
@@ -352,12 +357,13 @@ class PlayerService:
                 digests[id(entry)] = _digest(entry)
             return digests[id(entry)]
 
-        # Players of the same slots share one programme object (`programmes`), so each
+        # Players of the same slots share one programme object (`programmes_by_endpoint`), so each
         # distinct programme is summarised, given its media's URLs, and compared with what
         # was sent before, once.
         summaries: dict[int, dict[str, tuple[str, str]]] = {}
         verdicts: dict[tuple[int, int], bool] = {}
-        for player, entries in progs.items():
+        due: list[tuple[int, Programme]] = []
+        for eid, entries in progs.items():
             key = id(entries)
             current = summaries.get(key)
             if current is None:
@@ -366,8 +372,8 @@ class PlayerService:
                 for e in entries:
                     media = e["media"]
                     e["media"] = self.channel.media_ref(media["sha256"], media["duration"])
-            before = self._synced.get(player)
-            forced = everyone_forced or player in force
+            before = self._synced.get(eid)
+            forced = everyone_forced or eid in forced_ids
             if not forced and before is not None:
                 verdict = verdicts.get((id(before), key))
                 if verdict is None:
@@ -377,8 +383,13 @@ class PlayerService:
                     continue
             if not forced and before is None and not entries:
                 continue
-            if self.channel.publish_sync(player, entries):
-                self._synced[player] = current
+            due.append((eid, entries))
+        sent = 0
+        names = addresses(self.host, [eid for eid, _ in due])  # only those sent to
+        for eid, entries in due:
+            player = names.get(eid)
+            if player is not None and self.channel.publish_sync(player, entries):
+                self._synced[eid] = summaries[id(entries)]
                 sent += 1
         return sent
 
