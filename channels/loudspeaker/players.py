@@ -23,6 +23,7 @@ from channels.loudspeaker.channel import Inbound, LoudspeakerChannel, event_outc
 from channels.loudspeaker.devices import online_players, update_players
 from channels.loudspeaker.events_process import EventsProcess
 from channels.loudspeaker.programme import (
+    ADDRESSES_BY_ID,
     Programme,
     addresses,
     player_ids,
@@ -30,7 +31,7 @@ from channels.loudspeaker.programme import (
 )
 from channels.states import DELIVERED, EXPIRED, SENT
 from coso.clock import as_utc
-from coso.db import write
+from coso.db import chunks, write
 from coso.durations import parse_duration
 from coso.memory import give_back_after
 
@@ -362,7 +363,7 @@ class PlayerService:
         # was sent before, once.
         summaries: dict[int, dict[str, tuple[str, str]]] = {}
         verdicts: dict[tuple[int, int], bool] = {}
-        due: list[tuple[int, Programme]] = []
+        due: list[int] = []  # the players to send theirs to
         for eid, entries in progs.items():
             key = id(entries)
             current = summaries.get(key)
@@ -383,14 +384,15 @@ class PlayerService:
                     continue
             if not forced and before is None and not entries:
                 continue
-            due.append((eid, entries))
+            due.append(eid)
         sent = 0
-        names = addresses(self.host, [eid for eid, _ in due])  # only those sent to
-        for eid, entries in due:
-            player = names.get(eid)
-            if player is not None and self.channel.publish_sync(player, entries):
-                self._synced[eid] = summaries[id(entries)]
-                sent += 1
+        for part in chunks(due, ADDRESSES_BY_ID):  # their addresses a part at a time
+            names = addresses(self.host, part)
+            for eid in part:
+                player, entries = names.get(eid), progs[eid]
+                if player is not None and self.channel.publish_sync(player, entries):
+                    self._synced[eid] = summaries[id(entries)]
+                    sent += 1
         return sent
 
     # --- threads ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ CHANNEL = "loudspeaker"
 E = Endpoint.__table__
 # A player's programme: its entries by start, one tuple shared by the players that have them.
 Programme = tuple[dict[str, Any], ...]
-ADDRESSES_BY_ID = 1000  # endpoint ids in one query for their addresses; more: read all
+ADDRESSES_BY_ID = 1000  # endpoint ids in one query for their addresses
 
 
 def programmes(
@@ -84,19 +84,12 @@ def player_ids(host: ChannelHost) -> list[int]:
 
 
 def addresses(host: ChannelHost, endpoint_ids: Sequence[int]) -> dict[int, str]:
-    """The player ids (addresses) of these loudspeaker endpoints; those that are none are
-    left out. Many are read with every player's, in one query."""
-    if not endpoint_ids:
-        return {}
-    wanted = set(endpoint_ids)
+    """The player ids (addresses) of these loudspeaker endpoints, read ADDRESSES_BY_ID at a
+    time; those that are none are left out."""
     query = select(E.c.id, E.c.address).where(E.c.channel == CHANNEL)
     found: dict[int, str] = {}
     with host.engine.connect() as conn:
-        if len(wanted) > ADDRESSES_BY_ID:
-            rows = conn.execute(query)
-            found = {eid: address for eid, address in rows if eid in wanted}
-        else:
-            for part in chunks(sorted(wanted), ADDRESSES_BY_ID):
-                rows = conn.execute(query.where(E.c.id.in_(part)))
-                found.update((eid, address) for eid, address in rows)
+        for part in chunks(sorted(set(endpoint_ids)), ADDRESSES_BY_ID):
+            rows = conn.execute(query.where(E.c.id.in_(part)))
+            found.update((eid, address) for eid, address in rows)
     return found
