@@ -46,7 +46,8 @@ def programmes_by_endpoint(
     slots = [s for s in host.upcoming(CHANNEL, now, horizon, fire_after) if s.media is not None]
     if not slots:
         return {}
-    shape_of: dict[int, Any] = {}  # endpoint id → index of its programme in `shapes`
+    # endpoint id → index of its programme in `shapes`; at the end, that programme (in place)
+    shape_of: dict[int, Any] = {}
     shapes: list[Programme] = [()]
     grown: dict[tuple[int, int], int] = {}  # (a programme, an entry's id) → with it added
     for slot in slots:
