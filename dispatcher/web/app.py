@@ -54,6 +54,7 @@ from dispatcher.web.auth import (
 from dispatcher.web.body_limit import BodyLimit
 from dispatcher.web.console import console_router
 from dispatcher.web.device_paths import DevicePathsFirst, device_mounts
+from dispatcher.web.telemetry import telemetry_config
 from schedules.session_queue import minutes_text
 from schedules.timing_form import timing_words
 
@@ -117,7 +118,10 @@ def create_app(
     # The API docs (/api/docs, /redoc) with Swagger UI and ReDoc served by coso itself, not
     # from a CDN: they work without internet.
     app = FastAPIOffline(
-        title="coso", docs_url="/api/docs", swagger_ui_parameters={"validatorUrl": None}
+        title="coso",
+        docs_url="/api/docs",
+        swagger_ui_parameters={"validatorUrl": None},
+        telemetry=telemetry_config(),  # dispatcher/web/telemetry.py
     )
     templates = page_templates()
     host = EngineHost(engine, settings, clock or SystemClock())
