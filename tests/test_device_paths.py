@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, Router
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,6 +29,10 @@ def console(scope: Scope, receive: Receive, send: Send) -> ASGIApp:
 
 async def echo(request: Request) -> PlainTextResponse:
     return PlainTextResponse(f"device {request.path_params['name']} {request.url.path}")
+
+
+async def whose(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(request.app.state.name)
 
 
 async def busy(_request: Request) -> PlainTextResponse:
@@ -63,6 +67,7 @@ ROUTES = [
     Route("/{name}/echo", echo, methods=["POST"]),
     Route("/{name}/busy", busy),
     Route("/{name}/broken", broken),
+    Route("/{name}/whose", whose),
 ]
 
 
@@ -82,9 +87,7 @@ def test_an_http_error_a_device_route_raises_is_its_status() -> None:
     assert (answer.status_code, answer.text) == (409, "đang bận")
 
 
-def test_a_device_route_that_crashes_is_a_500_and_the_next_request_is_answered(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_a_device_route_that_crashes_is_a_500_and_the_next_request_is_answered() -> None:
     devices = client(Mount("/dev", app=Starlette(routes=ROUTES)))
     assert devices.get("/dev/loa-1/broken").status_code == 500
     assert devices.post("/dev/loa-2/echo").text == "device loa-2 /dev/loa-2/echo"
@@ -101,6 +104,30 @@ def test_a_channel_app_with_middleware_of_its_own_is_run_with_it() -> None:
     answer = client(Mount("/dev", app=stamped)).post("/dev/loa-1/echo")
     assert answer.text == "device loa-1 /dev/loa-1/echo"
     assert answer.headers["x-stamp"] == "1"
+
+
+def test_a_channel_router_with_middleware_of_its_own_is_run_with_it() -> None:
+    stamped = Router(routes=ROUTES, middleware=[Middleware(Stamp)])
+    answer = client(Mount("/dev", app=stamped)).post("/dev/loa-1/echo")
+    assert answer.headers["x-stamp"] == "1"
+
+
+def test_a_channel_apps_own_body_limit_and_error_page_are_kept() -> None:
+    small = client(Mount("/dev", app=Starlette(routes=ROUTES, max_body_size=5)))
+    assert small.post("/dev/loa-1/echo", content=b"x" * 100).status_code == 413
+
+    async def sorry(_request: Request, _exc: Exception) -> PlainTextResponse:
+        return PlainTextResponse("tạm ngừng", 503)
+
+    handled = Starlette(routes=ROUTES, exception_handlers={Exception: sorry})
+    answer = client(Mount("/dev", app=handled)).get("/dev/loa-1/broken")
+    assert (answer.status_code, answer.text) == (503, "tạm ngừng")
+
+
+def test_a_device_route_sees_its_own_app() -> None:
+    app = Starlette(routes=ROUTES)
+    app.state.name = "loa"
+    assert client(Mount("/dev", app=app)).get("/dev/loa-1/whose").text == "loa"
 
 
 def test_the_sms_webhooks_answer_a_get_with_405_not_an_error(

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from dispatcher.web.telemetry import telemetry_config
+
 ROOT = Path(__file__).resolve().parent.parent
 
 TRACED = """
@@ -56,3 +60,13 @@ def test_requests_are_traced_when_a_tracer_provider_was_set_before_the_app(
 ) -> None:
     assert traced_paths(tmp_path) == "['/healthz']"
 
+
+def test_fastapi_setting_up_the_providers_itself_keeps_its_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With FASTAPI_OTEL_AUTO_CONFIGURE=true FastAPI adds the exporters as the app starts,
+    after the app is made: nothing is turned off before it can."""
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+    assert telemetry_config() == {}
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "")
+    assert telemetry_config() == {"tracing": False, "metrics": False, "logs": False}

@@ -90,7 +90,7 @@ def sms_webhooks(host: ChannelHost) -> Starlette:
         bad = next((k for k, v in form.items() if CONTROL.search(k) or CONTROL.search(v)), None)
         if bad is not None:  # no gateway sends these; a sid or number with them is forged
             raise BadForm(f"Nội dung biểu mẫu không hợp lệ: {bad!r} chứa ký tự điều khiển")
-        query = request.scope["query_string"].decode("latin-1")
+        query = request.scope["query_string"].decode("utf-8", "replace")  # as Starlette's URL
         url = settings.server.public_url.rstrip("/") + path + (f"?{query}" if query else "")
         if not cfg.auth_token or not signed_by_gateway(validator, url, form, signature):
             log.warning("refused a request to %s with a bad signature", path)

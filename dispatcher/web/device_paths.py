@@ -29,68 +29,79 @@ def device_mounts(routes: Sequence[object]) -> list[Mount]:
     ]
 
 
-def device_route(mount: Mount, scope: Scope) -> tuple[BaseRoute, Scope] | None:
-    """The mounted app's own route for this request, with the scope it is handled with
-    (path parameters, root path), chosen as the app's router would: the first full match,
-    else the first partial one (a route of the path for another method); None when no
-    route of the app answers the path."""
-    found, child = mount.matches(scope)
-    if found is Match.NONE:
-        return None
-    inner = {**scope, **child}
-    partial: tuple[BaseRoute, Scope] | None = None
-    for route in mount.routes:
+def route_scope(app: ASGIApp, routes: Sequence[BaseRoute], scope: Scope) -> Scope | None:
+    """The scope a request inside a mounted app is handled with by the app's route for it
+    (path parameters, and the `app`, `router` and `route` the app's router sets), the route
+    chosen as that router would: the first full match, else the first partial one (a route
+    of the path for another method); None when none answers the path."""
+    inner = {**scope, "router": app.router if isinstance(app, Starlette) else app}
+    if isinstance(app, Starlette):
+        inner["app"] = app
+    partial: Scope | None = None
+    for route in routes:
         match, more = route.matches(inner)
         if match is Match.FULL:
-            return route, {**inner, **more}
+            return {**inner, **more, "route": route}
         if match is Match.PARTIAL and partial is None:
-            partial = route, {**inner, **more}
+            partial = {**inner, **more, "route": route}
     return partial
+
+
+def runs_from_its_routes(app: ASGIApp) -> bool:
+    """Whether a mounted app is no more than its routes: no middleware, body limit, error
+    handler or debug pages of its own, which a request past its stack would miss. Such an
+    app is run from the route a request matches; any other app is run whole."""
+    if type(app) is Router:
+        return app.middleware_stack == app.app
+    if type(app) is Starlette:
+        return not (
+            app.user_middleware
+            or app.debug
+            or app.max_body_size is not None
+            or any(key in (500, Exception) for key in app.exception_handlers)
+        )
+    return False
 
 
 def exception_handlers(app: ASGIApp) -> ExceptionMiddleware:
     """What the mounted app's own exception middleware answers errors with (HTTPException
     as its status, the app's own handlers), around the route chosen for a request."""
-    handlers = getattr(app, "exception_handlers", {})
-    handled = {k: v for k, v in handlers.items() if k not in (500, Exception)}
-    return ExceptionMiddleware(_chosen_route, handlers=handled)
+    return ExceptionMiddleware(_chosen_route, handlers=getattr(app, "exception_handlers", {}))
 
 
 async def _chosen_route(scope: Scope, receive: Receive, send: Send) -> None:
-    await scope.pop(ROUTE)(scope, receive, send)
-
-
-ROUTE = "coso.device_route"
-
-
-def _has_middleware(app: ASGIApp) -> bool:
-    return bool(getattr(app, "user_middleware", None))
+    await scope["route"].handle(scope, receive, send)
 
 
 class DevicePathsFirst:
-    """ASGI: a request one of `mounts` answers goes straight to its route, behind the body
-    limit and the mounted app's exception handling; everything else to `console`, the
-    app's whole middleware stack. The route is found once: the mounted app's own stack
-    (its router, middleware) is not run again per request."""
+    """ASGI: a request one of `mounts` answers goes straight to that app, behind the body
+    limit; everything else to `console`, the app's whole middleware stack. An app that is
+    no more than its routes is run from the route found here, behind its exception
+    handlers: its own stack (error middleware, router) is not run again per request."""
 
     def __init__(
         self, console: ASGIApp, mounts: Sequence[Mount], limited: Callable[[ASGIApp], ASGIApp]
     ) -> None:
         self.console = console
-        # An app with middleware of its own is run whole; the others from the route.
         self.mounts = [
-            (m, limited(m.app if _has_middleware(m.app) else exception_handlers(m.app)))
+            (m, runs_from_its_routes(m.app), limited(exception_handlers(m.app)), limited(m.app))
             for m in mounts
         ]
         self.prefixes = tuple(m.path + "/" for m in mounts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
-            for mount, direct in self.mounts:
-                found = device_route(mount, scope)
-                if found is not None:
-                    route, inner = found
-                    inner[ROUTE] = route.handle  # unused by an app run whole
-                    await direct(inner, receive, send)
-                    return
+            for mount, from_routes, route_app, whole_app in self.mounts:
+                found, child = mount.matches(scope)
+                if found is Match.NONE:
+                    continue
+                inner = {**scope, **child}
+                routed = route_scope(mount.app, mount.routes, inner)
+                if routed is None:  # a console page under the same prefix
+                    continue
+                if from_routes:
+                    await route_app(routed, receive, send)
+                else:
+                    await whole_app(inner, receive, send)
+                return
         await self.console(scope, receive, send)
