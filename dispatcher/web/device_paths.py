@@ -83,15 +83,16 @@ class DevicePathsFirst:
         self, console: ASGIApp, mounts: Sequence[Mount], limited: Callable[[ASGIApp], ASGIApp]
     ) -> None:
         self.console = console
-        self.mounts = [
-            (m, runs_from_its_routes(m.app), limited(exception_handlers(m.app)), limited(m.app))
-            for m in mounts
-        ]
+        # (mount, whether it is run from its routes, what a request it answers goes to)
+        self.mounts: list[tuple[Mount, bool, ASGIApp]] = []
+        for m in mounts:
+            plain = runs_from_its_routes(m.app)
+            self.mounts.append((m, plain, limited(exception_handlers(m.app) if plain else m.app)))
         self.prefixes = tuple(m.path + "/" for m in mounts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
-            for mount, from_routes, route_app, whole_app in self.mounts:
+            for mount, from_routes, app in self.mounts:
                 found, child = mount.matches(scope)
                 if found is Match.NONE:
                     continue
@@ -99,9 +100,6 @@ class DevicePathsFirst:
                 routed = route_scope(mount.app, mount.routes, inner)
                 if routed is None:  # a console page under the same prefix
                     continue
-                if from_routes:
-                    await route_app(routed, receive, send)
-                else:
-                    await whole_app(inner, receive, send)
+                await app(routed if from_routes else inner, receive, send)
                 return
         await self.console(scope, receive, send)
